@@ -1,0 +1,3 @@
+export * from "./box.js";
+export * from "./envelope.js";
+export * from "./keys.js";

@@ -1,0 +1,99 @@
+import type { NetworkMap, NetworkMapDelta, RemotePeer } from "@starling/proto";
+
+/** A delta whose base is not the map it was applied to: ask for a full map. */
+export class DeltaGapError extends Error {
+	override name = "DeltaGapError";
+	constructor(
+		readonly mapSerial: number,
+		readonly deltaBaseSerial: number,
+	) {
+		super(`delta base serial ${deltaBaseSerial} does not match map serial ${mapSerial}`);
+	}
+}
+
+export function remotePeersEqual(a: RemotePeer, b: RemotePeer): boolean {
+	return (
+		a.wgPublicKey === b.wgPublicKey &&
+		a.peerId === b.peerId &&
+		a.name === b.name &&
+		a.dnsLabel === b.dnsLabel &&
+		a.fqdn === b.fqdn &&
+		a.connected === b.connected &&
+		a.lastSeenUnixMs === b.lastSeenUnixMs &&
+		sameList(a.allowedIps, b.allowedIps)
+	);
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+	return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+	return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** The delta that turns `from` into `to` (peers keyed by public key). */
+export function diffNetworkMaps(from: NetworkMap, to: NetworkMap): NetworkMapDelta {
+	const before = new Map(from.peers.map((p) => [p.wgPublicKey, p]));
+	const after = new Set(to.peers.map((p) => p.wgPublicKey));
+	const delta: NetworkMapDelta = {
+		baseSerial: from.serial,
+		serial: to.serial,
+		upsertedPeers: to.peers.filter((p) => {
+			const old = before.get(p.wgPublicKey);
+			return !old || !remotePeersEqual(old, p);
+		}),
+		removedPeerKeys: from.peers.filter((p) => !after.has(p.wgPublicKey)).map((p) => p.wgPublicKey),
+		self: undefined,
+		signal: undefined,
+		stunServers: undefined,
+		relay: undefined,
+		firewallRules: undefined,
+	};
+	if (!sameJson(from.self, to.self)) delta.self = to.self;
+	if (!sameJson(from.signal, to.signal)) delta.signal = to.signal;
+	if (!sameJson(from.stunServers, to.stunServers)) delta.stunServers = { servers: to.stunServers };
+	if (!sameJson(from.relay, to.relay)) delta.relay = to.relay;
+	if (!sameJson(from.firewallRules, to.firewallRules)) {
+		delta.firewallRules = { rules: to.firewallRules };
+	}
+	return delta;
+}
+
+export function isEmptyDelta(delta: NetworkMapDelta): boolean {
+	return (
+		delta.upsertedPeers.length === 0 &&
+		delta.removedPeerKeys.length === 0 &&
+		delta.self === undefined &&
+		delta.signal === undefined &&
+		delta.stunServers === undefined &&
+		delta.relay === undefined &&
+		delta.firewallRules === undefined
+	);
+}
+
+/**
+ * Applies a delta to the map at its base serial. Peer order in the result is
+ * by public key so that equal maps compare equal. Throws DeltaGapError when
+ * the serials do not line up.
+ */
+export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): NetworkMap {
+	if (delta.baseSerial !== map.serial) throw new DeltaGapError(map.serial, delta.baseSerial);
+	const peers = new Map(map.peers.map((p) => [p.wgPublicKey, p]));
+	for (const key of delta.removedPeerKeys) peers.delete(key);
+	for (const peer of delta.upsertedPeers) peers.set(peer.wgPublicKey, peer);
+	return {
+		...map,
+		serial: delta.serial,
+		peers: sortPeers([...peers.values()]),
+		self: delta.self ?? map.self,
+		signal: delta.signal ?? map.signal,
+		stunServers: delta.stunServers ? delta.stunServers.servers : map.stunServers,
+		relay: delta.relay ?? map.relay,
+		firewallRules: delta.firewallRules ? delta.firewallRules.rules : map.firewallRules,
+	};
+}
+
+export function sortPeers(peers: RemotePeer[]): RemotePeer[] {
+	return peers.sort((a, b) => (a.wgPublicKey < b.wgPublicKey ? -1 : a.wgPublicKey > b.wgPublicKey ? 1 : 0));
+}

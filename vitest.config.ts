@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+	test: {
+		include: ["packages/*/src/**/*.test.ts", "apps/*/src/**/*.test.ts", "apps/*/test/**/*.test.ts"],
+		exclude: ["**/node_modules/**", "**/dist/**"],
+		testTimeout: 30_000,
+		hookTimeout: 30_000,
+		reporters: ["default"],
+	},
+});
