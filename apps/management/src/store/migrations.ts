@@ -1,0 +1,108 @@
+// Versioned schema migrations for the SQLite store. Append only: never edit
+// a migration that has shipped; add a new one.
+
+export interface Migration {
+	version: number;
+	name: string;
+	sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+	{
+		version: 1,
+		name: "initial schema",
+		sql: `
+CREATE TABLE server_keys (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	private_key BLOB NOT NULL,
+	public_key BLOB NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE TABLE accounts (
+	id TEXT PRIMARY KEY,
+	network TEXT NOT NULL UNIQUE,
+	dns_domain TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	settings TEXT NOT NULL
+);
+CREATE TABLE users (
+	id TEXT PRIMARY KEY,
+	account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	email TEXT NOT NULL,
+	role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'user')),
+	is_service_user INTEGER NOT NULL,
+	blocked INTEGER NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX users_account ON users(account_id);
+CREATE TABLE personal_access_tokens (
+	id TEXT PRIMARY KEY,
+	user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	hashed_token TEXT NOT NULL UNIQUE,
+	expires_at INTEGER NOT NULL,
+	created_by TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	last_used INTEGER
+);
+CREATE INDEX tokens_user ON personal_access_tokens(user_id);
+CREATE TABLE setup_keys (
+	id TEXT PRIMARY KEY,
+	account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	hashed_key TEXT NOT NULL UNIQUE,
+	key_prefix TEXT NOT NULL,
+	type TEXT NOT NULL CHECK (type IN ('reusable', 'one-off')),
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	expires_at INTEGER,
+	revoked INTEGER NOT NULL,
+	used_times INTEGER NOT NULL,
+	last_used INTEGER,
+	usage_limit INTEGER NOT NULL,
+	auto_groups TEXT NOT NULL,
+	ephemeral INTEGER NOT NULL
+);
+CREATE INDEX setup_keys_account ON setup_keys(account_id);
+CREATE TABLE groups (
+	id TEXT PRIMARY KEY,
+	account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	issued TEXT NOT NULL,
+	UNIQUE (account_id, name)
+);
+CREATE TABLE peers (
+	id TEXT PRIMARY KEY,
+	account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	wg_public_key TEXT NOT NULL UNIQUE,
+	name TEXT NOT NULL,
+	dns_label TEXT NOT NULL,
+	ip INTEGER NOT NULL,
+	hostname TEXT NOT NULL,
+	os TEXT NOT NULL,
+	os_version TEXT NOT NULL,
+	kernel_version TEXT NOT NULL,
+	agent_version TEXT NOT NULL,
+	setup_key_id TEXT,
+	user_id TEXT,
+	ephemeral INTEGER NOT NULL,
+	ssh_enabled INTEGER NOT NULL,
+	login_expiration_enabled INTEGER NOT NULL,
+	connected INTEGER NOT NULL,
+	created_at INTEGER NOT NULL,
+	last_login INTEGER NOT NULL,
+	last_seen INTEGER NOT NULL,
+	UNIQUE (account_id, ip),
+	UNIQUE (account_id, dns_label)
+);
+CREATE INDEX peers_account ON peers(account_id);
+CREATE TABLE group_peers (
+	group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+	peer_id TEXT NOT NULL REFERENCES peers(id) ON DELETE CASCADE,
+	PRIMARY KEY (group_id, peer_id)
+);
+CREATE INDEX group_peers_peer ON group_peers(peer_id);
+`,
+	},
+];
