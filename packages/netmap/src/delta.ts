@@ -53,7 +53,8 @@ export function diffNetworkMaps(from: NetworkMap, to: NetworkMap): NetworkMapDel
 	if (!sameJson(from.self, to.self)) delta.self = to.self;
 	if (!sameJson(from.signal, to.signal)) delta.signal = to.signal;
 	if (!sameJson(from.stunServers, to.stunServers)) delta.stunServers = { servers: to.stunServers };
-	if (!sameJson(from.relay, to.relay)) delta.relay = to.relay;
+	// An optional message cannot say "now unset"; a relay config without URLs does.
+	if (!sameJson(from.relay, to.relay)) delta.relay = to.relay ?? { urls: [], token: "", tokenExpiresUnixMs: 0 };
 	if (!sameJson(from.firewallRules, to.firewallRules)) {
 		delta.firewallRules = { rules: to.firewallRules };
 	}
@@ -89,7 +90,7 @@ export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): N
 		self: delta.self ?? map.self,
 		signal: delta.signal ?? map.signal,
 		stunServers: delta.stunServers ? delta.stunServers.servers : map.stunServers,
-		relay: delta.relay ?? map.relay,
+		relay: delta.relay ? (delta.relay.urls.length > 0 ? delta.relay : undefined) : map.relay,
 		firewallRules: delta.firewallRules ? delta.firewallRules.rules : map.firewallRules,
 	};
 }

@@ -52,8 +52,6 @@ export interface LoginRequest {
 	/** Required the first time (registration); empty when logging back in. */
 	setupKey: string;
 	meta: PeerSystemMeta | undefined;
-	/** Seconds since the epoch in ms when sealed; stale requests are refused. */
-	issuedAtUnixMs: number;
 }
 
 export interface LoginResponse {
@@ -66,8 +64,8 @@ export interface LoginResponse {
 }
 
 export interface SyncRequest {
+	/** Updated facts about the machine; empty fields leave the stored ones. */
 	meta: PeerSystemMeta | undefined;
-	issuedAtUnixMs: number;
 }
 
 export interface SyncResponse {
@@ -315,7 +313,7 @@ export const PeerSystemMeta: MessageFns<PeerSystemMeta> = {
 };
 
 function createBaseLoginRequest(): LoginRequest {
-	return { setupKey: "", meta: undefined, issuedAtUnixMs: 0 };
+	return { setupKey: "", meta: undefined };
 }
 
 export const LoginRequest: MessageFns<LoginRequest> = {
@@ -325,9 +323,6 @@ export const LoginRequest: MessageFns<LoginRequest> = {
 		}
 		if (message.meta !== undefined) {
 			PeerSystemMeta.encode(message.meta, writer.uint32(18).fork()).join();
-		}
-		if (message.issuedAtUnixMs !== 0) {
-			writer.uint32(24).int64(message.issuedAtUnixMs);
 		}
 		return writer;
 	},
@@ -361,14 +356,6 @@ export const LoginRequest: MessageFns<LoginRequest> = {
 						message.meta = PeerSystemMeta.decode(reader, reader.uint32());
 						continue;
 					}
-					case 3: {
-						if (tag !== 24) {
-							break;
-						}
-
-						message.issuedAtUnixMs = longToNumber(reader.int64());
-						continue;
-					}
 				}
 				if ((tag & 7) === 4 || tag === 0) {
 					break;
@@ -391,7 +378,6 @@ export const LoginRequest: MessageFns<LoginRequest> = {
 			object.meta !== undefined && object.meta !== null
 				? PeerSystemMeta.fromPartial(object.meta)
 				: undefined;
-		message.issuedAtUnixMs = object.issuedAtUnixMs ?? 0;
 		return message;
 	},
 };
@@ -515,16 +501,13 @@ export const LoginResponse: MessageFns<LoginResponse> = {
 };
 
 function createBaseSyncRequest(): SyncRequest {
-	return { meta: undefined, issuedAtUnixMs: 0 };
+	return { meta: undefined };
 }
 
 export const SyncRequest: MessageFns<SyncRequest> = {
 	encode(message: SyncRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
 		if (message.meta !== undefined) {
 			PeerSystemMeta.encode(message.meta, writer.uint32(10).fork()).join();
-		}
-		if (message.issuedAtUnixMs !== 0) {
-			writer.uint32(16).int64(message.issuedAtUnixMs);
 		}
 		return writer;
 	},
@@ -550,14 +533,6 @@ export const SyncRequest: MessageFns<SyncRequest> = {
 						message.meta = PeerSystemMeta.decode(reader, reader.uint32());
 						continue;
 					}
-					case 2: {
-						if (tag !== 16) {
-							break;
-						}
-
-						message.issuedAtUnixMs = longToNumber(reader.int64());
-						continue;
-					}
 				}
 				if ((tag & 7) === 4 || tag === 0) {
 					break;
@@ -579,7 +554,6 @@ export const SyncRequest: MessageFns<SyncRequest> = {
 			object.meta !== undefined && object.meta !== null
 				? PeerSystemMeta.fromPartial(object.meta)
 				: undefined;
-		message.issuedAtUnixMs = object.issuedAtUnixMs ?? 0;
 		return message;
 	},
 };

@@ -97,6 +97,7 @@ export interface NetworkMapDelta {
 	signal?: SignalConfig | undefined;
 	/** When set, replaces the whole STUN list. */
 	stunServers?: StunServerList | undefined;
+	/** A RelayConfig with no urls means the relay was removed. */
 	relay?: RelayConfig | undefined;
 	/** When set, replaces all firewall rules. */
 	firewallRules?: FirewallRuleList | undefined;

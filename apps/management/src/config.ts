@@ -1,0 +1,94 @@
+import { join } from "node:path";
+import { z } from "zod";
+import { IpamError, parseCidr } from "./core/ipam.js";
+
+const hostPort = z
+	.string()
+	.regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:33073")
+	.refine((v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65535, "port must be at most 65535");
+
+const cidr = z.string().superRefine((v, ctx) => {
+	try {
+		parseCidr(v);
+	} catch (err) {
+		ctx.addIssue({ code: "custom", message: (err as IpamError).message });
+	}
+});
+
+const list = z
+	.string()
+	.transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
+
+/** Management configuration, from STARLING_* environment variables. */
+export const ManagementConfigSchema = z.object({
+	STARLING_DATA_DIR: z.string().min(1).default("./data"),
+	STARLING_MANAGEMENT_LISTEN: hostPort.default("127.0.0.1:33073"),
+	STARLING_SIGNAL_URL: z.string().url().default("http://127.0.0.1:10000"),
+	STARLING_STUN_URLS: list.default([]),
+	STARLING_RELAY_URLS: list.default([]),
+	STARLING_NETWORK_RANGE: cidr.default("100.64.0.0/10"),
+	STARLING_ACCOUNT_PREFIX_LENGTH: z.coerce.number().int().min(8).max(30).default(16),
+	STARLING_DNS_DOMAIN: z
+		.string()
+		.regex(/^[a-z0-9-]+(\.[a-z0-9-]+)*$/, "expected a DNS domain such as starling.internal")
+		.default("starling.internal"),
+	STARLING_ADMIN_TOKEN_FILE: z.string().min(1).optional(),
+	STARLING_SYNC_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(50),
+	STARLING_SYNC_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(25_000),
+});
+
+export interface ManagementConfig {
+	dataDir: string;
+	databasePath: string;
+	listen: { host: string; port: number };
+	signalUrl: string;
+	stunUrls: string[];
+	relayUrls: string[];
+	networkRange: string;
+	accountPrefixLength: number;
+	dnsDomain: string;
+	adminTokenFile: string | undefined;
+	syncFlushMs: number;
+	syncHeartbeatMs: number;
+}
+
+export class ConfigError extends Error {
+	override name = "ConfigError";
+}
+
+export function splitHostPort(value: string): { host: string; port: number } {
+	const i = value.lastIndexOf(":");
+	return { host: value.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(value.slice(i + 1)) };
+}
+
+/** Validates the environment; a bad value throws ConfigError naming the variable. */
+export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
+	const parsed = ManagementConfigSchema.safeParse(
+		Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith("STARLING_") && v !== "")),
+	);
+	if (!parsed.success) {
+		const issue = parsed.error.issues[0];
+		throw new ConfigError(`invalid ${String(issue?.path[0] ?? "configuration")}: ${issue?.message ?? "bad value"}`);
+	}
+	const c = parsed.data;
+	const range = parseCidr(c.STARLING_NETWORK_RANGE);
+	if (c.STARLING_ACCOUNT_PREFIX_LENGTH < range.prefix) {
+		throw new ConfigError(
+			`invalid STARLING_ACCOUNT_PREFIX_LENGTH: /${c.STARLING_ACCOUNT_PREFIX_LENGTH} is larger than STARLING_NETWORK_RANGE ${c.STARLING_NETWORK_RANGE}`,
+		);
+	}
+	return {
+		dataDir: c.STARLING_DATA_DIR,
+		databasePath: join(c.STARLING_DATA_DIR, "management.db"),
+		listen: splitHostPort(c.STARLING_MANAGEMENT_LISTEN),
+		signalUrl: c.STARLING_SIGNAL_URL,
+		stunUrls: c.STARLING_STUN_URLS,
+		relayUrls: c.STARLING_RELAY_URLS,
+		networkRange: c.STARLING_NETWORK_RANGE,
+		accountPrefixLength: c.STARLING_ACCOUNT_PREFIX_LENGTH,
+		dnsDomain: c.STARLING_DNS_DOMAIN,
+		adminTokenFile: c.STARLING_ADMIN_TOKEN_FILE,
+		syncFlushMs: c.STARLING_SYNC_FLUSH_MS,
+		syncHeartbeatMs: c.STARLING_SYNC_HEARTBEAT_MS,
+	};
+}

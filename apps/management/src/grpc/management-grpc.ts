@@ -1,0 +1,193 @@
+import * as grpc from "@grpc/grpc-js";
+import { EnvelopeChannel, encodeKey, KEY_LENGTH, OpenError, type KeyPair } from "@starling/crypto";
+import type { Logger } from "@starling/log";
+import {
+	LoginRequest,
+	LoginResponse,
+	ManagementServiceService,
+	PROTOCOL_VERSION,
+	type ManagementServiceServer,
+	type PeerSystemMeta,
+	type SealedEnvelope,
+	SyncRequest,
+	SyncResponse,
+} from "@starling/proto";
+import { AppError } from "../app/errors.js";
+import { loginPeer } from "../app/peers.js";
+import { selfConfigOf, type ServiceEndpoints } from "../core/network-map.js";
+import type { PeerSystemInfo } from "../domain/types.js";
+import type { Store } from "../store/store.js";
+import type { SyncHub } from "../sync/sync-hub.js";
+import { UndecodableRequest, withSafeDeserializers } from "./safe-definition.js";
+
+export interface ManagementGrpcDeps {
+	store: Store;
+	hub: SyncHub;
+	serverKey: KeyPair;
+	endpoints: ServiceEndpoints;
+	logger: Logger;
+	now?: () => Date;
+}
+
+class GrpcStatusError extends Error {
+	constructor(
+		readonly code: grpc.status,
+		message: string,
+	) {
+		super(message);
+	}
+}
+
+const MAX_META_FIELD = 256;
+
+function toSystemInfo(meta: PeerSystemMeta | undefined): PeerSystemInfo {
+	const field = (name: keyof PeerSystemMeta) => {
+		const value = meta?.[name] ?? "";
+		if (value.length > MAX_META_FIELD) {
+			throw new GrpcStatusError(grpc.status.INVALID_ARGUMENT, `meta.${name} is longer than ${MAX_META_FIELD} characters`);
+		}
+		return value;
+	};
+	return {
+		hostname: field("hostname"),
+		os: field("os"),
+		osVersion: field("osVersion"),
+		kernelVersion: field("kernelVersion"),
+		agentVersion: field("agentVersion"),
+	};
+}
+
+/** Maps anything thrown by a handler to a gRPC status the agent can act on. */
+function toServiceError(err: unknown, logger: Logger): Partial<grpc.StatusObject> {
+	if (err instanceof GrpcStatusError) return { code: err.code, details: err.message };
+	if (err instanceof OpenError) return { code: grpc.status.UNAUTHENTICATED, details: `cannot open sealed body: ${err.message}` };
+	if (err instanceof AppError) {
+		const code =
+			err.status === 403
+				? grpc.status.PERMISSION_DENIED
+				: err.status === 404
+					? grpc.status.NOT_FOUND
+					: err.status === 401
+						? grpc.status.UNAUTHENTICATED
+						: grpc.status.INVALID_ARGUMENT;
+		return { code, details: err.message };
+	}
+	logger.error({ err }, "management gRPC handler failed");
+	return { code: grpc.status.INTERNAL, details: "internal error" };
+}
+
+/** Opens a request envelope sealed by an agent to the server key. */
+function openRequest<T>(
+	serverKey: KeyPair,
+	envelope: SealedEnvelope,
+	codec: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T },
+): { channel: EnvelopeChannel; body: T; wgPublicKey: string } {
+	if ((envelope as unknown) instanceof UndecodableRequest) {
+		const reason = (envelope as unknown as UndecodableRequest).reason;
+		throw new GrpcStatusError(grpc.status.INVALID_ARGUMENT, `request is not a SealedEnvelope: ${reason}`);
+	}
+	if (!envelope || envelope.senderPublicKey.length !== KEY_LENGTH) {
+		throw new GrpcStatusError(grpc.status.INVALID_ARGUMENT, "sender_public_key must be a 32-byte WireGuard public key");
+	}
+	const channel = new EnvelopeChannel(serverKey.publicKey, serverKey.privateKey, envelope.senderPublicKey);
+	const body = channel.open(codec, envelope);
+	return { channel, body, wgPublicKey: encodeKey(envelope.senderPublicKey) };
+}
+
+export function createManagementService(deps: ManagementGrpcDeps): ManagementServiceServer {
+	const now = deps.now ?? (() => new Date());
+	const { logger } = deps;
+
+	return {
+		getServerKey(_call, callback) {
+			callback(null, {
+				publicKey: deps.serverKey.publicKey,
+				serverTimeUnixMs: Date.now(),
+				protocolVersion: PROTOCOL_VERSION,
+			});
+		},
+
+		login(call, callback) {
+			(async () => {
+				const { channel, body, wgPublicKey } = openRequest(deps.serverKey, call.request, LoginRequest);
+				if (body.setupKey.length > 256) {
+					throw new GrpcStatusError(grpc.status.INVALID_ARGUMENT, "setup_key is too long");
+				}
+				const { peer, registered } = await loginPeer(
+					deps.store,
+					deps.hub,
+					{ wgPublicKey, setupKey: body.setupKey, system: toSystemInfo(body.meta) },
+					now(),
+				);
+				const account = await deps.store.getAccount(peer.accountId);
+				if (!account) throw new GrpcStatusError(grpc.status.NOT_FOUND, "the peer's account no longer exists");
+				logger.info({ peerId: peer.id, registered }, registered ? "peer registered" : "peer logged in");
+				const response: LoginResponse = {
+					self: selfConfigOf(peer, account),
+					signal: deps.endpoints.signal,
+					stunServers: deps.endpoints.stunServers,
+					relay: deps.endpoints.relayFor?.(peer),
+					registered,
+				};
+				return channel.seal(LoginResponse, response);
+			})().then(
+				(envelope) => callback(null, envelope),
+				(err) => callback(toServiceError(err, logger)),
+			);
+		},
+
+		sync(call) {
+			let unsubscribe: (() => Promise<void>) | undefined;
+			let closed = false;
+			const release = () => {
+				const u = unsubscribe;
+				unsubscribe = undefined;
+				if (u) void u().catch((err) => logger.error({ err }, "sync unsubscribe failed"));
+			};
+			const onClosed = () => {
+				closed = true;
+				release();
+			};
+			call.on("cancelled", onClosed);
+			call.on("close", onClosed);
+			call.on("finish", onClosed);
+			// grpc-js sends the status of an 'error' event and ends the stream.
+			const endWithStatus = (code: grpc.status, details: string) => {
+				if (closed) return;
+				closed = true;
+				call.emit("error", { code, details });
+				release();
+			};
+			(async () => {
+				const { channel, body, wgPublicKey } = openRequest(deps.serverKey, call.request, SyncRequest);
+				const peer = await deps.store.getPeerByPublicKey(wgPublicKey);
+				if (!peer) {
+					throw new GrpcStatusError(grpc.status.PERMISSION_DENIED, "peer is not registered: log in with a setup key first");
+				}
+				const meta = body.meta ? toSystemInfo(body.meta) : undefined;
+				const current = meta?.hostname ? ((await deps.store.recordPeerLogin(peer.id, meta, now())) ?? peer) : peer;
+				if (closed) return;
+				unsubscribe = await deps.hub.subscribe(current, {
+					write: (update) => call.write(channel.seal(SyncResponse, update)),
+					onDrain: (cb) => call.once("drain", cb),
+					end: (code, message) =>
+						endWithStatus(
+							code === "deleted"
+								? grpc.status.PERMISSION_DENIED
+								: code === "replaced"
+									? grpc.status.ABORTED
+									: grpc.status.UNAVAILABLE,
+							message,
+						),
+				});
+				if (closed) release();
+				else logger.info({ peerId: peer.id }, "sync stream opened");
+			})().catch((err) => {
+				const status = toServiceError(err, logger);
+				endWithStatus(status.code ?? grpc.status.INTERNAL, status.details ?? "internal error");
+			});
+		},
+	};
+}
+
+export const managementServiceDefinition = withSafeDeserializers(ManagementServiceService);

@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { createLogger } from "@starling/log";
+import { createPersonalAccessToken, MAX_TOKEN_DAYS } from "./app/tokens.js";
+import { ConfigError, loadManagementConfig } from "./config.js";
+import { startManagement } from "./server.js";
+import { SqliteStore } from "./store/sqlite-store.js";
+
+const USAGE = `usage: starling-management [serve]
+       starling-management token create [--user USER_ID] [--name NAME] [--expires-in-days N]
+
+Configuration comes from STARLING_* environment variables (see apps/management/README.md).`;
+
+function fail(message: string): never {
+	process.stderr.write(`starling-management: ${message}\n`);
+	process.exit(1);
+}
+
+async function serve(): Promise<void> {
+	const config = loadManagementConfig(process.env);
+	const logger = createLogger("management");
+	const running = await startManagement(config, logger);
+	logger.info(
+		{ listen: `${config.listen.host}:${running.port}`, database: config.databasePath },
+		"management is serving gRPC and REST",
+	);
+	if (running.bootstrap) {
+		// The one time the first admin token is shown. It goes to stderr as a
+		// plain notice, never into the JSON log stream.
+		process.stderr.write(
+			[
+				"",
+				"  Starling management: first start, an admin account was created.",
+				`  Admin token (shown once; only its hash is stored): ${running.bootstrap.plainToken}`,
+				`  Try: curl -H 'Authorization: Token <token>' http://${config.listen.host}:${running.port}/api/peers`,
+				config.adminTokenFile ? `  Also written to ${config.adminTokenFile} (mode 0600).` : "",
+				"",
+			].join("\n"),
+		);
+	}
+	let stopping = false;
+	const stop = (signal: string) => {
+		if (stopping) return;
+		stopping = true;
+		logger.info({ signal }, "shutting down");
+		running.close().then(
+			() => process.exit(0),
+			(err) => {
+				logger.error({ err }, "shutdown failed");
+				process.exit(1);
+			},
+		);
+	};
+	process.on("SIGTERM", () => stop("SIGTERM"));
+	process.on("SIGINT", () => stop("SIGINT"));
+}
+
+/** Recovery path: mint a token for a user straight in the store (run on the server). */
+async function createToken(args: string[]): Promise<void> {
+	const { values } = parseArgs({
+		args,
+		options: {
+			user: { type: "string" },
+			name: { type: "string", default: "cli" },
+			"expires-in-days": { type: "string", default: "30" },
+		},
+		strict: true,
+	});
+	const days = Number(values["expires-in-days"]);
+	if (!Number.isInteger(days) || days < 1 || days > MAX_TOKEN_DAYS) {
+		fail(`--expires-in-days must be a whole number from 1 to ${MAX_TOKEN_DAYS}`);
+	}
+	const config = loadManagementConfig(process.env);
+	const store = SqliteStore.open(config.databasePath);
+	try {
+		let user = values.user ? await store.getUser(values.user) : undefined;
+		if (!values.user) {
+			const first = store.db.prepare("SELECT id FROM users WHERE role = 'owner' ORDER BY created_at LIMIT 1").get() as
+				| { id: string }
+				| undefined;
+			user = first ? await store.getUser(first.id) : undefined;
+		}
+		if (!user) fail(values.user ? `no user with id ${values.user}` : "no owner exists yet: start the server once");
+		const { plainToken } = await createPersonalAccessToken(store, user, user.id, values.name, days, new Date());
+		process.stdout.write(`${plainToken}\n`);
+	} finally {
+		await store.close();
+	}
+}
+
+async function main(argv: string[]): Promise<void> {
+	const [command = "serve", sub, ...rest] = argv;
+	if (command === "serve") return serve();
+	if (command === "token" && sub === "create") return createToken(rest);
+	if (command === "--help" || command === "-h" || command === "help") {
+		process.stdout.write(`${USAGE}\n`);
+		return;
+	}
+	fail(`unknown command '${[command, sub].filter(Boolean).join(" ")}'\n${USAGE}`);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+	if (err instanceof ConfigError) fail(err.message);
+	if (err instanceof TypeError && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS")) fail(err.message);
+	fail(err instanceof Error ? err.message : String(err));
+});

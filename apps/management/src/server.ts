@@ -1,0 +1,141 @@
+import { chmodSync, writeFileSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { generateKeyPair, type KeyPair } from "@starling/crypto";
+import type { Logger } from "@starling/log";
+import type { FastifyInstance } from "fastify";
+import { bootstrapIfEmpty, type BootstrapResult } from "./app/accounts.js";
+import type { ManagementConfig } from "./config.js";
+import type { ServiceEndpoints } from "./core/network-map.js";
+import { createManagementService, managementServiceDefinition } from "./grpc/management-grpc.js";
+import { buildRestApi } from "./rest/index.js";
+import { SqliteStore } from "./store/sqlite-store.js";
+import type { Store } from "./store/store.js";
+import { SyncHub } from "./sync/sync-hub.js";
+
+export interface RunningManagement {
+	/** The bound port (useful when configured with port 0). */
+	port: number;
+	store: Store;
+	hub: SyncHub;
+	rest: FastifyInstance;
+	serverKey: KeyPair;
+	/** Set on the first start of an empty store: the first admin token, shown once. */
+	bootstrap: BootstrapResult | undefined;
+	close(): Promise<void>;
+}
+
+/** Max bytes of a gRPC message; management bodies are small, maps grow with peers. */
+const MAX_GRPC_MESSAGE = 16 * 1024 * 1024;
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/**
+ * Starts management: gRPC for agents and the REST API on one TCP port. The
+ * first bytes of each connection decide: the HTTP/2 preface goes to gRPC,
+ * anything else to the HTTP/1.1 REST server.
+ */
+export async function startManagement(config: ManagementConfig, logger: Logger): Promise<RunningManagement> {
+	const store = SqliteStore.open(config.databasePath);
+	const serverKey = await store.getOrCreateServerKey(generateKeyPair);
+	await store.markAllPeersDisconnected(new Date());
+	const bootstrap = await bootstrapIfEmpty(
+		store,
+		{ networkPool: config.networkRange, accountPrefixLength: config.accountPrefixLength, dnsDomain: config.dnsDomain },
+		new Date(),
+	);
+	if (bootstrap && config.adminTokenFile) {
+		writeFileSync(config.adminTokenFile, `${bootstrap.plainToken}\n`, { mode: 0o600 });
+		chmodSync(config.adminTokenFile, 0o600);
+	}
+
+	const endpoints: ServiceEndpoints = {
+		signal: { url: config.signalUrl },
+		stunServers: config.stunUrls.map((uri) => ({ uri })),
+		relayFor: config.relayUrls.length > 0 ? () => ({ urls: config.relayUrls, token: "", tokenExpiresUnixMs: 0 }) : undefined,
+	};
+	const hub = new SyncHub({
+		store,
+		logger: logger.child({ component: "sync" }),
+		endpoints,
+		flushDelayMs: config.syncFlushMs,
+		heartbeatIntervalMs: config.syncHeartbeatMs,
+	});
+
+	const grpcServer = new grpc.Server({
+		"grpc.max_receive_message_length": 64 * 1024,
+		"grpc.max_send_message_length": MAX_GRPC_MESSAGE,
+		"grpc.keepalive_time_ms": 30_000,
+		"grpc.keepalive_timeout_ms": 10_000,
+		"grpc.keepalive_permit_without_calls": 1,
+		"grpc.http2.min_ping_interval_without_data_ms": 5_000,
+	});
+	grpcServer.addService(
+		managementServiceDefinition,
+		createManagementService({ store, hub, serverKey, endpoints, logger: logger.child({ component: "grpc" }) }),
+	);
+	const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+
+	const rest = await buildRestApi({ store, sink: hub, logger: logger.child({ component: "rest" }) });
+	await rest.ready();
+
+	const sockets = new Set<Socket>();
+	const listener: Server = createServer((socket) => {
+		sockets.add(socket);
+		socket.on("close", () => sockets.delete(socket));
+		socket.on("error", () => socket.destroy());
+		routeConnection(socket, injector, rest);
+	});
+	await new Promise<void>((resolve, reject) => {
+		listener.once("error", reject);
+		listener.listen(config.listen.port, config.listen.host, () => {
+			listener.off("error", reject);
+			resolve();
+		});
+	});
+	const address = listener.address();
+	const port = typeof address === "object" && address ? address.port : config.listen.port;
+
+	let closing: Promise<void> | undefined;
+	return {
+		port,
+		store,
+		hub,
+		rest,
+		serverKey,
+		bootstrap,
+		close() {
+			closing ??= (async () => {
+				hub.close();
+				listener.close();
+				await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+				await rest.close();
+				for (const s of sockets) s.destroy();
+				await store.close();
+			})();
+			return closing;
+		},
+	};
+}
+
+function routeConnection(socket: Socket, injector: grpc.ConnectionInjector, rest: FastifyInstance): void {
+	let head = Buffer.alloc(0);
+	const timer = setTimeout(() => socket.destroy(), 10_000);
+	const onData = (chunk: Buffer) => {
+		head = Buffer.concat([head, chunk]);
+		const n = Math.min(head.length, HTTP2_PREFACE.length);
+		const isHttp2 = head.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
+		if (isHttp2 && head.length < HTTP2_PREFACE.length) return;
+		socket.off("data", onData);
+		clearTimeout(timer);
+		socket.pause();
+		socket.unshift(head);
+		if (isHttp2) {
+			// The HTTP/2 session reads what is buffered on the socket itself.
+			injector.injectConnection(socket);
+		} else {
+			rest.server.emit("connection", socket);
+			socket.resume();
+		}
+	};
+	socket.on("data", onData);
+}

@@ -1,0 +1,122 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+export function log(message: string): void {
+	process.stderr.write(`[bench] ${message}\n`);
+}
+
+export async function freePort(): Promise<number> {
+	return new Promise((resolvePort, reject) => {
+		const s = createServer();
+		s.once("error", reject);
+		s.listen(0, "127.0.0.1", () => {
+			const addr = s.address();
+			const port = typeof addr === "object" && addr ? addr.port : 0;
+			s.close(() => resolvePort(port));
+		});
+	});
+}
+
+export interface ManagementProcess {
+	port: number;
+	url: string;
+	adminToken: string;
+	child: ChildProcess;
+	rssBytes(): number;
+	stop(): Promise<void>;
+}
+
+/** Starts the real management binary (apps/management/dist/main.js) on loopback with a fresh data dir. */
+export async function startManagementProcess(env: Record<string, string> = {}): Promise<ManagementProcess> {
+	const dataDir = mkdtempSync(join(tmpdir(), "starling-bench-"));
+	const port = await freePort();
+	const tokenFile = join(dataDir, "admin-token");
+	const child = spawn(process.execPath, [join(repoRoot, "apps/management/dist/main.js")], {
+		env: {
+			...process.env,
+			STARLING_DATA_DIR: dataDir,
+			STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
+			STARLING_ADMIN_TOKEN_FILE: tokenFile,
+			STARLING_LOG_LEVEL: "warn",
+			...env,
+		},
+		stdio: ["ignore", "ignore", "pipe"],
+	});
+	let stderr = "";
+	child.stderr?.on("data", (d: Buffer) => {
+		stderr += d.toString();
+	});
+	const url = `http://127.0.0.1:${port}`;
+	const deadline = Date.now() + 15_000;
+	for (;;) {
+		if (child.exitCode !== null) throw new Error(`management exited: ${stderr}`);
+		if (existsSync(tokenFile)) {
+			try {
+				const res = await fetch(`${url}/api/openapi.json`);
+				if (res.ok) break;
+			} catch {
+				// not listening yet
+			}
+		}
+		if (Date.now() > deadline) throw new Error(`management did not start: ${stderr}`);
+		await new Promise((r) => setTimeout(r, 50));
+	}
+	const adminToken = readFileSync(tokenFile, "utf8").trim();
+	return {
+		port,
+		url,
+		adminToken,
+		child,
+		rssBytes() {
+			const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
+			const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+			return kb * 1024;
+		},
+		async stop() {
+			if (child.exitCode === null) {
+				child.kill("SIGTERM");
+				await new Promise((r) => child.once("exit", r));
+			}
+			rmSync(dataDir, { recursive: true, force: true });
+		},
+	};
+}
+
+export async function createSetupKeyViaApi(m: ManagementProcess, body: Record<string, unknown> = {}): Promise<string> {
+	const res = await fetch(`${m.url}/api/setup-keys`, {
+		method: "POST",
+		headers: { authorization: `Token ${m.adminToken}`, "content-type": "application/json" },
+		body: JSON.stringify({ name: "bench", type: "reusable", expires_in: 86400, auto_groups: [], usage_limit: 0, ...body }),
+	});
+	if (!res.ok) throw new Error(`POST /api/setup-keys: ${res.status} ${await res.text()}`);
+	return ((await res.json()) as { key: string }).key;
+}
+
+export function percentile(sorted: number[], p: number): number {
+	if (sorted.length === 0) return Number.NaN;
+	const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+	return sorted[i]!;
+}
+
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** Runs `task` for each index with at most `limit` in flight. */
+export async function pool<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<T[]> {
+	const results: T[] = new Array(count);
+	let next = 0;
+	await Promise.all(
+		Array.from({ length: Math.min(limit, count) }, async () => {
+			while (next < count) {
+				const i = next++;
+				results[i] = await task(i);
+			}
+		}),
+	);
+	return results;
+}

@@ -1,0 +1,2 @@
+export * from "./management-client.js";
+export * from "./target.js";

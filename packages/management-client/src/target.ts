@@ -1,0 +1,22 @@
+import * as grpc from "@grpc/grpc-js";
+
+export interface GrpcTarget {
+	address: string;
+	credentials: grpc.ChannelCredentials;
+}
+
+/**
+ * "http://host:port" or "host:port" -> plaintext; "https://host:port" -> TLS.
+ * Plaintext is safe for management: every body is sealed end to end.
+ */
+export function parseGrpcTarget(url: string): GrpcTarget {
+	const m = /^(?:(https?):\/\/)?([^/\s]+?)(?::(\d{1,5}))?\/?$/.exec(url.trim());
+	if (!m?.[2]) throw new Error(`not a service URL: '${url}' (expected e.g. http://127.0.0.1:33073)`);
+	const tls = m[1] === "https";
+	const port = m[3] ?? (tls ? "443" : m[1] === "http" ? "80" : undefined);
+	if (!port || Number(port) > 65535) throw new Error(`service URL '${url}' needs a valid port`);
+	return {
+		address: `${m[2]}:${port}`,
+		credentials: tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(),
+	};
+}

@@ -1,0 +1,67 @@
+import type { NetworkMap, RemotePeer } from "@starling/proto";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { applyNetworkMapDelta, DeltaGapError, diffNetworkMaps, isEmptyDelta, sortPeers } from "./delta.js";
+
+const peerArb: fc.Arbitrary<RemotePeer> = fc.record({
+	wgPublicKey: fc.constantFrom("a", "b", "c", "d", "e", "f"),
+	allowedIps: fc.array(fc.constantFrom("100.64.0.1/32", "100.64.0.2/32"), { maxLength: 2 }),
+	dnsLabel: fc.string({ maxLength: 4 }),
+	fqdn: fc.string({ maxLength: 4 }),
+	name: fc.string({ maxLength: 4 }),
+	connected: fc.boolean(),
+	lastSeenUnixMs: fc.nat(),
+	peerId: fc.string({ maxLength: 3 }),
+});
+
+const mapArb = (serial: number): fc.Arbitrary<NetworkMap> =>
+	fc.record({
+		serial: fc.constant(serial),
+		// Management always sends self and signal; only the relay can go away.
+		self: fc.record({ address: fc.string(), dnsLabel: fc.string(), fqdn: fc.string(), peerId: fc.string(), name: fc.string() }),
+		peers: fc.uniqueArray(peerArb, { selector: (p) => p.wgPublicKey }).map(sortPeers),
+		signal: fc.record({ url: fc.string() }),
+		stunServers: fc.array(fc.record({ uri: fc.string() }), { maxLength: 2 }),
+		relay: fc.option(fc.record({ urls: fc.array(fc.string(), { minLength: 1 }), token: fc.string(), tokenExpiresUnixMs: fc.nat() }), {
+			nil: undefined,
+		}),
+		firewallRules: fc.constant([]),
+		dnsDomain: fc.constant("starling.internal"),
+		network: fc.constant("100.64.0.0/16"),
+	});
+
+describe("network map deltas", () => {
+	it("property: apply(a, diff(a, b)) equals b", () => {
+		fc.assert(
+			fc.property(mapArb(1), mapArb(2), (a, b) => {
+				expect(applyNetworkMapDelta(a, diffNetworkMaps(a, b))).toEqual(b);
+			}),
+			{ numRuns: 500 },
+		);
+	});
+
+	it("an unchanged map gives an empty delta", () => {
+		fc.assert(
+			fc.property(mapArb(3), (a) => {
+				expect(isEmptyDelta(diffNetworkMaps(a, { ...a, serial: 4 }))).toBe(true);
+			}),
+		);
+	});
+
+	it("refuses a delta whose base is not the map's serial", () => {
+		const map: NetworkMap = {
+			serial: 5,
+			self: undefined,
+			peers: [],
+			signal: undefined,
+			stunServers: [],
+			relay: undefined,
+			firewallRules: [],
+			dnsDomain: "",
+			network: "",
+		};
+		expect(() => applyNetworkMapDelta(map, diffNetworkMaps({ ...map, serial: 4 }, { ...map, serial: 6 }))).toThrow(
+			DeltaGapError,
+		);
+	});
+});

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// Starts the control plane on its embedded defaults: management (gRPC + REST
+// on 127.0.0.1:33073, SQLite in ./data) and signal (127.0.0.1:10000). The
+// first start prints an admin token. Ctrl-C stops both.
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const dataDir = process.env.STARLING_DATA_DIR ?? join(root, "data");
+mkdirSync(dataDir, { recursive: true });
+
+const env = { ...process.env, STARLING_DATA_DIR: dataDir };
+const services = [
+	["signal", join(root, "apps/signal/dist/main.js")],
+	["management", join(root, "apps/management/dist/main.js")],
+];
+
+const children = services.map(([name, entry]) => {
+	const child = spawn(process.execPath, [entry], { env, stdio: "inherit" });
+	child.on("exit", (code, signal) => {
+		if (!stopping) {
+			console.error(`start-control-plane: ${name} exited (${signal ?? code}); stopping`);
+			stop(1);
+		}
+	});
+	return child;
+});
+
+let stopping = false;
+function stop(code) {
+	if (stopping) return;
+	stopping = true;
+	for (const child of children) child.kill("SIGTERM");
+	setTimeout(() => process.exit(code), 3000).unref();
+	Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.on("exit", r))))).then(() =>
+		process.exit(code),
+	);
+}
+process.on("SIGINT", () => stop(0));
+process.on("SIGTERM", () => stop(0));
+console.error(`start-control-plane: data in ${dataDir}; management on 127.0.0.1:33073, signal on 127.0.0.1:10000`);
