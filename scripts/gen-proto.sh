@@ -11,7 +11,6 @@ if [ "${1:-}" = "--check" ]; then
   "$root/node_modules/.bin/buf" lint
   rm -rf "$root/packages/proto/src/gen"
   "$root/node_modules/.bin/buf" generate
-  "$root/node_modules/.bin/biome" format --write "$root/packages/proto/src/gen" >/dev/null
   if ! diff -r "$tmp/before" "$root/packages/proto/src/gen" >/dev/null; then
     echo "packages/proto/src/gen is out of date with proto/: run 'pnpm gen' and commit" >&2
     exit 1
@@ -21,5 +20,4 @@ else
   "$root/node_modules/.bin/buf" lint
   rm -rf "$root/packages/proto/src/gen"
   "$root/node_modules/.bin/buf" generate
-  "$root/node_modules/.bin/biome" format --write "$root/packages/proto/src/gen" >/dev/null
 fi

@@ -34,10 +34,12 @@ function stop(code) {
 	stopping = true;
 	for (const child of children) child.kill("SIGTERM");
 	setTimeout(() => process.exit(code), 3000).unref();
-	Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.on("exit", r))))).then(() =>
-		process.exit(code),
-	);
+	Promise.all(
+		children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.on("exit", r)))),
+	).then(() => process.exit(code));
 }
 process.on("SIGINT", () => stop(0));
 process.on("SIGTERM", () => stop(0));
-console.error(`start-control-plane: data in ${dataDir}; management on 127.0.0.1:33073, signal on 127.0.0.1:10000`);
+console.error(
+	`start-control-plane: data in ${dataDir}; management on 127.0.0.1:33073, signal on 127.0.0.1:10000`,
+);

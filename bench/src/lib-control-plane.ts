@@ -33,7 +33,9 @@ export interface ManagementProcess {
 }
 
 /** Starts the real management binary (apps/management/dist/main.js) on loopback with a fresh data dir. */
-export async function startManagementProcess(env: Record<string, string> = {}): Promise<ManagementProcess> {
+export async function startManagementProcess(
+	env: Record<string, string> = {},
+): Promise<ManagementProcess> {
 	const dataDir = mkdtempSync(join(tmpdir(), "starling-bench-"));
 	const port = await freePort();
 	const tokenFile = join(dataDir, "admin-token");
@@ -43,14 +45,16 @@ export async function startManagementProcess(env: Record<string, string> = {}): 
 			STARLING_DATA_DIR: dataDir,
 			STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
 			STARLING_ADMIN_TOKEN_FILE: tokenFile,
-			STARLING_LOG_LEVEL: "warn",
+			STARLING_LOG_LEVEL: process.env.BENCH_MANAGEMENT_LOG_LEVEL ?? "warn",
+			NODE_OPTIONS: process.env.BENCH_MANAGEMENT_NODE_OPTIONS ?? "",
 			...env,
 		},
-		stdio: ["ignore", "ignore", "pipe"],
+		stdio: ["ignore", process.env.BENCH_MANAGEMENT_LOG_LEVEL ? "inherit" : "ignore", "pipe"],
 	});
 	let stderr = "";
 	child.stderr?.on("data", (d: Buffer) => {
 		stderr += d.toString();
+		if (process.env.BENCH_MANAGEMENT_LOG_LEVEL) process.stderr.write(d);
 	});
 	const url = `http://127.0.0.1:${port}`;
 	const deadline = Date.now() + 15_000;
@@ -88,11 +92,21 @@ export async function startManagementProcess(env: Record<string, string> = {}): 
 	};
 }
 
-export async function createSetupKeyViaApi(m: ManagementProcess, body: Record<string, unknown> = {}): Promise<string> {
+export async function createSetupKeyViaApi(
+	m: ManagementProcess,
+	body: Record<string, unknown> = {},
+): Promise<string> {
 	const res = await fetch(`${m.url}/api/setup-keys`, {
 		method: "POST",
 		headers: { authorization: `Token ${m.adminToken}`, "content-type": "application/json" },
-		body: JSON.stringify({ name: "bench", type: "reusable", expires_in: 86400, auto_groups: [], usage_limit: 0, ...body }),
+		body: JSON.stringify({
+			name: "bench",
+			type: "reusable",
+			expires_in: 86400,
+			auto_groups: [],
+			usage_limit: 0,
+			...body,
+		}),
 	});
 	if (!res.ok) throw new Error(`POST /api/setup-keys: ${res.status} ${await res.text()}`);
 	return ((await res.json()) as { key: string }).key;
@@ -107,7 +121,11 @@ export function percentile(sorted: number[], p: number): number {
 export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 /** Runs `task` for each index with at most `limit` in flight. */
-export async function pool<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<T[]> {
+export async function pool<T>(
+	count: number,
+	limit: number,
+	task: (i: number) => Promise<T>,
+): Promise<T[]> {
 	const results: T[] = new Array(count);
 	let next = 0;
 	await Promise.all(

@@ -7,7 +7,14 @@
 import { encodeKey, generateKeyPair } from "@starling/crypto";
 import { ManagementClient, type SyncStream } from "@starling/management-client";
 import { NetworkMap, type PeerSystemMeta } from "@starling/proto";
-import { createSetupKeyViaApi, log, percentile, pool, round, startManagementProcess } from "./lib-control-plane.js";
+import {
+	createSetupKeyViaApi,
+	log,
+	percentile,
+	pool,
+	round,
+	startManagementProcess,
+} from "./lib-control-plane.js";
 
 const agentCount = Number(process.argv[2] ?? 1000);
 const CONCURRENCY = 32;
@@ -42,6 +49,7 @@ async function main(): Promise<void> {
 		t = performance.now();
 		await pool(agentCount, CONCURRENCY, (i) => clients[i]!.login(key, meta(`agent-${i}`)));
 		const loginsPerSecond = agentCount / ((performance.now() - t) / 1000);
+		const rssConnections = m.rssBytes();
 
 		log(`opening ${agentCount} Sync streams`);
 		let lastUpdateAt = performance.now();
@@ -60,13 +68,20 @@ async function main(): Promise<void> {
 				},
 			}),
 		);
-		// Let the connect storm settle: every agent has its map and no updates flow.
-		while (streams.some((s) => !s.map) || performance.now() - lastUpdateAt < 1000) {
-			await new Promise((r) => setTimeout(r, 100));
+		// Let the connect storm settle: every agent sees every other agent
+		// connected, and no updates have flowed for a second.
+		const settled = () =>
+			streams.every(
+				(s) =>
+					s.map && s.map.peers.length === agentCount - 1 && s.map.peers.every((p) => p.connected),
+			);
+		while (performance.now() - lastUpdateAt < 1000 || !settled()) {
+			await new Promise((r) => setTimeout(r, 250));
 		}
 		const rssStreams = m.rssBytes();
 		const fullMapBytes =
-			streams.reduce((sum, s) => sum + NetworkMap.encode(s.map!).finish().length, 0) / streams.length;
+			streams.reduce((sum, s) => sum + NetworkMap.encode(s.map!).finish().length, 0) /
+			streams.length;
 
 		log("one new peer registers");
 		const newcomerKeys = generateKeyPair();
@@ -82,7 +97,8 @@ async function main(): Promise<void> {
 		}
 		const latencies = [...arrivals.values()].map((at) => at - t0).sort((a, b) => a - b);
 		await new Promise((r) => setTimeout(r, 200));
-		const updateBytes = streams.reduce((sum, s, i) => sum + s.bytesReceived - bytesBefore[i]!, 0) / streams.length;
+		const updateBytes =
+			streams.reduce((sum, s, i) => sum + s.bytesReceived - bytesBefore[i]!, 0) / streams.length;
 
 		for (const s of streams) s.close();
 		for (const c of clients) c.close();
@@ -101,6 +117,7 @@ async function main(): Promise<void> {
 			get_server_key_per_second: round(serverKeyPerSecond, 0),
 			login_to_unsealed_call_ratio: round(loginsPerSecond / serverKeyPerSecond, 3),
 			rss_idle_mb: round(rssIdle / 2 ** 20, 1),
+			rss_with_connections_mb: round(rssConnections / 2 ** 20, 1),
 			rss_with_streams_mb: round(rssStreams / 2 ** 20, 1),
 			rss_ratio: round(rssStreams / rssIdle, 2),
 		};

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { z } from "zod";
-import { IpamError, parseCidr } from "./core/ipam.js";
+import { type IpamError, parseCidr } from "./core/ipam.js";
 
 const hostPort = z
 	.string()
@@ -15,9 +15,12 @@ const cidr = z.string().superRefine((v, ctx) => {
 	}
 });
 
-const list = z
-	.string()
-	.transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
+const list = z.string().transform((v) =>
+	v
+		.split(",")
+		.map((s) => s.trim())
+		.filter(Boolean),
+);
 
 /** Management configuration, from STARLING_* environment variables. */
 export const ManagementConfigSchema = z.object({
@@ -64,11 +67,15 @@ export function splitHostPort(value: string): { host: string; port: number } {
 /** Validates the environment; a bad value throws ConfigError naming the variable. */
 export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 	const parsed = ManagementConfigSchema.safeParse(
-		Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith("STARLING_") && v !== "")),
+		Object.fromEntries(
+			Object.entries(env).filter(([k, v]) => k.startsWith("STARLING_") && v !== ""),
+		),
 	);
 	if (!parsed.success) {
 		const issue = parsed.error.issues[0];
-		throw new ConfigError(`invalid ${String(issue?.path[0] ?? "configuration")}: ${issue?.message ?? "bad value"}`);
+		throw new ConfigError(
+			`invalid ${String(issue?.path[0] ?? "configuration")}: ${issue?.message ?? "bad value"}`,
+		);
 	}
 	const c = parsed.data;
 	const range = parseCidr(c.STARLING_NETWORK_RANGE);

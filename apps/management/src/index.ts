@@ -1,5 +1,5 @@
+export { createSetupKey } from "./app/setup-keys.js";
 export * from "./config.js";
 export * from "./server.js";
-export type { Store } from "./store/store.js";
 export { SqliteStore } from "./store/sqlite-store.js";
-export { createSetupKey } from "./app/setup-keys.js";
+export type { Store } from "./store/store.js";

@@ -75,13 +75,25 @@ async function createToken(args: string[]): Promise<void> {
 	try {
 		let user = values.user ? await store.getUser(values.user) : undefined;
 		if (!values.user) {
-			const first = store.db.prepare("SELECT id FROM users WHERE role = 'owner' ORDER BY created_at LIMIT 1").get() as
-				| { id: string }
-				| undefined;
+			const first = store.db
+				.prepare("SELECT id FROM users WHERE role = 'owner' ORDER BY created_at LIMIT 1")
+				.get() as { id: string } | undefined;
 			user = first ? await store.getUser(first.id) : undefined;
 		}
-		if (!user) fail(values.user ? `no user with id ${values.user}` : "no owner exists yet: start the server once");
-		const { plainToken } = await createPersonalAccessToken(store, user, user.id, values.name, days, new Date());
+		if (!user)
+			fail(
+				values.user
+					? `no user with id ${values.user}`
+					: "no owner exists yet: start the server once",
+			);
+		const { plainToken } = await createPersonalAccessToken(
+			store,
+			user,
+			user.id,
+			values.name,
+			days,
+			new Date(),
+		);
 		process.stdout.write(`${plainToken}\n`);
 	} finally {
 		await store.close();
@@ -101,6 +113,7 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
 	if (err instanceof ConfigError) fail(err.message);
-	if (err instanceof TypeError && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS")) fail(err.message);
+	if (err instanceof TypeError && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS"))
+		fail(err.message);
 	fail(err instanceof Error ? err.message : String(err));
 });

@@ -4,13 +4,14 @@ import * as grpc from "@grpc/grpc-js";
 import { generateKeyPair, type KeyPair } from "@starling/crypto";
 import type { Logger } from "@starling/log";
 import type { FastifyInstance } from "fastify";
-import { bootstrapIfEmpty, type BootstrapResult } from "./app/accounts.js";
+import { type BootstrapResult, bootstrapIfEmpty } from "./app/accounts.js";
 import type { ManagementConfig } from "./config.js";
 import type { ServiceEndpoints } from "./core/network-map.js";
 import { createManagementService, managementServiceDefinition } from "./grpc/management-grpc.js";
 import { buildRestApi } from "./rest/index.js";
 import { SqliteStore } from "./store/sqlite-store.js";
 import type { Store } from "./store/store.js";
+import { OutputBudget } from "./sync/output-budget.js";
 import { SyncHub } from "./sync/sync-hub.js";
 
 export interface RunningManagement {
@@ -27,6 +28,9 @@ export interface RunningManagement {
 
 /** Max bytes of a gRPC message; management bodies are small, maps grow with peers. */
 const MAX_GRPC_MESSAGE = 16 * 1024 * 1024;
+/** Unsent Sync bytes allowed in total and per stream before updates are held back. */
+const SYNC_OUTPUT_TOTAL_BYTES = 16 * 1024 * 1024;
+const SYNC_OUTPUT_STREAM_BYTES = 64 * 1024;
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /**
@@ -34,13 +38,20 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * first bytes of each connection decide: the HTTP/2 preface goes to gRPC,
  * anything else to the HTTP/1.1 REST server.
  */
-export async function startManagement(config: ManagementConfig, logger: Logger): Promise<RunningManagement> {
+export async function startManagement(
+	config: ManagementConfig,
+	logger: Logger,
+): Promise<RunningManagement> {
 	const store = SqliteStore.open(config.databasePath);
 	const serverKey = await store.getOrCreateServerKey(generateKeyPair);
 	await store.markAllPeersDisconnected(new Date());
 	const bootstrap = await bootstrapIfEmpty(
 		store,
-		{ networkPool: config.networkRange, accountPrefixLength: config.accountPrefixLength, dnsDomain: config.dnsDomain },
+		{
+			networkPool: config.networkRange,
+			accountPrefixLength: config.accountPrefixLength,
+			dnsDomain: config.dnsDomain,
+		},
 		new Date(),
 	);
 	if (bootstrap && config.adminTokenFile) {
@@ -51,7 +62,10 @@ export async function startManagement(config: ManagementConfig, logger: Logger):
 	const endpoints: ServiceEndpoints = {
 		signal: { url: config.signalUrl },
 		stunServers: config.stunUrls.map((uri) => ({ uri })),
-		relayFor: config.relayUrls.length > 0 ? () => ({ urls: config.relayUrls, token: "", tokenExpiresUnixMs: 0 }) : undefined,
+		relayFor:
+			config.relayUrls.length > 0
+				? () => ({ urls: config.relayUrls, token: "", tokenExpiresUnixMs: 0 })
+				: undefined,
 	};
 	const hub = new SyncHub({
 		store,
@@ -71,11 +85,22 @@ export async function startManagement(config: ManagementConfig, logger: Logger):
 	});
 	grpcServer.addService(
 		managementServiceDefinition,
-		createManagementService({ store, hub, serverKey, endpoints, logger: logger.child({ component: "grpc" }) }),
+		createManagementService({
+			store,
+			hub,
+			serverKey,
+			endpoints,
+			outputBudget: new OutputBudget(SYNC_OUTPUT_TOTAL_BYTES, SYNC_OUTPUT_STREAM_BYTES),
+			logger: logger.child({ component: "grpc" }),
+		}),
 	);
 	const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
-	const rest = await buildRestApi({ store, sink: hub, logger: logger.child({ component: "rest" }) });
+	const rest = await buildRestApi({
+		store,
+		sink: hub,
+		logger: logger.child({ component: "rest" }),
+	});
 	await rest.ready();
 
 	const sockets = new Set<Socket>();
@@ -117,7 +142,11 @@ export async function startManagement(config: ManagementConfig, logger: Logger):
 	};
 }
 
-function routeConnection(socket: Socket, injector: grpc.ConnectionInjector, rest: FastifyInstance): void {
+function routeConnection(
+	socket: Socket,
+	injector: grpc.ConnectionInjector,
+	rest: FastifyInstance,
+): void {
 	let head = Buffer.alloc(0);
 	const timer = setTimeout(() => socket.destroy(), 10_000);
 	const onData = (chunk: Buffer) => {

@@ -146,7 +146,11 @@ describe("management over real gRPC", () => {
 		await expect.poll(() => syncB.ended.done).toBe(true);
 		expect(syncB.ended.error?.code).toBe(grpc.status.PERMISSION_DENIED);
 		// Logging back in without a key is refused; the IP is free for reuse.
-		await expectCode(b.client.login("", meta("b")), grpc.status.PERMISSION_DENIED, /setup key is required/);
+		await expectCode(
+			b.client.login("", meta("b")),
+			grpc.status.PERMISSION_DENIED,
+			/setup key is required/,
+		);
 		const ips = (await m.store.listPeers(await accountIdOf(m))).map((p) => p.ip);
 		expect(ips).not.toContain(lb.self!.address.split("/")[0]);
 	});
@@ -169,34 +173,59 @@ describe("management over real gRPC", () => {
 
 	it("setup keys: unknown, revoked, expired and used-up keys are refused with a reason", async () => {
 		const a = agent();
-		await expectCode(a.client.login("00000000-0000-0000-0000-000000000000", meta("x")), grpc.status.PERMISSION_DENIED, /not valid/);
+		await expectCode(
+			a.client.login("00000000-0000-0000-0000-000000000000", meta("x")),
+			grpc.status.PERMISSION_DENIED,
+			/not valid/,
+		);
 		const expired = await makeSetupKey(m, { expiresInSeconds: 1 });
 		await new Promise((r) => setTimeout(r, 1100));
-		await expectCode(agent().client.login(expired, meta("x")), grpc.status.PERMISSION_DENIED, /expired/);
+		await expectCode(
+			agent().client.login(expired, meta("x")),
+			grpc.status.PERMISSION_DENIED,
+			/expired/,
+		);
 		const limited = await makeSetupKey(m, { usageLimit: 1 });
 		await agent().client.login(limited, meta("x"));
-		await expectCode(agent().client.login(limited, meta("y")), grpc.status.PERMISSION_DENIED, /usage limit/);
+		await expectCode(
+			agent().client.login(limited, meta("y")),
+			grpc.status.PERMISSION_DENIED,
+			/usage limit/,
+		);
 		const revoked = await makeSetupKey(m);
 		const accountId = await accountIdOf(m);
 		const keys = await m.store.listSetupKeys(accountId);
 		await m.store.updateSetupKey(accountId, keys.at(-1)!.id, { revoked: true }, new Date());
-		await expectCode(agent().client.login(revoked, meta("x")), grpc.status.PERMISSION_DENIED, /revoked/);
-		await expectCode(agent().client.login("", meta("x")), grpc.status.PERMISSION_DENIED, /setup key is required/);
+		await expectCode(
+			agent().client.login(revoked, meta("x")),
+			grpc.status.PERMISSION_DENIED,
+			/revoked/,
+		);
+		await expectCode(
+			agent().client.login("", meta("x")),
+			grpc.status.PERMISSION_DENIED,
+			/setup key is required/,
+		);
 	});
 
 	it("concurrent logins with one one-off key register exactly one peer", async () => {
 		const key = await makeSetupKey(m, { type: "one-off" });
-		const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => agent().client.login(key, meta(`p${i}`))));
+		const results = await Promise.allSettled(
+			Array.from({ length: 20 }, (_, i) => agent().client.login(key, meta(`p${i}`))),
+		);
 		expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
 		for (const r of results) {
-			if (r.status === "rejected") expect((r.reason as ManagementCallError).code).toBe(grpc.status.PERMISSION_DENIED);
+			if (r.status === "rejected")
+				expect((r.reason as ManagementCallError).code).toBe(grpc.status.PERMISSION_DENIED);
 		}
 		expect(await m.store.listPeers(await accountIdOf(m))).toHaveLength(1);
 	});
 
 	it("concurrent registrations with a reusable key get unique addresses and labels", async () => {
 		const key = await makeSetupKey(m);
-		const results = await Promise.all(Array.from({ length: 40 }, () => agent().client.login(key, meta("same-host"))));
+		const results = await Promise.all(
+			Array.from({ length: 40 }, () => agent().client.login(key, meta("same-host"))),
+		);
 		const addresses = new Set(results.map((r) => r.self?.address));
 		const labels = new Set(results.map((r) => r.self?.dnsLabel));
 		expect(addresses.size).toBe(40);
@@ -209,7 +238,10 @@ describe("sealed envelopes and bad input", () => {
 		return new ManagementServiceClient(`127.0.0.1:${m.port}`, grpc.credentials.createInsecure());
 	}
 
-	function rawLogin(client: ManagementServiceClient, envelope: Parameters<ManagementServiceClient["login"]>[0]) {
+	function rawLogin(
+		client: ManagementServiceClient,
+		envelope: Parameters<ManagementServiceClient["login"]>[0],
+	) {
 		return new Promise<grpc.ServiceError | undefined>((resolve) => {
 			client.login(envelope, (err) => resolve(err ?? undefined));
 		});
@@ -258,9 +290,16 @@ describe("sealed envelopes and bad input", () => {
 					(err) => resolve(err ?? undefined),
 				);
 			});
-		const bad = await sendRaw("/starling.v1.ManagementService/Login", Buffer.from([0xff, 0xff, 0xff, 0x0f, 0x01]));
+		const bad = await sendRaw(
+			"/starling.v1.ManagementService/Login",
+			Buffer.from([0xff, 0xff, 0xff, 0x0f, 0x01]),
+		);
 		expect(bad?.code).toBe(grpc.status.INVALID_ARGUMENT);
-		const empty = await rawLogin(client, { senderPublicKey: new Uint8Array(), nonce: new Uint8Array(), ciphertext: new Uint8Array() });
+		const empty = await rawLogin(client, {
+			senderPublicKey: new Uint8Array(),
+			nonce: new Uint8Array(),
+			ciphertext: new Uint8Array(),
+		});
 		expect(empty?.code).toBe(grpc.status.INVALID_ARGUMENT);
 		const shortNonce = await rawLogin(client, {
 			senderPublicKey: generateKeyPair().publicKey,

@@ -16,7 +16,10 @@ export function tempDir(prefix = "starling-mgmt-"): { path: string; remove(): vo
 	return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-export async function startTestManagement(dataDir: string, env: Record<string, string> = {}): Promise<RunningManagement> {
+export async function startTestManagement(
+	dataDir: string,
+	env: Record<string, string> = {},
+): Promise<RunningManagement> {
 	const config = loadManagementConfig({
 		STARLING_DATA_DIR: dataDir,
 		STARLING_MANAGEMENT_LISTEN: "127.0.0.1:0",
@@ -28,22 +31,41 @@ export async function startTestManagement(dataDir: string, env: Record<string, s
 
 export async function accountIdOf(m: RunningManagement): Promise<string> {
 	const sqlite = m.store as unknown as { db: { prepare(sql: string): { get(): unknown } } };
-	const row = sqlite.db.prepare("SELECT id FROM accounts ORDER BY created_at LIMIT 1").get() as { id: string };
+	const row = sqlite.db.prepare("SELECT id FROM accounts ORDER BY created_at LIMIT 1").get() as {
+		id: string;
+	};
 	return row.id;
 }
 
-export async function makeSetupKey(m: RunningManagement, input: Partial<NewSetupKeyInput> = {}): Promise<string> {
+export async function makeSetupKey(
+	m: RunningManagement,
+	input: Partial<NewSetupKeyInput> = {},
+): Promise<string> {
 	const { plainKey } = await createSetupKey(
 		m.store,
 		await accountIdOf(m),
-		{ name: "test", type: "reusable", expiresInSeconds: 3600, autoGroups: [], usageLimit: 0, ephemeral: false, ...input },
+		{
+			name: "test",
+			type: "reusable",
+			expiresInSeconds: 3600,
+			autoGroups: [],
+			usageLimit: 0,
+			ephemeral: false,
+			...input,
+		},
 		new Date(),
 	);
 	return plainKey;
 }
 
 export function meta(hostname: string): PeerSystemMeta {
-	return { hostname, os: "linux", kernelVersion: "6.1", agentVersion: "test", osVersion: "debian 12" };
+	return {
+		hostname,
+		os: "linux",
+		kernelVersion: "6.1",
+		agentVersion: "test",
+		osVersion: "debian 12",
+	};
 }
 
 export interface TestAgent {
@@ -72,7 +94,12 @@ export function newAgent(port: number, keyPair: KeyPair = generateKeyPair()): Te
 				const w = { pred, resolve };
 				waiters.add(w);
 				setTimeout(() => {
-					if (waiters.delete(w)) reject(new Error(`no matching network map within ${timeoutMs} ms; last: ${JSON.stringify(maps.at(-1)?.peers.map((p) => [p.name, p.connected]))}`));
+					if (waiters.delete(w))
+						reject(
+							new Error(
+								`no matching network map within ${timeoutMs} ms; last: ${JSON.stringify(maps.at(-1)?.peers.map((p) => [p.name, p.connected]))}`,
+							),
+						);
 				}, timeoutMs);
 			});
 		},
@@ -95,7 +122,9 @@ export function newAgent(port: number, keyPair: KeyPair = generateKeyPair()): Te
 /** Opens a Sync stream that records every map into agent.maps. */
 export async function startSync(agent: TestAgent, hostname?: string) {
 	const push = (agent as TestAgent & { push(m: NetworkMap): void }).push;
-	const ended: { error?: { code: number; message: string } | undefined; done: boolean } = { done: false };
+	const ended: { error?: { code: number; message: string } | undefined; done: boolean } = {
+		done: false,
+	};
 	const stream = await agent.client.sync(hostname ? meta(hostname) : undefined, {
 		onMap: (m) => push(m),
 		onEnd: (error) => {

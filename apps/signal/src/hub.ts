@@ -79,7 +79,10 @@ export class SignalHub implements StreamHost {
 
 	onAuthenticationFailed(stream: PeerStream, reason: string): void {
 		this.authFailures += 1;
-		this.logger.warn({ peer: stream.peerId, remote: stream.remote, reason }, "authentication failed");
+		this.logger.warn(
+			{ peer: stream.peerId, remote: stream.remote, reason },
+			"authentication failed",
+		);
 	}
 
 	onSend(sender: PeerStream, send: SignalSend): void {
@@ -162,7 +165,8 @@ export class SignalHub implements StreamHost {
 	stats(): SignalServerStats {
 		let handshaking = 0;
 		for (const stream of this.streams) {
-			if (stream.phase === "awaiting-hello" || stream.phase === "awaiting-response") handshaking += 1;
+			if (stream.phase === "awaiting-hello" || stream.phase === "awaiting-response")
+				handshaking += 1;
 		}
 		return {
 			openStreams: this.streams.size,
@@ -177,7 +181,10 @@ export class SignalHub implements StreamHost {
 
 	private reject(sender: PeerStream, id: number, code: status, message: string): void {
 		this.sendsRejected += 1;
-		this.logger.debug({ peer: sender.peerId, code: status[code], reason: message }, "send rejected");
+		this.logger.debug(
+			{ peer: sender.peerId, code: status[code], reason: message },
+			"send rejected",
+		);
 		sender.answerSend(id, code, message);
 	}
 }

@@ -37,8 +37,7 @@ export class OutboundBudget {
 	 */
 	overwhelmed(): boolean {
 		return (
-			this.frames >= 2 * this.limits.maxQueuedFrames ||
-			this.bytes >= 2 * this.limits.maxQueuedBytes
+			this.frames >= 2 * this.limits.maxQueuedFrames || this.bytes >= 2 * this.limits.maxQueuedBytes
 		);
 	}
 

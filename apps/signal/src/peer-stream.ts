@@ -62,7 +62,9 @@ export class PeerStream {
 		this.budget = new OutboundBudget(host.outboundLimits);
 		call.on("data", (raw: Buffer) => this.guard(() => this.onData(raw)));
 		// The client half-closed: it will send nothing more, so the conversation is over.
-		call.on("end", () => this.guard(() => this.endWithStatus(status.OK, "client closed the stream")));
+		call.on("end", () =>
+			this.guard(() => this.endWithStatus(status.OK, "client closed the stream")),
+		);
 		call.on("cancelled", () => this.guard(() => this.onTransportGone("cancelled by the client")));
 		call.on("close", () => this.guard(() => this.onTransportGone("stream closed")));
 		// grpc-js already listens for "error" to send the status; this only keeps our state in step.
@@ -166,7 +168,10 @@ export class PeerStream {
 		this.peerId = encodeKey(this.publicKey);
 		this.issued = issueChallenge(this.publicKey);
 		this.currentPhase = "awaiting-response";
-		this.write({ frame: { $case: "challenge", value: this.issued.challenge } }, 2 * FRAME_OVERHEAD_BYTES);
+		this.write(
+			{ frame: { $case: "challenge", value: this.issued.challenge } },
+			2 * FRAME_OVERHEAD_BYTES,
+		);
 	}
 
 	private onChallengeResponse(content: ClientFrameContent): void {
@@ -175,7 +180,9 @@ export class PeerStream {
 			return;
 		}
 		if (!this.issued || !isCorrectAnswer(this.issued, content.value.secret)) {
-			this.refuse(`wrong challenge response: the stream does not hold the private key of ${this.peerId}`);
+			this.refuse(
+				`wrong challenge response: the stream does not hold the private key of ${this.peerId}`,
+			);
 			return;
 		}
 		this.issued = undefined;
@@ -194,7 +201,10 @@ export class PeerStream {
 				this.host.onSend(this, content.value);
 				return;
 			case "ping":
-				this.write({ frame: { $case: "pong", value: { id: content.value.id } } }, FRAME_OVERHEAD_BYTES);
+				this.write(
+					{ frame: { $case: "pong", value: { id: content.value.id } } },
+					FRAME_OVERHEAD_BYTES,
+				);
 				return;
 			case "pong":
 				// Liveness was recorded in onData; nothing else to do.

@@ -38,7 +38,9 @@ export class BoxChannel {
 		}
 		const plain = nacl.box.open.after(ciphertext, nonce, this.sharedKey);
 		if (!plain) {
-			throw new OpenError("authentication failed: body was tampered with or sealed for another key");
+			throw new OpenError(
+				"authentication failed: body was tampered with or sealed for another key",
+			);
 		}
 		return plain;
 	}

@@ -1,4 +1,4 @@
-import { SealedEnvelope } from "@starling/proto";
+import type { SealedEnvelope } from "@starling/proto";
 import { BoxChannel, OpenError } from "./box.js";
 import { KEY_LENGTH } from "./keys.js";
 

@@ -36,7 +36,8 @@ export class ManagementCallError extends Error {
 
 function callError(err: grpc.ServiceError | Error): ManagementCallError {
 	const code = "code" in err && typeof err.code === "number" ? err.code : grpc.status.UNKNOWN;
-	const details = "details" in err && typeof err.details === "string" && err.details ? err.details : err.message;
+	const details =
+		"details" in err && typeof err.details === "string" && err.details ? err.details : err.message;
 	return new ManagementCallError(code, details);
 }
 
@@ -83,20 +84,31 @@ export class ManagementClient {
 
 	async getServerKey(): Promise<Uint8Array> {
 		return new Promise((resolve, reject) => {
-			this.client.getServerKey({}, new grpc.Metadata(), { deadline: this.deadline() }, (err, res) => {
-				if (err) return reject(callError(err));
-				if (res.publicKey.length !== 32) {
-					return reject(new ManagementCallError(grpc.status.INTERNAL, "server key is not 32 bytes"));
-				}
-				resolve(res.publicKey);
-			});
+			this.client.getServerKey(
+				{},
+				new grpc.Metadata(),
+				{ deadline: this.deadline() },
+				(err, res) => {
+					if (err) return reject(callError(err));
+					if (res.publicKey.length !== 32) {
+						return reject(
+							new ManagementCallError(grpc.status.INTERNAL, "server key is not 32 bytes"),
+						);
+					}
+					resolve(res.publicKey);
+				},
+			);
 		});
 	}
 
 	private async envelopeChannel(): Promise<EnvelopeChannel> {
 		if (!this.channel) {
 			const serverKey = await this.getServerKey();
-			this.channel = new EnvelopeChannel(this.options.keyPair.publicKey, this.options.keyPair.privateKey, serverKey);
+			this.channel = new EnvelopeChannel(
+				this.options.keyPair.publicKey,
+				this.options.keyPair.privateKey,
+				serverKey,
+			);
 		}
 		return this.channel;
 	}
@@ -106,7 +118,9 @@ export class ManagementClient {
 		const channel = await this.envelopeChannel();
 		const request = channel.seal(LoginRequest, { setupKey, meta });
 		const response = await new Promise<SealedEnvelope>((resolve, reject) => {
-			this.client.login(request, new grpc.Metadata(), { deadline: this.deadline() }, (err, res) => (err ? reject(callError(err)) : resolve(res)));
+			this.client.login(request, new grpc.Metadata(), { deadline: this.deadline() }, (err, res) =>
+				err ? reject(callError(err)) : resolve(res),
+			);
 		});
 		return channel.open(LoginResponse, response);
 	}
@@ -132,7 +146,8 @@ export class ManagementClient {
 		call.on("data", (envelope: SealedEnvelope) => {
 			if (state.ended) return;
 			try {
-				state.bytesReceived += envelope.ciphertext.length + envelope.nonce.length + envelope.senderPublicKey.length;
+				state.bytesReceived +=
+					envelope.ciphertext.length + envelope.nonce.length + envelope.senderPublicKey.length;
 				const { update } = channel.open(SyncResponse, envelope);
 				if (update?.$case === "full") {
 					state.map = update.value;

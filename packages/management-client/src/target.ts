@@ -11,7 +11,8 @@ export interface GrpcTarget {
  */
 export function parseGrpcTarget(url: string): GrpcTarget {
 	const m = /^(?:(https?):\/\/)?([^/\s]+?)(?::(\d{1,5}))?\/?$/.exec(url.trim());
-	if (!m?.[2]) throw new Error(`not a service URL: '${url}' (expected e.g. http://127.0.0.1:33073)`);
+	if (!m?.[2])
+		throw new Error(`not a service URL: '${url}' (expected e.g. http://127.0.0.1:33073)`);
 	const tls = m[1] === "https";
 	const port = m[3] ?? (tls ? "443" : m[1] === "http" ? "80" : undefined);
 	if (!port || Number(port) > 65535) throw new Error(`service URL '${url}' needs a valid port`);

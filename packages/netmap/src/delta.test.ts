@@ -1,7 +1,13 @@
 import type { NetworkMap, RemotePeer } from "@starling/proto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { applyNetworkMapDelta, DeltaGapError, diffNetworkMaps, isEmptyDelta, sortPeers } from "./delta.js";
+import {
+	applyNetworkMapDelta,
+	DeltaGapError,
+	diffNetworkMaps,
+	isEmptyDelta,
+	sortPeers,
+} from "./delta.js";
 
 const peerArb: fc.Arbitrary<RemotePeer> = fc.record({
 	wgPublicKey: fc.constantFrom("a", "b", "c", "d", "e", "f"),
@@ -18,13 +24,26 @@ const mapArb = (serial: number): fc.Arbitrary<NetworkMap> =>
 	fc.record({
 		serial: fc.constant(serial),
 		// Management always sends self and signal; only the relay can go away.
-		self: fc.record({ address: fc.string(), dnsLabel: fc.string(), fqdn: fc.string(), peerId: fc.string(), name: fc.string() }),
+		self: fc.record({
+			address: fc.string(),
+			dnsLabel: fc.string(),
+			fqdn: fc.string(),
+			peerId: fc.string(),
+			name: fc.string(),
+		}),
 		peers: fc.uniqueArray(peerArb, { selector: (p) => p.wgPublicKey }).map(sortPeers),
 		signal: fc.record({ url: fc.string() }),
 		stunServers: fc.array(fc.record({ uri: fc.string() }), { maxLength: 2 }),
-		relay: fc.option(fc.record({ urls: fc.array(fc.string(), { minLength: 1 }), token: fc.string(), tokenExpiresUnixMs: fc.nat() }), {
-			nil: undefined,
-		}),
+		relay: fc.option(
+			fc.record({
+				urls: fc.array(fc.string(), { minLength: 1 }),
+				token: fc.string(),
+				tokenExpiresUnixMs: fc.nat(),
+			}),
+			{
+				nil: undefined,
+			},
+		),
 		firewallRules: fc.constant([]),
 		dnsDomain: fc.constant("starling.internal"),
 		network: fc.constant("100.64.0.0/16"),
@@ -60,8 +79,8 @@ describe("network map deltas", () => {
 			dnsDomain: "",
 			network: "",
 		};
-		expect(() => applyNetworkMapDelta(map, diffNetworkMaps({ ...map, serial: 4 }, { ...map, serial: 6 }))).toThrow(
-			DeltaGapError,
-		);
+		expect(() =>
+			applyNetworkMapDelta(map, diffNetworkMaps({ ...map, serial: 4 }, { ...map, serial: 6 })),
+		).toThrow(DeltaGapError);
 	});
 });

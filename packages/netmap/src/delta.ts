@@ -54,7 +54,8 @@ export function diffNetworkMaps(from: NetworkMap, to: NetworkMap): NetworkMapDel
 	if (!sameJson(from.signal, to.signal)) delta.signal = to.signal;
 	if (!sameJson(from.stunServers, to.stunServers)) delta.stunServers = { servers: to.stunServers };
 	// An optional message cannot say "now unset"; a relay config without URLs does.
-	if (!sameJson(from.relay, to.relay)) delta.relay = to.relay ?? { urls: [], token: "", tokenExpiresUnixMs: 0 };
+	if (!sameJson(from.relay, to.relay))
+		delta.relay = to.relay ?? { urls: [], token: "", tokenExpiresUnixMs: 0 };
 	if (!sameJson(from.firewallRules, to.firewallRules)) {
 		delta.firewallRules = { rules: to.firewallRules };
 	}
@@ -80,13 +81,23 @@ export function isEmptyDelta(delta: NetworkMapDelta): boolean {
  */
 export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): NetworkMap {
 	if (delta.baseSerial !== map.serial) throw new DeltaGapError(map.serial, delta.baseSerial);
-	const peers = new Map(map.peers.map((p) => [p.wgPublicKey, p]));
-	for (const key of delta.removedPeerKeys) peers.delete(key);
-	for (const peer of delta.upsertedPeers) peers.set(peer.wgPublicKey, peer);
+	// map.peers is sorted by key. Updates and removals keep that order; only
+	// new keys are inserted (binary search), so a one-peer delta costs O(n)
+	// copying instead of a full sort.
+	const upserts = new Map(delta.upsertedPeers.map((p) => [p.wgPublicKey, p]));
+	const removed = new Set(delta.removedPeerKeys);
+	const peers: RemotePeer[] = [];
+	for (const p of map.peers) {
+		if (removed.has(p.wgPublicKey) && !upserts.has(p.wgPublicKey)) continue;
+		const updated = upserts.get(p.wgPublicKey);
+		if (updated) upserts.delete(p.wgPublicKey);
+		peers.push(updated ?? p);
+	}
+	for (const p of upserts.values()) peers.splice(insertionIndex(peers, p.wgPublicKey), 0, p);
 	return {
 		...map,
 		serial: delta.serial,
-		peers: sortPeers([...peers.values()]),
+		peers,
 		self: delta.self ?? map.self,
 		signal: delta.signal ?? map.signal,
 		stunServers: delta.stunServers ? delta.stunServers.servers : map.stunServers,
@@ -95,6 +106,19 @@ export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): N
 	};
 }
 
+function insertionIndex(sorted: readonly RemotePeer[], key: string): number {
+	let lo = 0;
+	let hi = sorted.length;
+	while (lo < hi) {
+		const mid = (lo + hi) >>> 1;
+		if (sorted[mid]!.wgPublicKey < key) lo = mid + 1;
+		else hi = mid;
+	}
+	return lo;
+}
+
 export function sortPeers(peers: RemotePeer[]): RemotePeer[] {
-	return peers.sort((a, b) => (a.wgPublicKey < b.wgPublicKey ? -1 : a.wgPublicKey > b.wgPublicKey ? 1 : 0));
+	return peers.sort((a, b) =>
+		a.wgPublicKey < b.wgPublicKey ? -1 : a.wgPublicKey > b.wgPublicKey ? 1 : 0,
+	);
 }

@@ -60,7 +60,19 @@ export async function bootstrapIfEmpty(
 	now: Date,
 ): Promise<BootstrapResult | undefined> {
 	if ((await store.countUsers()) > 0) return undefined;
-	const { account, owner } = await createAccount(store, defaults, { name: "admin", email: "admin@localhost" }, now);
-	const { plainToken } = await createPersonalAccessToken(store, owner, owner.id, "bootstrap", 365, now);
+	const { account, owner } = await createAccount(
+		store,
+		defaults,
+		{ name: "admin", email: "admin@localhost" },
+		now,
+	);
+	const { plainToken } = await createPersonalAccessToken(
+		store,
+		owner,
+		owner.id,
+		"bootstrap",
+		365,
+		now,
+	);
 	return { account, owner, plainToken };
 }

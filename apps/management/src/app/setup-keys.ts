@@ -1,5 +1,5 @@
-import { hashSecret, newSetupKeySecret } from "../core/secrets.js";
 import { newId } from "../core/random.js";
+import { hashSecret, newSetupKeySecret } from "../core/secrets.js";
 import { effectiveUsageLimit } from "../core/setup-keys.js";
 import type { SetupKey, SetupKeyType } from "../domain/types.js";
 import type { Store } from "../store/store.js";
@@ -32,7 +32,8 @@ export async function createSetupKey(
 		type: input.type,
 		createdAt: now,
 		updatedAt: now,
-		expiresAt: input.expiresInSeconds > 0 ? new Date(now.getTime() + input.expiresInSeconds * 1000) : null,
+		expiresAt:
+			input.expiresInSeconds > 0 ? new Date(now.getTime() + input.expiresInSeconds * 1000) : null,
 		revoked: false,
 		usedTimes: 0,
 		lastUsed: null,
@@ -44,7 +45,11 @@ export async function createSetupKey(
 	return { plainKey, key };
 }
 
-export async function assertGroupsExist(store: Store, accountId: string, groupIds: string[]): Promise<void> {
+export async function assertGroupsExist(
+	store: Store,
+	accountId: string,
+	groupIds: string[],
+): Promise<void> {
 	if (groupIds.length === 0) return;
 	const known = new Set((await store.listGroups(accountId)).map((g) => g.id));
 	const missing = groupIds.filter((id) => !known.has(id));

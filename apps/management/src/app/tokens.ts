@@ -1,5 +1,5 @@
-import { hashSecret, isWellFormedToken, newPersonalAccessToken } from "../core/secrets.js";
 import { newId } from "../core/random.js";
+import { hashSecret, isWellFormedToken, newPersonalAccessToken } from "../core/secrets.js";
 import type { Account, PersonalAccessToken, User } from "../domain/types.js";
 import type { Store } from "../store/store.js";
 import { AppError } from "./errors.js";
@@ -45,9 +45,17 @@ export async function authenticateToken(
 	header: string | undefined,
 	now: Date,
 ): Promise<AuthContext> {
-	if (!header) throw new AppError(401, "missing Authorization header (expected 'Token <personal access token>')");
+	if (!header)
+		throw new AppError(
+			401,
+			"missing Authorization header (expected 'Token <personal access token>')",
+		);
 	const match = /^Token\s+(\S+)$/i.exec(header.trim()) ?? /^Bearer\s+(\S+)$/i.exec(header.trim());
-	if (!match?.[1]) throw new AppError(401, "malformed Authorization header (expected 'Token <personal access token>')");
+	if (!match?.[1])
+		throw new AppError(
+			401,
+			"malformed Authorization header (expected 'Token <personal access token>')",
+		);
 	const plain = match[1];
 	if (!isWellFormedToken(plain)) throw new AppError(401, "invalid token");
 	const token = await store.getTokenByHash(hashSecret(plain));

@@ -6,9 +6,9 @@ import {
 	cidrContainsIp,
 	cidrSize,
 	formatCidr,
+	IpamError,
 	intToIp,
 	ipToInt,
-	IpamError,
 	parseCidr,
 } from "./ipam.js";
 
@@ -28,7 +28,14 @@ describe("CIDR parsing", () => {
 	});
 
 	it("rejects malformed input with a reason", () => {
-		for (const bad of ["100.64.0.0", "100.64.0.0/33", "300.1.1.1/8", "100.64.0.1/10", "a.b.c.d/8", "1.2.3.4/8/9"]) {
+		for (const bad of [
+			"100.64.0.0",
+			"100.64.0.0/33",
+			"300.1.1.1/8",
+			"100.64.0.1/10",
+			"a.b.c.d/8",
+			"1.2.3.4/8/9",
+		]) {
 			expect(() => parseCidr(bad)).toThrow(IpamError);
 		}
 	});
@@ -50,20 +57,25 @@ describe("allocateHost", () => {
 
 	it("property: n allocations in a network are n distinct in-network host addresses", () => {
 		fc.assert(
-			fc.property(fc.integer({ min: 20, max: 30 }), fc.integer(), fc.integer({ min: 0, max: 300 }), (prefix, seed, n) => {
-				const net = parseCidr(`100.64.0.0/${prefix}`);
-				const capacity = cidrSize(net) - 2;
-				const used = new Set<number>();
-				const rand = seeded(seed);
-				for (let i = 0; i < Math.min(n, capacity); i++) {
-					const ip = allocateHost(net, used, rand);
-					expect(cidrContainsIp(net, ip)).toBe(true);
-					expect(ip === net.base || ip === net.base + cidrSize(net) - 1).toBe(false);
-					expect(used.has(ip)).toBe(false);
-					used.add(ip);
-				}
-				if (n >= capacity) expect(() => allocateHost(net, used, rand)).toThrow(IpamError);
-			}),
+			fc.property(
+				fc.integer({ min: 20, max: 30 }),
+				fc.integer(),
+				fc.integer({ min: 0, max: 300 }),
+				(prefix, seed, n) => {
+					const net = parseCidr(`100.64.0.0/${prefix}`);
+					const capacity = cidrSize(net) - 2;
+					const used = new Set<number>();
+					const rand = seeded(seed);
+					for (let i = 0; i < Math.min(n, capacity); i++) {
+						const ip = allocateHost(net, used, rand);
+						expect(cidrContainsIp(net, ip)).toBe(true);
+						expect(ip === net.base || ip === net.base + cidrSize(net) - 1).toBe(false);
+						expect(used.has(ip)).toBe(false);
+						used.add(ip);
+					}
+					if (n >= capacity) expect(() => allocateHost(net, used, rand)).toThrow(IpamError);
+				},
+			),
 			{ numRuns: 200 },
 		);
 	});

@@ -41,7 +41,8 @@ export function parseCidr(text: string): Cidr {
 	const prefix = Number(prefixText);
 	const addr = ipToInt(ip);
 	const base = prefix === 0 ? 0 : (addr & maskOf(prefix)) >>> 0;
-	if (base !== addr) throw new IpamError(`${text} has host bits set; did you mean ${formatCidr({ base, prefix })}?`);
+	if (base !== addr)
+		throw new IpamError(`${text} has host bits set; did you mean ${formatCidr({ base, prefix })}?`);
 	return { base, prefix };
 }
 
@@ -58,11 +59,11 @@ export function cidrSize(c: Cidr): number {
 }
 
 export function cidrContains(outer: Cidr, inner: Cidr): boolean {
-	return inner.prefix >= outer.prefix && ((inner.base & maskOf(outer.prefix)) >>> 0) === outer.base;
+	return inner.prefix >= outer.prefix && (inner.base & maskOf(outer.prefix)) >>> 0 === outer.base;
 }
 
 export function cidrContainsIp(c: Cidr, ip: number): boolean {
-	return ((ip & maskOf(c.prefix)) >>> 0) === c.base;
+	return (ip & maskOf(c.prefix)) >>> 0 === c.base;
 }
 
 /**
@@ -81,8 +82,7 @@ export function allocateSubnet(
 	}
 	const count = 2 ** (prefix - pool.prefix);
 	const size = 2 ** (32 - prefix);
-	const overlaps = (c: Cidr) =>
-		taken.some((t) => cidrContains(t, c) || cidrContains(c, t));
+	const overlaps = (c: Cidr) => taken.some((t) => cidrContains(t, c) || cidrContains(c, t));
 	const start = random(count);
 	for (let i = 0; i < count; i++) {
 		const candidate = { base: pool.base + ((start + i) % count) * size, prefix };

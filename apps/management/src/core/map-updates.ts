@@ -42,10 +42,17 @@ export function deltaForViewer(
 			delta.removedPeerKeys.push(key);
 		}
 	}
-	const empty = delta.upsertedPeers.length === 0 && delta.removedPeerKeys.length === 0 && !delta.self;
+	const empty =
+		delta.upsertedPeers.length === 0 && delta.removedPeerKeys.length === 0 && !delta.self;
 	return empty ? undefined : delta;
 }
 
 function sameSelf(a: SelfConfig, b: SelfConfig): boolean {
-	return a.address === b.address && a.dnsLabel === b.dnsLabel && a.fqdn === b.fqdn && a.name === b.name && a.peerId === b.peerId;
+	return (
+		a.address === b.address &&
+		a.dnsLabel === b.dnsLabel &&
+		a.fqdn === b.fqdn &&
+		a.name === b.name &&
+		a.peerId === b.peerId
+	);
 }

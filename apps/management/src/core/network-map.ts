@@ -1,5 +1,12 @@
-import type { NetworkMap, RelayConfig, RemotePeer, SelfConfig, SignalConfig, StunServer } from "@starling/proto";
 import { sortPeers } from "@starling/netmap";
+import type {
+	NetworkMap,
+	RelayConfig,
+	RemotePeer,
+	SelfConfig,
+	SignalConfig,
+	StunServer,
+} from "@starling/proto";
 import type { Account, Peer } from "../domain/types.js";
 
 /** Control-plane endpoints every agent of this installation is told about. */

@@ -2,7 +2,11 @@ import { randomBytes, randomInt } from "node:crypto";
 import type { RandomInt } from "./ipam.js";
 
 export const cryptoRandomInt: RandomInt = (maxExclusive) =>
-	maxExclusive <= 1 ? 0 : maxExclusive <= 2 ** 48 ? randomInt(maxExclusive) : Math.floor(Math.random() * maxExclusive);
+	maxExclusive <= 1
+		? 0
+		: maxExclusive <= 2 ** 48
+			? randomInt(maxExclusive)
+			: Math.floor(Math.random() * maxExclusive);
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 

@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { hashSecret, isWellFormedToken, newPersonalAccessToken, newSetupKeySecret, secretMatches } from "./secrets.js";
 import { toDnsLabel, uniqueDnsLabel } from "./dns-label.js";
+import {
+	hashSecret,
+	isWellFormedToken,
+	newPersonalAccessToken,
+	newSetupKeySecret,
+	secretMatches,
+} from "./secrets.js";
 
 describe("secrets", () => {
 	it("tokens carry a checksum that catches typos", () => {

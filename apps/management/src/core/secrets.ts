@@ -36,7 +36,10 @@ export function newPersonalAccessToken(): string {
 }
 
 export function isWellFormedToken(token: string): boolean {
-	if (!token.startsWith(TOKEN_PREFIX) || token.length !== TOKEN_PREFIX.length + TOKEN_BODY + TOKEN_CHECKSUM) {
+	if (
+		!token.startsWith(TOKEN_PREFIX) ||
+		token.length !== TOKEN_PREFIX.length + TOKEN_BODY + TOKEN_CHECKSUM
+	) {
 		return false;
 	}
 	const body = token.slice(TOKEN_PREFIX.length, TOKEN_PREFIX.length + TOKEN_BODY);
@@ -55,7 +58,8 @@ const CRC_TABLE = (() => {
 
 function crc32(text: string): number {
 	let crc = 0xffffffff;
-	for (const byte of Buffer.from(text, "utf8")) crc = (CRC_TABLE[(crc ^ byte) & 0xff] ?? 0) ^ (crc >>> 8);
+	for (const byte of Buffer.from(text, "utf8"))
+		crc = (CRC_TABLE[(crc ^ byte) & 0xff] ?? 0) ^ (crc >>> 8);
 	return (crc ^ 0xffffffff) >>> 0;
 }
 

@@ -36,12 +36,16 @@ describe("setup key validity", () => {
 	});
 
 	it("revoked wins over everything", () => {
-		expect(setupKeyState(key({ revoked: true, expiresAt: now, usageLimit: 1, usedTimes: 1 }), now)).toBe("revoked");
+		expect(
+			setupKeyState(key({ revoked: true, expiresAt: now, usageLimit: 1, usedTimes: 1 }), now),
+		).toBe("revoked");
 	});
 
 	it("usage limits: one-off after one use, reusable at its limit", () => {
 		expect(setupKeyState(key({ type: "one-off", usageLimit: 1, usedTimes: 0 }), now)).toBe("valid");
-		expect(setupKeyState(key({ type: "one-off", usageLimit: 1, usedTimes: 1 }), now)).toBe("overused");
+		expect(setupKeyState(key({ type: "one-off", usageLimit: 1, usedTimes: 1 }), now)).toBe(
+			"overused",
+		);
 		expect(setupKeyState(key({ usageLimit: 3, usedTimes: 2 }), now)).toBe("valid");
 		expect(setupKeyState(key({ usageLimit: 3, usedTimes: 3 }), now)).toBe("overused");
 		const oneOff = checkSetupKeyUsable(key({ type: "one-off", usageLimit: 1, usedTimes: 1 }), now);

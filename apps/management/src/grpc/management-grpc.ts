@@ -1,22 +1,23 @@
 import * as grpc from "@grpc/grpc-js";
-import { EnvelopeChannel, encodeKey, KEY_LENGTH, OpenError, type KeyPair } from "@starling/crypto";
+import { EnvelopeChannel, encodeKey, KEY_LENGTH, type KeyPair, OpenError } from "@starling/crypto";
 import type { Logger } from "@starling/log";
 import {
 	LoginRequest,
 	LoginResponse,
-	ManagementServiceService,
-	PROTOCOL_VERSION,
 	type ManagementServiceServer,
+	ManagementServiceService,
 	type PeerSystemMeta,
+	PROTOCOL_VERSION,
 	type SealedEnvelope,
 	SyncRequest,
 	SyncResponse,
 } from "@starling/proto";
 import { AppError } from "../app/errors.js";
 import { loginPeer } from "../app/peers.js";
-import { selfConfigOf, type ServiceEndpoints } from "../core/network-map.js";
+import { type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
 import type { PeerSystemInfo } from "../domain/types.js";
 import type { Store } from "../store/store.js";
+import type { OutputBudget } from "../sync/output-budget.js";
 import type { SyncHub } from "../sync/sync-hub.js";
 import { UndecodableRequest, withSafeDeserializers } from "./safe-definition.js";
 
@@ -25,6 +26,7 @@ export interface ManagementGrpcDeps {
 	hub: SyncHub;
 	serverKey: KeyPair;
 	endpoints: ServiceEndpoints;
+	outputBudget: OutputBudget;
 	logger: Logger;
 	now?: () => Date;
 }
@@ -44,7 +46,10 @@ function toSystemInfo(meta: PeerSystemMeta | undefined): PeerSystemInfo {
 	const field = (name: keyof PeerSystemMeta) => {
 		const value = meta?.[name] ?? "";
 		if (value.length > MAX_META_FIELD) {
-			throw new GrpcStatusError(grpc.status.INVALID_ARGUMENT, `meta.${name} is longer than ${MAX_META_FIELD} characters`);
+			throw new GrpcStatusError(
+				grpc.status.INVALID_ARGUMENT,
+				`meta.${name} is longer than ${MAX_META_FIELD} characters`,
+			);
 		}
 		return value;
 	};
@@ -60,7 +65,11 @@ function toSystemInfo(meta: PeerSystemMeta | undefined): PeerSystemInfo {
 /** Maps anything thrown by a handler to a gRPC status the agent can act on. */
 function toServiceError(err: unknown, logger: Logger): Partial<grpc.StatusObject> {
 	if (err instanceof GrpcStatusError) return { code: err.code, details: err.message };
-	if (err instanceof OpenError) return { code: grpc.status.UNAUTHENTICATED, details: `cannot open sealed body: ${err.message}` };
+	if (err instanceof OpenError)
+		return {
+			code: grpc.status.UNAUTHENTICATED,
+			details: `cannot open sealed body: ${err.message}`,
+		};
 	if (err instanceof AppError) {
 		const code =
 			err.status === 403
@@ -84,12 +93,22 @@ function openRequest<T>(
 ): { channel: EnvelopeChannel; body: T; wgPublicKey: string } {
 	if ((envelope as unknown) instanceof UndecodableRequest) {
 		const reason = (envelope as unknown as UndecodableRequest).reason;
-		throw new GrpcStatusError(grpc.status.INVALID_ARGUMENT, `request is not a SealedEnvelope: ${reason}`);
+		throw new GrpcStatusError(
+			grpc.status.INVALID_ARGUMENT,
+			`request is not a SealedEnvelope: ${reason}`,
+		);
 	}
 	if (!envelope || envelope.senderPublicKey.length !== KEY_LENGTH) {
-		throw new GrpcStatusError(grpc.status.INVALID_ARGUMENT, "sender_public_key must be a 32-byte WireGuard public key");
+		throw new GrpcStatusError(
+			grpc.status.INVALID_ARGUMENT,
+			"sender_public_key must be a 32-byte WireGuard public key",
+		);
 	}
-	const channel = new EnvelopeChannel(serverKey.publicKey, serverKey.privateKey, envelope.senderPublicKey);
+	const channel = new EnvelopeChannel(
+		serverKey.publicKey,
+		serverKey.privateKey,
+		envelope.senderPublicKey,
+	);
 	const body = channel.open(codec, envelope);
 	return { channel, body, wgPublicKey: encodeKey(envelope.senderPublicKey) };
 }
@@ -109,7 +128,11 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 
 		login(call, callback) {
 			(async () => {
-				const { channel, body, wgPublicKey } = openRequest(deps.serverKey, call.request, LoginRequest);
+				const { channel, body, wgPublicKey } = openRequest(
+					deps.serverKey,
+					call.request,
+					LoginRequest,
+				);
 				if (body.setupKey.length > 256) {
 					throw new GrpcStatusError(grpc.status.INVALID_ARGUMENT, "setup_key is too long");
 				}
@@ -120,8 +143,12 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 					now(),
 				);
 				const account = await deps.store.getAccount(peer.accountId);
-				if (!account) throw new GrpcStatusError(grpc.status.NOT_FOUND, "the peer's account no longer exists");
-				logger.info({ peerId: peer.id, registered }, registered ? "peer registered" : "peer logged in");
+				if (!account)
+					throw new GrpcStatusError(grpc.status.NOT_FOUND, "the peer's account no longer exists");
+				logger.info(
+					{ peerId: peer.id, registered },
+					registered ? "peer registered" : "peer logged in",
+				);
 				const response: LoginResponse = {
 					self: selfConfigOf(peer, account),
 					signal: deps.endpoints.signal,
@@ -159,17 +186,35 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 				release();
 			};
 			(async () => {
-				const { channel, body, wgPublicKey } = openRequest(deps.serverKey, call.request, SyncRequest);
+				const { channel, body, wgPublicKey } = openRequest(
+					deps.serverKey,
+					call.request,
+					SyncRequest,
+				);
 				const peer = await deps.store.getPeerByPublicKey(wgPublicKey);
 				if (!peer) {
-					throw new GrpcStatusError(grpc.status.PERMISSION_DENIED, "peer is not registered: log in with a setup key first");
+					throw new GrpcStatusError(
+						grpc.status.PERMISSION_DENIED,
+						"peer is not registered: log in with a setup key first",
+					);
 				}
 				const meta = body.meta ? toSystemInfo(body.meta) : undefined;
-				const current = meta?.hostname ? ((await deps.store.recordPeerLogin(peer.id, meta, now())) ?? peer) : peer;
+				const current = meta?.hostname
+					? ((await deps.store.recordPeerLogin(peer.id, meta, now())) ?? peer)
+					: peer;
 				if (closed) return;
+				// Backpressure by bytes, not messages: grpc-js buffers 16 messages
+				// per stream whatever their size.
+				const budget = deps.outputBudget.stream();
+				call.on("close", () => budget.close());
 				unsubscribe = await deps.hub.subscribe(current, {
-					write: (update) => call.write(channel.seal(SyncResponse, update)),
-					onDrain: (cb) => call.once("drain", cb),
+					write: (update) => {
+						if (closed) return;
+						const envelope = channel.seal(SyncResponse, update);
+						call.write(envelope, budget.queued(envelope.ciphertext.length));
+					},
+					writable: () => budget.writable(),
+					onWritable: (cb) => budget.onWritable(cb),
 					end: (code, message) =>
 						endWithStatus(
 							code === "deleted"

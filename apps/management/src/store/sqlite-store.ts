@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import { uniqueDnsLabel, toDnsLabel } from "../core/dns-label.js";
+import { toDnsLabel, uniqueDnsLabel } from "../core/dns-label.js";
 import { allocateHost, intToIp, parseCidr } from "../core/ipam.js";
 import { cryptoRandomInt, newId } from "../core/random.js";
 import { checkSetupKeyUsable } from "../core/setup-keys.js";
@@ -142,7 +142,9 @@ export class SqliteStore implements Store {
 			"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
 		);
 		const applied = new Set(
-			(this.db.prepare("SELECT version FROM schema_migrations").all() as Row[]).map((r) => Number(r.version)),
+			(this.db.prepare("SELECT version FROM schema_migrations").all() as Row[]).map((r) =>
+				Number(r.version),
+			),
 		);
 		for (const m of MIGRATIONS) {
 			if (applied.has(m.version)) continue;
@@ -169,9 +171,9 @@ export class SqliteStore implements Store {
 	async getOrCreateServerKey(generate: () => StoredKeyPair): Promise<StoredKeyPair> {
 		return this.db
 			.transaction(() => {
-				const row = this.db.prepare("SELECT private_key, public_key FROM server_keys WHERE id = 1").get() as
-					| Row
-					| undefined;
+				const row = this.db
+					.prepare("SELECT private_key, public_key FROM server_keys WHERE id = 1")
+					.get() as Row | undefined;
 				if (row) {
 					return {
 						privateKey: new Uint8Array(row.private_key as Buffer),
@@ -180,7 +182,9 @@ export class SqliteStore implements Store {
 				}
 				const pair = generate();
 				this.db
-					.prepare("INSERT INTO server_keys (id, private_key, public_key, created_at) VALUES (1, ?, ?, ?)")
+					.prepare(
+						"INSERT INTO server_keys (id, private_key, public_key, created_at) VALUES (1, ?, ?, ?)",
+					)
 					.run(Buffer.from(pair.privateKey), Buffer.from(pair.publicKey), Date.now());
 				return pair;
 			})
@@ -191,8 +195,16 @@ export class SqliteStore implements Store {
 		this.db
 			.transaction(() => {
 				this.db
-					.prepare("INSERT INTO accounts (id, network, dns_domain, created_at, settings) VALUES (?, ?, ?, ?, ?)")
-					.run(account.id, account.network, account.dnsDomain, ms(account.createdAt), JSON.stringify(account.settings));
+					.prepare(
+						"INSERT INTO accounts (id, network, dns_domain, created_at, settings) VALUES (?, ?, ?, ?, ?)",
+					)
+					.run(
+						account.id,
+						account.network,
+						account.dnsDomain,
+						ms(account.createdAt),
+						JSON.stringify(account.settings),
+					);
 				this.db
 					.prepare("INSERT INTO groups (id, account_id, name, issued) VALUES (?, ?, 'All', 'all')")
 					.run(newId(), account.id);
@@ -202,16 +214,25 @@ export class SqliteStore implements Store {
 	}
 
 	async getAccount(accountId: string): Promise<Account | undefined> {
-		const row = this.db.prepare("SELECT * FROM accounts WHERE id = ?").get(accountId) as Row | undefined;
+		const row = this.db.prepare("SELECT * FROM accounts WHERE id = ?").get(accountId) as
+			| Row
+			| undefined;
 		return row && toAccount(row);
 	}
 
 	async listAccountNetworks(): Promise<string[]> {
-		return (this.db.prepare("SELECT network FROM accounts").all() as Row[]).map((r) => String(r.network));
+		return (this.db.prepare("SELECT network FROM accounts").all() as Row[]).map((r) =>
+			String(r.network),
+		);
 	}
 
-	async updateAccountSettings(accountId: string, settings: AccountSettings): Promise<Account | undefined> {
-		this.db.prepare("UPDATE accounts SET settings = ? WHERE id = ?").run(JSON.stringify(settings), accountId);
+	async updateAccountSettings(
+		accountId: string,
+		settings: AccountSettings,
+	): Promise<Account | undefined> {
+		this.db
+			.prepare("UPDATE accounts SET settings = ? WHERE id = ?")
+			.run(JSON.stringify(settings), accountId);
 		return this.getAccount(accountId);
 	}
 
@@ -246,9 +267,11 @@ export class SqliteStore implements Store {
 	}
 
 	async listUsers(accountId: string): Promise<User[]> {
-		return (this.db.prepare("SELECT * FROM users WHERE account_id = ? ORDER BY created_at").all(accountId) as Row[]).map(
-			toUser,
-		);
+		return (
+			this.db
+				.prepare("SELECT * FROM users WHERE account_id = ? ORDER BY created_at")
+				.all(accountId) as Row[]
+		).map(toUser);
 	}
 
 	async createToken(t: PersonalAccessToken): Promise<void> {
@@ -256,13 +279,22 @@ export class SqliteStore implements Store {
 			.prepare(
 				"INSERT INTO personal_access_tokens (id, user_id, name, hashed_token, expires_at, created_by, created_at, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 			)
-			.run(t.id, t.userId, t.name, t.hashedToken, ms(t.expiresAt), t.createdBy, ms(t.createdAt), t.lastUsed && ms(t.lastUsed));
+			.run(
+				t.id,
+				t.userId,
+				t.name,
+				t.hashedToken,
+				ms(t.expiresAt),
+				t.createdBy,
+				ms(t.createdAt),
+				t.lastUsed && ms(t.lastUsed),
+			);
 	}
 
 	async getTokenByHash(hashedToken: string): Promise<PersonalAccessToken | undefined> {
-		const row = this.db.prepare("SELECT * FROM personal_access_tokens WHERE hashed_token = ?").get(hashedToken) as
-			| Row
-			| undefined;
+		const row = this.db
+			.prepare("SELECT * FROM personal_access_tokens WHERE hashed_token = ?")
+			.get(hashedToken) as Row | undefined;
 		return row && toToken(row);
 	}
 
@@ -275,16 +307,24 @@ export class SqliteStore implements Store {
 
 	async listTokens(userId: string): Promise<PersonalAccessToken[]> {
 		return (
-			this.db.prepare("SELECT * FROM personal_access_tokens WHERE user_id = ? ORDER BY created_at").all(userId) as Row[]
+			this.db
+				.prepare("SELECT * FROM personal_access_tokens WHERE user_id = ? ORDER BY created_at")
+				.all(userId) as Row[]
 		).map(toToken);
 	}
 
 	async deleteToken(userId: string, tokenId: string): Promise<boolean> {
-		return this.db.prepare("DELETE FROM personal_access_tokens WHERE user_id = ? AND id = ?").run(userId, tokenId).changes > 0;
+		return (
+			this.db
+				.prepare("DELETE FROM personal_access_tokens WHERE user_id = ? AND id = ?")
+				.run(userId, tokenId).changes > 0
+		);
 	}
 
 	async touchToken(tokenId: string, at: Date): Promise<void> {
-		this.db.prepare("UPDATE personal_access_tokens SET last_used = ? WHERE id = ?").run(ms(at), tokenId);
+		this.db
+			.prepare("UPDATE personal_access_tokens SET last_used = ? WHERE id = ?")
+			.run(ms(at), tokenId);
 	}
 
 	async createSetupKey(k: SetupKey): Promise<void> {
@@ -313,15 +353,17 @@ export class SqliteStore implements Store {
 	}
 
 	async getSetupKey(accountId: string, keyId: string): Promise<SetupKey | undefined> {
-		const row = this.db.prepare("SELECT * FROM setup_keys WHERE account_id = ? AND id = ?").get(accountId, keyId) as
-			| Row
-			| undefined;
+		const row = this.db
+			.prepare("SELECT * FROM setup_keys WHERE account_id = ? AND id = ?")
+			.get(accountId, keyId) as Row | undefined;
 		return row && toSetupKey(row);
 	}
 
 	async listSetupKeys(accountId: string): Promise<SetupKey[]> {
 		return (
-			this.db.prepare("SELECT * FROM setup_keys WHERE account_id = ? ORDER BY created_at").all(accountId) as Row[]
+			this.db
+				.prepare("SELECT * FROM setup_keys WHERE account_id = ? ORDER BY created_at")
+				.all(accountId) as Row[]
 		).map(toSetupKey);
 	}
 
@@ -333,9 +375,9 @@ export class SqliteStore implements Store {
 	): Promise<SetupKey | undefined> {
 		return this.db
 			.transaction(() => {
-				const row = this.db.prepare("SELECT * FROM setup_keys WHERE account_id = ? AND id = ?").get(accountId, keyId) as
-					| Row
-					| undefined;
+				const row = this.db
+					.prepare("SELECT * FROM setup_keys WHERE account_id = ? AND id = ?")
+					.get(accountId, keyId) as Row | undefined;
 				if (!row) return undefined;
 				const key = toSetupKey(row);
 				const next = {
@@ -344,7 +386,9 @@ export class SqliteStore implements Store {
 					name: update.name ?? key.name,
 				};
 				this.db
-					.prepare("UPDATE setup_keys SET revoked = ?, auto_groups = ?, name = ?, updated_at = ? WHERE id = ?")
+					.prepare(
+						"UPDATE setup_keys SET revoked = ?, auto_groups = ?, name = ?, updated_at = ? WHERE id = ?",
+					)
 					.run(next.revoked ? 1 : 0, JSON.stringify(next.autoGroups), next.name, ms(now), keyId);
 				return { ...key, ...next, updatedAt: now };
 			})
@@ -352,13 +396,21 @@ export class SqliteStore implements Store {
 	}
 
 	async deleteSetupKey(accountId: string, keyId: string): Promise<boolean> {
-		return this.db.prepare("DELETE FROM setup_keys WHERE account_id = ? AND id = ?").run(accountId, keyId).changes > 0;
+		return (
+			this.db
+				.prepare("DELETE FROM setup_keys WHERE account_id = ? AND id = ?")
+				.run(accountId, keyId).changes > 0
+		);
 	}
 
 	async listGroups(accountId: string): Promise<Group[]> {
-		const groups = this.db.prepare("SELECT * FROM groups WHERE account_id = ? ORDER BY name").all(accountId) as Row[];
+		const groups = this.db
+			.prepare("SELECT * FROM groups WHERE account_id = ? ORDER BY name")
+			.all(accountId) as Row[];
 		const members = this.db
-			.prepare("SELECT gp.group_id, gp.peer_id FROM group_peers gp JOIN groups g ON g.id = gp.group_id WHERE g.account_id = ?")
+			.prepare(
+				"SELECT gp.group_id, gp.peer_id FROM group_peers gp JOIN groups g ON g.id = gp.group_id WHERE g.account_id = ?",
+			)
 			.all(accountId) as Row[];
 		const byGroup = new Map<string, string[]>();
 		for (const m of members) {
@@ -380,9 +432,9 @@ export class SqliteStore implements Store {
 		// (in this process or another) can never both see a one-off key unused.
 		return this.db
 			.transaction((): RegisterResult => {
-				const keyRow = this.db.prepare("SELECT * FROM setup_keys WHERE hashed_key = ?").get(hashedSetupKey) as
-					| Row
-					| undefined;
+				const keyRow = this.db
+					.prepare("SELECT * FROM setup_keys WHERE hashed_key = ?")
+					.get(hashedSetupKey) as Row | undefined;
 				if (!keyRow) return { ok: false, reason: "setup key is not valid" };
 				const key = toSetupKey(keyRow);
 				const check = checkSetupKeyUsable(key, input.now);
@@ -390,18 +442,22 @@ export class SqliteStore implements Store {
 				if (this.db.prepare("SELECT 1 FROM peers WHERE wg_public_key = ?").get(input.wgPublicKey)) {
 					return { ok: false, reason: "a peer with this WireGuard key is already registered" };
 				}
-				const account = this.db.prepare("SELECT * FROM accounts WHERE id = ?").get(key.accountId) as Row;
+				const account = this.db
+					.prepare("SELECT * FROM accounts WHERE id = ?")
+					.get(key.accountId) as Row;
 				const network = parseCidr(String(account.network));
 				const used = new Set(
-					(this.db.prepare("SELECT ip FROM peers WHERE account_id = ?").all(key.accountId) as Row[]).map((r) =>
-						Number(r.ip),
-					),
+					(
+						this.db.prepare("SELECT ip FROM peers WHERE account_id = ?").all(key.accountId) as Row[]
+					).map((r) => Number(r.ip)),
 				);
 				const ip = allocateHost(network, used, cryptoRandomInt);
 				const labels = new Set(
-					(this.db.prepare("SELECT dns_label FROM peers WHERE account_id = ?").all(key.accountId) as Row[]).map((r) =>
-						String(r.dns_label),
-					),
+					(
+						this.db
+							.prepare("SELECT dns_label FROM peers WHERE account_id = ?")
+							.all(key.accountId) as Row[]
+					).map((r) => String(r.dns_label)),
 				);
 				const dnsLabel = uniqueDnsLabel(toDnsLabel(input.name), labels);
 				const now = ms(input.now);
@@ -455,34 +511,46 @@ export class SqliteStore implements Store {
 						`SELECT id FROM groups WHERE account_id = ? AND (issued = 'all' OR id IN (SELECT value FROM json_each(?)))`,
 					)
 					.all(key.accountId, JSON.stringify(key.autoGroups)) as Row[];
-				const addMember = this.db.prepare("INSERT OR IGNORE INTO group_peers (group_id, peer_id) VALUES (?, ?)");
+				const addMember = this.db.prepare(
+					"INSERT OR IGNORE INTO group_peers (group_id, peer_id) VALUES (?, ?)",
+				);
 				for (const g of groupIds) addMember.run(String(g.id), peer.id);
-				return { ok: true, peer, setupKey: { ...key, usedTimes: key.usedTimes + 1, lastUsed: input.now } };
+				return {
+					ok: true,
+					peer,
+					setupKey: { ...key, usedTimes: key.usedTimes + 1, lastUsed: input.now },
+				};
 			})
 			.immediate();
 	}
 
 	async getPeerByPublicKey(wgPublicKey: string): Promise<Peer | undefined> {
-		const row = this.db.prepare("SELECT * FROM peers WHERE wg_public_key = ?").get(wgPublicKey) as Row | undefined;
-		return row && toPeer(row);
-	}
-
-	async getPeer(accountId: string, peerId: string): Promise<Peer | undefined> {
-		const row = this.db.prepare("SELECT * FROM peers WHERE account_id = ? AND id = ?").get(accountId, peerId) as
+		const row = this.db.prepare("SELECT * FROM peers WHERE wg_public_key = ?").get(wgPublicKey) as
 			| Row
 			| undefined;
 		return row && toPeer(row);
 	}
 
+	async getPeer(accountId: string, peerId: string): Promise<Peer | undefined> {
+		const row = this.db
+			.prepare("SELECT * FROM peers WHERE account_id = ? AND id = ?")
+			.get(accountId, peerId) as Row | undefined;
+		return row && toPeer(row);
+	}
+
 	async listPeers(accountId: string): Promise<Peer[]> {
-		return (this.db.prepare("SELECT * FROM peers WHERE account_id = ? ORDER BY created_at, id").all(accountId) as Row[]).map(
-			toPeer,
-		);
+		return (
+			this.db
+				.prepare("SELECT * FROM peers WHERE account_id = ? ORDER BY created_at, id")
+				.all(accountId) as Row[]
+		).map(toPeer);
 	}
 
 	async listPeerGroupIds(accountId: string): Promise<Map<string, string[]>> {
 		const rows = this.db
-			.prepare("SELECT gp.peer_id, gp.group_id FROM group_peers gp JOIN peers p ON p.id = gp.peer_id WHERE p.account_id = ?")
+			.prepare(
+				"SELECT gp.peer_id, gp.group_id FROM group_peers gp JOIN peers p ON p.id = gp.peer_id WHERE p.account_id = ?",
+			)
 			.all(accountId) as Row[];
 		const out = new Map<string, string[]>();
 		for (const r of rows) {
@@ -493,12 +561,16 @@ export class SqliteStore implements Store {
 		return out;
 	}
 
-	async updatePeer(accountId: string, peerId: string, update: PeerUpdate): Promise<Peer | undefined> {
+	async updatePeer(
+		accountId: string,
+		peerId: string,
+		update: PeerUpdate,
+	): Promise<Peer | undefined> {
 		return this.db
 			.transaction(() => {
-				const row = this.db.prepare("SELECT * FROM peers WHERE account_id = ? AND id = ?").get(accountId, peerId) as
-					| Row
-					| undefined;
+				const row = this.db
+					.prepare("SELECT * FROM peers WHERE account_id = ? AND id = ?")
+					.get(accountId, peerId) as Row | undefined;
 				if (!row) return undefined;
 				const peer = toPeer(row);
 				let dnsLabel = peer.dnsLabel;
@@ -507,7 +579,9 @@ export class SqliteStore implements Store {
 					// As in NetBird, renaming a peer renames its DNS label.
 					const labels = new Set(
 						(
-							this.db.prepare("SELECT dns_label FROM peers WHERE account_id = ? AND id != ?").all(accountId, peerId) as Row[]
+							this.db
+								.prepare("SELECT dns_label FROM peers WHERE account_id = ? AND id != ?")
+								.all(accountId, peerId) as Row[]
 						).map((r) => String(r.dns_label)),
 					);
 					dnsLabel = uniqueDnsLabel(toDnsLabel(update.name), labels);
@@ -515,39 +589,57 @@ export class SqliteStore implements Store {
 				const sshEnabled = update.sshEnabled ?? peer.sshEnabled;
 				const loginExpirationEnabled = update.loginExpirationEnabled ?? peer.loginExpirationEnabled;
 				this.db
-					.prepare("UPDATE peers SET name = ?, dns_label = ?, ssh_enabled = ?, login_expiration_enabled = ? WHERE id = ?")
+					.prepare(
+						"UPDATE peers SET name = ?, dns_label = ?, ssh_enabled = ?, login_expiration_enabled = ? WHERE id = ?",
+					)
 					.run(name, dnsLabel, sshEnabled ? 1 : 0, loginExpirationEnabled ? 1 : 0, peerId);
 				return { ...peer, name, dnsLabel, sshEnabled, loginExpirationEnabled };
 			})
 			.immediate();
 	}
 
-	async recordPeerLogin(peerId: string, system: PeerSystemInfo, at: Date): Promise<Peer | undefined> {
+	async recordPeerLogin(
+		peerId: string,
+		system: PeerSystemInfo,
+		at: Date,
+	): Promise<Peer | undefined> {
 		this.db
 			.prepare(
 				"UPDATE peers SET hostname = ?, os = ?, os_version = ?, kernel_version = ?, agent_version = ?, last_login = ? WHERE id = ?",
 			)
-			.run(system.hostname, system.os, system.osVersion, system.kernelVersion, system.agentVersion, ms(at), peerId);
+			.run(
+				system.hostname,
+				system.os,
+				system.osVersion,
+				system.kernelVersion,
+				system.agentVersion,
+				ms(at),
+				peerId,
+			);
 		const row = this.db.prepare("SELECT * FROM peers WHERE id = ?").get(peerId) as Row | undefined;
 		return row && toPeer(row);
 	}
 
 	async setPeerConnected(peerId: string, connected: boolean, at: Date): Promise<Peer | undefined> {
-		this.db.prepare("UPDATE peers SET connected = ?, last_seen = ? WHERE id = ?").run(connected ? 1 : 0, ms(at), peerId);
+		this.db
+			.prepare("UPDATE peers SET connected = ?, last_seen = ? WHERE id = ?")
+			.run(connected ? 1 : 0, ms(at), peerId);
 		const row = this.db.prepare("SELECT * FROM peers WHERE id = ?").get(peerId) as Row | undefined;
 		return row && toPeer(row);
 	}
 
 	async markAllPeersDisconnected(at: Date): Promise<void> {
-		this.db.prepare("UPDATE peers SET connected = 0, last_seen = ? WHERE connected = 1").run(ms(at));
+		this.db
+			.prepare("UPDATE peers SET connected = 0, last_seen = ? WHERE connected = 1")
+			.run(ms(at));
 	}
 
 	async deletePeer(accountId: string, peerId: string): Promise<Peer | undefined> {
 		return this.db
 			.transaction(() => {
-				const row = this.db.prepare("SELECT * FROM peers WHERE account_id = ? AND id = ?").get(accountId, peerId) as
-					| Row
-					| undefined;
+				const row = this.db
+					.prepare("SELECT * FROM peers WHERE account_id = ? AND id = ?")
+					.get(accountId, peerId) as Row | undefined;
 				if (!row) return undefined;
 				this.db.prepare("DELETE FROM peers WHERE id = ?").run(peerId);
 				return toPeer(row);

@@ -2,9 +2,9 @@ import type {
 	Account,
 	AccountSettings,
 	Group,
-	PersonalAccessToken,
 	Peer,
 	PeerSystemInfo,
+	PersonalAccessToken,
 	SetupKey,
 	User,
 } from "../domain/types.js";
@@ -71,7 +71,12 @@ export interface Store {
 	createSetupKey(key: SetupKey): Promise<void>;
 	getSetupKey(accountId: string, keyId: string): Promise<SetupKey | undefined>;
 	listSetupKeys(accountId: string): Promise<SetupKey[]>;
-	updateSetupKey(accountId: string, keyId: string, update: SetupKeyUpdate, now: Date): Promise<SetupKey | undefined>;
+	updateSetupKey(
+		accountId: string,
+		keyId: string,
+		update: SetupKeyUpdate,
+		now: Date,
+	): Promise<SetupKey | undefined>;
 	deleteSetupKey(accountId: string, keyId: string): Promise<boolean>;
 
 	listGroups(accountId: string): Promise<Group[]>;

@@ -1,17 +1,19 @@
-import type { SelfConfig, SyncResponse } from "@starling/proto";
 import type { Logger } from "@starling/log";
+import type { SelfConfig, SyncResponse } from "@starling/proto";
 import type { NetworkChangeSink } from "../app/events.js";
 import { deltaForViewer } from "../core/map-updates.js";
-import { computeNetworkMap, selfConfigOf, type ServiceEndpoints } from "../core/network-map.js";
+import { computeNetworkMap, type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
 import type { Account, Peer } from "../domain/types.js";
 import type { Store } from "../store/store.js";
 
 /** One open Sync stream, as the hub sees it. The transport seals and writes. */
 export interface SyncSink {
-	/** Writes one update; returns false when the transport's buffer is full. */
-	write(update: SyncResponse): boolean;
-	/** Calls `cb` once when a full buffer has drained. */
-	onDrain(cb: () => void): void;
+	/** Queues one update for sending. */
+	write(update: SyncResponse): void;
+	/** False while this stream, or management as a whole, has too much unsent. */
+	writable(): boolean;
+	/** Calls `cb` once when the stream is writable again. */
+	onWritable(cb: () => void): void;
 	/** Ends the stream with a reason the agent sees. */
 	end(code: "replaced" | "deleted" | "shutdown", message: string): void;
 }
@@ -22,8 +24,15 @@ interface Subscriber {
 	sink: SyncSink;
 	sentSerial: number;
 	lastSelf: SelfConfig | undefined;
-	/** Set while the transport is full: updates are skipped and a full map follows the drain. */
+	/**
+	 * Set while the transport is full. Changes meanwhile are remembered by
+	 * key only (bounded by the account's size) and sent as one delta, or a
+	 * full map if most of the account changed, once the stream drains.
+	 */
 	congested: boolean;
+	backlog: Set<string>;
+	/** The first full map has not been sent yet (management was busy). */
+	needsFull: boolean;
 }
 
 interface AccountState {
@@ -70,7 +79,10 @@ export class SyncHub implements NetworkChangeSink {
 	constructor(private readonly options: SyncHubOptions) {
 		this.flushDelayMs = options.flushDelayMs ?? 50;
 		this.now = options.now ?? (() => new Date());
-		this.heartbeatTimer = setInterval(() => this.heartbeat(), options.heartbeatIntervalMs ?? 25_000);
+		this.heartbeatTimer = setInterval(
+			() => this.heartbeat(),
+			options.heartbeatIntervalMs ?? 25_000,
+		);
 		this.heartbeatTimer.unref();
 	}
 
@@ -87,7 +99,8 @@ export class SyncHub implements NetworkChangeSink {
 			sink.end("shutdown", "management is shutting down");
 			return async () => {};
 		}
-		const connected = (await this.options.store.setPeerConnected(peer.id, true, this.now())) ?? peer;
+		const connected =
+			(await this.options.store.setPeerConnected(peer.id, true, this.now())) ?? peer;
 		const previous = state.subscribers.get(peer.wgPublicKey);
 		const sub: Subscriber = {
 			peerKey: peer.wgPublicKey,
@@ -96,11 +109,20 @@ export class SyncHub implements NetworkChangeSink {
 			sentSerial: 0,
 			lastSelf: undefined,
 			congested: false,
+			backlog: new Set(),
+			needsFull: false,
 		};
 		state.subscribers.set(peer.wgPublicKey, sub);
 		previous?.sink.end("replaced", "replaced by a newer Sync stream of the same peer");
 		state.peers.set(connected.wgPublicKey, connected);
-		this.sendFull(state, sub);
+		if (sink.writable()) {
+			this.sendFull(state, sub);
+		} else {
+			// Everyone is reconnecting at once: queue for a turn rather than
+			// pile full maps into memory.
+			sub.needsFull = true;
+			this.holdBack(state, sub);
+		}
 		this.enqueue(state, connected.wgPublicKey, connected);
 
 		return async () => {
@@ -147,7 +169,8 @@ export class SyncHub implements NetworkChangeSink {
 		clearInterval(this.heartbeatTimer);
 		for (const state of this.accounts.values()) {
 			if (state.flushTimer) clearTimeout(state.flushTimer);
-			for (const sub of state.subscribers.values()) sub.sink.end("shutdown", "management is shutting down");
+			for (const sub of state.subscribers.values())
+				sub.sink.end("shutdown", "management is shutting down");
 			state.subscribers.clear();
 		}
 		this.accounts.clear();
@@ -198,26 +221,55 @@ export class SyncHub implements NetworkChangeSink {
 
 	private flush(state: AccountState): void {
 		if (state.pending.size === 0) return;
+		const started = performance.now();
 		const changes = state.pending;
 		state.pending = new Map();
 		state.serial += 1;
+		let sent = 0;
 		for (const sub of state.subscribers.values()) {
-			if (sub.congested) continue;
+			if (sub.congested) {
+				for (const key of changes.keys()) sub.backlog.add(key);
+				continue;
+			}
 			const viewer = state.peers.get(sub.peerKey);
 			if (!viewer) continue;
-			const delta = deltaForViewer(viewer, changes, state.account, sub.lastSelf, sub.sentSerial, state.serial);
+			const delta = deltaForViewer(
+				viewer,
+				changes,
+				state.account,
+				sub.lastSelf,
+				sub.sentSerial,
+				state.serial,
+			);
 			if (!delta) continue;
 			sub.sentSerial = state.serial;
 			if (delta.self) sub.lastSelf = delta.self;
 			this.counters.updatesSent++;
+			sent++;
 			this.write(state, sub, { update: { $case: "delta", value: delta } });
 		}
+		this.options.logger.debug(
+			{
+				accountId: state.account.id,
+				serial: state.serial,
+				changes: changes.size,
+				sent,
+				ms: performance.now() - started,
+			},
+			"pushed map updates",
+		);
 	}
 
 	private sendFull(state: AccountState, sub: Subscriber): void {
 		const viewer = state.peers.get(sub.peerKey);
 		if (!viewer) return;
-		const map = computeNetworkMap(viewer, state.peers.values(), state.account, this.options.endpoints, state.serial);
+		const map = computeNetworkMap(
+			viewer,
+			state.peers.values(),
+			state.account,
+			this.options.endpoints,
+			state.serial,
+		);
 		sub.sentSerial = state.serial;
 		sub.lastSelf = selfConfigOf(viewer, state.account);
 		this.counters.fullMapsSent++;
@@ -225,15 +277,52 @@ export class SyncHub implements NetworkChangeSink {
 	}
 
 	private write(state: AccountState, sub: Subscriber, update: SyncResponse): void {
-		if (sub.sink.write(update)) return;
-		// The agent is not reading fast enough: stop queueing deltas for it and
-		// send one fresh full map once the transport drains.
+		sub.sink.write(update);
+		if (!sub.sink.writable()) this.holdBack(state, sub);
+	}
+
+	/** Stops sending to `sub` until its transport has room, then catches it up in one message. */
+	private holdBack(state: AccountState, sub: Subscriber): void {
+		if (sub.congested) return;
 		sub.congested = true;
-		sub.sink.onDrain(() => {
+		sub.sink.onWritable(() => {
 			if (state.subscribers.get(sub.peerKey) !== sub) return;
 			sub.congested = false;
-			this.sendFull(state, sub);
+			if (sub.needsFull) {
+				sub.needsFull = false;
+				sub.backlog.clear();
+				this.sendFull(state, sub);
+			} else {
+				this.catchUp(state, sub);
+			}
 		});
+	}
+
+	private catchUp(state: AccountState, sub: Subscriber): void {
+		const keys = sub.backlog;
+		sub.backlog = new Set();
+		if (keys.size === 0) return;
+		if (keys.size * 2 > state.peers.size) {
+			this.sendFull(state, sub);
+			return;
+		}
+		const viewer = state.peers.get(sub.peerKey);
+		if (!viewer) return;
+		const changes = new Map<string, Peer | null>();
+		for (const key of keys) changes.set(key, state.peers.get(key) ?? null);
+		const delta = deltaForViewer(
+			viewer,
+			changes,
+			state.account,
+			sub.lastSelf,
+			sub.sentSerial,
+			state.serial,
+		);
+		if (!delta) return;
+		sub.sentSerial = state.serial;
+		if (delta.self) sub.lastSelf = delta.self;
+		this.counters.updatesSent++;
+		this.write(state, sub, { update: { $case: "delta", value: delta } });
 	}
 
 	private heartbeat(): void {

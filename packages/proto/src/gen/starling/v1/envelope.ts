@@ -13,117 +13,108 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
  * key pair; management uses its own server key pair.
  */
 export interface SealedEnvelope {
-	/**
-	 * The sender's public key (32 bytes). For management requests this is the
-	 * agent's WireGuard public key; for management responses, the server key.
-	 */
-	senderPublicKey: Uint8Array;
-	/** Random 24-byte nonce. */
-	nonce: Uint8Array;
-	/** box(plaintext, nonce, recipient_public_key, sender_private_key). */
-	ciphertext: Uint8Array;
+  /**
+   * The sender's public key (32 bytes). For management requests this is the
+   * agent's WireGuard public key; for management responses, the server key.
+   */
+  senderPublicKey: Uint8Array;
+  /** Random 24-byte nonce. */
+  nonce: Uint8Array;
+  /** box(plaintext, nonce, recipient_public_key, sender_private_key). */
+  ciphertext: Uint8Array;
 }
 
 function createBaseSealedEnvelope(): SealedEnvelope {
-	return {
-		senderPublicKey: new Uint8Array(0),
-		nonce: new Uint8Array(0),
-		ciphertext: new Uint8Array(0),
-	};
+  return { senderPublicKey: new Uint8Array(0), nonce: new Uint8Array(0), ciphertext: new Uint8Array(0) };
 }
 
 export const SealedEnvelope: MessageFns<SealedEnvelope> = {
-	encode(message: SealedEnvelope, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.senderPublicKey.length !== 0) {
-			writer.uint32(10).bytes(message.senderPublicKey);
-		}
-		if (message.nonce.length !== 0) {
-			writer.uint32(18).bytes(message.nonce);
-		}
-		if (message.ciphertext.length !== 0) {
-			writer.uint32(26).bytes(message.ciphertext);
-		}
-		return writer;
-	},
+  encode(message: SealedEnvelope, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.senderPublicKey.length !== 0) {
+      writer.uint32(10).bytes(message.senderPublicKey);
+    }
+    if (message.nonce.length !== 0) {
+      writer.uint32(18).bytes(message.nonce);
+    }
+    if (message.ciphertext.length !== 0) {
+      writer.uint32(26).bytes(message.ciphertext);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SealedEnvelope {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSealedEnvelope();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SealedEnvelope {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSealedEnvelope();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.senderPublicKey = reader.bytes();
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.senderPublicKey = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.nonce = reader.bytes();
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.nonce = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.ciphertext = reader.bytes();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.ciphertext = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SealedEnvelope>): SealedEnvelope {
-		return SealedEnvelope.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SealedEnvelope>): SealedEnvelope {
-		const message = createBaseSealedEnvelope();
-		message.senderPublicKey = object.senderPublicKey ?? new Uint8Array(0);
-		message.nonce = object.nonce ?? new Uint8Array(0);
-		message.ciphertext = object.ciphertext ?? new Uint8Array(0);
-		return message;
-	},
+  create(base?: DeepPartial<SealedEnvelope>): SealedEnvelope {
+    return SealedEnvelope.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SealedEnvelope>): SealedEnvelope {
+    const message = createBaseSealedEnvelope();
+    message.senderPublicKey = object.senderPublicKey ?? new Uint8Array(0);
+    message.nonce = object.nonce ?? new Uint8Array(0);
+    message.ciphertext = object.ciphertext ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin
-	? T
-	: T extends globalThis.Array<infer U>
-		? globalThis.Array<DeepPartial<U>>
-		: T extends ReadonlyArray<infer U>
-			? ReadonlyArray<DeepPartial<U>>
-			: T extends { $case: string; value: unknown }
-				? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
-				: T extends {}
-					? { [K in keyof T]?: DeepPartial<T[K]> }
-					: Partial<T>;
+type DeepPartial<T> = T extends Builtin ? T
+  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 interface MessageFns<T> {
-	encode(message: T, writer?: BinaryWriter): BinaryWriter;
-	decode(input: BinaryReader | Uint8Array, length?: number): T;
-	create(base?: DeepPartial<T>): T;
-	fromPartial(object: DeepPartial<T>): T;
+  encode(message: T, writer?: BinaryWriter): BinaryWriter;
+  decode(input: BinaryReader | Uint8Array, length?: number): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

@@ -7,732 +7,706 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import {
-	type CallOptions,
-	type ChannelCredentials,
-	Client,
-	type ClientOptions,
-	type ClientReadableStream,
-	type ClientUnaryCall,
-	type handleServerStreamingCall,
-	type handleUnaryCall,
-	makeGenericClientConstructor,
-	type Metadata,
-	type ServiceError,
-	type UntypedServiceImplementation,
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { SealedEnvelope } from "./envelope.js";
-import {
-	NetworkMap,
-	NetworkMapDelta,
-	RelayConfig,
-	SelfConfig,
-	SignalConfig,
-	StunServer,
-} from "./network_map.js";
+import { NetworkMap, NetworkMapDelta, RelayConfig, SelfConfig, SignalConfig, StunServer } from "./network_map.js";
 
-export interface GetServerKeyRequest {}
+export interface GetServerKeyRequest {
+}
 
 export interface GetServerKeyResponse {
-	/** The server's X25519 public key, 32 bytes. */
-	publicKey: Uint8Array;
-	serverTimeUnixMs: number;
-	protocolVersion: number;
+  /** The server's X25519 public key, 32 bytes. */
+  publicKey: Uint8Array;
+  serverTimeUnixMs: number;
+  protocolVersion: number;
 }
 
 /** Facts about the machine the agent runs on. */
 export interface PeerSystemMeta {
-	hostname: string;
-	os: string;
-	kernelVersion: string;
-	agentVersion: string;
-	osVersion: string;
+  hostname: string;
+  os: string;
+  kernelVersion: string;
+  agentVersion: string;
+  osVersion: string;
 }
 
 export interface LoginRequest {
-	/** Required the first time (registration); empty when logging back in. */
-	setupKey: string;
-	meta: PeerSystemMeta | undefined;
+  /** Required the first time (registration); empty when logging back in. */
+  setupKey: string;
+  meta: PeerSystemMeta | undefined;
 }
 
 export interface LoginResponse {
-	self: SelfConfig | undefined;
-	signal: SignalConfig | undefined;
-	stunServers: StunServer[];
-	relay: RelayConfig | undefined;
-	/** True when this Login created the peer. */
-	registered: boolean;
+  self: SelfConfig | undefined;
+  signal: SignalConfig | undefined;
+  stunServers: StunServer[];
+  relay:
+    | RelayConfig
+    | undefined;
+  /** True when this Login created the peer. */
+  registered: boolean;
 }
 
 export interface SyncRequest {
-	/** Updated facts about the machine; empty fields leave the stored ones. */
-	meta: PeerSystemMeta | undefined;
+  /** Updated facts about the machine; empty fields leave the stored ones. */
+  meta: PeerSystemMeta | undefined;
 }
 
 export interface SyncResponse {
-	update:
-		| //
-		/** Sent first on every stream, and again whenever a delta cannot apply. */
-		{ $case: "full"; value: NetworkMap }
-		| { $case: "delta"; value: NetworkMapDelta } //
-		/**
-		 * Keeps idle streams alive through proxies and tells the agent the
-		 * server is still there.
-		 */
-		| { $case: "heartbeat"; value: Heartbeat }
-		| undefined;
+  update:
+    | //
+    /** Sent first on every stream, and again whenever a delta cannot apply. */
+    { $case: "full"; value: NetworkMap }
+    | { $case: "delta"; value: NetworkMapDelta }
+    | //
+    /**
+     * Keeps idle streams alive through proxies and tells the agent the
+     * server is still there.
+     */
+    { $case: "heartbeat"; value: Heartbeat }
+    | undefined;
 }
 
 export interface Heartbeat {
-	serverTimeUnixMs: number;
-	serial: number;
+  serverTimeUnixMs: number;
+  serial: number;
 }
 
 function createBaseGetServerKeyRequest(): GetServerKeyRequest {
-	return {};
+  return {};
 }
 
 export const GetServerKeyRequest: MessageFns<GetServerKeyRequest> = {
-	encode(_: GetServerKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		return writer;
-	},
+  encode(_: GetServerKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): GetServerKeyRequest {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseGetServerKeyRequest();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+  decode(input: BinaryReader | Uint8Array, length?: number): GetServerKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetServerKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<GetServerKeyRequest>): GetServerKeyRequest {
-		return GetServerKeyRequest.fromPartial(base ?? {});
-	},
-	fromPartial(_: DeepPartial<GetServerKeyRequest>): GetServerKeyRequest {
-		const message = createBaseGetServerKeyRequest();
-		return message;
-	},
+  create(base?: DeepPartial<GetServerKeyRequest>): GetServerKeyRequest {
+    return GetServerKeyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetServerKeyRequest>): GetServerKeyRequest {
+    const message = createBaseGetServerKeyRequest();
+    return message;
+  },
 };
 
 function createBaseGetServerKeyResponse(): GetServerKeyResponse {
-	return { publicKey: new Uint8Array(0), serverTimeUnixMs: 0, protocolVersion: 0 };
+  return { publicKey: new Uint8Array(0), serverTimeUnixMs: 0, protocolVersion: 0 };
 }
 
 export const GetServerKeyResponse: MessageFns<GetServerKeyResponse> = {
-	encode(message: GetServerKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.publicKey.length !== 0) {
-			writer.uint32(10).bytes(message.publicKey);
-		}
-		if (message.serverTimeUnixMs !== 0) {
-			writer.uint32(16).int64(message.serverTimeUnixMs);
-		}
-		if (message.protocolVersion !== 0) {
-			writer.uint32(24).uint32(message.protocolVersion);
-		}
-		return writer;
-	},
+  encode(message: GetServerKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.publicKey.length !== 0) {
+      writer.uint32(10).bytes(message.publicKey);
+    }
+    if (message.serverTimeUnixMs !== 0) {
+      writer.uint32(16).int64(message.serverTimeUnixMs);
+    }
+    if (message.protocolVersion !== 0) {
+      writer.uint32(24).uint32(message.protocolVersion);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): GetServerKeyResponse {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseGetServerKeyResponse();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): GetServerKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetServerKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.publicKey = reader.bytes();
-						continue;
-					}
-					case 2: {
-						if (tag !== 16) {
-							break;
-						}
+            message.publicKey = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
 
-						message.serverTimeUnixMs = longToNumber(reader.int64());
-						continue;
-					}
-					case 3: {
-						if (tag !== 24) {
-							break;
-						}
+            message.serverTimeUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
 
-						message.protocolVersion = reader.uint32();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.protocolVersion = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<GetServerKeyResponse>): GetServerKeyResponse {
-		return GetServerKeyResponse.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<GetServerKeyResponse>): GetServerKeyResponse {
-		const message = createBaseGetServerKeyResponse();
-		message.publicKey = object.publicKey ?? new Uint8Array(0);
-		message.serverTimeUnixMs = object.serverTimeUnixMs ?? 0;
-		message.protocolVersion = object.protocolVersion ?? 0;
-		return message;
-	},
+  create(base?: DeepPartial<GetServerKeyResponse>): GetServerKeyResponse {
+    return GetServerKeyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetServerKeyResponse>): GetServerKeyResponse {
+    const message = createBaseGetServerKeyResponse();
+    message.publicKey = object.publicKey ?? new Uint8Array(0);
+    message.serverTimeUnixMs = object.serverTimeUnixMs ?? 0;
+    message.protocolVersion = object.protocolVersion ?? 0;
+    return message;
+  },
 };
 
 function createBasePeerSystemMeta(): PeerSystemMeta {
-	return { hostname: "", os: "", kernelVersion: "", agentVersion: "", osVersion: "" };
+  return { hostname: "", os: "", kernelVersion: "", agentVersion: "", osVersion: "" };
 }
 
 export const PeerSystemMeta: MessageFns<PeerSystemMeta> = {
-	encode(message: PeerSystemMeta, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.hostname !== "") {
-			writer.uint32(10).string(message.hostname);
-		}
-		if (message.os !== "") {
-			writer.uint32(18).string(message.os);
-		}
-		if (message.kernelVersion !== "") {
-			writer.uint32(26).string(message.kernelVersion);
-		}
-		if (message.agentVersion !== "") {
-			writer.uint32(34).string(message.agentVersion);
-		}
-		if (message.osVersion !== "") {
-			writer.uint32(42).string(message.osVersion);
-		}
-		return writer;
-	},
+  encode(message: PeerSystemMeta, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostname !== "") {
+      writer.uint32(10).string(message.hostname);
+    }
+    if (message.os !== "") {
+      writer.uint32(18).string(message.os);
+    }
+    if (message.kernelVersion !== "") {
+      writer.uint32(26).string(message.kernelVersion);
+    }
+    if (message.agentVersion !== "") {
+      writer.uint32(34).string(message.agentVersion);
+    }
+    if (message.osVersion !== "") {
+      writer.uint32(42).string(message.osVersion);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): PeerSystemMeta {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBasePeerSystemMeta();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): PeerSystemMeta {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePeerSystemMeta();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.hostname = reader.string();
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.hostname = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.os = reader.string();
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.os = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.kernelVersion = reader.string();
-						continue;
-					}
-					case 4: {
-						if (tag !== 34) {
-							break;
-						}
+            message.kernelVersion = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
 
-						message.agentVersion = reader.string();
-						continue;
-					}
-					case 5: {
-						if (tag !== 42) {
-							break;
-						}
+            message.agentVersion = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
 
-						message.osVersion = reader.string();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.osVersion = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<PeerSystemMeta>): PeerSystemMeta {
-		return PeerSystemMeta.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<PeerSystemMeta>): PeerSystemMeta {
-		const message = createBasePeerSystemMeta();
-		message.hostname = object.hostname ?? "";
-		message.os = object.os ?? "";
-		message.kernelVersion = object.kernelVersion ?? "";
-		message.agentVersion = object.agentVersion ?? "";
-		message.osVersion = object.osVersion ?? "";
-		return message;
-	},
+  create(base?: DeepPartial<PeerSystemMeta>): PeerSystemMeta {
+    return PeerSystemMeta.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PeerSystemMeta>): PeerSystemMeta {
+    const message = createBasePeerSystemMeta();
+    message.hostname = object.hostname ?? "";
+    message.os = object.os ?? "";
+    message.kernelVersion = object.kernelVersion ?? "";
+    message.agentVersion = object.agentVersion ?? "";
+    message.osVersion = object.osVersion ?? "";
+    return message;
+  },
 };
 
 function createBaseLoginRequest(): LoginRequest {
-	return { setupKey: "", meta: undefined };
+  return { setupKey: "", meta: undefined };
 }
 
 export const LoginRequest: MessageFns<LoginRequest> = {
-	encode(message: LoginRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.setupKey !== "") {
-			writer.uint32(10).string(message.setupKey);
-		}
-		if (message.meta !== undefined) {
-			PeerSystemMeta.encode(message.meta, writer.uint32(18).fork()).join();
-		}
-		return writer;
-	},
+  encode(message: LoginRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.setupKey !== "") {
+      writer.uint32(10).string(message.setupKey);
+    }
+    if (message.meta !== undefined) {
+      PeerSystemMeta.encode(message.meta, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): LoginRequest {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseLoginRequest();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): LoginRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoginRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.setupKey = reader.string();
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.setupKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.meta = PeerSystemMeta.decode(reader, reader.uint32());
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.meta = PeerSystemMeta.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<LoginRequest>): LoginRequest {
-		return LoginRequest.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<LoginRequest>): LoginRequest {
-		const message = createBaseLoginRequest();
-		message.setupKey = object.setupKey ?? "";
-		message.meta =
-			object.meta !== undefined && object.meta !== null
-				? PeerSystemMeta.fromPartial(object.meta)
-				: undefined;
-		return message;
-	},
+  create(base?: DeepPartial<LoginRequest>): LoginRequest {
+    return LoginRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LoginRequest>): LoginRequest {
+    const message = createBaseLoginRequest();
+    message.setupKey = object.setupKey ?? "";
+    message.meta = (object.meta !== undefined && object.meta !== null)
+      ? PeerSystemMeta.fromPartial(object.meta)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseLoginResponse(): LoginResponse {
-	return {
-		self: undefined,
-		signal: undefined,
-		stunServers: [],
-		relay: undefined,
-		registered: false,
-	};
+  return { self: undefined, signal: undefined, stunServers: [], relay: undefined, registered: false };
 }
 
 export const LoginResponse: MessageFns<LoginResponse> = {
-	encode(message: LoginResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.self !== undefined) {
-			SelfConfig.encode(message.self, writer.uint32(10).fork()).join();
-		}
-		if (message.signal !== undefined) {
-			SignalConfig.encode(message.signal, writer.uint32(18).fork()).join();
-		}
-		for (const v of message.stunServers) {
-			StunServer.encode(v!, writer.uint32(26).fork()).join();
-		}
-		if (message.relay !== undefined) {
-			RelayConfig.encode(message.relay, writer.uint32(34).fork()).join();
-		}
-		if (message.registered !== false) {
-			writer.uint32(40).bool(message.registered);
-		}
-		return writer;
-	},
+  encode(message: LoginResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.self !== undefined) {
+      SelfConfig.encode(message.self, writer.uint32(10).fork()).join();
+    }
+    if (message.signal !== undefined) {
+      SignalConfig.encode(message.signal, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.stunServers) {
+      StunServer.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.relay !== undefined) {
+      RelayConfig.encode(message.relay, writer.uint32(34).fork()).join();
+    }
+    if (message.registered !== false) {
+      writer.uint32(40).bool(message.registered);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): LoginResponse {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseLoginResponse();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): LoginResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoginResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.self = SelfConfig.decode(reader, reader.uint32());
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.self = SelfConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.signal = SignalConfig.decode(reader, reader.uint32());
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.signal = SignalConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.stunServers.push(StunServer.decode(reader, reader.uint32()));
-						continue;
-					}
-					case 4: {
-						if (tag !== 34) {
-							break;
-						}
+            message.stunServers.push(StunServer.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
 
-						message.relay = RelayConfig.decode(reader, reader.uint32());
-						continue;
-					}
-					case 5: {
-						if (tag !== 40) {
-							break;
-						}
+            message.relay = RelayConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
 
-						message.registered = reader.bool();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.registered = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<LoginResponse>): LoginResponse {
-		return LoginResponse.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<LoginResponse>): LoginResponse {
-		const message = createBaseLoginResponse();
-		message.self =
-			object.self !== undefined && object.self !== null
-				? SelfConfig.fromPartial(object.self)
-				: undefined;
-		message.signal =
-			object.signal !== undefined && object.signal !== null
-				? SignalConfig.fromPartial(object.signal)
-				: undefined;
-		message.stunServers = object.stunServers?.map((e) => StunServer.fromPartial(e)) || [];
-		message.relay =
-			object.relay !== undefined && object.relay !== null
-				? RelayConfig.fromPartial(object.relay)
-				: undefined;
-		message.registered = object.registered ?? false;
-		return message;
-	},
+  create(base?: DeepPartial<LoginResponse>): LoginResponse {
+    return LoginResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LoginResponse>): LoginResponse {
+    const message = createBaseLoginResponse();
+    message.self = (object.self !== undefined && object.self !== null)
+      ? SelfConfig.fromPartial(object.self)
+      : undefined;
+    message.signal = (object.signal !== undefined && object.signal !== null)
+      ? SignalConfig.fromPartial(object.signal)
+      : undefined;
+    message.stunServers = object.stunServers?.map((e) => StunServer.fromPartial(e)) || [];
+    message.relay = (object.relay !== undefined && object.relay !== null)
+      ? RelayConfig.fromPartial(object.relay)
+      : undefined;
+    message.registered = object.registered ?? false;
+    return message;
+  },
 };
 
 function createBaseSyncRequest(): SyncRequest {
-	return { meta: undefined };
+  return { meta: undefined };
 }
 
 export const SyncRequest: MessageFns<SyncRequest> = {
-	encode(message: SyncRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.meta !== undefined) {
-			PeerSystemMeta.encode(message.meta, writer.uint32(10).fork()).join();
-		}
-		return writer;
-	},
+  encode(message: SyncRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      PeerSystemMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SyncRequest {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSyncRequest();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.meta = PeerSystemMeta.decode(reader, reader.uint32());
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.meta = PeerSystemMeta.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SyncRequest>): SyncRequest {
-		return SyncRequest.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SyncRequest>): SyncRequest {
-		const message = createBaseSyncRequest();
-		message.meta =
-			object.meta !== undefined && object.meta !== null
-				? PeerSystemMeta.fromPartial(object.meta)
-				: undefined;
-		return message;
-	},
+  create(base?: DeepPartial<SyncRequest>): SyncRequest {
+    return SyncRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SyncRequest>): SyncRequest {
+    const message = createBaseSyncRequest();
+    message.meta = (object.meta !== undefined && object.meta !== null)
+      ? PeerSystemMeta.fromPartial(object.meta)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseSyncResponse(): SyncResponse {
-	return { update: undefined };
+  return { update: undefined };
 }
 
 export const SyncResponse: MessageFns<SyncResponse> = {
-	encode(message: SyncResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		switch (message.update?.$case) {
-			case "full":
-				NetworkMap.encode(message.update.value, writer.uint32(10).fork()).join();
-				break;
-			case "delta":
-				NetworkMapDelta.encode(message.update.value, writer.uint32(18).fork()).join();
-				break;
-			case "heartbeat":
-				Heartbeat.encode(message.update.value, writer.uint32(26).fork()).join();
-				break;
-		}
-		return writer;
-	},
+  encode(message: SyncResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.update?.$case) {
+      case "full":
+        NetworkMap.encode(message.update.value, writer.uint32(10).fork()).join();
+        break;
+      case "delta":
+        NetworkMapDelta.encode(message.update.value, writer.uint32(18).fork()).join();
+        break;
+      case "heartbeat":
+        Heartbeat.encode(message.update.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SyncResponse {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSyncResponse();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.update = { $case: "full", value: NetworkMap.decode(reader, reader.uint32()) };
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.update = { $case: "full", value: NetworkMap.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.update = {
-							$case: "delta",
-							value: NetworkMapDelta.decode(reader, reader.uint32()),
-						};
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.update = { $case: "delta", value: NetworkMapDelta.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.update = {
-							$case: "heartbeat",
-							value: Heartbeat.decode(reader, reader.uint32()),
-						};
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.update = { $case: "heartbeat", value: Heartbeat.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SyncResponse>): SyncResponse {
-		return SyncResponse.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SyncResponse>): SyncResponse {
-		const message = createBaseSyncResponse();
-		switch (object.update?.$case) {
-			case "full": {
-				if (object.update?.value !== undefined && object.update?.value !== null) {
-					message.update = { $case: "full", value: NetworkMap.fromPartial(object.update.value) };
-				}
-				break;
-			}
-			case "delta": {
-				if (object.update?.value !== undefined && object.update?.value !== null) {
-					message.update = {
-						$case: "delta",
-						value: NetworkMapDelta.fromPartial(object.update.value),
-					};
-				}
-				break;
-			}
-			case "heartbeat": {
-				if (object.update?.value !== undefined && object.update?.value !== null) {
-					message.update = {
-						$case: "heartbeat",
-						value: Heartbeat.fromPartial(object.update.value),
-					};
-				}
-				break;
-			}
-		}
-		return message;
-	},
+  create(base?: DeepPartial<SyncResponse>): SyncResponse {
+    return SyncResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SyncResponse>): SyncResponse {
+    const message = createBaseSyncResponse();
+    switch (object.update?.$case) {
+      case "full": {
+        if (object.update?.value !== undefined && object.update?.value !== null) {
+          message.update = { $case: "full", value: NetworkMap.fromPartial(object.update.value) };
+        }
+        break;
+      }
+      case "delta": {
+        if (object.update?.value !== undefined && object.update?.value !== null) {
+          message.update = { $case: "delta", value: NetworkMapDelta.fromPartial(object.update.value) };
+        }
+        break;
+      }
+      case "heartbeat": {
+        if (object.update?.value !== undefined && object.update?.value !== null) {
+          message.update = { $case: "heartbeat", value: Heartbeat.fromPartial(object.update.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
 };
 
 function createBaseHeartbeat(): Heartbeat {
-	return { serverTimeUnixMs: 0, serial: 0 };
+  return { serverTimeUnixMs: 0, serial: 0 };
 }
 
 export const Heartbeat: MessageFns<Heartbeat> = {
-	encode(message: Heartbeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.serverTimeUnixMs !== 0) {
-			writer.uint32(8).int64(message.serverTimeUnixMs);
-		}
-		if (message.serial !== 0) {
-			writer.uint32(16).uint64(message.serial);
-		}
-		return writer;
-	},
+  encode(message: Heartbeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.serverTimeUnixMs !== 0) {
+      writer.uint32(8).int64(message.serverTimeUnixMs);
+    }
+    if (message.serial !== 0) {
+      writer.uint32(16).uint64(message.serial);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): Heartbeat {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseHeartbeat();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 8) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): Heartbeat {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeartbeat();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
 
-						message.serverTimeUnixMs = longToNumber(reader.int64());
-						continue;
-					}
-					case 2: {
-						if (tag !== 16) {
-							break;
-						}
+            message.serverTimeUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
 
-						message.serial = longToNumber(reader.uint64());
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.serial = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<Heartbeat>): Heartbeat {
-		return Heartbeat.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<Heartbeat>): Heartbeat {
-		const message = createBaseHeartbeat();
-		message.serverTimeUnixMs = object.serverTimeUnixMs ?? 0;
-		message.serial = object.serial ?? 0;
-		return message;
-	},
+  create(base?: DeepPartial<Heartbeat>): Heartbeat {
+    return Heartbeat.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Heartbeat>): Heartbeat {
+    const message = createBaseHeartbeat();
+    message.serverTimeUnixMs = object.serverTimeUnixMs ?? 0;
+    message.serial = object.serial ?? 0;
+    return message;
+  },
 };
 
 /**
@@ -743,137 +717,119 @@ export const Heartbeat: MessageFns<Heartbeat> = {
  */
 export type ManagementServiceService = typeof ManagementServiceService;
 export const ManagementServiceService = {
-	getServerKey: {
-		path: "/starling.v1.ManagementService/GetServerKey" as const,
-		requestStream: false as const,
-		responseStream: false as const,
-		requestSerialize: (value: GetServerKeyRequest): Buffer =>
-			Buffer.from(GetServerKeyRequest.encode(value).finish()),
-		requestDeserialize: (value: Buffer): GetServerKeyRequest => GetServerKeyRequest.decode(value),
-		responseSerialize: (value: GetServerKeyResponse): Buffer =>
-			Buffer.from(GetServerKeyResponse.encode(value).finish()),
-		responseDeserialize: (value: Buffer): GetServerKeyResponse =>
-			GetServerKeyResponse.decode(value),
-	},
-	/** SealedEnvelope(LoginRequest) -> SealedEnvelope(LoginResponse) */
-	login: {
-		path: "/starling.v1.ManagementService/Login" as const,
-		requestStream: false as const,
-		responseStream: false as const,
-		requestSerialize: (value: SealedEnvelope): Buffer =>
-			Buffer.from(SealedEnvelope.encode(value).finish()),
-		requestDeserialize: (value: Buffer): SealedEnvelope => SealedEnvelope.decode(value),
-		responseSerialize: (value: SealedEnvelope): Buffer =>
-			Buffer.from(SealedEnvelope.encode(value).finish()),
-		responseDeserialize: (value: Buffer): SealedEnvelope => SealedEnvelope.decode(value),
-	},
-	/** SealedEnvelope(SyncRequest) -> stream of SealedEnvelope(SyncResponse) */
-	sync: {
-		path: "/starling.v1.ManagementService/Sync" as const,
-		requestStream: false as const,
-		responseStream: true as const,
-		requestSerialize: (value: SealedEnvelope): Buffer =>
-			Buffer.from(SealedEnvelope.encode(value).finish()),
-		requestDeserialize: (value: Buffer): SealedEnvelope => SealedEnvelope.decode(value),
-		responseSerialize: (value: SealedEnvelope): Buffer =>
-			Buffer.from(SealedEnvelope.encode(value).finish()),
-		responseDeserialize: (value: Buffer): SealedEnvelope => SealedEnvelope.decode(value),
-	},
+  getServerKey: {
+    path: "/starling.v1.ManagementService/GetServerKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetServerKeyRequest): Buffer => Buffer.from(GetServerKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetServerKeyRequest => GetServerKeyRequest.decode(value),
+    responseSerialize: (value: GetServerKeyResponse): Buffer =>
+      Buffer.from(GetServerKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetServerKeyResponse => GetServerKeyResponse.decode(value),
+  },
+  /** SealedEnvelope(LoginRequest) -> SealedEnvelope(LoginResponse) */
+  login: {
+    path: "/starling.v1.ManagementService/Login" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SealedEnvelope): Buffer => Buffer.from(SealedEnvelope.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SealedEnvelope => SealedEnvelope.decode(value),
+    responseSerialize: (value: SealedEnvelope): Buffer => Buffer.from(SealedEnvelope.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SealedEnvelope => SealedEnvelope.decode(value),
+  },
+  /** SealedEnvelope(SyncRequest) -> stream of SealedEnvelope(SyncResponse) */
+  sync: {
+    path: "/starling.v1.ManagementService/Sync" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: SealedEnvelope): Buffer => Buffer.from(SealedEnvelope.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SealedEnvelope => SealedEnvelope.decode(value),
+    responseSerialize: (value: SealedEnvelope): Buffer => Buffer.from(SealedEnvelope.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SealedEnvelope => SealedEnvelope.decode(value),
+  },
 } as const;
 
 export interface ManagementServiceServer extends UntypedServiceImplementation {
-	getServerKey: handleUnaryCall<GetServerKeyRequest, GetServerKeyResponse>;
-	/** SealedEnvelope(LoginRequest) -> SealedEnvelope(LoginResponse) */
-	login: handleUnaryCall<SealedEnvelope, SealedEnvelope>;
-	/** SealedEnvelope(SyncRequest) -> stream of SealedEnvelope(SyncResponse) */
-	sync: handleServerStreamingCall<SealedEnvelope, SealedEnvelope>;
+  getServerKey: handleUnaryCall<GetServerKeyRequest, GetServerKeyResponse>;
+  /** SealedEnvelope(LoginRequest) -> SealedEnvelope(LoginResponse) */
+  login: handleUnaryCall<SealedEnvelope, SealedEnvelope>;
+  /** SealedEnvelope(SyncRequest) -> stream of SealedEnvelope(SyncResponse) */
+  sync: handleServerStreamingCall<SealedEnvelope, SealedEnvelope>;
 }
 
 export interface ManagementServiceClient extends Client {
-	getServerKey(
-		request: GetServerKeyRequest,
-		callback: (error: ServiceError | null, response: GetServerKeyResponse) => void,
-	): ClientUnaryCall;
-	getServerKey(
-		request: GetServerKeyRequest,
-		metadata: Metadata,
-		callback: (error: ServiceError | null, response: GetServerKeyResponse) => void,
-	): ClientUnaryCall;
-	getServerKey(
-		request: GetServerKeyRequest,
-		metadata: Metadata,
-		options: Partial<CallOptions>,
-		callback: (error: ServiceError | null, response: GetServerKeyResponse) => void,
-	): ClientUnaryCall;
-	/** SealedEnvelope(LoginRequest) -> SealedEnvelope(LoginResponse) */
-	login(
-		request: SealedEnvelope,
-		callback: (error: ServiceError | null, response: SealedEnvelope) => void,
-	): ClientUnaryCall;
-	login(
-		request: SealedEnvelope,
-		metadata: Metadata,
-		callback: (error: ServiceError | null, response: SealedEnvelope) => void,
-	): ClientUnaryCall;
-	login(
-		request: SealedEnvelope,
-		metadata: Metadata,
-		options: Partial<CallOptions>,
-		callback: (error: ServiceError | null, response: SealedEnvelope) => void,
-	): ClientUnaryCall;
-	/** SealedEnvelope(SyncRequest) -> stream of SealedEnvelope(SyncResponse) */
-	sync(
-		request: SealedEnvelope,
-		options?: Partial<CallOptions>,
-	): ClientReadableStream<SealedEnvelope>;
-	sync(
-		request: SealedEnvelope,
-		metadata?: Metadata,
-		options?: Partial<CallOptions>,
-	): ClientReadableStream<SealedEnvelope>;
+  getServerKey(
+    request: GetServerKeyRequest,
+    callback: (error: ServiceError | null, response: GetServerKeyResponse) => void,
+  ): ClientUnaryCall;
+  getServerKey(
+    request: GetServerKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetServerKeyResponse) => void,
+  ): ClientUnaryCall;
+  getServerKey(
+    request: GetServerKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetServerKeyResponse) => void,
+  ): ClientUnaryCall;
+  /** SealedEnvelope(LoginRequest) -> SealedEnvelope(LoginResponse) */
+  login(
+    request: SealedEnvelope,
+    callback: (error: ServiceError | null, response: SealedEnvelope) => void,
+  ): ClientUnaryCall;
+  login(
+    request: SealedEnvelope,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SealedEnvelope) => void,
+  ): ClientUnaryCall;
+  login(
+    request: SealedEnvelope,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SealedEnvelope) => void,
+  ): ClientUnaryCall;
+  /** SealedEnvelope(SyncRequest) -> stream of SealedEnvelope(SyncResponse) */
+  sync(request: SealedEnvelope, options?: Partial<CallOptions>): ClientReadableStream<SealedEnvelope>;
+  sync(
+    request: SealedEnvelope,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<SealedEnvelope>;
 }
 
 export const ManagementServiceClient = makeGenericClientConstructor(
-	ManagementServiceService,
-	"starling.v1.ManagementService",
+  ManagementServiceService,
+  "starling.v1.ManagementService",
 ) as unknown as {
-	new (
-		address: string,
-		credentials: ChannelCredentials,
-		options?: Partial<ClientOptions>,
-	): ManagementServiceClient;
-	service: typeof ManagementServiceService;
-	serviceName: string;
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ManagementServiceClient;
+  service: typeof ManagementServiceService;
+  serviceName: string;
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin
-	? T
-	: T extends globalThis.Array<infer U>
-		? globalThis.Array<DeepPartial<U>>
-		: T extends ReadonlyArray<infer U>
-			? ReadonlyArray<DeepPartial<U>>
-			: T extends { $case: string; value: unknown }
-				? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
-				: T extends {}
-					? { [K in keyof T]?: DeepPartial<T[K]> }
-					: Partial<T>;
+type DeepPartial<T> = T extends Builtin ? T
+  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 function longToNumber(int64: { toString(): string }): number {
-	const num = globalThis.Number(int64.toString());
-	if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-		throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-	}
-	if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-		throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-	}
-	return num;
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 interface MessageFns<T> {
-	encode(message: T, writer?: BinaryWriter): BinaryWriter;
-	decode(input: BinaryReader | Uint8Array, length?: number): T;
-	create(base?: DeepPartial<T>): T;
-	fromPartial(object: DeepPartial<T>): T;
+  encode(message: T, writer?: BinaryWriter): BinaryWriter;
+  decode(input: BinaryReader | Uint8Array, length?: number): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

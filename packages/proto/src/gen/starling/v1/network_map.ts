@@ -9,61 +9,61 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
 /** What an agent needs to know about itself. */
 export interface SelfConfig {
-	/** Overlay address with the account network's prefix, e.g. "100.64.0.7/16". */
-	address: string;
-	dnsLabel: string;
-	/** Fully qualified name, e.g. "web-1.starling.internal". */
-	fqdn: string;
-	peerId: string;
-	name: string;
+  /** Overlay address with the account network's prefix, e.g. "100.64.0.7/16". */
+  address: string;
+  dnsLabel: string;
+  /** Fully qualified name, e.g. "web-1.starling.internal". */
+  fqdn: string;
+  peerId: string;
+  name: string;
 }
 
 /** One remote peer as another agent sees it. */
 export interface RemotePeer {
-	/** WireGuard public key, standard base64 (44 characters), as `wg` prints it. */
-	wgPublicKey: string;
-	/** Allowed IPs for the WireGuard peer entry, e.g. ["100.64.0.8/32"]. */
-	allowedIps: string[];
-	dnsLabel: string;
-	fqdn: string;
-	name: string;
-	/** True while the peer holds an open Sync stream to management. */
-	connected: boolean;
-	lastSeenUnixMs: number;
-	peerId: string;
+  /** WireGuard public key, standard base64 (44 characters), as `wg` prints it. */
+  wgPublicKey: string;
+  /** Allowed IPs for the WireGuard peer entry, e.g. ["100.64.0.8/32"]. */
+  allowedIps: string[];
+  dnsLabel: string;
+  fqdn: string;
+  name: string;
+  /** True while the peer holds an open Sync stream to management. */
+  connected: boolean;
+  lastSeenUnixMs: number;
+  peerId: string;
 }
 
 export interface SignalConfig {
-	/** gRPC target, e.g. "http://127.0.0.1:10000" or "https://signal.example.com:443". */
-	url: string;
+  /** gRPC target, e.g. "http://127.0.0.1:10000" or "https://signal.example.com:443". */
+  url: string;
 }
 
 /** STUN servers for ICE (filled by the NAT traversal work). */
 export interface StunServer {
-	/** e.g. "stun:stun.example.com:3478" */
-	uri: string;
+  /** e.g. "stun:stun.example.com:3478" */
+  uri: string;
 }
 
 /** Relay endpoints and the short-lived token that admits this peer. */
 export interface RelayConfig {
-	urls: string[];
-	token: string;
-	tokenExpiresUnixMs: number;
+  urls: string[];
+  token: string;
+  tokenExpiresUnixMs: number;
 }
 
 /** Inbound firewall rule for this peer's interface (filled by access control). */
 export interface FirewallRule {
-	/** Source overlay prefix, e.g. "100.64.0.8/32". */
-	source: string;
-	/** "all", "tcp", "udp" or "icmp". */
-	protocol: string;
-	ports: PortRange[];
-	policyId: string;
+  /** Source overlay prefix, e.g. "100.64.0.8/32". */
+  source: string;
+  /** "all", "tcp", "udp" or "icmp". */
+  protocol: string;
+  ports: PortRange[];
+  policyId: string;
 }
 
 export interface PortRange {
-	start: number;
-	end: number;
+  start: number;
+  end: number;
 }
 
 /**
@@ -71,17 +71,17 @@ export interface PortRange {
  * deltas: a delta applies only to the map whose serial is its base_serial.
  */
 export interface NetworkMap {
-	serial: number;
-	self: SelfConfig | undefined;
-	peers: RemotePeer[];
-	signal: SignalConfig | undefined;
-	stunServers: StunServer[];
-	relay: RelayConfig | undefined;
-	firewallRules: FirewallRule[];
-	/** DNS domain of the account's peers, e.g. "starling.internal". */
-	dnsDomain: string;
-	/** The account network, e.g. "100.64.0.0/16". */
-	network: string;
+  serial: number;
+  self: SelfConfig | undefined;
+  peers: RemotePeer[];
+  signal: SignalConfig | undefined;
+  stunServers: StunServer[];
+  relay: RelayConfig | undefined;
+  firewallRules: FirewallRule[];
+  /** DNS domain of the account's peers, e.g. "starling.internal". */
+  dnsDomain: string;
+  /** The account network, e.g. "100.64.0.0/16". */
+  network: string;
 }
 
 /**
@@ -89,1110 +89,1103 @@ export interface NetworkMap {
  * left unset are unchanged; peers are keyed by wg_public_key.
  */
 export interface NetworkMapDelta {
-	baseSerial: number;
-	serial: number;
-	upsertedPeers: RemotePeer[];
-	removedPeerKeys: string[];
-	self?: SelfConfig | undefined;
-	signal?: SignalConfig | undefined;
-	/** When set, replaces the whole STUN list. */
-	stunServers?: StunServerList | undefined;
-	/** A RelayConfig with no urls means the relay was removed. */
-	relay?: RelayConfig | undefined;
-	/** When set, replaces all firewall rules. */
-	firewallRules?: FirewallRuleList | undefined;
+  baseSerial: number;
+  serial: number;
+  upsertedPeers: RemotePeer[];
+  removedPeerKeys: string[];
+  self?: SelfConfig | undefined;
+  signal?:
+    | SignalConfig
+    | undefined;
+  /** When set, replaces the whole STUN list. */
+  stunServers?:
+    | StunServerList
+    | undefined;
+  /** A RelayConfig with no urls means the relay was removed. */
+  relay?:
+    | RelayConfig
+    | undefined;
+  /** When set, replaces all firewall rules. */
+  firewallRules?: FirewallRuleList | undefined;
 }
 
 export interface StunServerList {
-	servers: StunServer[];
+  servers: StunServer[];
 }
 
 export interface FirewallRuleList {
-	rules: FirewallRule[];
+  rules: FirewallRule[];
 }
 
 function createBaseSelfConfig(): SelfConfig {
-	return { address: "", dnsLabel: "", fqdn: "", peerId: "", name: "" };
+  return { address: "", dnsLabel: "", fqdn: "", peerId: "", name: "" };
 }
 
 export const SelfConfig: MessageFns<SelfConfig> = {
-	encode(message: SelfConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.address !== "") {
-			writer.uint32(10).string(message.address);
-		}
-		if (message.dnsLabel !== "") {
-			writer.uint32(18).string(message.dnsLabel);
-		}
-		if (message.fqdn !== "") {
-			writer.uint32(26).string(message.fqdn);
-		}
-		if (message.peerId !== "") {
-			writer.uint32(34).string(message.peerId);
-		}
-		if (message.name !== "") {
-			writer.uint32(42).string(message.name);
-		}
-		return writer;
-	},
+  encode(message: SelfConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.dnsLabel !== "") {
+      writer.uint32(18).string(message.dnsLabel);
+    }
+    if (message.fqdn !== "") {
+      writer.uint32(26).string(message.fqdn);
+    }
+    if (message.peerId !== "") {
+      writer.uint32(34).string(message.peerId);
+    }
+    if (message.name !== "") {
+      writer.uint32(42).string(message.name);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SelfConfig {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSelfConfig();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SelfConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSelfConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.address = reader.string();
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.dnsLabel = reader.string();
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.dnsLabel = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.fqdn = reader.string();
-						continue;
-					}
-					case 4: {
-						if (tag !== 34) {
-							break;
-						}
+            message.fqdn = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
 
-						message.peerId = reader.string();
-						continue;
-					}
-					case 5: {
-						if (tag !== 42) {
-							break;
-						}
+            message.peerId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
 
-						message.name = reader.string();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SelfConfig>): SelfConfig {
-		return SelfConfig.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SelfConfig>): SelfConfig {
-		const message = createBaseSelfConfig();
-		message.address = object.address ?? "";
-		message.dnsLabel = object.dnsLabel ?? "";
-		message.fqdn = object.fqdn ?? "";
-		message.peerId = object.peerId ?? "";
-		message.name = object.name ?? "";
-		return message;
-	},
+  create(base?: DeepPartial<SelfConfig>): SelfConfig {
+    return SelfConfig.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SelfConfig>): SelfConfig {
+    const message = createBaseSelfConfig();
+    message.address = object.address ?? "";
+    message.dnsLabel = object.dnsLabel ?? "";
+    message.fqdn = object.fqdn ?? "";
+    message.peerId = object.peerId ?? "";
+    message.name = object.name ?? "";
+    return message;
+  },
 };
 
 function createBaseRemotePeer(): RemotePeer {
-	return {
-		wgPublicKey: "",
-		allowedIps: [],
-		dnsLabel: "",
-		fqdn: "",
-		name: "",
-		connected: false,
-		lastSeenUnixMs: 0,
-		peerId: "",
-	};
+  return {
+    wgPublicKey: "",
+    allowedIps: [],
+    dnsLabel: "",
+    fqdn: "",
+    name: "",
+    connected: false,
+    lastSeenUnixMs: 0,
+    peerId: "",
+  };
 }
 
 export const RemotePeer: MessageFns<RemotePeer> = {
-	encode(message: RemotePeer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.wgPublicKey !== "") {
-			writer.uint32(10).string(message.wgPublicKey);
-		}
-		for (const v of message.allowedIps) {
-			writer.uint32(18).string(v!);
-		}
-		if (message.dnsLabel !== "") {
-			writer.uint32(26).string(message.dnsLabel);
-		}
-		if (message.fqdn !== "") {
-			writer.uint32(34).string(message.fqdn);
-		}
-		if (message.name !== "") {
-			writer.uint32(42).string(message.name);
-		}
-		if (message.connected !== false) {
-			writer.uint32(48).bool(message.connected);
-		}
-		if (message.lastSeenUnixMs !== 0) {
-			writer.uint32(56).int64(message.lastSeenUnixMs);
-		}
-		if (message.peerId !== "") {
-			writer.uint32(66).string(message.peerId);
-		}
-		return writer;
-	},
+  encode(message: RemotePeer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.wgPublicKey !== "") {
+      writer.uint32(10).string(message.wgPublicKey);
+    }
+    for (const v of message.allowedIps) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.dnsLabel !== "") {
+      writer.uint32(26).string(message.dnsLabel);
+    }
+    if (message.fqdn !== "") {
+      writer.uint32(34).string(message.fqdn);
+    }
+    if (message.name !== "") {
+      writer.uint32(42).string(message.name);
+    }
+    if (message.connected !== false) {
+      writer.uint32(48).bool(message.connected);
+    }
+    if (message.lastSeenUnixMs !== 0) {
+      writer.uint32(56).int64(message.lastSeenUnixMs);
+    }
+    if (message.peerId !== "") {
+      writer.uint32(66).string(message.peerId);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): RemotePeer {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseRemotePeer();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): RemotePeer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemotePeer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.wgPublicKey = reader.string();
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.wgPublicKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.allowedIps.push(reader.string());
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.allowedIps.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.dnsLabel = reader.string();
-						continue;
-					}
-					case 4: {
-						if (tag !== 34) {
-							break;
-						}
+            message.dnsLabel = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
 
-						message.fqdn = reader.string();
-						continue;
-					}
-					case 5: {
-						if (tag !== 42) {
-							break;
-						}
+            message.fqdn = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
 
-						message.name = reader.string();
-						continue;
-					}
-					case 6: {
-						if (tag !== 48) {
-							break;
-						}
+            message.name = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
 
-						message.connected = reader.bool();
-						continue;
-					}
-					case 7: {
-						if (tag !== 56) {
-							break;
-						}
+            message.connected = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
 
-						message.lastSeenUnixMs = longToNumber(reader.int64());
-						continue;
-					}
-					case 8: {
-						if (tag !== 66) {
-							break;
-						}
+            message.lastSeenUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
 
-						message.peerId = reader.string();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.peerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<RemotePeer>): RemotePeer {
-		return RemotePeer.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<RemotePeer>): RemotePeer {
-		const message = createBaseRemotePeer();
-		message.wgPublicKey = object.wgPublicKey ?? "";
-		message.allowedIps = object.allowedIps?.map((e) => e) || [];
-		message.dnsLabel = object.dnsLabel ?? "";
-		message.fqdn = object.fqdn ?? "";
-		message.name = object.name ?? "";
-		message.connected = object.connected ?? false;
-		message.lastSeenUnixMs = object.lastSeenUnixMs ?? 0;
-		message.peerId = object.peerId ?? "";
-		return message;
-	},
+  create(base?: DeepPartial<RemotePeer>): RemotePeer {
+    return RemotePeer.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RemotePeer>): RemotePeer {
+    const message = createBaseRemotePeer();
+    message.wgPublicKey = object.wgPublicKey ?? "";
+    message.allowedIps = object.allowedIps?.map((e) => e) || [];
+    message.dnsLabel = object.dnsLabel ?? "";
+    message.fqdn = object.fqdn ?? "";
+    message.name = object.name ?? "";
+    message.connected = object.connected ?? false;
+    message.lastSeenUnixMs = object.lastSeenUnixMs ?? 0;
+    message.peerId = object.peerId ?? "";
+    return message;
+  },
 };
 
 function createBaseSignalConfig(): SignalConfig {
-	return { url: "" };
+  return { url: "" };
 }
 
 export const SignalConfig: MessageFns<SignalConfig> = {
-	encode(message: SignalConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.url !== "") {
-			writer.uint32(10).string(message.url);
-		}
-		return writer;
-	},
+  encode(message: SignalConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.url !== "") {
+      writer.uint32(10).string(message.url);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalConfig {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalConfig();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.url = reader.string();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.url = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalConfig>): SignalConfig {
-		return SignalConfig.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalConfig>): SignalConfig {
-		const message = createBaseSignalConfig();
-		message.url = object.url ?? "";
-		return message;
-	},
+  create(base?: DeepPartial<SignalConfig>): SignalConfig {
+    return SignalConfig.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalConfig>): SignalConfig {
+    const message = createBaseSignalConfig();
+    message.url = object.url ?? "";
+    return message;
+  },
 };
 
 function createBaseStunServer(): StunServer {
-	return { uri: "" };
+  return { uri: "" };
 }
 
 export const StunServer: MessageFns<StunServer> = {
-	encode(message: StunServer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.uri !== "") {
-			writer.uint32(10).string(message.uri);
-		}
-		return writer;
-	},
+  encode(message: StunServer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uri !== "") {
+      writer.uint32(10).string(message.uri);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): StunServer {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseStunServer();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): StunServer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStunServer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.uri = reader.string();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.uri = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<StunServer>): StunServer {
-		return StunServer.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<StunServer>): StunServer {
-		const message = createBaseStunServer();
-		message.uri = object.uri ?? "";
-		return message;
-	},
+  create(base?: DeepPartial<StunServer>): StunServer {
+    return StunServer.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StunServer>): StunServer {
+    const message = createBaseStunServer();
+    message.uri = object.uri ?? "";
+    return message;
+  },
 };
 
 function createBaseRelayConfig(): RelayConfig {
-	return { urls: [], token: "", tokenExpiresUnixMs: 0 };
+  return { urls: [], token: "", tokenExpiresUnixMs: 0 };
 }
 
 export const RelayConfig: MessageFns<RelayConfig> = {
-	encode(message: RelayConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		for (const v of message.urls) {
-			writer.uint32(10).string(v!);
-		}
-		if (message.token !== "") {
-			writer.uint32(18).string(message.token);
-		}
-		if (message.tokenExpiresUnixMs !== 0) {
-			writer.uint32(24).int64(message.tokenExpiresUnixMs);
-		}
-		return writer;
-	},
+  encode(message: RelayConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.urls) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.token !== "") {
+      writer.uint32(18).string(message.token);
+    }
+    if (message.tokenExpiresUnixMs !== 0) {
+      writer.uint32(24).int64(message.tokenExpiresUnixMs);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): RelayConfig {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseRelayConfig();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.urls.push(reader.string());
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.urls.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.token = reader.string();
-						continue;
-					}
-					case 3: {
-						if (tag !== 24) {
-							break;
-						}
+            message.token = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
 
-						message.tokenExpiresUnixMs = longToNumber(reader.int64());
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.tokenExpiresUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<RelayConfig>): RelayConfig {
-		return RelayConfig.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<RelayConfig>): RelayConfig {
-		const message = createBaseRelayConfig();
-		message.urls = object.urls?.map((e) => e) || [];
-		message.token = object.token ?? "";
-		message.tokenExpiresUnixMs = object.tokenExpiresUnixMs ?? 0;
-		return message;
-	},
+  create(base?: DeepPartial<RelayConfig>): RelayConfig {
+    return RelayConfig.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RelayConfig>): RelayConfig {
+    const message = createBaseRelayConfig();
+    message.urls = object.urls?.map((e) => e) || [];
+    message.token = object.token ?? "";
+    message.tokenExpiresUnixMs = object.tokenExpiresUnixMs ?? 0;
+    return message;
+  },
 };
 
 function createBaseFirewallRule(): FirewallRule {
-	return { source: "", protocol: "", ports: [], policyId: "" };
+  return { source: "", protocol: "", ports: [], policyId: "" };
 }
 
 export const FirewallRule: MessageFns<FirewallRule> = {
-	encode(message: FirewallRule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.source !== "") {
-			writer.uint32(10).string(message.source);
-		}
-		if (message.protocol !== "") {
-			writer.uint32(18).string(message.protocol);
-		}
-		for (const v of message.ports) {
-			PortRange.encode(v!, writer.uint32(26).fork()).join();
-		}
-		if (message.policyId !== "") {
-			writer.uint32(34).string(message.policyId);
-		}
-		return writer;
-	},
+  encode(message: FirewallRule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.source !== "") {
+      writer.uint32(10).string(message.source);
+    }
+    if (message.protocol !== "") {
+      writer.uint32(18).string(message.protocol);
+    }
+    for (const v of message.ports) {
+      PortRange.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.policyId !== "") {
+      writer.uint32(34).string(message.policyId);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): FirewallRule {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseFirewallRule();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): FirewallRule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFirewallRule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.source = reader.string();
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.source = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.protocol = reader.string();
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.protocol = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.ports.push(PortRange.decode(reader, reader.uint32()));
-						continue;
-					}
-					case 4: {
-						if (tag !== 34) {
-							break;
-						}
+            message.ports.push(PortRange.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
 
-						message.policyId = reader.string();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.policyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<FirewallRule>): FirewallRule {
-		return FirewallRule.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<FirewallRule>): FirewallRule {
-		const message = createBaseFirewallRule();
-		message.source = object.source ?? "";
-		message.protocol = object.protocol ?? "";
-		message.ports = object.ports?.map((e) => PortRange.fromPartial(e)) || [];
-		message.policyId = object.policyId ?? "";
-		return message;
-	},
+  create(base?: DeepPartial<FirewallRule>): FirewallRule {
+    return FirewallRule.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FirewallRule>): FirewallRule {
+    const message = createBaseFirewallRule();
+    message.source = object.source ?? "";
+    message.protocol = object.protocol ?? "";
+    message.ports = object.ports?.map((e) => PortRange.fromPartial(e)) || [];
+    message.policyId = object.policyId ?? "";
+    return message;
+  },
 };
 
 function createBasePortRange(): PortRange {
-	return { start: 0, end: 0 };
+  return { start: 0, end: 0 };
 }
 
 export const PortRange: MessageFns<PortRange> = {
-	encode(message: PortRange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.start !== 0) {
-			writer.uint32(8).uint32(message.start);
-		}
-		if (message.end !== 0) {
-			writer.uint32(16).uint32(message.end);
-		}
-		return writer;
-	},
+  encode(message: PortRange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.start !== 0) {
+      writer.uint32(8).uint32(message.start);
+    }
+    if (message.end !== 0) {
+      writer.uint32(16).uint32(message.end);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): PortRange {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBasePortRange();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 8) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): PortRange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePortRange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
 
-						message.start = reader.uint32();
-						continue;
-					}
-					case 2: {
-						if (tag !== 16) {
-							break;
-						}
+            message.start = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
 
-						message.end = reader.uint32();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.end = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<PortRange>): PortRange {
-		return PortRange.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<PortRange>): PortRange {
-		const message = createBasePortRange();
-		message.start = object.start ?? 0;
-		message.end = object.end ?? 0;
-		return message;
-	},
+  create(base?: DeepPartial<PortRange>): PortRange {
+    return PortRange.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PortRange>): PortRange {
+    const message = createBasePortRange();
+    message.start = object.start ?? 0;
+    message.end = object.end ?? 0;
+    return message;
+  },
 };
 
 function createBaseNetworkMap(): NetworkMap {
-	return {
-		serial: 0,
-		self: undefined,
-		peers: [],
-		signal: undefined,
-		stunServers: [],
-		relay: undefined,
-		firewallRules: [],
-		dnsDomain: "",
-		network: "",
-	};
+  return {
+    serial: 0,
+    self: undefined,
+    peers: [],
+    signal: undefined,
+    stunServers: [],
+    relay: undefined,
+    firewallRules: [],
+    dnsDomain: "",
+    network: "",
+  };
 }
 
 export const NetworkMap: MessageFns<NetworkMap> = {
-	encode(message: NetworkMap, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.serial !== 0) {
-			writer.uint32(8).uint64(message.serial);
-		}
-		if (message.self !== undefined) {
-			SelfConfig.encode(message.self, writer.uint32(18).fork()).join();
-		}
-		for (const v of message.peers) {
-			RemotePeer.encode(v!, writer.uint32(26).fork()).join();
-		}
-		if (message.signal !== undefined) {
-			SignalConfig.encode(message.signal, writer.uint32(34).fork()).join();
-		}
-		for (const v of message.stunServers) {
-			StunServer.encode(v!, writer.uint32(42).fork()).join();
-		}
-		if (message.relay !== undefined) {
-			RelayConfig.encode(message.relay, writer.uint32(50).fork()).join();
-		}
-		for (const v of message.firewallRules) {
-			FirewallRule.encode(v!, writer.uint32(58).fork()).join();
-		}
-		if (message.dnsDomain !== "") {
-			writer.uint32(66).string(message.dnsDomain);
-		}
-		if (message.network !== "") {
-			writer.uint32(74).string(message.network);
-		}
-		return writer;
-	},
+  encode(message: NetworkMap, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.serial !== 0) {
+      writer.uint32(8).uint64(message.serial);
+    }
+    if (message.self !== undefined) {
+      SelfConfig.encode(message.self, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.peers) {
+      RemotePeer.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.signal !== undefined) {
+      SignalConfig.encode(message.signal, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.stunServers) {
+      StunServer.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.relay !== undefined) {
+      RelayConfig.encode(message.relay, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.firewallRules) {
+      FirewallRule.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.dnsDomain !== "") {
+      writer.uint32(66).string(message.dnsDomain);
+    }
+    if (message.network !== "") {
+      writer.uint32(74).string(message.network);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): NetworkMap {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseNetworkMap();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 8) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkMap {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkMap();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
 
-						message.serial = longToNumber(reader.uint64());
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.serial = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.self = SelfConfig.decode(reader, reader.uint32());
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.self = SelfConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.peers.push(RemotePeer.decode(reader, reader.uint32()));
-						continue;
-					}
-					case 4: {
-						if (tag !== 34) {
-							break;
-						}
+            message.peers.push(RemotePeer.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
 
-						message.signal = SignalConfig.decode(reader, reader.uint32());
-						continue;
-					}
-					case 5: {
-						if (tag !== 42) {
-							break;
-						}
+            message.signal = SignalConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
 
-						message.stunServers.push(StunServer.decode(reader, reader.uint32()));
-						continue;
-					}
-					case 6: {
-						if (tag !== 50) {
-							break;
-						}
+            message.stunServers.push(StunServer.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
 
-						message.relay = RelayConfig.decode(reader, reader.uint32());
-						continue;
-					}
-					case 7: {
-						if (tag !== 58) {
-							break;
-						}
+            message.relay = RelayConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
 
-						message.firewallRules.push(FirewallRule.decode(reader, reader.uint32()));
-						continue;
-					}
-					case 8: {
-						if (tag !== 66) {
-							break;
-						}
+            message.firewallRules.push(FirewallRule.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
 
-						message.dnsDomain = reader.string();
-						continue;
-					}
-					case 9: {
-						if (tag !== 74) {
-							break;
-						}
+            message.dnsDomain = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
 
-						message.network = reader.string();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.network = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<NetworkMap>): NetworkMap {
-		return NetworkMap.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<NetworkMap>): NetworkMap {
-		const message = createBaseNetworkMap();
-		message.serial = object.serial ?? 0;
-		message.self =
-			object.self !== undefined && object.self !== null
-				? SelfConfig.fromPartial(object.self)
-				: undefined;
-		message.peers = object.peers?.map((e) => RemotePeer.fromPartial(e)) || [];
-		message.signal =
-			object.signal !== undefined && object.signal !== null
-				? SignalConfig.fromPartial(object.signal)
-				: undefined;
-		message.stunServers = object.stunServers?.map((e) => StunServer.fromPartial(e)) || [];
-		message.relay =
-			object.relay !== undefined && object.relay !== null
-				? RelayConfig.fromPartial(object.relay)
-				: undefined;
-		message.firewallRules = object.firewallRules?.map((e) => FirewallRule.fromPartial(e)) || [];
-		message.dnsDomain = object.dnsDomain ?? "";
-		message.network = object.network ?? "";
-		return message;
-	},
+  create(base?: DeepPartial<NetworkMap>): NetworkMap {
+    return NetworkMap.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NetworkMap>): NetworkMap {
+    const message = createBaseNetworkMap();
+    message.serial = object.serial ?? 0;
+    message.self = (object.self !== undefined && object.self !== null)
+      ? SelfConfig.fromPartial(object.self)
+      : undefined;
+    message.peers = object.peers?.map((e) => RemotePeer.fromPartial(e)) || [];
+    message.signal = (object.signal !== undefined && object.signal !== null)
+      ? SignalConfig.fromPartial(object.signal)
+      : undefined;
+    message.stunServers = object.stunServers?.map((e) => StunServer.fromPartial(e)) || [];
+    message.relay = (object.relay !== undefined && object.relay !== null)
+      ? RelayConfig.fromPartial(object.relay)
+      : undefined;
+    message.firewallRules = object.firewallRules?.map((e) => FirewallRule.fromPartial(e)) || [];
+    message.dnsDomain = object.dnsDomain ?? "";
+    message.network = object.network ?? "";
+    return message;
+  },
 };
 
 function createBaseNetworkMapDelta(): NetworkMapDelta {
-	return {
-		baseSerial: 0,
-		serial: 0,
-		upsertedPeers: [],
-		removedPeerKeys: [],
-		self: undefined,
-		signal: undefined,
-		stunServers: undefined,
-		relay: undefined,
-		firewallRules: undefined,
-	};
+  return {
+    baseSerial: 0,
+    serial: 0,
+    upsertedPeers: [],
+    removedPeerKeys: [],
+    self: undefined,
+    signal: undefined,
+    stunServers: undefined,
+    relay: undefined,
+    firewallRules: undefined,
+  };
 }
 
 export const NetworkMapDelta: MessageFns<NetworkMapDelta> = {
-	encode(message: NetworkMapDelta, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.baseSerial !== 0) {
-			writer.uint32(8).uint64(message.baseSerial);
-		}
-		if (message.serial !== 0) {
-			writer.uint32(16).uint64(message.serial);
-		}
-		for (const v of message.upsertedPeers) {
-			RemotePeer.encode(v!, writer.uint32(26).fork()).join();
-		}
-		for (const v of message.removedPeerKeys) {
-			writer.uint32(34).string(v!);
-		}
-		if (message.self !== undefined) {
-			SelfConfig.encode(message.self, writer.uint32(42).fork()).join();
-		}
-		if (message.signal !== undefined) {
-			SignalConfig.encode(message.signal, writer.uint32(50).fork()).join();
-		}
-		if (message.stunServers !== undefined) {
-			StunServerList.encode(message.stunServers, writer.uint32(58).fork()).join();
-		}
-		if (message.relay !== undefined) {
-			RelayConfig.encode(message.relay, writer.uint32(66).fork()).join();
-		}
-		if (message.firewallRules !== undefined) {
-			FirewallRuleList.encode(message.firewallRules, writer.uint32(74).fork()).join();
-		}
-		return writer;
-	},
+  encode(message: NetworkMapDelta, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.baseSerial !== 0) {
+      writer.uint32(8).uint64(message.baseSerial);
+    }
+    if (message.serial !== 0) {
+      writer.uint32(16).uint64(message.serial);
+    }
+    for (const v of message.upsertedPeers) {
+      RemotePeer.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.removedPeerKeys) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.self !== undefined) {
+      SelfConfig.encode(message.self, writer.uint32(42).fork()).join();
+    }
+    if (message.signal !== undefined) {
+      SignalConfig.encode(message.signal, writer.uint32(50).fork()).join();
+    }
+    if (message.stunServers !== undefined) {
+      StunServerList.encode(message.stunServers, writer.uint32(58).fork()).join();
+    }
+    if (message.relay !== undefined) {
+      RelayConfig.encode(message.relay, writer.uint32(66).fork()).join();
+    }
+    if (message.firewallRules !== undefined) {
+      FirewallRuleList.encode(message.firewallRules, writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): NetworkMapDelta {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseNetworkMapDelta();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 8) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkMapDelta {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkMapDelta();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
 
-						message.baseSerial = longToNumber(reader.uint64());
-						continue;
-					}
-					case 2: {
-						if (tag !== 16) {
-							break;
-						}
+            message.baseSerial = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
 
-						message.serial = longToNumber(reader.uint64());
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.serial = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.upsertedPeers.push(RemotePeer.decode(reader, reader.uint32()));
-						continue;
-					}
-					case 4: {
-						if (tag !== 34) {
-							break;
-						}
+            message.upsertedPeers.push(RemotePeer.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
 
-						message.removedPeerKeys.push(reader.string());
-						continue;
-					}
-					case 5: {
-						if (tag !== 42) {
-							break;
-						}
+            message.removedPeerKeys.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
 
-						message.self = SelfConfig.decode(reader, reader.uint32());
-						continue;
-					}
-					case 6: {
-						if (tag !== 50) {
-							break;
-						}
+            message.self = SelfConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
 
-						message.signal = SignalConfig.decode(reader, reader.uint32());
-						continue;
-					}
-					case 7: {
-						if (tag !== 58) {
-							break;
-						}
+            message.signal = SignalConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
 
-						message.stunServers = StunServerList.decode(reader, reader.uint32());
-						continue;
-					}
-					case 8: {
-						if (tag !== 66) {
-							break;
-						}
+            message.stunServers = StunServerList.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
 
-						message.relay = RelayConfig.decode(reader, reader.uint32());
-						continue;
-					}
-					case 9: {
-						if (tag !== 74) {
-							break;
-						}
+            message.relay = RelayConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
 
-						message.firewallRules = FirewallRuleList.decode(reader, reader.uint32());
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.firewallRules = FirewallRuleList.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<NetworkMapDelta>): NetworkMapDelta {
-		return NetworkMapDelta.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<NetworkMapDelta>): NetworkMapDelta {
-		const message = createBaseNetworkMapDelta();
-		message.baseSerial = object.baseSerial ?? 0;
-		message.serial = object.serial ?? 0;
-		message.upsertedPeers = object.upsertedPeers?.map((e) => RemotePeer.fromPartial(e)) || [];
-		message.removedPeerKeys = object.removedPeerKeys?.map((e) => e) || [];
-		message.self =
-			object.self !== undefined && object.self !== null
-				? SelfConfig.fromPartial(object.self)
-				: undefined;
-		message.signal =
-			object.signal !== undefined && object.signal !== null
-				? SignalConfig.fromPartial(object.signal)
-				: undefined;
-		message.stunServers =
-			object.stunServers !== undefined && object.stunServers !== null
-				? StunServerList.fromPartial(object.stunServers)
-				: undefined;
-		message.relay =
-			object.relay !== undefined && object.relay !== null
-				? RelayConfig.fromPartial(object.relay)
-				: undefined;
-		message.firewallRules =
-			object.firewallRules !== undefined && object.firewallRules !== null
-				? FirewallRuleList.fromPartial(object.firewallRules)
-				: undefined;
-		return message;
-	},
+  create(base?: DeepPartial<NetworkMapDelta>): NetworkMapDelta {
+    return NetworkMapDelta.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NetworkMapDelta>): NetworkMapDelta {
+    const message = createBaseNetworkMapDelta();
+    message.baseSerial = object.baseSerial ?? 0;
+    message.serial = object.serial ?? 0;
+    message.upsertedPeers = object.upsertedPeers?.map((e) => RemotePeer.fromPartial(e)) || [];
+    message.removedPeerKeys = object.removedPeerKeys?.map((e) => e) || [];
+    message.self = (object.self !== undefined && object.self !== null)
+      ? SelfConfig.fromPartial(object.self)
+      : undefined;
+    message.signal = (object.signal !== undefined && object.signal !== null)
+      ? SignalConfig.fromPartial(object.signal)
+      : undefined;
+    message.stunServers = (object.stunServers !== undefined && object.stunServers !== null)
+      ? StunServerList.fromPartial(object.stunServers)
+      : undefined;
+    message.relay = (object.relay !== undefined && object.relay !== null)
+      ? RelayConfig.fromPartial(object.relay)
+      : undefined;
+    message.firewallRules = (object.firewallRules !== undefined && object.firewallRules !== null)
+      ? FirewallRuleList.fromPartial(object.firewallRules)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseStunServerList(): StunServerList {
-	return { servers: [] };
+  return { servers: [] };
 }
 
 export const StunServerList: MessageFns<StunServerList> = {
-	encode(message: StunServerList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		for (const v of message.servers) {
-			StunServer.encode(v!, writer.uint32(10).fork()).join();
-		}
-		return writer;
-	},
+  encode(message: StunServerList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.servers) {
+      StunServer.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): StunServerList {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseStunServerList();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): StunServerList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStunServerList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.servers.push(StunServer.decode(reader, reader.uint32()));
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.servers.push(StunServer.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<StunServerList>): StunServerList {
-		return StunServerList.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<StunServerList>): StunServerList {
-		const message = createBaseStunServerList();
-		message.servers = object.servers?.map((e) => StunServer.fromPartial(e)) || [];
-		return message;
-	},
+  create(base?: DeepPartial<StunServerList>): StunServerList {
+    return StunServerList.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StunServerList>): StunServerList {
+    const message = createBaseStunServerList();
+    message.servers = object.servers?.map((e) => StunServer.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function createBaseFirewallRuleList(): FirewallRuleList {
-	return { rules: [] };
+  return { rules: [] };
 }
 
 export const FirewallRuleList: MessageFns<FirewallRuleList> = {
-	encode(message: FirewallRuleList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		for (const v of message.rules) {
-			FirewallRule.encode(v!, writer.uint32(10).fork()).join();
-		}
-		return writer;
-	},
+  encode(message: FirewallRuleList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.rules) {
+      FirewallRule.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): FirewallRuleList {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseFirewallRuleList();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): FirewallRuleList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFirewallRuleList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.rules.push(FirewallRule.decode(reader, reader.uint32()));
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.rules.push(FirewallRule.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<FirewallRuleList>): FirewallRuleList {
-		return FirewallRuleList.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<FirewallRuleList>): FirewallRuleList {
-		const message = createBaseFirewallRuleList();
-		message.rules = object.rules?.map((e) => FirewallRule.fromPartial(e)) || [];
-		return message;
-	},
+  create(base?: DeepPartial<FirewallRuleList>): FirewallRuleList {
+    return FirewallRuleList.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FirewallRuleList>): FirewallRuleList {
+    const message = createBaseFirewallRuleList();
+    message.rules = object.rules?.map((e) => FirewallRule.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin
-	? T
-	: T extends globalThis.Array<infer U>
-		? globalThis.Array<DeepPartial<U>>
-		: T extends ReadonlyArray<infer U>
-			? ReadonlyArray<DeepPartial<U>>
-			: T extends { $case: string; value: unknown }
-				? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
-				: T extends {}
-					? { [K in keyof T]?: DeepPartial<T[K]> }
-					: Partial<T>;
+type DeepPartial<T> = T extends Builtin ? T
+  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 function longToNumber(int64: { toString(): string }): number {
-	const num = globalThis.Number(int64.toString());
-	if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-		throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-	}
-	if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-		throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-	}
-	return num;
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 interface MessageFns<T> {
-	encode(message: T, writer?: BinaryWriter): BinaryWriter;
-	decode(input: BinaryReader | Uint8Array, length?: number): T;
-	create(base?: DeepPartial<T>): T;
-	fromPartial(object: DeepPartial<T>): T;
+  encode(message: T, writer?: BinaryWriter): BinaryWriter;
+  decode(input: BinaryReader | Uint8Array, length?: number): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

@@ -7,977 +7,952 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import {
-	type CallOptions,
-	type ChannelCredentials,
-	Client,
-	type ClientDuplexStream,
-	type ClientOptions,
-	type handleBidiStreamingCall,
-	makeGenericClientConstructor,
-	type Metadata,
-	type UntypedServiceImplementation,
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientDuplexStream,
+  type ClientOptions,
+  type handleBidiStreamingCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 
 export interface SignalClientFrame {
-	frame:
-		| { $case: "hello"; value: SignalHello }
-		| { $case: "challengeResponse"; value: SignalChallengeResponse }
-		| { $case: "send"; value: SignalSend }
-		| { $case: "ping"; value: SignalPing }
-		| { $case: "pong"; value: SignalPong }
-		| undefined;
+  frame:
+    | { $case: "hello"; value: SignalHello }
+    | { $case: "challengeResponse"; value: SignalChallengeResponse }
+    | { $case: "send"; value: SignalSend }
+    | { $case: "ping"; value: SignalPing }
+    | { $case: "pong"; value: SignalPong }
+    | undefined;
 }
 
 export interface SignalServerFrame {
-	frame:
-		| { $case: "challenge"; value: SignalChallenge }
-		| { $case: "ready"; value: SignalReady }
-		| { $case: "deliver"; value: SignalDeliver }
-		| { $case: "sendResult"; value: SignalSendResult }
-		| { $case: "ping"; value: SignalPing }
-		| { $case: "pong"; value: SignalPong }
-		| undefined;
+  frame:
+    | { $case: "challenge"; value: SignalChallenge }
+    | { $case: "ready"; value: SignalReady }
+    | { $case: "deliver"; value: SignalDeliver }
+    | { $case: "sendResult"; value: SignalSendResult }
+    | { $case: "ping"; value: SignalPing }
+    | { $case: "pong"; value: SignalPong }
+    | undefined;
 }
 
 export interface SignalHello {
-	/** Claimed identity: WireGuard public key, 32 bytes. */
-	publicKey: Uint8Array;
+  /** Claimed identity: WireGuard public key, 32 bytes. */
+  publicKey: Uint8Array;
 }
 
 /** A random secret sealed to the claimed key with an ephemeral server key. */
 export interface SignalChallenge {
-	ephemeralPublicKey: Uint8Array;
-	nonce: Uint8Array;
-	sealedSecret: Uint8Array;
+  ephemeralPublicKey: Uint8Array;
+  nonce: Uint8Array;
+  sealedSecret: Uint8Array;
 }
 
 export interface SignalChallengeResponse {
-	secret: Uint8Array;
+  secret: Uint8Array;
 }
 
 export interface SignalReady {
-	serverTimeUnixMs: number;
+  serverTimeUnixMs: number;
 }
 
 export interface SignalSend {
-	/** Chosen by the client; echoed in SignalSendResult. */
-	id: number;
-	/** Recipient's WireGuard public key, 32 bytes. */
-	to: Uint8Array;
-	/** Opaque, at most 64 KiB. */
-	body: Uint8Array;
+  /** Chosen by the client; echoed in SignalSendResult. */
+  id: number;
+  /** Recipient's WireGuard public key, 32 bytes. */
+  to: Uint8Array;
+  /** Opaque, at most 64 KiB. */
+  body: Uint8Array;
 }
 
 export interface SignalSendResult {
-	id: number;
-	/** A gRPC status code: 0 OK, 3 INVALID_ARGUMENT, 5 NOT_FOUND, ... */
-	code: number;
-	message: string;
+  id: number;
+  /** A gRPC status code: 0 OK, 3 INVALID_ARGUMENT, 5 NOT_FOUND, ... */
+  code: number;
+  message: string;
 }
 
 export interface SignalDeliver {
-	/** Sender's WireGuard public key, attested by the server. */
-	from: Uint8Array;
-	body: Uint8Array;
+  /** Sender's WireGuard public key, attested by the server. */
+  from: Uint8Array;
+  body: Uint8Array;
 }
 
 export interface SignalPing {
-	id: number;
+  id: number;
 }
 
 export interface SignalPong {
-	id: number;
+  id: number;
 }
 
 function createBaseSignalClientFrame(): SignalClientFrame {
-	return { frame: undefined };
+  return { frame: undefined };
 }
 
 export const SignalClientFrame: MessageFns<SignalClientFrame> = {
-	encode(message: SignalClientFrame, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		switch (message.frame?.$case) {
-			case "hello":
-				SignalHello.encode(message.frame.value, writer.uint32(10).fork()).join();
-				break;
-			case "challengeResponse":
-				SignalChallengeResponse.encode(message.frame.value, writer.uint32(18).fork()).join();
-				break;
-			case "send":
-				SignalSend.encode(message.frame.value, writer.uint32(26).fork()).join();
-				break;
-			case "ping":
-				SignalPing.encode(message.frame.value, writer.uint32(34).fork()).join();
-				break;
-			case "pong":
-				SignalPong.encode(message.frame.value, writer.uint32(42).fork()).join();
-				break;
-		}
-		return writer;
-	},
+  encode(message: SignalClientFrame, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.frame?.$case) {
+      case "hello":
+        SignalHello.encode(message.frame.value, writer.uint32(10).fork()).join();
+        break;
+      case "challengeResponse":
+        SignalChallengeResponse.encode(message.frame.value, writer.uint32(18).fork()).join();
+        break;
+      case "send":
+        SignalSend.encode(message.frame.value, writer.uint32(26).fork()).join();
+        break;
+      case "ping":
+        SignalPing.encode(message.frame.value, writer.uint32(34).fork()).join();
+        break;
+      case "pong":
+        SignalPong.encode(message.frame.value, writer.uint32(42).fork()).join();
+        break;
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalClientFrame {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalClientFrame();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalClientFrame {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalClientFrame();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.frame = { $case: "hello", value: SignalHello.decode(reader, reader.uint32()) };
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.frame = { $case: "hello", value: SignalHello.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.frame = {
-							$case: "challengeResponse",
-							value: SignalChallengeResponse.decode(reader, reader.uint32()),
-						};
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.frame = {
+              $case: "challengeResponse",
+              value: SignalChallengeResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.frame = { $case: "send", value: SignalSend.decode(reader, reader.uint32()) };
-						continue;
-					}
-					case 4: {
-						if (tag !== 34) {
-							break;
-						}
+            message.frame = { $case: "send", value: SignalSend.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
 
-						message.frame = { $case: "ping", value: SignalPing.decode(reader, reader.uint32()) };
-						continue;
-					}
-					case 5: {
-						if (tag !== 42) {
-							break;
-						}
+            message.frame = { $case: "ping", value: SignalPing.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
 
-						message.frame = { $case: "pong", value: SignalPong.decode(reader, reader.uint32()) };
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.frame = { $case: "pong", value: SignalPong.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalClientFrame>): SignalClientFrame {
-		return SignalClientFrame.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalClientFrame>): SignalClientFrame {
-		const message = createBaseSignalClientFrame();
-		switch (object.frame?.$case) {
-			case "hello": {
-				if (object.frame?.value !== undefined && object.frame?.value !== null) {
-					message.frame = { $case: "hello", value: SignalHello.fromPartial(object.frame.value) };
-				}
-				break;
-			}
-			case "challengeResponse": {
-				if (object.frame?.value !== undefined && object.frame?.value !== null) {
-					message.frame = {
-						$case: "challengeResponse",
-						value: SignalChallengeResponse.fromPartial(object.frame.value),
-					};
-				}
-				break;
-			}
-			case "send": {
-				if (object.frame?.value !== undefined && object.frame?.value !== null) {
-					message.frame = { $case: "send", value: SignalSend.fromPartial(object.frame.value) };
-				}
-				break;
-			}
-			case "ping": {
-				if (object.frame?.value !== undefined && object.frame?.value !== null) {
-					message.frame = { $case: "ping", value: SignalPing.fromPartial(object.frame.value) };
-				}
-				break;
-			}
-			case "pong": {
-				if (object.frame?.value !== undefined && object.frame?.value !== null) {
-					message.frame = { $case: "pong", value: SignalPong.fromPartial(object.frame.value) };
-				}
-				break;
-			}
-		}
-		return message;
-	},
+  create(base?: DeepPartial<SignalClientFrame>): SignalClientFrame {
+    return SignalClientFrame.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalClientFrame>): SignalClientFrame {
+    const message = createBaseSignalClientFrame();
+    switch (object.frame?.$case) {
+      case "hello": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "hello", value: SignalHello.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "challengeResponse": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = {
+            $case: "challengeResponse",
+            value: SignalChallengeResponse.fromPartial(object.frame.value),
+          };
+        }
+        break;
+      }
+      case "send": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "send", value: SignalSend.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "ping": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "ping", value: SignalPing.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "pong": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "pong", value: SignalPong.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
 };
 
 function createBaseSignalServerFrame(): SignalServerFrame {
-	return { frame: undefined };
+  return { frame: undefined };
 }
 
 export const SignalServerFrame: MessageFns<SignalServerFrame> = {
-	encode(message: SignalServerFrame, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		switch (message.frame?.$case) {
-			case "challenge":
-				SignalChallenge.encode(message.frame.value, writer.uint32(10).fork()).join();
-				break;
-			case "ready":
-				SignalReady.encode(message.frame.value, writer.uint32(18).fork()).join();
-				break;
-			case "deliver":
-				SignalDeliver.encode(message.frame.value, writer.uint32(26).fork()).join();
-				break;
-			case "sendResult":
-				SignalSendResult.encode(message.frame.value, writer.uint32(34).fork()).join();
-				break;
-			case "ping":
-				SignalPing.encode(message.frame.value, writer.uint32(42).fork()).join();
-				break;
-			case "pong":
-				SignalPong.encode(message.frame.value, writer.uint32(50).fork()).join();
-				break;
-		}
-		return writer;
-	},
+  encode(message: SignalServerFrame, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.frame?.$case) {
+      case "challenge":
+        SignalChallenge.encode(message.frame.value, writer.uint32(10).fork()).join();
+        break;
+      case "ready":
+        SignalReady.encode(message.frame.value, writer.uint32(18).fork()).join();
+        break;
+      case "deliver":
+        SignalDeliver.encode(message.frame.value, writer.uint32(26).fork()).join();
+        break;
+      case "sendResult":
+        SignalSendResult.encode(message.frame.value, writer.uint32(34).fork()).join();
+        break;
+      case "ping":
+        SignalPing.encode(message.frame.value, writer.uint32(42).fork()).join();
+        break;
+      case "pong":
+        SignalPong.encode(message.frame.value, writer.uint32(50).fork()).join();
+        break;
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalServerFrame {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalServerFrame();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalServerFrame {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalServerFrame();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.frame = {
-							$case: "challenge",
-							value: SignalChallenge.decode(reader, reader.uint32()),
-						};
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.frame = { $case: "challenge", value: SignalChallenge.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.frame = { $case: "ready", value: SignalReady.decode(reader, reader.uint32()) };
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.frame = { $case: "ready", value: SignalReady.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.frame = {
-							$case: "deliver",
-							value: SignalDeliver.decode(reader, reader.uint32()),
-						};
-						continue;
-					}
-					case 4: {
-						if (tag !== 34) {
-							break;
-						}
+            message.frame = { $case: "deliver", value: SignalDeliver.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
 
-						message.frame = {
-							$case: "sendResult",
-							value: SignalSendResult.decode(reader, reader.uint32()),
-						};
-						continue;
-					}
-					case 5: {
-						if (tag !== 42) {
-							break;
-						}
+            message.frame = { $case: "sendResult", value: SignalSendResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
 
-						message.frame = { $case: "ping", value: SignalPing.decode(reader, reader.uint32()) };
-						continue;
-					}
-					case 6: {
-						if (tag !== 50) {
-							break;
-						}
+            message.frame = { $case: "ping", value: SignalPing.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
 
-						message.frame = { $case: "pong", value: SignalPong.decode(reader, reader.uint32()) };
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.frame = { $case: "pong", value: SignalPong.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalServerFrame>): SignalServerFrame {
-		return SignalServerFrame.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalServerFrame>): SignalServerFrame {
-		const message = createBaseSignalServerFrame();
-		switch (object.frame?.$case) {
-			case "challenge": {
-				if (object.frame?.value !== undefined && object.frame?.value !== null) {
-					message.frame = {
-						$case: "challenge",
-						value: SignalChallenge.fromPartial(object.frame.value),
-					};
-				}
-				break;
-			}
-			case "ready": {
-				if (object.frame?.value !== undefined && object.frame?.value !== null) {
-					message.frame = { $case: "ready", value: SignalReady.fromPartial(object.frame.value) };
-				}
-				break;
-			}
-			case "deliver": {
-				if (object.frame?.value !== undefined && object.frame?.value !== null) {
-					message.frame = {
-						$case: "deliver",
-						value: SignalDeliver.fromPartial(object.frame.value),
-					};
-				}
-				break;
-			}
-			case "sendResult": {
-				if (object.frame?.value !== undefined && object.frame?.value !== null) {
-					message.frame = {
-						$case: "sendResult",
-						value: SignalSendResult.fromPartial(object.frame.value),
-					};
-				}
-				break;
-			}
-			case "ping": {
-				if (object.frame?.value !== undefined && object.frame?.value !== null) {
-					message.frame = { $case: "ping", value: SignalPing.fromPartial(object.frame.value) };
-				}
-				break;
-			}
-			case "pong": {
-				if (object.frame?.value !== undefined && object.frame?.value !== null) {
-					message.frame = { $case: "pong", value: SignalPong.fromPartial(object.frame.value) };
-				}
-				break;
-			}
-		}
-		return message;
-	},
+  create(base?: DeepPartial<SignalServerFrame>): SignalServerFrame {
+    return SignalServerFrame.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalServerFrame>): SignalServerFrame {
+    const message = createBaseSignalServerFrame();
+    switch (object.frame?.$case) {
+      case "challenge": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "challenge", value: SignalChallenge.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "ready": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "ready", value: SignalReady.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "deliver": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "deliver", value: SignalDeliver.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "sendResult": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "sendResult", value: SignalSendResult.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "ping": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "ping", value: SignalPing.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "pong": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "pong", value: SignalPong.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
 };
 
 function createBaseSignalHello(): SignalHello {
-	return { publicKey: new Uint8Array(0) };
+  return { publicKey: new Uint8Array(0) };
 }
 
 export const SignalHello: MessageFns<SignalHello> = {
-	encode(message: SignalHello, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.publicKey.length !== 0) {
-			writer.uint32(10).bytes(message.publicKey);
-		}
-		return writer;
-	},
+  encode(message: SignalHello, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.publicKey.length !== 0) {
+      writer.uint32(10).bytes(message.publicKey);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalHello {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalHello();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalHello {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalHello();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.publicKey = reader.bytes();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.publicKey = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalHello>): SignalHello {
-		return SignalHello.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalHello>): SignalHello {
-		const message = createBaseSignalHello();
-		message.publicKey = object.publicKey ?? new Uint8Array(0);
-		return message;
-	},
+  create(base?: DeepPartial<SignalHello>): SignalHello {
+    return SignalHello.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalHello>): SignalHello {
+    const message = createBaseSignalHello();
+    message.publicKey = object.publicKey ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseSignalChallenge(): SignalChallenge {
-	return {
-		ephemeralPublicKey: new Uint8Array(0),
-		nonce: new Uint8Array(0),
-		sealedSecret: new Uint8Array(0),
-	};
+  return { ephemeralPublicKey: new Uint8Array(0), nonce: new Uint8Array(0), sealedSecret: new Uint8Array(0) };
 }
 
 export const SignalChallenge: MessageFns<SignalChallenge> = {
-	encode(message: SignalChallenge, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.ephemeralPublicKey.length !== 0) {
-			writer.uint32(10).bytes(message.ephemeralPublicKey);
-		}
-		if (message.nonce.length !== 0) {
-			writer.uint32(18).bytes(message.nonce);
-		}
-		if (message.sealedSecret.length !== 0) {
-			writer.uint32(26).bytes(message.sealedSecret);
-		}
-		return writer;
-	},
+  encode(message: SignalChallenge, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ephemeralPublicKey.length !== 0) {
+      writer.uint32(10).bytes(message.ephemeralPublicKey);
+    }
+    if (message.nonce.length !== 0) {
+      writer.uint32(18).bytes(message.nonce);
+    }
+    if (message.sealedSecret.length !== 0) {
+      writer.uint32(26).bytes(message.sealedSecret);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalChallenge {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalChallenge();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalChallenge {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalChallenge();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.ephemeralPublicKey = reader.bytes();
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.ephemeralPublicKey = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.nonce = reader.bytes();
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.nonce = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.sealedSecret = reader.bytes();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.sealedSecret = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalChallenge>): SignalChallenge {
-		return SignalChallenge.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalChallenge>): SignalChallenge {
-		const message = createBaseSignalChallenge();
-		message.ephemeralPublicKey = object.ephemeralPublicKey ?? new Uint8Array(0);
-		message.nonce = object.nonce ?? new Uint8Array(0);
-		message.sealedSecret = object.sealedSecret ?? new Uint8Array(0);
-		return message;
-	},
+  create(base?: DeepPartial<SignalChallenge>): SignalChallenge {
+    return SignalChallenge.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalChallenge>): SignalChallenge {
+    const message = createBaseSignalChallenge();
+    message.ephemeralPublicKey = object.ephemeralPublicKey ?? new Uint8Array(0);
+    message.nonce = object.nonce ?? new Uint8Array(0);
+    message.sealedSecret = object.sealedSecret ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseSignalChallengeResponse(): SignalChallengeResponse {
-	return { secret: new Uint8Array(0) };
+  return { secret: new Uint8Array(0) };
 }
 
 export const SignalChallengeResponse: MessageFns<SignalChallengeResponse> = {
-	encode(
-		message: SignalChallengeResponse,
-		writer: BinaryWriter = new BinaryWriter(),
-	): BinaryWriter {
-		if (message.secret.length !== 0) {
-			writer.uint32(10).bytes(message.secret);
-		}
-		return writer;
-	},
+  encode(message: SignalChallengeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.secret.length !== 0) {
+      writer.uint32(10).bytes(message.secret);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalChallengeResponse {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalChallengeResponse();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalChallengeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalChallengeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.secret = reader.bytes();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.secret = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalChallengeResponse>): SignalChallengeResponse {
-		return SignalChallengeResponse.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalChallengeResponse>): SignalChallengeResponse {
-		const message = createBaseSignalChallengeResponse();
-		message.secret = object.secret ?? new Uint8Array(0);
-		return message;
-	},
+  create(base?: DeepPartial<SignalChallengeResponse>): SignalChallengeResponse {
+    return SignalChallengeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalChallengeResponse>): SignalChallengeResponse {
+    const message = createBaseSignalChallengeResponse();
+    message.secret = object.secret ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseSignalReady(): SignalReady {
-	return { serverTimeUnixMs: 0 };
+  return { serverTimeUnixMs: 0 };
 }
 
 export const SignalReady: MessageFns<SignalReady> = {
-	encode(message: SignalReady, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.serverTimeUnixMs !== 0) {
-			writer.uint32(8).int64(message.serverTimeUnixMs);
-		}
-		return writer;
-	},
+  encode(message: SignalReady, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.serverTimeUnixMs !== 0) {
+      writer.uint32(8).int64(message.serverTimeUnixMs);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalReady {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalReady();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 8) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalReady {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalReady();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
 
-						message.serverTimeUnixMs = longToNumber(reader.int64());
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.serverTimeUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalReady>): SignalReady {
-		return SignalReady.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalReady>): SignalReady {
-		const message = createBaseSignalReady();
-		message.serverTimeUnixMs = object.serverTimeUnixMs ?? 0;
-		return message;
-	},
+  create(base?: DeepPartial<SignalReady>): SignalReady {
+    return SignalReady.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalReady>): SignalReady {
+    const message = createBaseSignalReady();
+    message.serverTimeUnixMs = object.serverTimeUnixMs ?? 0;
+    return message;
+  },
 };
 
 function createBaseSignalSend(): SignalSend {
-	return { id: 0, to: new Uint8Array(0), body: new Uint8Array(0) };
+  return { id: 0, to: new Uint8Array(0), body: new Uint8Array(0) };
 }
 
 export const SignalSend: MessageFns<SignalSend> = {
-	encode(message: SignalSend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.id !== 0) {
-			writer.uint32(8).uint64(message.id);
-		}
-		if (message.to.length !== 0) {
-			writer.uint32(18).bytes(message.to);
-		}
-		if (message.body.length !== 0) {
-			writer.uint32(26).bytes(message.body);
-		}
-		return writer;
-	},
+  encode(message: SignalSend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.to.length !== 0) {
+      writer.uint32(18).bytes(message.to);
+    }
+    if (message.body.length !== 0) {
+      writer.uint32(26).bytes(message.body);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalSend {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalSend();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 8) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalSend {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalSend();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
 
-						message.id = longToNumber(reader.uint64());
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.to = reader.bytes();
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.to = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.body = reader.bytes();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.body = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalSend>): SignalSend {
-		return SignalSend.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalSend>): SignalSend {
-		const message = createBaseSignalSend();
-		message.id = object.id ?? 0;
-		message.to = object.to ?? new Uint8Array(0);
-		message.body = object.body ?? new Uint8Array(0);
-		return message;
-	},
+  create(base?: DeepPartial<SignalSend>): SignalSend {
+    return SignalSend.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalSend>): SignalSend {
+    const message = createBaseSignalSend();
+    message.id = object.id ?? 0;
+    message.to = object.to ?? new Uint8Array(0);
+    message.body = object.body ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseSignalSendResult(): SignalSendResult {
-	return { id: 0, code: 0, message: "" };
+  return { id: 0, code: 0, message: "" };
 }
 
 export const SignalSendResult: MessageFns<SignalSendResult> = {
-	encode(message: SignalSendResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.id !== 0) {
-			writer.uint32(8).uint64(message.id);
-		}
-		if (message.code !== 0) {
-			writer.uint32(16).uint32(message.code);
-		}
-		if (message.message !== "") {
-			writer.uint32(26).string(message.message);
-		}
-		return writer;
-	},
+  encode(message: SignalSendResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.code !== 0) {
+      writer.uint32(16).uint32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalSendResult {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalSendResult();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 8) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalSendResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalSendResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
 
-						message.id = longToNumber(reader.uint64());
-						continue;
-					}
-					case 2: {
-						if (tag !== 16) {
-							break;
-						}
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
 
-						message.code = reader.uint32();
-						continue;
-					}
-					case 3: {
-						if (tag !== 26) {
-							break;
-						}
+            message.code = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
 
-						message.message = reader.string();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalSendResult>): SignalSendResult {
-		return SignalSendResult.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalSendResult>): SignalSendResult {
-		const message = createBaseSignalSendResult();
-		message.id = object.id ?? 0;
-		message.code = object.code ?? 0;
-		message.message = object.message ?? "";
-		return message;
-	},
+  create(base?: DeepPartial<SignalSendResult>): SignalSendResult {
+    return SignalSendResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalSendResult>): SignalSendResult {
+    const message = createBaseSignalSendResult();
+    message.id = object.id ?? 0;
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
+    return message;
+  },
 };
 
 function createBaseSignalDeliver(): SignalDeliver {
-	return { from: new Uint8Array(0), body: new Uint8Array(0) };
+  return { from: new Uint8Array(0), body: new Uint8Array(0) };
 }
 
 export const SignalDeliver: MessageFns<SignalDeliver> = {
-	encode(message: SignalDeliver, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.from.length !== 0) {
-			writer.uint32(10).bytes(message.from);
-		}
-		if (message.body.length !== 0) {
-			writer.uint32(18).bytes(message.body);
-		}
-		return writer;
-	},
+  encode(message: SignalDeliver, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from.length !== 0) {
+      writer.uint32(10).bytes(message.from);
+    }
+    if (message.body.length !== 0) {
+      writer.uint32(18).bytes(message.body);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalDeliver {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalDeliver();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 10) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalDeliver {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalDeliver();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
 
-						message.from = reader.bytes();
-						continue;
-					}
-					case 2: {
-						if (tag !== 18) {
-							break;
-						}
+            message.from = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
 
-						message.body = reader.bytes();
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.body = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalDeliver>): SignalDeliver {
-		return SignalDeliver.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalDeliver>): SignalDeliver {
-		const message = createBaseSignalDeliver();
-		message.from = object.from ?? new Uint8Array(0);
-		message.body = object.body ?? new Uint8Array(0);
-		return message;
-	},
+  create(base?: DeepPartial<SignalDeliver>): SignalDeliver {
+    return SignalDeliver.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalDeliver>): SignalDeliver {
+    const message = createBaseSignalDeliver();
+    message.from = object.from ?? new Uint8Array(0);
+    message.body = object.body ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseSignalPing(): SignalPing {
-	return { id: 0 };
+  return { id: 0 };
 }
 
 export const SignalPing: MessageFns<SignalPing> = {
-	encode(message: SignalPing, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.id !== 0) {
-			writer.uint32(8).uint64(message.id);
-		}
-		return writer;
-	},
+  encode(message: SignalPing, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalPing {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalPing();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 8) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalPing {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalPing();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
 
-						message.id = longToNumber(reader.uint64());
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalPing>): SignalPing {
-		return SignalPing.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalPing>): SignalPing {
-		const message = createBaseSignalPing();
-		message.id = object.id ?? 0;
-		return message;
-	},
+  create(base?: DeepPartial<SignalPing>): SignalPing {
+    return SignalPing.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalPing>): SignalPing {
+    const message = createBaseSignalPing();
+    message.id = object.id ?? 0;
+    return message;
+  },
 };
 
 function createBaseSignalPong(): SignalPong {
-	return { id: 0 };
+  return { id: 0 };
 }
 
 export const SignalPong: MessageFns<SignalPong> = {
-	encode(message: SignalPong, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-		if (message.id !== 0) {
-			writer.uint32(8).uint64(message.id);
-		}
-		return writer;
-	},
+  encode(message: SignalPong, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    return writer;
+  },
 
-	decode(input: BinaryReader | Uint8Array, length?: number): SignalPong {
-		const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-		const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-		if (previousRecursionDepth >= 100) {
-			throw new globalThis.Error("protobuf decode recursion limit exceeded");
-		}
-		(reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-		try {
-			const end = length === undefined ? reader.len : reader.pos + length;
-			const message = createBaseSignalPong();
-			while (reader.pos < end) {
-				const tag = reader.uint32();
-				switch (tag >>> 3) {
-					case 1: {
-						if (tag !== 8) {
-							break;
-						}
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalPong {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignalPong();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
 
-						message.id = longToNumber(reader.uint64());
-						continue;
-					}
-				}
-				if ((tag & 7) === 4 || tag === 0) {
-					break;
-				}
-				reader.skip(tag & 7);
-			}
-			return message;
-		} finally {
-			(reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-		}
-	},
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
 
-	create(base?: DeepPartial<SignalPong>): SignalPong {
-		return SignalPong.fromPartial(base ?? {});
-	},
-	fromPartial(object: DeepPartial<SignalPong>): SignalPong {
-		const message = createBaseSignalPong();
-		message.id = object.id ?? 0;
-		return message;
-	},
+  create(base?: DeepPartial<SignalPong>): SignalPong {
+    return SignalPong.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignalPong>): SignalPong {
+    const message = createBaseSignalPong();
+    message.id = object.id ?? 0;
+    return message;
+  },
 };
 
 /**
@@ -988,75 +963,62 @@ export const SignalPong: MessageFns<SignalPong> = {
  */
 export type SignalServiceService = typeof SignalServiceService;
 export const SignalServiceService = {
-	connectStream: {
-		path: "/starling.v1.SignalService/ConnectStream" as const,
-		requestStream: true as const,
-		responseStream: true as const,
-		requestSerialize: (value: SignalClientFrame): Buffer =>
-			Buffer.from(SignalClientFrame.encode(value).finish()),
-		requestDeserialize: (value: Buffer): SignalClientFrame => SignalClientFrame.decode(value),
-		responseSerialize: (value: SignalServerFrame): Buffer =>
-			Buffer.from(SignalServerFrame.encode(value).finish()),
-		responseDeserialize: (value: Buffer): SignalServerFrame => SignalServerFrame.decode(value),
-	},
+  connectStream: {
+    path: "/starling.v1.SignalService/ConnectStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: SignalClientFrame): Buffer => Buffer.from(SignalClientFrame.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SignalClientFrame => SignalClientFrame.decode(value),
+    responseSerialize: (value: SignalServerFrame): Buffer => Buffer.from(SignalServerFrame.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SignalServerFrame => SignalServerFrame.decode(value),
+  },
 } as const;
 
 export interface SignalServiceServer extends UntypedServiceImplementation {
-	connectStream: handleBidiStreamingCall<SignalClientFrame, SignalServerFrame>;
+  connectStream: handleBidiStreamingCall<SignalClientFrame, SignalServerFrame>;
 }
 
 export interface SignalServiceClient extends Client {
-	connectStream(): ClientDuplexStream<SignalClientFrame, SignalServerFrame>;
-	connectStream(
-		options: Partial<CallOptions>,
-	): ClientDuplexStream<SignalClientFrame, SignalServerFrame>;
-	connectStream(
-		metadata: Metadata,
-		options?: Partial<CallOptions>,
-	): ClientDuplexStream<SignalClientFrame, SignalServerFrame>;
+  connectStream(): ClientDuplexStream<SignalClientFrame, SignalServerFrame>;
+  connectStream(options: Partial<CallOptions>): ClientDuplexStream<SignalClientFrame, SignalServerFrame>;
+  connectStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<SignalClientFrame, SignalServerFrame>;
 }
 
 export const SignalServiceClient = makeGenericClientConstructor(
-	SignalServiceService,
-	"starling.v1.SignalService",
+  SignalServiceService,
+  "starling.v1.SignalService",
 ) as unknown as {
-	new (
-		address: string,
-		credentials: ChannelCredentials,
-		options?: Partial<ClientOptions>,
-	): SignalServiceClient;
-	service: typeof SignalServiceService;
-	serviceName: string;
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): SignalServiceClient;
+  service: typeof SignalServiceService;
+  serviceName: string;
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin
-	? T
-	: T extends globalThis.Array<infer U>
-		? globalThis.Array<DeepPartial<U>>
-		: T extends ReadonlyArray<infer U>
-			? ReadonlyArray<DeepPartial<U>>
-			: T extends { $case: string; value: unknown }
-				? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
-				: T extends {}
-					? { [K in keyof T]?: DeepPartial<T[K]> }
-					: Partial<T>;
+type DeepPartial<T> = T extends Builtin ? T
+  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 function longToNumber(int64: { toString(): string }): number {
-	const num = globalThis.Number(int64.toString());
-	if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-		throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-	}
-	if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-		throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-	}
-	return num;
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 interface MessageFns<T> {
-	encode(message: T, writer?: BinaryWriter): BinaryWriter;
-	decode(input: BinaryReader | Uint8Array, length?: number): T;
-	create(base?: DeepPartial<T>): T;
-	fromPartial(object: DeepPartial<T>): T;
+  encode(message: T, writer?: BinaryWriter): BinaryWriter;
+  decode(input: BinaryReader | Uint8Array, length?: number): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

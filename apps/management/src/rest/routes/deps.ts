@@ -1,0 +1,14 @@
+import type { NetworkChangeSink } from "../../app/events.js";
+import type { Store } from "../../store/store.js";
+
+/** What route modules get as plugin options. */
+export interface RouteDeps {
+	store: Store;
+	sink: NetworkChangeSink;
+	now: () => Date;
+}
+
+/** Order-preserving de-duplication (group id lists). */
+export function unique<T>(items: readonly T[]): T[] {
+	return [...new Set(items)];
+}

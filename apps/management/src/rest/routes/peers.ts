@@ -1,0 +1,137 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { notFound } from "../../app/errors.js";
+import { deletePeer, updatePeer } from "../../app/peers.js";
+import type { Account, Peer } from "../../domain/types.js";
+import type { Store } from "../../store/store.js";
+import { authOf } from "../auth.js";
+import { type PeerContext, peerJson } from "../mappers.js";
+import {
+	EmptyObject,
+	errorResponses,
+	json,
+	NoQuery,
+	PeerIdParams,
+	PeerListQuery,
+	PeerResponse,
+	PeerUpdateBody,
+} from "../schemas.js";
+import type { RouteDeps } from "./deps.js";
+
+const tags = ["Peers"];
+
+async function loadPeers(
+	store: Store,
+	account: Account,
+): Promise<{ peers: Peer[]; ctx: PeerContext }> {
+	const [peers, groups, peerGroupIds] = await Promise.all([
+		store.listPeers(account.id),
+		store.listGroups(account.id),
+		store.listPeerGroupIds(account.id),
+	]);
+	return {
+		peers,
+		ctx: {
+			account,
+			groups: new Map(groups.map((g) => [g.id, g])),
+			peerGroupIds,
+			peerCount: peers.length,
+		},
+	};
+}
+
+/** /api/peers: owner and admin only (registered in the admin scope). */
+export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store, sink }) => {
+	app.get(
+		"/api/peers",
+		{
+			schema: {
+				tags,
+				summary: "List all peers",
+				description: "`name` and `ip` filter by exact match; an empty value does not filter.",
+				querystring: PeerListQuery,
+				response: {
+					200: json(z.array(PeerResponse), "The account's peers"),
+					...errorResponses(400, 401, 403),
+				},
+			},
+		},
+		async (request) => {
+			const { account } = authOf(request);
+			const { name, ip } = request.query;
+			const { peers, ctx } = await loadPeers(store, account);
+			return peers
+				.filter((p) => (!name || p.name === name) && (!ip || p.ip === ip))
+				.map((p) => peerJson(p, ctx));
+		},
+	);
+
+	app.get(
+		"/api/peers/:peerId",
+		{
+			schema: {
+				tags,
+				summary: "Retrieve a peer",
+				params: PeerIdParams,
+				querystring: NoQuery,
+				response: { 200: json(PeerResponse, "The peer"), ...errorResponses(400, 401, 403, 404) },
+			},
+		},
+		async (request) => {
+			const { account } = authOf(request);
+			const { peers, ctx } = await loadPeers(store, account);
+			const peer = peers.find((p) => p.id === request.params.peerId);
+			if (!peer) throw notFound("peer");
+			return peerJson(peer, ctx);
+		},
+	);
+
+	app.put(
+		"/api/peers/:peerId",
+		{
+			schema: {
+				tags,
+				summary: "Update a peer",
+				description: "Renaming a peer renames its DNS label (made unique in the account).",
+				params: PeerIdParams,
+				querystring: NoQuery,
+				body: PeerUpdateBody,
+				response: {
+					200: json(PeerResponse, "The updated peer"),
+					...errorResponses(400, 401, 403, 404, 413, 415),
+				},
+			},
+		},
+		async (request) => {
+			const { account } = authOf(request);
+			const body = request.body;
+			const peer = await updatePeer(store, sink, account.id, request.params.peerId, {
+				name: body.name,
+				sshEnabled: body.ssh_enabled,
+				loginExpirationEnabled: body.login_expiration_enabled,
+			});
+			const { ctx } = await loadPeers(store, account);
+			return peerJson(peer, ctx);
+		},
+	);
+
+	app.delete(
+		"/api/peers/:peerId",
+		{
+			schema: {
+				tags,
+				summary: "Delete a peer",
+				description:
+					"The peer is disconnected from the network; it needs a setup key to register again.",
+				params: PeerIdParams,
+				querystring: NoQuery,
+				response: { 200: json(EmptyObject, "Deleted"), ...errorResponses(400, 401, 403, 404) },
+			},
+		},
+		async (request) => {
+			const { account } = authOf(request);
+			await deletePeer(store, sink, account.id, request.params.peerId);
+			return {};
+		},
+	);
+};

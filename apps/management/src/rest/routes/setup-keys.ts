@@ -1,0 +1,164 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { AppError, notFound } from "../../app/errors.js";
+import { assertGroupsExist, createSetupKey } from "../../app/setup-keys.js";
+import { authOf } from "../auth.js";
+import { setupKeyJson } from "../mappers.js";
+import {
+	EmptyObject,
+	errorResponses,
+	json,
+	NoQuery,
+	SetupKeyCreateBody,
+	SetupKeyIdParams,
+	SetupKeyResponse,
+	SetupKeyUpdateBody,
+} from "../schemas.js";
+import { type RouteDeps, unique } from "./deps.js";
+
+const tags = ["Setup Keys"];
+
+/** /api/setup-keys: owner and admin only (registered in the admin scope). */
+export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store, now }) => {
+	app.get(
+		"/api/setup-keys",
+		{
+			schema: {
+				tags,
+				summary: "List all setup keys",
+				querystring: NoQuery,
+				response: {
+					200: json(z.array(SetupKeyResponse), "The account's setup keys (keys masked)"),
+					...errorResponses(400, 401, 403),
+				},
+			},
+		},
+		async (request) => {
+			const { account } = authOf(request);
+			const at = now();
+			return (await store.listSetupKeys(account.id)).map((k) => setupKeyJson(k, at));
+		},
+	);
+
+	app.post(
+		"/api/setup-keys",
+		{
+			schema: {
+				tags,
+				summary: "Create a setup key",
+				description:
+					"Answers the new key with its plain `key`: the only time it is shown (only a hash is stored). " +
+					"expires_in: 0 = never expires, otherwise 60 to 31536000 seconds.",
+				querystring: NoQuery,
+				body: SetupKeyCreateBody,
+				response: {
+					200: json(SetupKeyResponse, "The new setup key, with its plain key"),
+					...errorResponses(400, 401, 403, 413, 415, 422),
+				},
+			},
+		},
+		async (request) => {
+			const { account } = authOf(request);
+			const body = request.body;
+			const at = now();
+			const { plainKey, key } = await createSetupKey(
+				store,
+				account.id,
+				{
+					name: body.name,
+					type: body.type,
+					expiresInSeconds: body.expires_in,
+					autoGroups: unique(body.auto_groups),
+					usageLimit: body.usage_limit,
+					ephemeral: body.ephemeral,
+				},
+				at,
+			);
+			return setupKeyJson(key, at, plainKey);
+		},
+	);
+
+	app.get(
+		"/api/setup-keys/:keyId",
+		{
+			schema: {
+				tags,
+				summary: "Retrieve a setup key",
+				params: SetupKeyIdParams,
+				querystring: NoQuery,
+				response: {
+					200: json(SetupKeyResponse, "The setup key (key masked)"),
+					...errorResponses(400, 401, 403, 404),
+				},
+			},
+		},
+		async (request) => {
+			const { account } = authOf(request);
+			const key = await store.getSetupKey(account.id, request.params.keyId);
+			if (!key) throw notFound("setup key");
+			return setupKeyJson(key, now());
+		},
+	);
+
+	app.put(
+		"/api/setup-keys/:keyId",
+		{
+			schema: {
+				tags,
+				summary: "Update a setup key",
+				description:
+					"Sets its auto-groups (and optionally its name); `revoked: true` revokes it. " +
+					"A revoked key stays revoked: `revoked: false` on a revoked key is a 422.",
+				params: SetupKeyIdParams,
+				querystring: NoQuery,
+				body: SetupKeyUpdateBody,
+				response: {
+					200: json(SetupKeyResponse, "The updated setup key (key masked)"),
+					...errorResponses(400, 401, 403, 404, 413, 415, 422),
+				},
+			},
+		},
+		async (request) => {
+			const { account } = authOf(request);
+			const { keyId } = request.params;
+			const body = request.body;
+			const existing = await store.getSetupKey(account.id, keyId);
+			if (!existing) throw notFound("setup key");
+			if (existing.revoked && !body.revoked) {
+				throw new AppError(422, "a revoked setup key cannot be un-revoked; create a new key");
+			}
+			const autoGroups = unique(body.auto_groups);
+			await assertGroupsExist(store, account.id, autoGroups);
+			const at = now();
+			// revoked: false never reaches the store, so that a concurrent revoke cannot be undone.
+			const updated = await store.updateSetupKey(
+				account.id,
+				keyId,
+				{ revoked: body.revoked ? true : undefined, autoGroups, name: body.name },
+				at,
+			);
+			if (!updated) throw notFound("setup key");
+			return setupKeyJson(updated, at);
+		},
+	);
+
+	app.delete(
+		"/api/setup-keys/:keyId",
+		{
+			schema: {
+				tags,
+				summary: "Delete a setup key",
+				description: "Peers registered with it stay registered.",
+				params: SetupKeyIdParams,
+				querystring: NoQuery,
+				response: { 200: json(EmptyObject, "Deleted"), ...errorResponses(400, 401, 403, 404) },
+			},
+		},
+		async (request) => {
+			const { account } = authOf(request);
+			if (!(await store.deleteSetupKey(account.id, request.params.keyId)))
+				throw notFound("setup key");
+			return {};
+		},
+	);
+};

@@ -1,0 +1,190 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { AppError, notFound } from "../../app/errors.js";
+import { type AuthContext, createPersonalAccessToken } from "../../app/tokens.js";
+import type { User } from "../../domain/types.js";
+import type { Store } from "../../store/store.js";
+import { authOf } from "../auth.js";
+import { tokenJson, userJson } from "../mappers.js";
+import {
+	EmptyObject,
+	errorResponses,
+	json,
+	NoQuery,
+	TokenCreateBody,
+	TokenCreatedResponse,
+	TokenParams,
+	TokenResponse,
+	UserIdParams,
+	UserListQuery,
+	UserResponse,
+} from "../schemas.js";
+import type { RouteDeps } from "./deps.js";
+
+/** A user's last login: the last use of any of their tokens (users log in with tokens only). */
+async function lastLogin(store: Store, userId: string): Promise<Date | null> {
+	let last: Date | null = null;
+	for (const t of await store.listTokens(userId)) {
+		if (t.lastUsed && (!last || t.lastUsed > last)) last = t.lastUsed;
+	}
+	return last;
+}
+
+/**
+ * The user whose tokens a request is about. A user of another account does
+ * not exist (404); owners and admins manage the tokens of every user of their
+ * account, everyone else only their own (403).
+ */
+async function tokenOwner(store: Store, auth: AuthContext, userId: string): Promise<User> {
+	const user = userId === auth.user.id ? auth.user : await store.getUser(userId);
+	if (!user || user.accountId !== auth.account.id) throw notFound("user");
+	if (user.id !== auth.user.id && auth.user.role !== "owner" && auth.user.role !== "admin") {
+		throw new AppError(403, "you may only manage your own tokens");
+	}
+	return user;
+}
+
+/** Routes every authenticated user may call (what they may do is checked per request). */
+export const userSelfServiceRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
+	app,
+	{ store, now },
+) => {
+	app.get(
+		"/api/users/current",
+		{
+			schema: {
+				tags: ["Users"],
+				summary: "Retrieve the current user",
+				description: "The user that the request's token belongs to.",
+				querystring: NoQuery,
+				response: { 200: json(UserResponse, "The current user"), ...errorResponses(400, 401) },
+			},
+		},
+		async (request) => {
+			const { user } = authOf(request);
+			return userJson(user, { currentUserId: user.id, lastLogin: await lastLogin(store, user.id) });
+		},
+	);
+
+	const tags = ["Tokens"];
+
+	app.get(
+		"/api/users/:userId/tokens",
+		{
+			schema: {
+				tags,
+				summary: "List all tokens of a user",
+				params: UserIdParams,
+				querystring: NoQuery,
+				response: {
+					200: json(z.array(TokenResponse), "The user's tokens"),
+					...errorResponses(400, 401, 403, 404),
+				},
+			},
+		},
+		async (request) => {
+			const user = await tokenOwner(store, authOf(request), request.params.userId);
+			return (await store.listTokens(user.id)).map(tokenJson);
+		},
+	);
+
+	app.post(
+		"/api/users/:userId/tokens",
+		{
+			schema: {
+				tags,
+				summary: "Create a personal access token",
+				description: "Answers `plain_token`: the only time it is shown (only a hash is stored).",
+				params: UserIdParams,
+				querystring: NoQuery,
+				body: TokenCreateBody,
+				response: {
+					200: json(TokenCreatedResponse, "The new token, with its plain value"),
+					...errorResponses(400, 401, 403, 404, 413, 415),
+				},
+			},
+		},
+		async (request) => {
+			const auth = authOf(request);
+			const user = await tokenOwner(store, auth, request.params.userId);
+			const { plainToken, token } = await createPersonalAccessToken(
+				store,
+				user,
+				auth.user.id,
+				request.body.name,
+				request.body.expires_in,
+				now(),
+			);
+			return { plain_token: plainToken, personal_access_token: tokenJson(token) };
+		},
+	);
+
+	app.get(
+		"/api/users/:userId/tokens/:tokenId",
+		{
+			schema: {
+				tags,
+				summary: "Retrieve a token",
+				params: TokenParams,
+				querystring: NoQuery,
+				response: { 200: json(TokenResponse, "The token"), ...errorResponses(400, 401, 403, 404) },
+			},
+		},
+		async (request) => {
+			const user = await tokenOwner(store, authOf(request), request.params.userId);
+			const token = await store.getToken(user.id, request.params.tokenId);
+			if (!token) throw notFound("token");
+			return tokenJson(token);
+		},
+	);
+
+	app.delete(
+		"/api/users/:userId/tokens/:tokenId",
+		{
+			schema: {
+				tags,
+				summary: "Delete a token",
+				description:
+					"The token stops working at once (deleting the token the request uses is allowed).",
+				params: TokenParams,
+				querystring: NoQuery,
+				response: { 200: json(EmptyObject, "Deleted"), ...errorResponses(400, 401, 403, 404) },
+			},
+		},
+		async (request) => {
+			const user = await tokenOwner(store, authOf(request), request.params.userId);
+			if (!(await store.deleteToken(user.id, request.params.tokenId))) throw notFound("token");
+			return {};
+		},
+	);
+};
+
+/** /api/users: owner and admin only (registered in the admin scope). */
+export const userAdminRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store }) => {
+	app.get(
+		"/api/users",
+		{
+			schema: {
+				tags: ["Users"],
+				summary: "List all users of the account",
+				querystring: UserListQuery,
+				response: {
+					200: json(z.array(UserResponse), "The account's users"),
+					...errorResponses(400, 401, 403),
+				},
+			},
+		},
+		async (request) => {
+			const { user: me, account } = authOf(request);
+			const { service_user: serviceUser } = request.query;
+			const users = (await store.listUsers(account.id)).filter(
+				(u) => serviceUser === undefined || u.isServiceUser === (serviceUser === "true"),
+			);
+			return Promise.all(
+				users.map(async (u) =>
+					userJson(u, { currentUserId: me.id, lastLogin: await lastLogin(store, u.id) }),
+				),
+			);
+		},
+	);
+};

@@ -1,0 +1,88 @@
+import type { Logger } from "@starling/log";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import type { NetworkChangeSink } from "../app/events.js";
+import type { Store } from "../store/store.js";
+import { requireRole, requireToken } from "./auth.js";
+import {
+	clientErrorHandler,
+	errorBody,
+	frameworkErrorHandler,
+	installErrorHandling,
+} from "./errors.js";
+import { openApiRoute, registerOpenApi } from "./openapi.js";
+import type { RouteDeps } from "./routes/deps.js";
+import { peerRoutes } from "./routes/peers.js";
+import { setupKeyRoutes } from "./routes/setup-keys.js";
+import { userAdminRoutes, userSelfServiceRoutes } from "./routes/users.js";
+
+export interface RestApiDeps {
+	store: Store;
+	sink: NetworkChangeSink;
+	logger: Logger;
+	/** Clock (tests); defaults to the system clock. */
+	now?: () => Date;
+}
+
+/** Request bodies above this are refused with 413 (the largest legitimate body is well under 8 KiB). */
+export const BODY_LIMIT = 64 * 1024;
+
+/**
+ * Builds the admin REST API (`/api/*`). The instance is returned ready
+ * (`app.ready()` has run) and not listening: call `app.listen(...)`, or hand
+ * connections to `app.server` (e.g. `app.server.emit("connection", socket)`)
+ * when the port is shared with gRPC. Routes cannot be added afterwards.
+ * Close it with `app.close()`; the store is the caller's to close.
+ */
+export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> {
+	const logger: FastifyBaseLogger = deps.logger.child({ component: "rest" });
+	const app = Fastify({
+		loggerInstance: logger,
+		// Fastify's default request logs carry method, URL, addresses and status:
+		// never headers (Authorization) nor bodies (keys and tokens in answers).
+		bodyLimit: BODY_LIMIT,
+		onProtoPoisoning: "error",
+		onConstructorPoisoning: "error",
+		requestTimeout: 30_000,
+		// Fastify's own 503 while closing has another body shape: see below.
+		return503OnClosing: false,
+		frameworkErrors: frameworkErrorHandler,
+		clientErrorHandler,
+	});
+	app.setValidatorCompiler(validatorCompiler);
+	app.setSerializerCompiler(serializerCompiler);
+	installErrorHandling(app);
+
+	// While closing, requests still arriving on kept-alive connections get a 503.
+	let closing = false;
+	app.addHook("preClose", async () => {
+		closing = true;
+	});
+	app.addHook("onRequest", async (_request, reply) => {
+		if (closing) {
+			return reply.code(503).header("connection", "close").send(errorBody(503, "shutting down"));
+		}
+	});
+
+	await registerOpenApi(app);
+	openApiRoute(app);
+
+	const routeDeps: RouteDeps = {
+		store: deps.store,
+		sink: deps.sink,
+		now: deps.now ?? (() => new Date()),
+	};
+	await app.register(async (authenticated) => {
+		requireToken(authenticated, routeDeps);
+		await authenticated.register(userSelfServiceRoutes, routeDeps);
+		await authenticated.register(async (admin) => {
+			requireRole(admin, ["owner", "admin"]);
+			await admin.register(setupKeyRoutes, routeDeps);
+			await admin.register(peerRoutes, routeDeps);
+			await admin.register(userAdminRoutes, routeDeps);
+		});
+	});
+
+	await app.ready();
+	return app;
+}

@@ -1,0 +1,374 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { encodeKey, generateKeyPair } from "@starling/crypto";
+import { createLogger } from "@starling/log";
+import type { FastifyInstance } from "fastify";
+import { type AccountDefaults, bootstrapIfEmpty, createAccount } from "../src/app/accounts.js";
+import type { NetworkChangeSink } from "../src/app/events.js";
+import { loginPeer } from "../src/app/peers.js";
+import { createPersonalAccessToken } from "../src/app/tokens.js";
+import { newId } from "../src/core/random.js";
+import type { Account, Peer, User, UserRole } from "../src/domain/types.js";
+import { buildRestApi } from "../src/rest/index.js";
+import { SqliteStore } from "../src/store/sqlite-store.js";
+import type { Store } from "../src/store/store.js";
+
+export const DEFAULTS: AccountDefaults = {
+	networkPool: "100.64.0.0/10",
+	accountPrefixLength: 16,
+	dnsDomain: "starling.internal",
+};
+
+export class RecordingSink implements NetworkChangeSink {
+	readonly events: { kind: "changed" | "removed"; peer: Peer }[] = [];
+	peerChanged(peer: Peer): void {
+		this.events.push({ kind: "changed", peer });
+	}
+	peerRemoved(peer: Peer): void {
+		this.events.push({ kind: "removed", peer });
+	}
+	clear(): void {
+		this.events.length = 0;
+	}
+}
+
+export interface Reply {
+	status: number;
+	headers: Record<string, unknown>;
+	text: string;
+	// biome-ignore lint/suspicious/noExplicitAny: JSON answers are inspected field by field in tests
+	json: any;
+}
+
+export interface RequestOptions {
+	/** A plain token; null sends no Authorization header. Defaults to the owner's token. */
+	token?: string | null;
+	/** Serialized as JSON with Content-Type application/json. */
+	body?: unknown;
+	/** Sent as is (with headers.content-type, default application/json). */
+	raw?: string | Buffer;
+	headers?: Record<string, string>;
+}
+
+export interface Principal {
+	user: User;
+	token: string;
+}
+
+/** A REST API over a real SQLite file in a temp dir, with a bootstrapped account. */
+export class RestHarness {
+	private constructor(
+		readonly dir: string,
+		readonly store: SqliteStore,
+		readonly app: FastifyInstance,
+		readonly account: Account,
+		readonly owner: Principal,
+		readonly sink: RecordingSink,
+		/** Every line the API logged (level trace). */
+		readonly logs: string[],
+		private readonly clock: { offsetMs: number },
+	) {}
+
+	/** Moves the API's clock (not the system's) forward. */
+	advance(ms: number): void {
+		this.clock.offsetMs += ms;
+	}
+
+	/** `wrapStore` lets a test hand the API a store that misbehaves. */
+	static async create(opts: { wrapStore?: (store: Store) => Store } = {}): Promise<RestHarness> {
+		const dir = mkdtempSync(join(tmpdir(), "starling-rest-"));
+		const store = SqliteStore.open(join(dir, "m.db"));
+		const boot = await bootstrapIfEmpty(store, DEFAULTS, new Date());
+		if (!boot) throw new Error("bootstrap did nothing");
+		const logs: string[] = [];
+		const logger = createLogger("management-test", {
+			level: "trace",
+			hooks: {
+				streamWrite: (line: string) => {
+					logs.push(line);
+					return "";
+				},
+			},
+		});
+		const sink = new RecordingSink();
+		const clock = { offsetMs: 0 };
+		const app = await buildRestApi({
+			store: opts.wrapStore ? opts.wrapStore(store) : store,
+			sink,
+			logger,
+			now: () => new Date(Date.now() + clock.offsetMs),
+		});
+		const owner = { user: boot.owner, token: boot.plainToken };
+		return new RestHarness(dir, store, app, boot.account, owner, sink, logs, clock);
+	}
+
+	now(): Date {
+		return new Date(Date.now() + this.clock.offsetMs);
+	}
+
+	async request(method: string, url: string, opts: RequestOptions = {}): Promise<Reply> {
+		const headers: Record<string, string> = {};
+		const token = opts.token === undefined ? this.owner.token : opts.token;
+		if (token !== null) headers.authorization = `Token ${token}`;
+		let payload: string | Buffer | undefined;
+		if (opts.raw !== undefined) {
+			payload = opts.raw;
+			headers["content-type"] = "application/json";
+		} else if (opts.body !== undefined) {
+			payload = JSON.stringify(opts.body);
+			headers["content-type"] = "application/json";
+		}
+		Object.assign(headers, opts.headers ?? {});
+		const res = await this.app.inject({
+			// biome-ignore lint/suspicious/noExplicitAny: light-my-request's method union
+			method: method as any,
+			url,
+			headers,
+			...(payload === undefined ? {} : { payload }),
+		});
+		let json: unknown;
+		try {
+			json = res.body === "" ? undefined : JSON.parse(res.body);
+		} catch {
+			json = undefined;
+		}
+		return { status: res.statusCode, headers: res.headers, text: res.body, json };
+	}
+
+	/** A user of `account` (default: the bootstrapped one) with a fresh token. */
+	async addUser(
+		role: UserRole,
+		account: Account = this.account,
+		opts: { tokenDays?: number; at?: Date } = {},
+	) {
+		const user: User = {
+			id: newId(),
+			accountId: account.id,
+			name: `${role} user`,
+			email: `${role}-${newId()}@example.test`,
+			role,
+			isServiceUser: false,
+			blocked: false,
+			createdAt: new Date(),
+		};
+		await this.store.createUser(user);
+		const { plainToken, token } = await createPersonalAccessToken(
+			this.store,
+			user,
+			user.id,
+			"test",
+			opts.tokenDays ?? 30,
+			opts.at ?? new Date(),
+		);
+		return { user, token: plainToken, tokenId: token.id };
+	}
+
+	/** A second account with its own owner and token. */
+	async addAccount(): Promise<{ account: Account; owner: Principal }> {
+		const { account, owner } = await createAccount(
+			this.store,
+			DEFAULTS,
+			{ name: "other", email: "other@example.test" },
+			new Date(),
+		);
+		const { plainToken } = await createPersonalAccessToken(
+			this.store,
+			owner,
+			owner.id,
+			"other",
+			30,
+			new Date(),
+		);
+		return { account, owner: { user: owner, token: plainToken } };
+	}
+
+	/** Creates a setup key through the API (as `token`, default the owner). */
+	async createSetupKey(body: Record<string, unknown> = {}, token?: string) {
+		const res = await this.request("POST", "/api/setup-keys", {
+			token,
+			body: { name: "test key", type: "reusable", ...body },
+		});
+		if (res.status !== 200) throw new Error(`create setup key: ${res.status} ${res.text}`);
+		return res.json as { id: string; key: string; [k: string]: unknown };
+	}
+
+	/** Registers a peer the way an agent's first login does. */
+	async registerPeer(setupKey: string, hostname = "host"): Promise<Peer> {
+		const { peer } = await loginPeer(
+			this.store,
+			this.sink,
+			{
+				wgPublicKey: encodeKey(generateKeyPair().publicKey),
+				setupKey,
+				system: {
+					hostname,
+					os: "linux",
+					osVersion: "6.1",
+					kernelVersion: "6.1.0-test",
+					agentVersion: "0.1.0",
+				},
+			},
+			this.now(),
+		);
+		return peer;
+	}
+
+	count(table: string): number {
+		return Number(
+			(this.store.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n,
+		);
+	}
+
+	/**
+	 * Every row of every table, except the tokens' last_used (every
+	 * authenticated request updates it): equal snapshots mean nothing changed.
+	 */
+	snapshot(): string {
+		const tables = (
+			this.store.db
+				.prepare(
+					"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+				)
+				.all() as { name: string }[]
+		).map((r) => r.name);
+		const out: Record<string, unknown[]> = {};
+		for (const t of tables) {
+			const rows = this.store.db.prepare(`SELECT * FROM ${t}`).all() as Record<string, unknown>[];
+			out[t] = rows
+				.map((r) => {
+					const copy = { ...r };
+					if (t === "personal_access_tokens") delete copy.last_used;
+					for (const [k, v] of Object.entries(copy))
+						if (Buffer.isBuffer(v)) copy[k] = v.toString("hex");
+					return JSON.stringify(copy);
+				})
+				.sort();
+		}
+		return JSON.stringify(out);
+	}
+
+	/** Whether `needle` occurs anywhere in the database files (main file and WAL). */
+	databaseFilesContain(needle: string): boolean {
+		this.store.db.pragma("wal_checkpoint(FULL)");
+		const bytes = Buffer.from(needle, "utf8");
+		return readdirSync(this.dir).some((f) => readFileSync(join(this.dir, f)).includes(bytes));
+	}
+
+	/** Whether `needle` occurs in any log line. */
+	logsContain(needle: string): boolean {
+		return this.logs.some((l) => l.includes(needle));
+	}
+
+	async close(): Promise<void> {
+		await this.app.close();
+		await this.store.close();
+		rmSync(this.dir, { recursive: true, force: true });
+	}
+}
+
+/** Asserts the error shape: {message: non-empty string, code: status} and nothing else. */
+export function isErrorBody(reply: Reply): boolean {
+	const j = reply.json;
+	return (
+		typeof j === "object" &&
+		j !== null &&
+		typeof j.message === "string" &&
+		j.message.length > 0 &&
+		j.code === reply.status &&
+		Object.keys(j).length === 2
+	);
+}
+
+export interface RouteCase {
+	method: "GET" | "POST" | "PUT" | "DELETE";
+	/** Fastify's pattern, e.g. "/api/peers/:peerId" (as in the OpenAPI document, with {peerId}). */
+	pattern: string;
+	/** A concrete URL. */
+	url: string;
+	/** A valid body for POST and PUT. */
+	body?: Record<string, unknown>;
+	/** Owner and admin only. */
+	adminOnly: boolean;
+}
+
+/** Every /api route but the OpenAPI document, aimed at the given objects. */
+export function apiRoutes(ids: {
+	keyId: string;
+	peerId: string;
+	userId: string;
+	tokenId: string;
+}): RouteCase[] {
+	const { keyId, peerId, userId, tokenId } = ids;
+	return [
+		{ method: "GET", pattern: "/api/setup-keys", url: "/api/setup-keys", adminOnly: true },
+		{
+			method: "POST",
+			pattern: "/api/setup-keys",
+			url: "/api/setup-keys",
+			body: { name: "k", type: "reusable" },
+			adminOnly: true,
+		},
+		{
+			method: "GET",
+			pattern: "/api/setup-keys/:keyId",
+			url: `/api/setup-keys/${keyId}`,
+			adminOnly: true,
+		},
+		{
+			method: "PUT",
+			pattern: "/api/setup-keys/:keyId",
+			url: `/api/setup-keys/${keyId}`,
+			body: { revoked: true, auto_groups: [] },
+			adminOnly: true,
+		},
+		{
+			method: "DELETE",
+			pattern: "/api/setup-keys/:keyId",
+			url: `/api/setup-keys/${keyId}`,
+			adminOnly: true,
+		},
+		{ method: "GET", pattern: "/api/peers", url: "/api/peers", adminOnly: true },
+		{ method: "GET", pattern: "/api/peers/:peerId", url: `/api/peers/${peerId}`, adminOnly: true },
+		{
+			method: "PUT",
+			pattern: "/api/peers/:peerId",
+			url: `/api/peers/${peerId}`,
+			body: { name: "renamed" },
+			adminOnly: true,
+		},
+		{
+			method: "DELETE",
+			pattern: "/api/peers/:peerId",
+			url: `/api/peers/${peerId}`,
+			adminOnly: true,
+		},
+		{ method: "GET", pattern: "/api/users", url: "/api/users", adminOnly: true },
+		{ method: "GET", pattern: "/api/users/current", url: "/api/users/current", adminOnly: false },
+		{
+			method: "GET",
+			pattern: "/api/users/:userId/tokens",
+			url: `/api/users/${userId}/tokens`,
+			adminOnly: false,
+		},
+		{
+			method: "POST",
+			pattern: "/api/users/:userId/tokens",
+			url: `/api/users/${userId}/tokens`,
+			body: { name: "t", expires_in: 1 },
+			adminOnly: false,
+		},
+		{
+			method: "GET",
+			pattern: "/api/users/:userId/tokens/:tokenId",
+			url: `/api/users/${userId}/tokens/${tokenId}`,
+			adminOnly: false,
+		},
+		{
+			method: "DELETE",
+			pattern: "/api/users/:userId/tokens/:tokenId",
+			url: `/api/users/${userId}/tokens/${tokenId}`,
+			adminOnly: false,
+		},
+	];
+}

@@ -1,0 +1,417 @@
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BODY_LIMIT } from "../src/rest/index.js";
+import { apiRoutes, isErrorBody, type Reply, RestHarness, type RouteCase } from "./helpers-rest.js";
+
+// Bad input never causes a 500, always answers {message, code} with a 4xx,
+// and changes nothing. One harness for the whole file: every case checks
+// the database is unchanged, so they cannot disturb each other.
+
+let h: RestHarness;
+let routes: RouteCase[];
+let keyId: string;
+let peerId: string;
+let groupId: string;
+
+beforeAll(async () => {
+	h = await RestHarness.create();
+	const key = await h.createSetupKey({ name: "fixture" });
+	keyId = key.id;
+	peerId = (await h.registerPeer(key.key, "fixture-peer")).id;
+	const [token] = await h.store.listTokens(h.owner.user.id);
+	const [group] = await h.store.listGroups(h.account.id);
+	groupId = group?.id ?? "";
+	routes = apiRoutes({ keyId, peerId, userId: h.owner.user.id, tokenId: token?.id ?? "" });
+});
+afterAll(async () => {
+	await h.close();
+});
+
+function expectRefused(res: Reply, what: string, statuses: number[] = [400]): void {
+	expect(statuses, `${what}: got ${res.status} ${res.text}`).toContain(res.status);
+	expect(isErrorBody(res), `${what}: ${res.text}`).toBe(true);
+	expect(String(res.headers["content-type"])).toMatch(/^application\/json/);
+}
+
+/** Runs `fn` and asserts the database and the sink are unchanged by it. */
+async function unchanged(fn: () => Promise<void>): Promise<void> {
+	const before = h.snapshot();
+	const events = h.sink.events.length;
+	await fn();
+	expect(h.snapshot()).toBe(before);
+	expect(h.sink.events.length).toBe(events);
+}
+
+const bodyRoutes = () => routes.filter((r) => r.body !== undefined);
+
+describe("bad bodies", () => {
+	it("missing fields, wrong types and unknown fields are 400s naming the field", async () => {
+		const cases: [RouteCase["pattern"], RouteCase["method"], unknown, RegExp][] = [
+			["/api/setup-keys", "POST", {}, /body\/name: is required/],
+			["/api/setup-keys", "POST", { name: "k" }, /body\/type/],
+			[
+				"/api/setup-keys",
+				"POST",
+				{ name: "k", type: "reusable", usage_limit: "5" },
+				/body\/usage_limit: expected number, received string/,
+			],
+			[
+				"/api/setup-keys",
+				"POST",
+				{ name: "k", type: "reusable", usage_limit: -1 },
+				/body\/usage_limit/,
+			],
+			["/api/setup-keys", "POST", { name: "k", type: "forever" }, /body\/type/],
+			["/api/setup-keys", "POST", { name: 5, type: "reusable" }, /body\/name: expected string/],
+			[
+				"/api/setup-keys",
+				"POST",
+				{ name: "a\u0000b", type: "reusable" },
+				/body\/name: must not contain control/,
+			],
+			["/api/setup-keys", "POST", { name: "x".repeat(256), type: "reusable" }, /body\/name/],
+			[
+				"/api/setup-keys",
+				"POST",
+				{ name: "k", type: "reusable", auto_groups: "all" },
+				/body\/auto_groups/,
+			],
+			[
+				"/api/setup-keys",
+				"POST",
+				{ name: "k", type: "reusable", auto_groups: [1] },
+				/body\/auto_groups\/0/,
+			],
+			[
+				"/api/setup-keys",
+				"POST",
+				{ name: "k", type: "reusable", auto_groups: ["../x"] },
+				/body\/auto_groups\/0/,
+			],
+			[
+				"/api/setup-keys",
+				"POST",
+				{ name: "k", type: "reusable", ephemeral: "yes" },
+				/body\/ephemeral/,
+			],
+			[
+				"/api/setup-keys",
+				"POST",
+				{ name: "k", type: "reusable", revoked: false },
+				/Unrecognized key.*revoked/,
+			],
+			[
+				"/api/setup-keys",
+				"POST",
+				{ name: "k", type: "reusable", usage_limit: 1e300 },
+				/body\/usage_limit/,
+			],
+			["/api/setup-keys/:keyId", "PUT", {}, /body\/revoked/],
+			["/api/setup-keys/:keyId", "PUT", { revoked: true }, /body\/auto_groups: is required/],
+			["/api/setup-keys/:keyId", "PUT", { revoked: "true", auto_groups: [] }, /body\/revoked/],
+			["/api/setup-keys/:keyId", "PUT", { revoked: true, auto_groups: [], name: "" }, /body\/name/],
+			[
+				"/api/setup-keys/:keyId",
+				"PUT",
+				{ revoked: true, auto_groups: [], type: "one-off" },
+				/Unrecognized/,
+			],
+			["/api/peers/:peerId", "PUT", {}, /body\/name: is required/],
+			["/api/peers/:peerId", "PUT", { name: "" }, /body\/name/],
+			["/api/peers/:peerId", "PUT", { name: "x".repeat(64) }, /body\/name/],
+			["/api/peers/:peerId", "PUT", { name: "ok", ssh_enabled: "true" }, /body\/ssh_enabled/],
+			["/api/peers/:peerId", "PUT", { name: "ok", ip: "100.64.0.9" }, /Unrecognized key.*ip/],
+			["/api/users/:userId/tokens", "POST", { name: "t" }, /body\/expires_in: is required/],
+			["/api/users/:userId/tokens", "POST", { name: "t", expires_in: "7" }, /body\/expires_in/],
+			["/api/users/:userId/tokens", "POST", { name: ["t"], expires_in: 7 }, /body\/name/],
+		];
+		await unchanged(async () => {
+			for (const [pattern, method, body, message] of cases) {
+				const route = routes.find((r) => r.pattern === pattern && r.method === method);
+				if (!route) throw new Error(`no route ${method} ${pattern}`);
+				const res = await h.request(method, route.url, { body });
+				expectRefused(res, `${method} ${pattern} ${JSON.stringify(body).slice(0, 80)}`);
+				expect(res.json.message).toMatch(message);
+			}
+		});
+	});
+
+	it("unknown group ids are 422 on POST and PUT", async () => {
+		await unchanged(async () => {
+			for (const [method, url, body] of [
+				[
+					"POST",
+					"/api/setup-keys",
+					{ name: "k", type: "reusable", auto_groups: [groupId, "Unknown000000000000"] },
+				],
+				[
+					"PUT",
+					`/api/setup-keys/${keyId}`,
+					{ revoked: false, auto_groups: ["Unknown000000000000"] },
+				],
+			] as const) {
+				expectRefused(await h.request(method, url, { body }), `${method} ${url}`, [422]);
+			}
+		});
+	});
+
+	it("malformed JSON, non-object JSON, empty and oversized bodies on every POST and PUT", async () => {
+		const raws: [string, string | Buffer, number[]][] = [
+			["malformed", "{name: 'x'}", [400]],
+			["truncated", '{"name": "x", "type": "reus', [400]],
+			["trailing garbage", '{"name":"x","type":"reusable"} trailing', [400]],
+			["two documents", '{"name":"x","type":"reusable"}{"name":"y"}', [400]],
+			["empty", "", [400]],
+			["whitespace", "  \n ", [400]],
+			["null", "null", [400]],
+			["array", "[]", [400]],
+			["string", '"hello"', [400]],
+			["number", "42", [400]],
+			["proto pollution", '{"__proto__": {"admin": true}, "name": "x", "type": "reusable"}', [400]],
+			[
+				"constructor pollution",
+				'{"constructor": {"prototype": {"x": 1}}, "name": "x", "type": "reusable"}',
+				[400],
+			],
+			["invalid utf-8", Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]), [400]],
+			["deep array", `${"[".repeat(30_000)}${"]".repeat(30_000)}`, [400]],
+			["deep object", `${'{"a":'.repeat(10_000)}1${"}".repeat(10_000)}`, [400]],
+			["huge", JSON.stringify({ name: "x".repeat(BODY_LIMIT), type: "reusable" }), [413]],
+			["huge garbage", "x".repeat(BODY_LIMIT * 4), [413]],
+		];
+		await unchanged(async () => {
+			for (const route of bodyRoutes()) {
+				for (const [what, raw, statuses] of raws) {
+					const res = await h.request(route.method, route.url, { raw });
+					expectRefused(res, `${what}: ${route.method} ${route.url}`, statuses);
+				}
+				const none = await h.request(route.method, route.url);
+				expectRefused(none, `no body: ${route.method} ${route.url}`);
+			}
+		});
+	});
+
+	it("anything but application/json is a 415 on every route that takes a body", async () => {
+		const types = [
+			"text/plain",
+			"application/x-www-form-urlencoded",
+			"multipart/form-data; boundary=x",
+			"application/xml",
+			"application/jsonx",
+			"application/octet-stream",
+			"json",
+		];
+		await unchanged(async () => {
+			for (const route of routes.filter((r) => r.method !== "GET")) {
+				for (const type of types) {
+					const res = await h.request(route.method, route.url, {
+						raw: JSON.stringify(route.body ?? {}),
+						headers: { "content-type": type },
+					});
+					expectRefused(res, `${type}: ${route.method} ${route.url}`, [415]);
+				}
+			}
+		});
+	});
+
+	it("application/json with a charset parameter is fine", async () => {
+		const res = await h.request("POST", `/api/users/${h.owner.user.id}/tokens`, {
+			raw: JSON.stringify({ name: "charset", expires_in: 1 }),
+			headers: { "content-type": "application/json; charset=utf-8" },
+		});
+		expect(res.status).toBe(200);
+		await h.request(
+			"DELETE",
+			`/api/users/${h.owner.user.id}/tokens/${res.json.personal_access_token.id}`,
+		);
+	});
+});
+
+describe("bad ids and URLs", () => {
+	const badIds = [
+		"x".repeat(65),
+		"a%20b",
+		"%00",
+		"..",
+		"%2e%2e",
+		"%2F",
+		"'%3B%20DROP%20TABLE%20peers%3B--",
+		"%C3%BC",
+		"*",
+		"%",
+		"%ZZ",
+		"x".repeat(500),
+	];
+
+	it("malformed ids are 400 (or 404, or 414 when too long), on every route with an id", async () => {
+		await unchanged(async () => {
+			for (const route of routes.filter((r) => r.pattern.includes(":"))) {
+				for (const bad of badIds) {
+					const url = route.pattern.replace(/:[A-Za-z]+/g, bad);
+					const res = await h.request(route.method, url, { body: route.body });
+					expectRefused(res, `${route.method} ${url}`, [400, 404, 414]);
+				}
+			}
+		});
+	});
+
+	it("well-formed ids that name nothing are 404", async () => {
+		await unchanged(async () => {
+			for (const route of routes.filter((r) => r.pattern.includes(":"))) {
+				const url = route.pattern.replace(/:[A-Za-z]+/g, "Nothing0000000000000");
+				const res = await h.request(route.method, url, { body: route.body });
+				expectRefused(res, `${route.method} ${url}`, [404]);
+			}
+		});
+	});
+
+	it("unknown routes and methods are 404 in the error shape, with or without a token", async () => {
+		for (const [method, url] of [
+			["GET", "/api/nope"],
+			["GET", "/api"],
+			["GET", "/"],
+			["POST", "/api/peers"],
+			["PATCH", "/api/setup-keys"],
+			["DELETE", "/api/users"],
+			["PUT", "/api/users/current"],
+			["GET", "/api/setup-keys/a/b"],
+		] as const) {
+			for (const token of [undefined, null]) {
+				const res = await h.request(method, url, { token });
+				expectRefused(res, `${method} ${url}`, [404]);
+			}
+		}
+	});
+
+	it("bad query strings are 400; unknown parameters are ignored", async () => {
+		for (const url of [
+			`/api/peers?name=${"x".repeat(300)}`,
+			"/api/peers?ip=a&ip=b",
+			`/api/peers?ip=${"1".repeat(100)}`,
+		]) {
+			expectRefused(await h.request("GET", url), url);
+		}
+		expect((await h.request("GET", "/api/peers?unknown=1")).status).toBe(200);
+		expect((await h.request("GET", "/api/setup-keys?x=%ZZ")).status).toBeLessThan(500);
+	});
+});
+
+describe("fuzzing", () => {
+	const fieldValue = fc.oneof(
+		fc.jsonValue({ maxDepth: 2 }),
+		fc.string({ maxLength: 80 }),
+		fc.integer(),
+		fc.double(),
+		fc.boolean(),
+		fc.constantFrom("reusable", "one-off", "", " ", "\u0000", "x".repeat(300)),
+		fc.constant(undefined),
+	);
+	const fieldNames = fc.constantFrom(
+		"name",
+		"type",
+		"expires_in",
+		"auto_groups",
+		"usage_limit",
+		"ephemeral",
+		"allow_extra_dns_labels",
+		"revoked",
+		"ssh_enabled",
+		"login_expiration_enabled",
+		"inactivity_expiration_enabled",
+		"__proto__",
+		"constructor",
+		"junk",
+	);
+	const objectBody = fc
+		.dictionary(fieldNames, fieldValue, { maxKeys: 8 })
+		.map((o) => JSON.stringify(o));
+	const rawBody = fc.oneof(
+		objectBody,
+		objectBody,
+		fc.jsonValue().map((v) => JSON.stringify(v) ?? "null"),
+		fc.string({ maxLength: 200 }),
+		fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString("latin1")),
+	);
+
+	it("POST and PUT bodies: never a 500; a refusal is {message, code} and changes nothing", async () => {
+		let accepted = 0;
+		for (const route of bodyRoutes()) {
+			// Near misses too: the route's valid body with a couple of fields changed or added.
+			const nearMiss = fc
+				.dictionary(fieldNames, fieldValue, { maxKeys: 2 })
+				.map((changes) => JSON.stringify({ ...route.body, ...changes }));
+			await fc.assert(
+				fc.asyncProperty(fc.oneof(rawBody, nearMiss), async (raw) => {
+					const before = h.snapshot();
+					const events = h.sink.events.length;
+					const res = await h.request(route.method, route.url, { raw });
+					expect(res.status).toBeLessThan(500);
+					if (res.status === 200) {
+						accepted++;
+						expect(res.json).toBeTypeOf("object");
+						// Keep the fixture usable: the peer keeps its name, the key its groups.
+						if (route.pattern === "/api/users/:userId/tokens") {
+							await h.request("DELETE", `${route.url}/${res.json.personal_access_token.id}`);
+						} else if (route.pattern === "/api/setup-keys" && route.method === "POST") {
+							await h.request("DELETE", `/api/setup-keys/${res.json.id}`);
+						}
+						return;
+					}
+					expect([400, 413, 415, 422]).toContain(res.status);
+					expect(isErrorBody(res), res.text).toBe(true);
+					expect(h.snapshot()).toBe(before);
+					expect(h.sink.events.length).toBe(events);
+				}),
+				{ numRuns: 200 },
+			);
+		}
+		// The generators reach the success path as well as the refusals.
+		expect(accepted).toBeGreaterThan(0);
+	});
+
+	it("ids in paths: never a 500", async () => {
+		const idRoutes = routes.filter((r) => r.pattern.includes(":"));
+		await fc.assert(
+			fc.asyncProperty(
+				fc.constantFrom(...idRoutes),
+				fc.string({ maxLength: 120 }),
+				async (route, id) => {
+					const before = h.snapshot();
+					const url = route.pattern.replace(/:[A-Za-z]+/g, encodeURIComponent(id));
+					const res = await h.request(route.method, url, { body: route.body });
+					expect(res.status, `${route.method} ${url}: ${res.text}`).toBeLessThan(500);
+					if (res.status !== 200) {
+						expect(isErrorBody(res), res.text).toBe(true);
+						expect(h.snapshot()).toBe(before);
+					}
+				},
+			),
+			{ numRuns: 300 },
+		);
+	});
+
+	it("query strings: never a 500", async () => {
+		await fc.assert(
+			fc.asyncProperty(
+				fc.constantFrom("/api/peers", "/api/setup-keys", "/api/users", "/api/users/current"),
+				fc.array(fc.tuple(fc.string({ maxLength: 20 }), fc.string({ maxLength: 300 })), {
+					maxLength: 4,
+				}),
+				async (path, pairs) => {
+					const qs = pairs
+						.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+						.join("&");
+					const res = await h.request("GET", `${path}?${qs}`);
+					expect(res.status).toBeLessThan(500);
+					if (res.status !== 200) expect(isErrorBody(res), res.text).toBe(true);
+				},
+			),
+			{ numRuns: 200 },
+		);
+	});
+
+	it("nothing above was logged as an internal error, and no secret was logged", () => {
+		expect(h.logs.filter((l) => l.includes('"level":50'))).toEqual([]);
+		expect(h.logsContain(h.owner.token)).toBe(false);
+	});
+});

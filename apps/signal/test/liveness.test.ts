@@ -1,0 +1,104 @@
+import { status } from "@grpc/grpc-js";
+import { generateKeyPair } from "@starling/crypto";
+import type { SignalClient, SignalError } from "@starling/signal-client";
+import { afterEach, describe, expect, it } from "vitest";
+import type { SignalServer } from "../src/server.js";
+import { RawStream, signalClient, startTestServer, statusOf } from "./helpers.js";
+
+describe("liveness and backpressure", () => {
+	const cleanup: (() => unknown)[] = [];
+	afterEach(async () => {
+		for (const step of cleanup.splice(0).reverse()) await step();
+	});
+
+	async function server(
+		options: Parameters<typeof startTestServer>[0] = {},
+	): Promise<SignalServer> {
+		const started = await startTestServer(options);
+		cleanup.push(() => started.close());
+		return started;
+	}
+	function raw(srv: SignalServer): RawStream {
+		const stream = new RawStream(srv.port);
+		cleanup.push(() => stream.close());
+		return stream;
+	}
+	function client(srv: SignalServer): SignalClient {
+		const created = signalClient(srv, generateKeyPair());
+		cleanup.push(() => created.close());
+		return created;
+	}
+
+	it("evicts a stream that stops answering pings, while a live client stays", async () => {
+		const srv = await server({ heartbeatIntervalMs: 100 });
+		const silentKeys = generateKeyPair();
+		const silent = raw(srv);
+		await silent.authenticate(silentKeys);
+		const live = client(srv);
+		await live.connect();
+		let liveDropped = false;
+		live.on("disconnected", () => {
+			liveDropped = true;
+		});
+
+		expect((await silent.nextFrame(1_000, false)).frame?.$case).toBe("ping");
+		const started = Date.now();
+		expect(statusOf(await silent.ended)).toMatch(/^UNAVAILABLE: heartbeat timeout/);
+		// Three silent intervals, detected on the next tick: roughly 300 to 400 ms after the last frame.
+		expect(Date.now() - started).toBeLessThan(1_500);
+
+		await expect(live.send(silentKeys.publicKey, new Uint8Array([1]))).rejects.toMatchObject({
+			code: status.NOT_FOUND,
+		});
+		expect(liveDropped).toBe(false);
+		expect(live.state).toBe("ready");
+		expect(srv.stats()).toMatchObject({ heartbeatTimeouts: 1, connectedPeers: 1 });
+	});
+
+	it("ends a handshake that never completes", async () => {
+		const srv = await server({ handshakeTimeoutMs: 150 });
+		const mute = raw(srv);
+		mute.sendFrame({ $case: "hello", value: { publicKey: generateKeyPair().publicKey } });
+		expect(statusOf(await mute.ended)).toBe(
+			"UNAUTHENTICATED: handshake not completed within 150 ms",
+		);
+		expect(srv.stats()).toMatchObject({ openStreams: 0, handshaking: 0 });
+	});
+
+	it("drops deliveries to a recipient that stops reading instead of buffering them", async () => {
+		const srv = await server({ maxQueuedDeliveryBytes: 256 * 1024, maxQueuedDeliveryFrames: 64 });
+		const stuckKeys = generateKeyPair();
+		const stuck = raw(srv);
+		await stuck.authenticate(stuckKeys);
+		stuck.call.pause();
+
+		const sender = client(srv);
+		await sender.connect();
+		const body = new Uint8Array(60 * 1024).fill(7);
+		let delivered = 0;
+		let refusal: SignalError | undefined;
+		// Flow control and socket buffers absorb a few MiB first; the bound must hold after that.
+		for (let i = 0; i < 2_000 && !refusal; i++) {
+			await sender.send(stuckKeys.publicKey, body).then(
+				() => {
+					delivered += 1;
+				},
+				(err: SignalError) => {
+					refusal = err;
+				},
+			);
+		}
+		expect(refusal?.code).toBe(status.RESOURCE_EXHAUSTED);
+		expect(refusal?.details).toMatch(/is not reading fast enough; message dropped/);
+		expect(delivered).toBeGreaterThan(0);
+		expect(delivered).toBeLessThan(2_000);
+
+		// The sender is unharmed and the rest of the server unaffected.
+		const otherKeys = generateKeyPair();
+		const other = raw(srv);
+		await other.authenticate(otherKeys);
+		await sender.send(otherKeys.publicKey, new Uint8Array([1]));
+		expect((await other.nextFrame()).frame?.$case).toBe("deliver");
+		expect(sender.state).toBe("ready");
+	});
+});
