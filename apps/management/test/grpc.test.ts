@@ -155,6 +155,19 @@ describe("management over real gRPC", () => {
 		expect(ips).not.toContain(lb.self!.address.split("/")[0]);
 	});
 
+	it("a peer that logs out is deregistered and leaves the others' maps", async () => {
+		const key = await makeSetupKey(m);
+		const [a, b] = [agent(), agent()];
+		await a.client.login(key, meta("a"));
+		await b.client.login(key, meta("b"));
+		await startSync(a);
+		await a.waitForMap((x) => x.peers.length === 1);
+		await b.client.logout();
+		await a.waitForMap((x) => x.peers.length === 0, 1000);
+		expect(await m.store.getPeerByPublicKey(b.publicKey)).toBeUndefined();
+		await expectCode(b.client.logout(), grpc.status.NOT_FOUND);
+	});
+
 	it("a restart keeps peers, addresses and the server key; agents log back in without a key", async () => {
 		const key = await makeSetupKey(m);
 		const a = agent();

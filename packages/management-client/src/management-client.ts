@@ -4,6 +4,8 @@ import { applyNetworkMapDelta, DeltaGapError } from "@starling/netmap";
 import {
 	LoginRequest,
 	LoginResponse,
+	LogoutRequest,
+	LogoutResponse,
 	ManagementServiceClient,
 	type NetworkMap,
 	type PeerSystemMeta,
@@ -123,6 +125,18 @@ export class ManagementClient {
 			);
 		});
 		return channel.open(LoginResponse, response);
+	}
+
+	/** Deregisters this peer; joining again needs a setup key. */
+	async logout(): Promise<void> {
+		const channel = await this.envelopeChannel();
+		const request = channel.seal(LogoutRequest, {});
+		const response = await new Promise<SealedEnvelope>((resolve, reject) => {
+			this.client.logout(request, new grpc.Metadata(), { deadline: this.deadline() }, (err, res) =>
+				err ? reject(callError(err)) : resolve(res),
+			);
+		});
+		channel.open(LogoutResponse, response);
 	}
 
 	/**

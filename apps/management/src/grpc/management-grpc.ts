@@ -4,6 +4,8 @@ import type { Logger } from "@starling/log";
 import {
 	LoginRequest,
 	LoginResponse,
+	LogoutRequest,
+	LogoutResponse,
 	type ManagementServiceServer,
 	ManagementServiceService,
 	type PeerSystemMeta,
@@ -13,7 +15,7 @@ import {
 	SyncResponse,
 } from "@starling/proto";
 import { AppError } from "../app/errors.js";
-import { loginPeer } from "../app/peers.js";
+import { deletePeer, loginPeer } from "../app/peers.js";
 import { type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
 import type { PeerSystemInfo } from "../domain/types.js";
 import type { Store } from "../store/store.js";
@@ -157,6 +159,20 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 					registered,
 				};
 				return channel.seal(LoginResponse, response);
+			})().then(
+				(envelope) => callback(null, envelope),
+				(err) => callback(toServiceError(err, logger)),
+			);
+		},
+
+		logout(call, callback) {
+			(async () => {
+				const { channel, wgPublicKey } = openRequest(deps.serverKey, call.request, LogoutRequest);
+				const peer = await deps.store.getPeerByPublicKey(wgPublicKey);
+				if (!peer) throw new GrpcStatusError(grpc.status.NOT_FOUND, "peer is not registered");
+				await deletePeer(deps.store, deps.hub, peer.accountId, peer.id);
+				logger.info({ peerId: peer.id }, "peer logged out and was deregistered");
+				return channel.seal(LogoutResponse, {});
 			})().then(
 				(envelope) => callback(null, envelope),
 				(err) => callback(toServiceError(err, logger)),

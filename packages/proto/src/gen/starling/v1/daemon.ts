@@ -55,10 +55,10 @@ export interface DaemonLoginResponse {
   registered: boolean;
 }
 
-export interface LogoutRequest {
+export interface DaemonLogoutRequest {
 }
 
-export interface LogoutResponse {
+export interface DaemonLogoutResponse {
 }
 
 export interface StatusRequest {
@@ -524,16 +524,16 @@ export const DaemonLoginResponse: MessageFns<DaemonLoginResponse> = {
   },
 };
 
-function createBaseLogoutRequest(): LogoutRequest {
+function createBaseDaemonLogoutRequest(): DaemonLogoutRequest {
   return {};
 }
 
-export const LogoutRequest: MessageFns<LogoutRequest> = {
-  encode(_: LogoutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const DaemonLogoutRequest: MessageFns<DaemonLogoutRequest> = {
+  encode(_: DaemonLogoutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): LogoutRequest {
+  decode(input: BinaryReader | Uint8Array, length?: number): DaemonLogoutRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -542,7 +542,7 @@ export const LogoutRequest: MessageFns<LogoutRequest> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseLogoutRequest();
+      const message = createBaseDaemonLogoutRequest();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -558,25 +558,25 @@ export const LogoutRequest: MessageFns<LogoutRequest> = {
     }
   },
 
-  create(base?: DeepPartial<LogoutRequest>): LogoutRequest {
-    return LogoutRequest.fromPartial(base ?? {});
+  create(base?: DeepPartial<DaemonLogoutRequest>): DaemonLogoutRequest {
+    return DaemonLogoutRequest.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<LogoutRequest>): LogoutRequest {
-    const message = createBaseLogoutRequest();
+  fromPartial(_: DeepPartial<DaemonLogoutRequest>): DaemonLogoutRequest {
+    const message = createBaseDaemonLogoutRequest();
     return message;
   },
 };
 
-function createBaseLogoutResponse(): LogoutResponse {
+function createBaseDaemonLogoutResponse(): DaemonLogoutResponse {
   return {};
 }
 
-export const LogoutResponse: MessageFns<LogoutResponse> = {
-  encode(_: LogoutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const DaemonLogoutResponse: MessageFns<DaemonLogoutResponse> = {
+  encode(_: DaemonLogoutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): LogoutResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): DaemonLogoutResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -585,7 +585,7 @@ export const LogoutResponse: MessageFns<LogoutResponse> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseLogoutResponse();
+      const message = createBaseDaemonLogoutResponse();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -601,11 +601,11 @@ export const LogoutResponse: MessageFns<LogoutResponse> = {
     }
   },
 
-  create(base?: DeepPartial<LogoutResponse>): LogoutResponse {
-    return LogoutResponse.fromPartial(base ?? {});
+  create(base?: DeepPartial<DaemonLogoutResponse>): DaemonLogoutResponse {
+    return DaemonLogoutResponse.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<LogoutResponse>): LogoutResponse {
-    const message = createBaseLogoutResponse();
+  fromPartial(_: DeepPartial<DaemonLogoutResponse>): DaemonLogoutResponse {
+    const message = createBaseDaemonLogoutResponse();
     return message;
   },
 };
@@ -1267,10 +1267,11 @@ export const DaemonServiceService = {
     path: "/starling.v1.DaemonService/Logout" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: LogoutRequest): Buffer => Buffer.from(LogoutRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): LogoutRequest => LogoutRequest.decode(value),
-    responseSerialize: (value: LogoutResponse): Buffer => Buffer.from(LogoutResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): LogoutResponse => LogoutResponse.decode(value),
+    requestSerialize: (value: DaemonLogoutRequest): Buffer => Buffer.from(DaemonLogoutRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DaemonLogoutRequest => DaemonLogoutRequest.decode(value),
+    responseSerialize: (value: DaemonLogoutResponse): Buffer =>
+      Buffer.from(DaemonLogoutResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DaemonLogoutResponse => DaemonLogoutResponse.decode(value),
   },
 } as const;
 
@@ -1287,7 +1288,7 @@ export interface DaemonServiceServer extends UntypedServiceImplementation {
   /** Logs in (registers with a setup key the first time) without bringing the interface up. */
   login: handleUnaryCall<DaemonLoginRequest, DaemonLoginResponse>;
   /** Goes down and deregisters this peer from management. */
-  logout: handleUnaryCall<LogoutRequest, LogoutResponse>;
+  logout: handleUnaryCall<DaemonLogoutRequest, DaemonLogoutResponse>;
 }
 
 export interface DaemonServiceClient extends Client {
@@ -1344,19 +1345,19 @@ export interface DaemonServiceClient extends Client {
   ): ClientUnaryCall;
   /** Goes down and deregisters this peer from management. */
   logout(
-    request: LogoutRequest,
-    callback: (error: ServiceError | null, response: LogoutResponse) => void,
+    request: DaemonLogoutRequest,
+    callback: (error: ServiceError | null, response: DaemonLogoutResponse) => void,
   ): ClientUnaryCall;
   logout(
-    request: LogoutRequest,
+    request: DaemonLogoutRequest,
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: LogoutResponse) => void,
+    callback: (error: ServiceError | null, response: DaemonLogoutResponse) => void,
   ): ClientUnaryCall;
   logout(
-    request: LogoutRequest,
+    request: DaemonLogoutRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: LogoutResponse) => void,
+    callback: (error: ServiceError | null, response: DaemonLogoutResponse) => void,
   ): ClientUnaryCall;
 }
 

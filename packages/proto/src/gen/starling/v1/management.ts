@@ -84,6 +84,12 @@ export interface Heartbeat {
   serial: number;
 }
 
+export interface LogoutRequest {
+}
+
+export interface LogoutResponse {
+}
+
 function createBaseGetServerKeyRequest(): GetServerKeyRequest {
   return {};
 }
@@ -709,6 +715,92 @@ export const Heartbeat: MessageFns<Heartbeat> = {
   },
 };
 
+function createBaseLogoutRequest(): LogoutRequest {
+  return {};
+}
+
+export const LogoutRequest: MessageFns<LogoutRequest> = {
+  encode(_: LogoutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LogoutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLogoutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<LogoutRequest>): LogoutRequest {
+    return LogoutRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<LogoutRequest>): LogoutRequest {
+    const message = createBaseLogoutRequest();
+    return message;
+  },
+};
+
+function createBaseLogoutResponse(): LogoutResponse {
+  return {};
+}
+
+export const LogoutResponse: MessageFns<LogoutResponse> = {
+  encode(_: LogoutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LogoutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLogoutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<LogoutResponse>): LogoutResponse {
+    return LogoutResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<LogoutResponse>): LogoutResponse {
+    const message = createBaseLogoutResponse();
+    return message;
+  },
+};
+
 /**
  * The agent-facing management API. Every body except GetServerKey travels
  * as a SealedEnvelope: requests are sealed from the agent's WireGuard key to
@@ -747,6 +839,19 @@ export const ManagementServiceService = {
     responseSerialize: (value: SealedEnvelope): Buffer => Buffer.from(SealedEnvelope.encode(value).finish()),
     responseDeserialize: (value: Buffer): SealedEnvelope => SealedEnvelope.decode(value),
   },
+  /**
+   * SealedEnvelope(LogoutRequest) -> SealedEnvelope(LogoutResponse): the
+   * peer deregisters itself; it needs a setup key to join again.
+   */
+  logout: {
+    path: "/starling.v1.ManagementService/Logout" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SealedEnvelope): Buffer => Buffer.from(SealedEnvelope.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SealedEnvelope => SealedEnvelope.decode(value),
+    responseSerialize: (value: SealedEnvelope): Buffer => Buffer.from(SealedEnvelope.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SealedEnvelope => SealedEnvelope.decode(value),
+  },
 } as const;
 
 export interface ManagementServiceServer extends UntypedServiceImplementation {
@@ -755,6 +860,11 @@ export interface ManagementServiceServer extends UntypedServiceImplementation {
   login: handleUnaryCall<SealedEnvelope, SealedEnvelope>;
   /** SealedEnvelope(SyncRequest) -> stream of SealedEnvelope(SyncResponse) */
   sync: handleServerStreamingCall<SealedEnvelope, SealedEnvelope>;
+  /**
+   * SealedEnvelope(LogoutRequest) -> SealedEnvelope(LogoutResponse): the
+   * peer deregisters itself; it needs a setup key to join again.
+   */
+  logout: handleUnaryCall<SealedEnvelope, SealedEnvelope>;
 }
 
 export interface ManagementServiceClient extends Client {
@@ -796,6 +906,25 @@ export interface ManagementServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<SealedEnvelope>;
+  /**
+   * SealedEnvelope(LogoutRequest) -> SealedEnvelope(LogoutResponse): the
+   * peer deregisters itself; it needs a setup key to join again.
+   */
+  logout(
+    request: SealedEnvelope,
+    callback: (error: ServiceError | null, response: SealedEnvelope) => void,
+  ): ClientUnaryCall;
+  logout(
+    request: SealedEnvelope,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SealedEnvelope) => void,
+  ): ClientUnaryCall;
+  logout(
+    request: SealedEnvelope,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SealedEnvelope) => void,
+  ): ClientUnaryCall;
 }
 
 export const ManagementServiceClient = makeGenericClientConstructor(
