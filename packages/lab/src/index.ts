@@ -1,0 +1,35 @@
+export {
+	AddressError,
+	AddressPool,
+	formatIPv4,
+	isLabAddress,
+	LAB_RANGE,
+	parseIPv4,
+	parseLabSubnet,
+	type Subnet,
+} from "./address.js";
+export {
+	HOST_STATE_MOUNT,
+	type Host,
+	type HostOptions,
+	Lab,
+	type LabNode,
+	type LabOptions,
+	type Lan,
+	type PingOptions,
+	type Router,
+	type RouterOptions,
+	type SpawnOptions,
+} from "./lab.js";
+export {
+	isNatKind,
+	NAT_KINDS,
+	NAT_TABLE,
+	type NatKind,
+	natRuleset,
+	type PortForward,
+} from "./nat.js";
+export type { LabProcess } from "./process.js";
+export { NS_PREFIX, STATE_DIR } from "./registry.js";
+export { type ExecOptions, type ExecResult, LabCommandError } from "./run.js";
+export { computeSkipReason, labSkipReason, REQUIRED_TOOLS } from "./skip.js";
