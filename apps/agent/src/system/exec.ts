@@ -33,7 +33,11 @@ export interface RunResult {
 }
 
 /** Runs one system command (`ip`, `wg`, `nft`, ...). Arguments are never passed through a shell. */
-export type Runner = (command: string, args: readonly string[], options?: RunOptions) => Promise<RunResult>;
+export type Runner = (
+	command: string,
+	args: readonly string[],
+	options?: RunOptions,
+) => Promise<RunResult>;
 
 export const run: Runner = async (command, args, options = {}) => {
 	const result = await execa(command, args, {
@@ -49,7 +53,9 @@ export const run: Runner = async (command, args, options = {}) => {
 		const detail = firstLine(result.stderr) || firstLine(result.stdout) || result.shortMessage;
 		const missing = (result as { code?: string }).code === "ENOENT";
 		throw new CommandError(
-			missing ? `${command} is not installed (not found in PATH)` : `${command} ${args.join(" ")}: ${detail}`,
+			missing
+				? `${command} is not installed (not found in PATH)`
+				: `${command} ${args.join(" ")}: ${detail}`,
 			command,
 			result.exitCode,
 			String(result.stderr ?? ""),
@@ -59,8 +65,10 @@ export const run: Runner = async (command, args, options = {}) => {
 };
 
 function firstLine(text: unknown): string {
-	return String(text ?? "")
-		.split("\n")
-		.map((l) => l.trim())
-		.find(Boolean) ?? "";
+	return (
+		String(text ?? "")
+			.split("\n")
+			.map((l) => l.trim())
+			.find(Boolean) ?? ""
+	);
 }

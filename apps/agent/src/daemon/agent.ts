@@ -1,0 +1,468 @@
+import { hostname, release, type } from "node:os";
+import { status as GrpcStatus } from "@grpc/grpc-js";
+import { encodeKey, type KeyPair } from "@starling/crypto";
+import type { Logger } from "@starling/log";
+import { ManagementCallError, ManagementClient } from "@starling/management-client";
+import type {
+	DaemonLoginResponse,
+	DaemonStatus,
+	LoginResponse,
+	NetworkMap,
+	PeerSystemMeta,
+	UpRequest,
+} from "@starling/proto";
+import { ControlLoop, oneLine } from "../control/control-loop.js";
+import { Engine } from "../engine/engine.js";
+import { IceAgent } from "../ice/ice-agent.js";
+import { PortRewriter } from "../netfilter/port-rewrite.js";
+import type { Runner } from "../system/exec.js";
+import { AGENT_VERSION } from "../version.js";
+import { selectBackend, type WireGuardBackend } from "../wireguard/backend.js";
+import { WireGuardDevice } from "../wireguard/device.js";
+import type { AgentConfig, StateDir, WireGuardBackendPreference } from "./state-dir.js";
+
+export const WIREGUARD_MTU = 1280;
+const PORT_REWRITE_TABLE = "starling-paths";
+const INTERFACE_NAME = /^[a-zA-Z0-9_=+.-]{1,15}$/;
+
+/** A refusal meant for the CLI user: one readable line, with a gRPC status. */
+export class AgentError extends Error {
+	override name = "AgentError";
+	constructor(
+		readonly code: GrpcStatus,
+		message: string,
+	) {
+		super(message);
+	}
+}
+
+interface Running {
+	config: AgentConfig;
+	keyPair: KeyPair;
+	client: ManagementClient;
+	login: LoginResponse;
+	backend: WireGuardBackend;
+	device: WireGuardDevice;
+	engine: Engine;
+	control: ControlLoop;
+	ice: IceAgent;
+	portRewriter: PortRewriter;
+}
+
+export interface AgentOptions {
+	stateDir: StateDir;
+	runner: Runner;
+	logger: Logger;
+}
+
+/**
+ * The agent's lifecycle behind the daemon API: up (log in, create and
+ * configure the interface, start syncing), down, login, logout and status.
+ * Operations are serialised; a failed `up` leaves nothing behind.
+ */
+export class Agent {
+	private running: Running | undefined;
+	private phase: "down" | "connecting" | "up" = "down";
+	private queue: Promise<unknown> = Promise.resolve();
+	private lastError = "";
+
+	constructor(private readonly options: AgentOptions) {}
+
+	private serial<T>(op: () => Promise<T>): Promise<T> {
+		const next = this.queue.then(op, op);
+		this.queue = next.catch(() => undefined);
+		return next;
+	}
+
+	private meta(): PeerSystemMeta {
+		return {
+			hostname: hostname(),
+			os: type().toLowerCase(),
+			kernelVersion: release(),
+			agentVersion: AGENT_VERSION,
+			osVersion: "",
+		};
+	}
+
+	/** Called once when the daemon starts: clean up after a crash, come back up if we were up. */
+	async restore(): Promise<void> {
+		const config = this.options.stateDir.loadConfig();
+		await this.removeLeftovers(config).catch((err) =>
+			this.options.logger.warn({ error: String(err) }, "could not clean up after an earlier run"),
+		);
+		if (!config.wantUp) return;
+		this.options.logger.info("was up before the daemon stopped: bringing the interface back up");
+		const retry = async (attempt: number): Promise<void> => {
+			try {
+				await this.up(
+					{
+						managementUrl: "",
+						setupKey: "",
+						interfaceName: "",
+						wireguardPort: 0,
+						wireguardBackend: "",
+					},
+					() => {},
+				);
+			} catch (err) {
+				if (err instanceof AgentError && err.code === GrpcStatus.ALREADY_EXISTS) return;
+				if (!this.options.stateDir.loadConfig().wantUp) return;
+				const delay = Math.min(30_000, 1000 * 2 ** attempt);
+				this.options.logger.warn(
+					{ error: (err as Error).message, retryInMs: delay },
+					"coming back up failed",
+				);
+				setTimeout(() => void retry(attempt + 1), delay).unref();
+			}
+		};
+		void retry(0);
+	}
+
+	up(request: UpRequest, progress: (message: string) => void): Promise<void> {
+		return this.serial(() => this.doUp(request, progress));
+	}
+
+	private resolveConfig(request: UpRequest): AgentConfig {
+		const saved = this.options.stateDir.loadConfig();
+		const backend = request.wireguardBackend || saved.wireguardBackend;
+		if (!["auto", "kernel", "userspace"].includes(backend)) {
+			throw new AgentError(
+				GrpcStatus.INVALID_ARGUMENT,
+				`unknown WireGuard backend '${backend}' (auto, kernel or userspace)`,
+			);
+		}
+		const config: AgentConfig = {
+			managementUrl: request.managementUrl || saved.managementUrl,
+			interfaceName: request.interfaceName || saved.interfaceName,
+			wireguardPort: request.wireguardPort || saved.wireguardPort,
+			wireguardBackend: backend as WireGuardBackendPreference,
+			wantUp: saved.wantUp,
+		};
+		if (!INTERFACE_NAME.test(config.interfaceName)) {
+			throw new AgentError(
+				GrpcStatus.INVALID_ARGUMENT,
+				`invalid interface name '${config.interfaceName}' (1-15 letters, digits, _=+.-)`,
+			);
+		}
+		if (
+			!Number.isInteger(config.wireguardPort) ||
+			config.wireguardPort < 1 ||
+			config.wireguardPort > 65535
+		) {
+			throw new AgentError(
+				GrpcStatus.INVALID_ARGUMENT,
+				`invalid WireGuard port ${config.wireguardPort}`,
+			);
+		}
+		return config;
+	}
+
+	private async doLogin(
+		client: ManagementClient,
+		config: AgentConfig,
+		setupKey: string,
+	): Promise<LoginResponse> {
+		try {
+			return await client.login(setupKey, this.meta());
+		} catch (err) {
+			throw loginError(err, config.managementUrl);
+		}
+	}
+
+	private async doUp(request: UpRequest, progress: (message: string) => void): Promise<void> {
+		if (this.running) {
+			throw new AgentError(
+				GrpcStatus.ALREADY_EXISTS,
+				`already up on ${this.running.config.interfaceName}; run 'starling down' first`,
+			);
+		}
+		const config = this.resolveConfig(request);
+		const keyPair = this.options.stateDir.loadOrCreateKeyPair();
+		const logger = this.options.logger;
+		this.phase = "connecting";
+		progress(`logging in to ${config.managementUrl}`);
+		const client = new ManagementClient({ url: config.managementUrl, keyPair, timeoutMs: 10_000 });
+		const cleanup: Array<() => Promise<void>> = [async () => client.close()];
+		const rollback = async () => {
+			for (const step of cleanup.reverse()) await step().catch(() => undefined);
+			this.phase = "down";
+		};
+		try {
+			const login = await this.doLogin(client, config, request.setupKey.trim());
+			progress(
+				`${login.registered ? "registered" : "logged in"} as ${login.self?.fqdn} (${login.self?.address})`,
+			);
+			const backend = await selectBackend(config.wireguardBackend, this.options.runner, { logger });
+			const portRewriter = new PortRewriter(this.options.runner, {
+				wgPort: config.wireguardPort,
+				tableName: PORT_REWRITE_TABLE,
+			});
+			await this.removeLeftovers(config, backend, portRewriter);
+			progress(`creating interface ${config.interfaceName} (${backend.kind})`);
+			await backend.createInterface(config.interfaceName);
+			cleanup.push(() => backend.deleteInterface(config.interfaceName));
+			cleanup.push(() => portRewriter.clear());
+			const device = new WireGuardDevice(config.interfaceName, this.options.runner);
+			await device.configure({
+				privateKeyFile: this.options.stateDir.privateKeyPath,
+				listenPort: config.wireguardPort,
+			});
+			await device.setMtuAndUp(WIREGUARD_MTU);
+			if (login.self?.address) await device.applyAddresses([login.self.address]);
+
+			const ice = new IceAgent({ logger: logger.child({ component: "ice" }) });
+			cleanup.push(() => ice.close());
+			const engine = new Engine({
+				keyPair,
+				interfaceName: config.interfaceName,
+				wireguardPort: config.wireguardPort,
+				agentVersion: AGENT_VERSION,
+				device,
+				ice,
+				portRewriter,
+				logger: logger.child({ component: "engine" }),
+			});
+			cleanup.push(() => engine.stop());
+			let firstMap: (() => void) | undefined;
+			const gotMap = new Promise<void>((resolve) => {
+				firstMap = resolve;
+			});
+			const control = new ControlLoop(
+				client,
+				config.managementUrl,
+				this.meta(),
+				{
+					onMap: (map: NetworkMap) => {
+						if (map.self?.address && device)
+							void device.applyAddresses([map.self.address]).catch(() => undefined);
+						engine.applyMap(map);
+						firstMap?.();
+					},
+					onDeregistered: (reason) => void this.deregistered(reason),
+				},
+				logger.child({ component: "control" }),
+			);
+			cleanup.push(async () => control.stop());
+			control.start();
+			progress("syncing the network map");
+			const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 10_000).unref());
+			if ((await Promise.race([gotMap, timeout])) === "timeout") {
+				throw new AgentError(
+					GrpcStatus.UNAVAILABLE,
+					`no network map from ${config.managementUrl} within 10 s`,
+				);
+			}
+			await engine.settled();
+			this.running = {
+				config,
+				keyPair,
+				client,
+				login,
+				backend,
+				device,
+				engine,
+				control,
+				ice,
+				portRewriter,
+			};
+			this.phase = "up";
+			this.lastError = "";
+			this.options.stateDir.saveConfig({ ...config, wantUp: true });
+			progress(`interface ${config.interfaceName} is up (${backend.kind}): ${login.self?.address}`);
+			logger.info(
+				{ interface: config.interfaceName, address: login.self?.address, backend: backend.kind },
+				"up",
+			);
+		} catch (err) {
+			await rollback();
+			this.lastError = err instanceof Error ? oneLine(err.message) : String(err);
+			if (err instanceof AgentError) throw err;
+			throw toAgentError(err);
+		}
+	}
+
+	down(): Promise<void> {
+		return this.serial(async () => {
+			await this.teardown();
+			const config = this.options.stateDir.loadConfig();
+			this.options.stateDir.saveConfig({ ...config, wantUp: false });
+		});
+	}
+
+	/** Removes what `up` created; keeps the identity and config. */
+	private async teardown(): Promise<void> {
+		const r = this.running;
+		this.running = undefined;
+		this.phase = "down";
+		if (!r) return;
+		r.control.stop();
+		await r.engine.stop().catch(() => undefined);
+		await r.ice.close().catch(() => undefined);
+		await r.portRewriter.clear().catch(() => undefined);
+		await r.backend
+			.deleteInterface(r.config.interfaceName)
+			.catch((err) =>
+				this.options.logger.warn({ error: String(err) }, "removing the interface failed"),
+			);
+		r.client.close();
+		this.options.logger.info({ interface: r.config.interfaceName }, "down");
+	}
+
+	/** After a crash the interface and the nftables table may still exist: remove them. */
+	private async removeLeftovers(
+		config: AgentConfig,
+		backend?: WireGuardBackend,
+		portRewriter?: PortRewriter,
+	): Promise<void> {
+		const rewriter =
+			portRewriter ??
+			new PortRewriter(this.options.runner, {
+				wgPort: config.wireguardPort,
+				tableName: PORT_REWRITE_TABLE,
+			});
+		await rewriter.clear().catch(() => undefined);
+		const b =
+			backend ??
+			(await selectBackend(config.wireguardBackend, this.options.runner, {
+				logger: this.options.logger,
+			}).catch(() => undefined));
+		if (b && (await b.interfaceExists(config.interfaceName).catch(() => false))) {
+			this.options.logger.info(
+				{ interface: config.interfaceName },
+				"removing an interface left by an earlier run",
+			);
+			await b.deleteInterface(config.interfaceName);
+		}
+	}
+
+	private async deregistered(reason: string): Promise<void> {
+		await this.serial(async () => {
+			this.options.logger.warn({ reason }, "this peer was removed from the network; going down");
+			await this.teardown();
+			this.lastError = `removed from the network: ${reason}`;
+			const config = this.options.stateDir.loadConfig();
+			this.options.stateDir.saveConfig({ ...config, wantUp: false });
+		});
+	}
+
+	login(managementUrl: string, setupKey: string): Promise<DaemonLoginResponse> {
+		return this.serial(async () => {
+			const config = this.resolveConfig({
+				managementUrl,
+				setupKey,
+				interfaceName: "",
+				wireguardPort: 0,
+				wireguardBackend: "",
+			});
+			const client = new ManagementClient({
+				url: config.managementUrl,
+				keyPair: this.options.stateDir.loadOrCreateKeyPair(),
+				timeoutMs: 10_000,
+			});
+			try {
+				const login = await this.doLogin(client, config, setupKey.trim());
+				this.options.stateDir.saveConfig({
+					...this.options.stateDir.loadConfig(),
+					managementUrl: config.managementUrl,
+				});
+				return {
+					overlayAddress: login.self?.address ?? "",
+					fqdn: login.self?.fqdn ?? "",
+					registered: login.registered,
+				};
+			} finally {
+				client.close();
+			}
+		});
+	}
+
+	logout(): Promise<void> {
+		return this.serial(async () => {
+			await this.teardown();
+			const config = this.options.stateDir.loadConfig();
+			const client = new ManagementClient({
+				url: config.managementUrl,
+				keyPair: this.options.stateDir.loadOrCreateKeyPair(),
+				timeoutMs: 10_000,
+			});
+			try {
+				await client.logout();
+			} catch (err) {
+				if (!(err instanceof ManagementCallError && err.code === GrpcStatus.NOT_FOUND))
+					throw loginError(err, config.managementUrl);
+			} finally {
+				client.close();
+				this.options.stateDir.saveConfig({ ...config, wantUp: false });
+			}
+		});
+	}
+
+	async status(detail: boolean): Promise<DaemonStatus> {
+		const r = this.running;
+		const config = r?.config ?? this.options.stateDir.loadConfig();
+		const keyPair = r?.keyPair ?? this.options.stateDir.loadOrCreateKeyPair();
+		const peers = r ? await r.engine.peerStatuses() : [];
+		const management = r?.control.status ?? {
+			url: config.managementUrl,
+			connected: false,
+			error: this.lastError,
+		};
+		return {
+			agentVersion: AGENT_VERSION,
+			state: this.phase,
+			management: { url: management.url, connected: management.connected, error: management.error },
+			signal: r ? r.engine.signalStatus() : { url: "", connected: false, error: "" },
+			wgPublicKey: encodeKey(keyPair.publicKey),
+			overlayAddress: r?.login.self?.address ?? "",
+			fqdn: r?.login.self?.fqdn ?? "",
+			interfaceName: config.interfaceName,
+			interfaceType: r?.backend.kind ?? "",
+			wireguardPort: config.wireguardPort,
+			peersConnected: peers.filter((p) => p.connectionState === "connected").length,
+			peersTotal: peers.length,
+			peers: detail ? peers : [],
+		};
+	}
+
+	/** Daemon shutdown: remove what we created but remember that we were up. */
+	async shutdown(): Promise<void> {
+		await this.serial(() => this.teardown());
+	}
+}
+
+function loginError(err: unknown, url: string): AgentError {
+	if (err instanceof ManagementCallError) {
+		switch (err.code) {
+			case GrpcStatus.UNAVAILABLE:
+			case GrpcStatus.DEADLINE_EXCEEDED:
+				return new AgentError(
+					GrpcStatus.UNAVAILABLE,
+					`management at ${url} is unreachable: ${oneLine(err.message)}`,
+				);
+			case GrpcStatus.PERMISSION_DENIED:
+				return new AgentError(
+					GrpcStatus.PERMISSION_DENIED,
+					`login refused: ${oneLine(err.message)}`,
+				);
+			default:
+				return new AgentError(err.code, `login failed: ${oneLine(err.message)}`);
+		}
+	}
+	if (err instanceof Error && /not a service URL|needs a valid port/.test(err.message)) {
+		return new AgentError(GrpcStatus.INVALID_ARGUMENT, err.message);
+	}
+	return toAgentError(err);
+}
+
+function toAgentError(err: unknown): AgentError {
+	const message = err instanceof Error ? oneLine(err.message) : String(err);
+	const denied =
+		typeof err === "object" &&
+		err !== null &&
+		"permissionDenied" in err &&
+		err.permissionDenied === true;
+	return new AgentError(
+		denied ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.INTERNAL,
+		denied ? `permission denied: ${message} (run as root)` : message,
+	);
+}

@@ -1,0 +1,565 @@
+import { BoxChannel, decodeKey, encodeKey, type KeyPair } from "@starling/crypto";
+import type { Logger } from "@starling/log";
+import {
+	type DaemonStatus,
+	type NetworkMap,
+	PeerMessage,
+	type PeerStatus,
+	type RemotePeer,
+} from "@starling/proto";
+import { SignalClient, SignalError } from "@starling/signal-client";
+import {
+	type ConnCommand,
+	type ConnInput,
+	PeerConnection,
+	type PeerEndpoint,
+} from "../conn/peer-connection.js";
+import type { IceAgent } from "../ice/ice-agent.js";
+import type { PortRewriter } from "../netfilter/port-rewrite.js";
+import type { WireGuardDevice } from "../wireguard/device.js";
+import type { PeerDump } from "../wireguard/wg-dump.js";
+
+/** WireGuard keepalive on direct paths: below the 30 s a NAT keeps an idle UDP mapping. */
+const PERSISTENT_KEEPALIVE_S = 25;
+/** A connected path whose last handshake is older than this is considered lost. */
+const STALE_HANDSHAKE_MS = 190_000;
+/** Overlay addresses are never offered as ICE candidates. */
+const OVERLAY_PREFIX = "100.64.0.0/10";
+/** A connected ICE session stays open this long after the path is handed to WireGuard. */
+const ICE_LINGER_MS = 5_000;
+/** Messages to peers are held this long while signal is (re)connecting. */
+const UNSENT_SIGNAL_TTL_MS = 5_000;
+/** Signal messages from peers not (yet) in our map are kept this long, in case the map catches up. */
+const EARLY_MESSAGE_TTL_MS = 10_000;
+
+export interface EngineOptions {
+	keyPair: KeyPair;
+	interfaceName: string;
+	wireguardPort: number;
+	agentVersion: string;
+	device: WireGuardDevice;
+	ice: IceAgent;
+	portRewriter: PortRewriter;
+	logger: Logger;
+	random?: () => number;
+}
+
+interface PeerState {
+	remote: RemotePeer;
+	publicKey: Uint8Array;
+	box: BoxChannel;
+	conn: PeerConnection;
+	timers: Map<string, NodeJS.Timeout>;
+	path:
+		| { local: PeerEndpoint; remote: PeerEndpoint; rttMs: number | undefined; socketPort: number }
+		| undefined;
+	/** What ICE reported for sessions that connected, until the state machine acts on it. */
+	connectedIce: Map<number, { rttMs: number | undefined; socketPort: number }>;
+	/** ICE sessions this peer has open, by our ICE session id. */
+	iceSessions: Set<string>;
+	keepalive: boolean;
+}
+
+/**
+ * Turns network maps into a running overlay: the WireGuard peer set, one
+ * PeerConnection (sans-IO) per remote peer, and the adapters that carry out
+ * its commands (signal, ICE, the port rewrite, WireGuard endpoints).
+ */
+export class Engine {
+	private readonly peers = new Map<string, PeerState>();
+	private readonly earlyMessages = new Map<string, { at: number; messages: PeerMessage[] }>();
+	private readonly iceOwners = new Map<string, { peerKey: string; sessionId: number }>();
+	private map: NetworkMap | undefined;
+	private signal: SignalClient | undefined;
+	private signalUrl = "";
+	private signalError = "";
+	private reconcileQueued = false;
+	private reconciling: Promise<void> = Promise.resolve();
+	private readonly healthTimer: NodeJS.Timeout;
+	private lastDump = new Map<string, PeerDump>();
+	private stopped = false;
+	private readonly random: () => number;
+	private unsent: { at: number; state: PeerState; message: PeerMessage }[] = [];
+
+	constructor(private readonly options: EngineOptions) {
+		this.random = options.random ?? Math.random;
+		options.ice.on("local-description", (e) =>
+			this.fromIce(e.sessionId, (sessionId) => ({
+				type: "ice-local-description",
+				sessionId,
+				sdp: e.sdp,
+			})),
+		);
+		options.ice.on("local-candidate", (e) =>
+			this.fromIce(e.sessionId, (sessionId) => ({
+				type: "ice-local-candidate",
+				sessionId,
+				candidate: e.candidate,
+				mid: e.mid,
+			})),
+		);
+		options.ice.on("connected", (e) => {
+			const owner = this.iceOwners.get(e.sessionId);
+			if (!owner) return;
+			const peer = this.peers.get(owner.peerKey);
+			const local = toPeerEndpoint(e.local);
+			const remote = toPeerEndpoint(e.remote);
+			// The selected local candidate may be server-reflexive (the NAT's
+			// address); WireGuard's traffic must leave from the ICE socket's own port.
+			if (peer) peer.connectedIce.set(owner.sessionId, { rttMs: e.rttMs, socketPort: e.localPort });
+			this.fromIce(e.sessionId, (sessionId) => ({
+				type: "ice-connected",
+				sessionId,
+				local,
+				remote,
+				rttMs: e.rttMs,
+			}));
+		});
+		options.ice.on("failed", (e) =>
+			this.fromIce(e.sessionId, (sessionId) => ({
+				type: "ice-failed",
+				sessionId,
+				reason: e.reason,
+			})),
+		);
+		this.healthTimer = setInterval(() => void this.checkHealth(), 5_000);
+		this.healthTimer.unref();
+	}
+
+	/** Applies a (full) network map: WireGuard peers, connections, signal. */
+	applyMap(map: NetworkMap): void {
+		if (this.stopped) return;
+		this.map = map;
+		this.ensureSignal(map.signal?.url ?? "");
+		const seen = new Set<string>();
+		for (const remote of map.peers) {
+			seen.add(remote.wgPublicKey);
+			const existing = this.peers.get(remote.wgPublicKey);
+			if (existing) {
+				const wasOnline = existing.remote.connected;
+				existing.remote = remote;
+				if (wasOnline !== remote.connected)
+					this.input(existing, { type: "peer-online", online: remote.connected });
+			} else {
+				this.addPeer(remote);
+			}
+		}
+		for (const key of [...this.peers.keys()]) if (!seen.has(key)) this.removePeer(key);
+		this.queueReconcile();
+	}
+
+	private addPeer(remote: RemotePeer): void {
+		let publicKey: Uint8Array;
+		try {
+			publicKey = decodeKey(remote.wgPublicKey);
+		} catch {
+			this.options.logger.warn(
+				{ peer: remote.wgPublicKey },
+				"ignoring a peer with a malformed public key",
+			);
+			return;
+		}
+		const state: PeerState = {
+			remote,
+			publicKey,
+			box: new BoxChannel(this.options.keyPair.privateKey, publicKey),
+			conn: new PeerConnection({
+				localPublicKey: this.options.keyPair.publicKey,
+				remotePublicKey: publicKey,
+				wireguardPort: this.options.wireguardPort,
+				agentVersion: this.options.agentVersion,
+				random: this.random,
+			}),
+			timers: new Map(),
+			path: undefined,
+			iceSessions: new Set(),
+			connectedIce: new Map(),
+			keepalive: false,
+		};
+		this.peers.set(remote.wgPublicKey, state);
+		this.options.logger.info(
+			{ peer: remote.name, key: remote.wgPublicKey, role: state.conn.role },
+			"peer added",
+		);
+		this.input(state, { type: "start", peerOnline: remote.connected });
+		const early = this.earlyMessages.get(remote.wgPublicKey);
+		if (early) {
+			this.earlyMessages.delete(remote.wgPublicKey);
+			for (const message of early.messages) this.input(state, { type: "signal-received", message });
+		}
+	}
+
+	private removePeer(key: string): void {
+		const state = this.peers.get(key);
+		if (!state) return;
+		this.input(state, { type: "stop" });
+		for (const t of state.timers.values()) clearTimeout(t);
+		this.peers.delete(key);
+		this.options.portRewriter.remove(key);
+		void this.options.portRewriter.apply().catch((err) => this.logError("port rewrite", err));
+		this.options.logger.info({ peer: state.remote.name, key }, "peer removed");
+	}
+
+	/** Feeds one input to a peer's state machine and carries out its commands. */
+	private input(state: PeerState, input: ConnInput): void {
+		let commands: ConnCommand[];
+		try {
+			commands = state.conn.handle(input, Date.now());
+		} catch (err) {
+			this.logError("connection state machine", err);
+			return;
+		}
+		for (const command of commands) this.execute(state, command);
+	}
+
+	private execute(state: PeerState, command: ConnCommand): void {
+		const key = state.remote.wgPublicKey;
+		switch (command.type) {
+			case "send-signal":
+				this.sendSignal(state, command.message);
+				return;
+			case "ice-start": {
+				const iceId = `${key}#${command.sessionId}`;
+				this.iceOwners.set(iceId, { peerKey: key, sessionId: command.sessionId });
+				state.iceSessions.add(iceId);
+				this.options.ice.startSession({
+					sessionId: iceId,
+					role: command.role,
+					stunServers: (this.map?.stunServers ?? []).map((s) => s.uri),
+					// IPv4 only until the port rewrite has IPv6 rules.
+					excludePrefixes: [OVERLAY_PREFIX, "::/0"],
+				});
+				return;
+			}
+			case "ice-remote-description":
+				this.options.ice.setRemoteDescription(
+					`${key}#${command.sessionId}`,
+					command.sdp,
+					command.kind,
+				);
+				return;
+			case "ice-remote-candidate":
+				this.options.ice.addRemoteCandidate(
+					`${key}#${command.sessionId}`,
+					command.candidate,
+					command.mid,
+				);
+				return;
+			case "ice-close": {
+				const iceId = `${key}#${command.sessionId}`;
+				state.iceSessions.delete(iceId);
+				// A session that connected lingers: ICE on this side may report
+				// connected before the other side has finished its checks, and its
+				// STUN packets still reach our ICE socket (the port rewrite leaves
+				// STUN alone), so closing at once could fail the peer's attempt.
+				const linger = state.connectedIce.has(command.sessionId) || state.path !== undefined;
+				const close = () =>
+					void this.options.ice
+						.closeSession(iceId)
+						.catch((err) => this.logError("ice close", err))
+						.finally(() => this.iceOwners.delete(iceId));
+				if (linger) setTimeout(close, ICE_LINGER_MS).unref();
+				else close();
+				return;
+			}
+			case "path-up": {
+				const ice = state.connectedIce.get(command.sessionId);
+				state.connectedIce.clear();
+				state.path = {
+					local: command.local,
+					remote: command.remote,
+					rttMs: ice?.rttMs,
+					socketPort: ice?.socketPort ?? command.local.port,
+				};
+				this.options.portRewriter.set(key, {
+					peerKey: key,
+					localPort: state.path.socketPort,
+					remoteAddress: command.remote.address,
+					remotePort: command.remote.port,
+				});
+				// The controlling side sends the first handshake; the other waits a
+				// moment so both don't initiate in the same instant (which can cost 5 s).
+				state.keepalive = command.sendHandshakeFirst;
+				if (!command.sendHandshakeFirst) {
+					this.setTimer(state, "engine-keepalive", 1_000, () => {
+						state.keepalive = true;
+						this.queueReconcile();
+					});
+				}
+				this.options.logger.info(
+					{ peer: state.remote.name, local: fmt(command.local), remote: fmt(command.remote) },
+					"direct path up",
+				);
+				void this.options.portRewriter
+					.apply()
+					.then(() => this.queueReconcile())
+					.catch((err) => this.logError("port rewrite", err));
+				return;
+			}
+			case "path-down":
+				this.options.logger.info({ peer: state.remote.name, reason: command.reason }, "path down");
+				state.path = undefined;
+				state.keepalive = false;
+				this.options.portRewriter.remove(key);
+				void this.options.portRewriter.apply().catch((err) => this.logError("port rewrite", err));
+				this.queueReconcile();
+				return;
+			case "set-timer":
+				this.setTimer(state, command.name, command.delayMs, () =>
+					this.input(state, { type: "timer", name: command.name }),
+				);
+				return;
+			case "cancel-timer": {
+				const t = state.timers.get(command.name);
+				if (t) clearTimeout(t);
+				state.timers.delete(command.name);
+				return;
+			}
+		}
+	}
+
+	private setTimer(state: PeerState, name: string, delayMs: number, fire: () => void): void {
+		const old = state.timers.get(name);
+		if (old) clearTimeout(old);
+		state.timers.set(
+			name,
+			setTimeout(() => {
+				state.timers.delete(name);
+				if (this.peers.get(state.remote.wgPublicKey) === state) fire();
+			}, delayMs),
+		);
+	}
+
+	private fromIce(iceId: string, make: (sessionId: number) => ConnInput): void {
+		const owner = this.iceOwners.get(iceId);
+		if (!owner) return;
+		const state = this.peers.get(owner.peerKey);
+		if (!state) return;
+		this.input(state, make(owner.sessionId));
+	}
+
+	private ensureSignal(url: string): void {
+		if (url === this.signalUrl && this.signal) return;
+		this.signalUrl = url;
+		void this.signal?.close();
+		this.signal = undefined;
+		if (!url) return;
+		const signal = new SignalClient({
+			url,
+			keyPair: this.options.keyPair,
+			logger: this.options.logger.child({ component: "signal" }),
+		});
+		this.signal = signal;
+		signal.on("message", (m) => this.onSignalMessage(m.from, m.body));
+		signal.on("connected", () => {
+			this.signalError = "";
+			this.flushUnsent();
+			this.options.logger.info({ url }, "signal connected");
+		});
+		signal.on("disconnected", (err) => {
+			this.signalError = err.message;
+		});
+		const connect = (attempt: number) => {
+			if (this.signal !== signal || this.stopped) return;
+			signal.connect().catch((err: Error) => {
+				this.signalError = err.message;
+				const delay = Math.min(15_000, 500 * 2 ** attempt) * (0.5 + this.random() / 2);
+				setTimeout(() => connect(attempt + 1), delay).unref();
+			});
+		};
+		connect(0);
+	}
+
+	private sendSignal(state: PeerState, message: PeerMessage): void {
+		const signal = this.signal;
+		if (signal?.state !== "ready" || !signal) {
+			// Signal is still connecting (typically right after `up`): hold the
+			// message briefly instead of failing the attempt and backing off.
+			this.unsent = this.unsent.filter((u) => Date.now() - u.at < UNSENT_SIGNAL_TTL_MS).slice(-256);
+			this.unsent.push({ at: Date.now(), state, message });
+			return;
+		}
+		const sessionId = message.sessionId;
+		const body = state.box.sealToBytes(PeerMessage.encode(message).finish());
+		signal.send(state.publicKey, body).catch((err: unknown) => {
+			const notFound = err instanceof SignalError && err.code === 5;
+			if (this.peers.get(state.remote.wgPublicKey) === state) {
+				this.input(state, { type: "signal-send-failed", sessionId, notFound });
+			}
+		});
+	}
+
+	/** Sends what was held while signal was connecting. */
+	private flushUnsent(): void {
+		const held = this.unsent.filter((u) => Date.now() - u.at < UNSENT_SIGNAL_TTL_MS);
+		this.unsent = [];
+		for (const u of held) {
+			if (this.peers.get(u.state.remote.wgPublicKey) === u.state)
+				this.sendSignal(u.state, u.message);
+		}
+	}
+
+	private onSignalMessage(from: Uint8Array, body: Uint8Array): void {
+		const key = encodeKey(from);
+		const state = this.peers.get(key);
+		let message: PeerMessage;
+		try {
+			const box = state?.box ?? new BoxChannel(this.options.keyPair.privateKey, from);
+			message = PeerMessage.decode(box.openFromBytes(body));
+		} catch (err) {
+			this.options.logger.warn(
+				{ from: key, error: (err as Error).message },
+				"dropped a signal message that did not open",
+			);
+			return;
+		}
+		if (state) {
+			this.input(state, { type: "signal-received", message });
+			return;
+		}
+		// The sender may already know us while our map has not caught up yet.
+		const now = Date.now();
+		for (const [k, v] of this.earlyMessages)
+			if (now - v.at > EARLY_MESSAGE_TTL_MS) this.earlyMessages.delete(k);
+		const early = this.earlyMessages.get(key) ?? { at: now, messages: [] };
+		if (early.messages.length < 32) early.messages.push(message);
+		this.earlyMessages.set(key, early);
+	}
+
+	/** Serialises WireGuard reconciliation; bursts of changes collapse into one pass. */
+	private queueReconcile(): void {
+		if (this.reconcileQueued || this.stopped) return;
+		this.reconcileQueued = true;
+		this.reconciling = this.reconciling.then(async () => {
+			this.reconcileQueued = false;
+			if (this.stopped || !this.map) return;
+			try {
+				await this.options.device.applyPeers(
+					[...this.peers.values()].map((p) => ({
+						publicKey: p.remote.wgPublicKey,
+						allowedIps: p.remote.allowedIps,
+						endpoint: p.path ? endpointText(p.path.remote) : undefined,
+						persistentKeepalive: p.path && p.keepalive ? PERSISTENT_KEEPALIVE_S : undefined,
+					})),
+				);
+			} catch (err) {
+				this.logError("wireguard reconcile", err);
+			}
+		});
+	}
+
+	/** Waits until queued WireGuard changes are applied (tests, `up`). */
+	async settled(): Promise<void> {
+		await this.reconciling;
+	}
+
+	private async checkHealth(): Promise<void> {
+		if (this.stopped) return;
+		try {
+			const dump = await this.options.device.dump();
+			this.lastDump = new Map(dump.peers.map((p) => [p.publicKey, p]));
+		} catch (err) {
+			this.logError("wireguard dump", err);
+			return;
+		}
+		const now = Date.now();
+		for (const state of this.peers.values()) {
+			if (!state.path) continue;
+			const seen = this.lastDump.get(state.remote.wgPublicKey)?.latestHandshakeUnixSeconds ?? 0;
+			const since = seen > 0 ? now - seen * 1000 : Number.POSITIVE_INFINITY;
+			const upFor = state.conn.snapshot().connectedSince;
+			if (since > STALE_HANDSHAKE_MS && upFor !== undefined && now - upFor > STALE_HANDSHAKE_MS) {
+				this.input(state, {
+					type: "path-lost",
+					reason: "no WireGuard handshake for over 3 minutes",
+				});
+			}
+		}
+	}
+
+	/** Status for `starling status`, with WireGuard counters read now. */
+	async peerStatuses(): Promise<PeerStatus[]> {
+		try {
+			const dump = await this.options.device.dump();
+			this.lastDump = new Map(dump.peers.map((p) => [p.publicKey, p]));
+		} catch {
+			// keep the last dump
+		}
+		return [...this.peers.values()]
+			.map((state): PeerStatus => {
+				const snap = state.conn.snapshot();
+				const wg = this.lastDump.get(state.remote.wgPublicKey);
+				const connected = snap.state === "connected" && state.path !== undefined;
+				return {
+					name: state.remote.name,
+					wgPublicKey: state.remote.wgPublicKey,
+					overlayIp: state.remote.allowedIps[0]?.replace(/\/32$/, "") ?? "",
+					fqdn: state.remote.fqdn,
+					connectionState: connected
+						? "connected"
+						: snap.state === "idle" || snap.state === "closed"
+							? "idle"
+							: snap.state === "backoff" || snap.state === "waiting-for-peer"
+								? snap.lastFailure
+									? "failed"
+									: "connecting"
+								: "connecting",
+					pathType: connected ? (state.path?.remote.type === "relay" ? "relayed" : "p2p") : "",
+					localEndpoint: state.path ? endpointText(state.path.local) : "",
+					remoteEndpoint: state.path ? endpointText(state.path.remote) : "",
+					localCandidateType: state.path?.local.type ?? "",
+					remoteCandidateType: state.path?.remote.type ?? "",
+					lastHandshakeUnixMs: (wg?.latestHandshakeUnixSeconds ?? 0) * 1000,
+					bytesReceived: wg?.rxBytes ?? 0,
+					bytesSent: wg?.txBytes ?? 0,
+					latencyMs: state.path?.rttMs ?? 0,
+					peerOnline: state.remote.connected,
+					reason: connected
+						? ""
+						: (snap.lastFailure ?? (state.remote.connected ? "" : "peer is offline")),
+				};
+			})
+			.sort((a, b) => a.name.localeCompare(b.name));
+	}
+
+	signalStatus(): DaemonStatus["signal"] {
+		return {
+			url: this.signalUrl,
+			connected: this.signal?.state === "ready",
+			error: this.signal?.state === "ready" ? "" : this.signalError,
+		};
+	}
+
+	/** Stops every connection, ICE session and timer. The caller removes the interface. */
+	async stop(): Promise<void> {
+		if (this.stopped) return;
+		for (const key of [...this.peers.keys()]) this.removePeer(key);
+		this.stopped = true;
+		clearInterval(this.healthTimer);
+		await this.reconciling;
+		await this.signal?.close();
+		this.signal = undefined;
+	}
+
+	private logError(what: string, err: unknown): void {
+		this.options.logger.error(
+			{ error: err instanceof Error ? err.message : String(err) },
+			`${what} failed`,
+		);
+	}
+}
+
+function endpointText(e: { address: string; port: number }): string {
+	return e.address.includes(":") ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+const CANDIDATE_TYPES = new Set(["host", "srflx", "prflx", "relay"]);
+
+function toPeerEndpoint(c: { address: string; port: number; type: string }): PeerEndpoint {
+	const type = CANDIDATE_TYPES.has(c.type) ? (c.type as PeerEndpoint["type"]) : "host";
+	return { address: c.address, port: c.port, type };
+}
+
+function fmt(e: PeerEndpoint): string {
+	return `${endpointText(e)} (${e.type})`;
+}
