@@ -274,6 +274,63 @@ describe.skipIf(labSkipReason)("agents on one LAN", () => {
 		expect(await agents[0]!.host.ping(ipOfC, { count: 1, timeoutSeconds: 2 })).toBe(true);
 	}, 90_000);
 
+	it("a signal restart leaves tunnels up, and agents reconnect to it by themselves", async () => {
+		const ipOfB = (await status(agents[1]!.host)).overlay_address.split("/")[0]!;
+		await ctl.signal.kill("SIGTERM");
+		await waitFor("a notices signal is gone", async () =>
+			(await status(agents[0]!.host)).signal.connected ? undefined : true,
+		);
+		expect(await agents[0]!.host.ping(ipOfB, { count: 2, timeoutSeconds: 2 })).toBe(true);
+		ctl.signal = ctl.host.spawn(NODE, [SIGNAL], {
+			name: "signal",
+			env: { STARLING_SIGNAL_LISTEN: `${ctl.host.address}:10000` },
+		});
+		await ctl.signal.waitForOutput(/listening|serving/i, 10_000);
+		for (const a of agents) {
+			await waitFor(
+				`${a.host.name} back on signal`,
+				async () => ((await status(a.host)).signal.connected ? true : undefined),
+				30_000,
+			);
+		}
+		expect(await agents[0]!.host.ping(ipOfB, { count: 1, timeoutSeconds: 2 })).toBe(true);
+	}, 60_000);
+
+	it("after a daemon crash (SIGKILL) the next start cleans up and rebuilds", async () => {
+		const before = await status(agents[0]!.host);
+		await agents[0]!.daemon!.kill("SIGKILL");
+		await startDaemon(0);
+		const after = await waitFor(
+			"agent a rebuilt",
+			async () => {
+				const s = await status(agents[0]!.host);
+				return s.state === "up" && s.peers_connected === s.peers_total && s.peers_total > 0
+					? s
+					: undefined;
+			},
+			30_000,
+		);
+		expect(after.overlay_address).toBe(before.overlay_address);
+		// Exactly one wireguard-go for the interface: the crashed run's was replaced, not duplicated.
+		// (pgrep sees every host's processes; count those in this host's network namespace.)
+		const count = async () =>
+			(
+				await agents[0]!.host.exec("sh", [
+					"-c",
+					'n=$(readlink /proc/self/ns/net); c=0; for p in $(pgrep -f "^wireguard-go -f starling0"); do [ "$(readlink /proc/$p/ns/net)" = "$n" ] && c=$((c+1)); done; echo $c',
+				])
+			).stdout.trim();
+		await waitFor(
+			"one wireguard-go in host a",
+			async () => ((await count()) === "1" ? true : undefined),
+			10_000,
+		);
+		const ipOfB = (await status(agents[1]!.host)).overlay_address.split("/")[0]!;
+		await waitFor("a pings b", async () =>
+			(await agents[0]!.host.ping(ipOfB, { count: 1, timeoutSeconds: 1 })) ? true : undefined,
+		);
+	}, 60_000);
+
 	it("down on one agent shows it offline to the others; up brings it back", async () => {
 		const b = agents[1]!;
 		const ipOfB = (await status(b.host)).overlay_address.split("/")[0]!;
