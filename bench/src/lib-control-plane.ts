@@ -38,7 +38,8 @@ export async function startManagementProcess(
 ): Promise<ManagementProcess> {
 	const dataDir = mkdtempSync(join(tmpdir(), "starling-bench-"));
 	const port = await freePort();
-	const tokenFile = join(dataDir, "admin-token");
+	// A caller that brings its own (seeded) data dir brings the token file too.
+	const tokenFile = env.STARLING_ADMIN_TOKEN_FILE ?? join(dataDir, "admin-token");
 	const child = spawn(process.execPath, [join(repoRoot, "apps/management/dist/main.js")], {
 		env: {
 			...process.env,

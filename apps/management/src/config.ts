@@ -1,4 +1,6 @@
 import { join } from "node:path";
+import type { RelayConfig } from "@starling/proto";
+import { issueRelayCredential } from "@starling/relay-protocol";
 import { z } from "zod";
 import { type IpamError, parseCidr } from "./core/ipam.js";
 
@@ -29,6 +31,11 @@ export const ManagementConfigSchema = z.object({
 	STARLING_SIGNAL_URL: z.string().url().default("http://127.0.0.1:10000"),
 	STARLING_STUN_URLS: list.default([]),
 	STARLING_RELAY_URLS: list.default([]),
+	STARLING_RELAY_SECRET: z
+		.string()
+		.refine((v) => Buffer.byteLength(v, "utf8") >= 16, "must be at least 16 bytes")
+		.optional(),
+	STARLING_RELAY_TOKEN_TTL_S: z.coerce.number().int().min(60).max(604_800).default(3600),
 	STARLING_NETWORK_RANGE: cidr.default("100.64.0.0/10"),
 	STARLING_ACCOUNT_PREFIX_LENGTH: z.coerce.number().int().min(8).max(30).default(16),
 	STARLING_DNS_DOMAIN: z
@@ -47,6 +54,9 @@ export interface ManagementConfig {
 	signalUrl: string;
 	stunUrls: string[];
 	relayUrls: string[];
+	/** HMAC secret shared with the relay; always set when relayUrls is not empty. */
+	relaySecret: string | undefined;
+	relayTokenTtlMs: number;
 	networkRange: string;
 	accountPrefixLength: number;
 	dnsDomain: string;
@@ -78,6 +88,11 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		);
 	}
 	const c = parsed.data;
+	if (c.STARLING_RELAY_URLS.length > 0 && c.STARLING_RELAY_SECRET === undefined) {
+		throw new ConfigError(
+			"invalid STARLING_RELAY_SECRET: required when STARLING_RELAY_URLS is set",
+		);
+	}
 	const range = parseCidr(c.STARLING_NETWORK_RANGE);
 	if (c.STARLING_ACCOUNT_PREFIX_LENGTH < range.prefix) {
 		throw new ConfigError(
@@ -91,6 +106,8 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		signalUrl: c.STARLING_SIGNAL_URL,
 		stunUrls: c.STARLING_STUN_URLS,
 		relayUrls: c.STARLING_RELAY_URLS,
+		relaySecret: c.STARLING_RELAY_SECRET,
+		relayTokenTtlMs: c.STARLING_RELAY_TOKEN_TTL_S * 1000,
 		networkRange: c.STARLING_NETWORK_RANGE,
 		accountPrefixLength: c.STARLING_ACCOUNT_PREFIX_LENGTH,
 		dnsDomain: c.STARLING_DNS_DOMAIN,
@@ -98,4 +115,29 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		syncFlushMs: c.STARLING_SYNC_FLUSH_MS,
 		syncHeartbeatMs: c.STARLING_SYNC_HEARTBEAT_MS,
 	};
+}
+
+/**
+ * The relay part of a peer's network map: the relay URLs and a fresh token
+ * for its WireGuard key (base64), valid relayTokenTtlMs from nowMs. Undefined
+ * without a relay, or for a key that is not a WireGuard key. Call it again
+ * to refresh a token before tokenExpiresUnixMs.
+ */
+export function relayConfigFor(
+	config: Pick<ManagementConfig, "relayUrls" | "relaySecret" | "relayTokenTtlMs">,
+	wgPublicKey: string,
+	nowMs: number = Date.now(),
+): RelayConfig | undefined {
+	if (config.relayUrls.length === 0 || config.relaySecret === undefined) return undefined;
+	try {
+		const credential = issueRelayCredential(
+			config.relaySecret,
+			wgPublicKey,
+			config.relayTokenTtlMs,
+			nowMs,
+		);
+		return { urls: config.relayUrls, ...credential };
+	} catch {
+		return undefined;
+	}
 }

@@ -1,5 +1,11 @@
+// Policy evaluation and map computation, for benchmarks and tools.
+export { bootstrapIfEmpty } from "./app/accounts.js";
 export { createSetupKey } from "./app/setup-keys.js";
 export * from "./config.js";
+export { deltaForViewer, MapTransition } from "./core/map-updates.js";
+export { computeNetworkMap, type ServiceEndpoints } from "./core/network-map.js";
+export { type AccessConfig, AccessIndex } from "./core/policy.js";
+export type * from "./domain/types.js";
 export * from "./server.js";
 export { SqliteStore } from "./store/sqlite-store.js";
 export type { Store } from "./store/store.js";

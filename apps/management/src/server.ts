@@ -5,7 +5,7 @@ import { generateKeyPair, type KeyPair } from "@starling/crypto";
 import type { Logger } from "@starling/log";
 import type { FastifyInstance } from "fastify";
 import { type BootstrapResult, bootstrapIfEmpty } from "./app/accounts.js";
-import type { ManagementConfig } from "./config.js";
+import { type ManagementConfig, relayConfigFor } from "./config.js";
 import type { ServiceEndpoints } from "./core/network-map.js";
 import { createManagementService, managementServiceDefinition } from "./grpc/management-grpc.js";
 import { buildRestApi } from "./rest/index.js";
@@ -63,9 +63,7 @@ export async function startManagement(
 		signal: { url: config.signalUrl },
 		stunServers: config.stunUrls.map((uri) => ({ uri })),
 		relayFor:
-			config.relayUrls.length > 0
-				? () => ({ urls: config.relayUrls, token: "", tokenExpiresUnixMs: 0 })
-				: undefined,
+			config.relayUrls.length > 0 ? (peer) => relayConfigFor(config, peer.wgPublicKey) : undefined,
 	};
 	const hub = new SyncHub({
 		store,
@@ -100,6 +98,7 @@ export async function startManagement(
 		store,
 		sink: hub,
 		logger: logger.child({ component: "rest" }),
+		networkPool: config.networkRange,
 	});
 	await rest.ready();
 

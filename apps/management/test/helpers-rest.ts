@@ -22,14 +22,24 @@ export const DEFAULTS: AccountDefaults = {
 
 export class RecordingSink implements NetworkChangeSink {
 	readonly events: { kind: "changed" | "removed"; peer: Peer }[] = [];
+	/** Account ids of accessChanged calls. */
+	readonly accessChanges: string[] = [];
 	peerChanged(peer: Peer): void {
 		this.events.push({ kind: "changed", peer });
 	}
 	peerRemoved(peer: Peer): void {
 		this.events.push({ kind: "removed", peer });
 	}
+	accessChanged(accountId: string): void {
+		this.accessChanges.push(accountId);
+	}
+	/** Every notification so far. */
+	get total(): number {
+		return this.events.length + this.accessChanges.length;
+	}
 	clear(): void {
 		this.events.length = 0;
+		this.accessChanges.length = 0;
 	}
 }
 
@@ -150,6 +160,7 @@ export class RestHarness {
 			role,
 			isServiceUser: false,
 			blocked: false,
+			autoGroups: [],
 			createdAt: new Date(),
 		};
 		await this.store.createUser(user);
@@ -191,6 +202,38 @@ export class RestHarness {
 		});
 		if (res.status !== 200) throw new Error(`create setup key: ${res.status} ${res.text}`);
 		return res.json as { id: string; key: string; [k: string]: unknown };
+	}
+
+	/** Creates a group through the API (as the owner). */
+	async createGroup(name: string, peers: string[] = []) {
+		const res = await this.request("POST", "/api/groups", { body: { name, peers } });
+		if (res.status !== 200) throw new Error(`create group: ${res.status} ${res.text}`);
+		return res.json as { id: string; name: string; [k: string]: unknown };
+	}
+
+	/** Creates a policy through the API (as the owner); rules default to all-to-all-ish fields. */
+	async createPolicy(name: string, rules: Record<string, unknown>[], enabled = true) {
+		const res = await this.request("POST", "/api/policies", {
+			body: {
+				name,
+				enabled,
+				rules: rules.map((r) => ({
+					name: `${name} rule`,
+					enabled: true,
+					action: "accept",
+					bidirectional: false,
+					protocol: "all",
+					...r,
+				})),
+			},
+		});
+		if (res.status !== 200) throw new Error(`create policy: ${res.status} ${res.text}`);
+		return res.json as { id: string; rules: { id: string }[]; [k: string]: unknown };
+	}
+
+	/** The All group's id. */
+	async allGroupId(): Promise<string> {
+		return (await this.store.listGroups(this.account.id)).find((g) => g.issued === "all")!.id;
 	}
 
 	/** Registers a peer the way an agent's first login does. */
@@ -292,14 +335,35 @@ export interface RouteCase {
 	adminOnly: boolean;
 }
 
-/** Every /api route but the OpenAPI document, aimed at the given objects. */
-export function apiRoutes(ids: {
+export interface RouteTargets {
 	keyId: string;
 	peerId: string;
+	/** The user whose tokens the token routes are about (the owner in most tests). */
 	userId: string;
 	tokenId: string;
-}): RouteCase[] {
-	const { keyId, peerId, userId, tokenId } = ids;
+	groupId: string;
+	policyId: string;
+	accountId: string;
+	/** A user that PUT and DELETE /api/users/{userId} act on (not the owner). */
+	memberId: string;
+	/** A second peer, for the policy check. */
+	otherPeerId: string;
+}
+
+/** Every /api route but the OpenAPI document, aimed at the given objects. */
+export function apiRoutes(ids: RouteTargets): RouteCase[] {
+	const { keyId, peerId, userId, tokenId, groupId, policyId, accountId, memberId, otherPeerId } =
+		ids;
+	const rule = {
+		name: "r",
+		enabled: true,
+		action: "accept",
+		bidirectional: true,
+		protocol: "tcp",
+		ports: ["22"],
+		sources: [groupId],
+		destinations: [groupId],
+	};
 	return [
 		{ method: "GET", pattern: "/api/setup-keys", url: "/api/setup-keys", adminOnly: true },
 		{
@@ -344,6 +408,26 @@ export function apiRoutes(ids: {
 			adminOnly: true,
 		},
 		{ method: "GET", pattern: "/api/users", url: "/api/users", adminOnly: true },
+		{
+			method: "POST",
+			pattern: "/api/users",
+			url: "/api/users",
+			body: { name: "robot", role: "user", auto_groups: [], is_service_user: true },
+			adminOnly: true,
+		},
+		{
+			method: "PUT",
+			pattern: "/api/users/:userId",
+			url: `/api/users/${memberId}`,
+			body: { role: "user", auto_groups: [], is_blocked: false },
+			adminOnly: true,
+		},
+		{
+			method: "DELETE",
+			pattern: "/api/users/:userId",
+			url: `/api/users/${memberId}`,
+			adminOnly: true,
+		},
 		{ method: "GET", pattern: "/api/users/current", url: "/api/users/current", adminOnly: false },
 		{
 			method: "GET",
@@ -370,5 +454,124 @@ export function apiRoutes(ids: {
 			url: `/api/users/${userId}/tokens/${tokenId}`,
 			adminOnly: false,
 		},
+		{ method: "GET", pattern: "/api/groups", url: "/api/groups", adminOnly: true },
+		{
+			method: "POST",
+			pattern: "/api/groups",
+			url: "/api/groups",
+			body: { name: `new group ${groupId}`, peers: [peerId] },
+			adminOnly: true,
+		},
+		{
+			method: "GET",
+			pattern: "/api/groups/:groupId",
+			url: `/api/groups/${groupId}`,
+			adminOnly: true,
+		},
+		{
+			method: "PUT",
+			pattern: "/api/groups/:groupId",
+			url: `/api/groups/${groupId}`,
+			body: { name: `renamed group ${groupId}`, peers: [peerId, otherPeerId] },
+			adminOnly: true,
+		},
+		{
+			method: "DELETE",
+			pattern: "/api/groups/:groupId",
+			url: `/api/groups/${groupId}`,
+			adminOnly: true,
+		},
+		{ method: "GET", pattern: "/api/policies", url: "/api/policies", adminOnly: true },
+		{
+			method: "POST",
+			pattern: "/api/policies",
+			url: "/api/policies",
+			body: { name: "p", enabled: true, rules: [rule] },
+			adminOnly: true,
+		},
+		{
+			method: "POST",
+			pattern: "/api/policies/check",
+			url: "/api/policies/check",
+			body: {
+				source_peer_id: peerId,
+				destination_peer_id: otherPeerId,
+				protocol: "tcp",
+				port: 22,
+			},
+			adminOnly: true,
+		},
+		{
+			method: "GET",
+			pattern: "/api/policies/:policyId",
+			url: `/api/policies/${policyId}`,
+			adminOnly: true,
+		},
+		{
+			method: "PUT",
+			pattern: "/api/policies/:policyId",
+			url: `/api/policies/${policyId}`,
+			body: { name: "p2", enabled: false, rules: [rule] },
+			adminOnly: true,
+		},
+		{
+			method: "DELETE",
+			pattern: "/api/policies/:policyId",
+			url: `/api/policies/${policyId}`,
+			adminOnly: true,
+		},
+		{ method: "GET", pattern: "/api/accounts", url: "/api/accounts", adminOnly: true },
+		{
+			method: "GET",
+			pattern: "/api/accounts/:accountId",
+			url: `/api/accounts/${accountId}`,
+			adminOnly: true,
+		},
+		{
+			method: "PUT",
+			pattern: "/api/accounts/:accountId",
+			url: `/api/accounts/${accountId}`,
+			body: { settings: { peer_login_expiration_enabled: true, peer_login_expiration: 7200 } },
+			adminOnly: true,
+		},
+		{ method: "GET", pattern: "/api/events/audit", url: "/api/events/audit", adminOnly: true },
 	];
+}
+
+/**
+ * Objects of the harness's account for every route to act on: a setup key,
+ * two peers, a group, a policy (of another group), a user of role user,
+ * and a token of the owner's.
+ */
+export async function makeTargets(h: RestHarness): Promise<RouteTargets> {
+	const key = await h.createSetupKey({ name: "fixture key" });
+	const peer = await h.registerPeer(key.key, "fixture-a");
+	const other = await h.registerPeer(key.key, "fixture-b");
+	const group = await h.createGroup(`fixture group ${newId()}`, [peer.id]);
+	// The policy names a group of its own, so that the group above can be deleted.
+	const policyGroup = await h.createGroup(`fixture policy group ${newId()}`, [other.id]);
+	const policy = await h.createPolicy(`fixture policy ${newId()}`, [
+		{ sources: [policyGroup.id], destinations: [policyGroup.id] },
+	]);
+	const member = await h.addUser("user");
+	// A token of the owner's for the token routes to act on (not the one the tests use).
+	const { token } = await createPersonalAccessToken(
+		h.store,
+		h.owner.user,
+		h.owner.user.id,
+		"fixture token",
+		30,
+		new Date(),
+	);
+	return {
+		keyId: key.id,
+		peerId: peer.id,
+		otherPeerId: other.id,
+		userId: h.owner.user.id,
+		tokenId: token.id,
+		groupId: group.id,
+		policyId: policy.id,
+		accountId: h.account.id,
+		memberId: member.user.id,
+	};
 }

@@ -1,19 +1,22 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createPersonalAccessToken } from "../src/app/tokens.js";
 import { newPersonalAccessToken } from "../src/core/secrets.js";
-import { apiRoutes, isErrorBody, RestHarness, type RouteCase } from "./helpers-rest.js";
+import {
+	apiRoutes,
+	isErrorBody,
+	makeTargets,
+	RestHarness,
+	type RouteCase,
+} from "./helpers-rest.js";
 
 let h: RestHarness;
 let routes: RouteCase[];
 let keyId: string;
-let peerId: string;
 beforeEach(async () => {
 	h = await RestHarness.create();
-	const key = await h.createSetupKey({ name: "a's key" });
-	keyId = key.id;
-	peerId = (await h.registerPeer(key.key, "a-peer")).id;
-	const [tokenRow] = await h.store.listTokens(h.owner.user.id);
-	routes = apiRoutes({ keyId, peerId, userId: h.owner.user.id, tokenId: tokenRow?.id ?? "" });
+	const targets = await makeTargets(h);
+	keyId = targets.keyId;
+	routes = apiRoutes(targets);
 });
 afterEach(async () => {
 	await h.close();
@@ -93,7 +96,7 @@ describe("roles", () => {
 		const member = await h.addUser("user");
 		const before = h.snapshot();
 		const adminRoutes = routes.filter((r) => r.adminOnly);
-		expect(adminRoutes).toHaveLength(10);
+		expect(adminRoutes).toHaveLength(28);
 		for (const route of adminRoutes) {
 			const res = await h.request(route.method, route.url, {
 				token: member.token,
@@ -135,9 +138,9 @@ describe("isolation between accounts", () => {
 		h.sink.clear();
 		const before = h.snapshot();
 
-		// Every route naming one of A's objects (setup key, peer, user, token) by id.
+		// Every route naming one of A's objects by id.
 		const byId = routes.filter((r) => r.pattern.includes(":"));
-		expect(byId).toHaveLength(10);
+		expect(byId).toHaveLength(20);
 		for (const token of [b.owner.token, bAdmin.token]) {
 			for (const route of byId) {
 				const res = await h.request(route.method, route.url, { token, body: route.body });
@@ -154,7 +157,7 @@ describe("isolation between accounts", () => {
 		const peers = await h.request("GET", "/api/peers", { token: b.owner.token });
 		expect(peers.json.map((p: { id: string }) => p.id)).toEqual([bPeer.id]);
 		expect(peers.json[0].accessible_peers_count).toBe(0);
-		const byIp = await h.request("GET", `/api/peers?name=a-peer`, { token: b.owner.token });
+		const byIp = await h.request("GET", `/api/peers?name=fixture-a`, { token: b.owner.token });
 		expect(byIp.json).toEqual([]);
 		const users = await h.request("GET", "/api/users", { token: b.owner.token });
 		expect(users.json.map((u: { id: string }) => u.id).sort()).toEqual(

@@ -1,7 +1,14 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BODY_LIMIT } from "../src/rest/index.js";
-import { apiRoutes, isErrorBody, type Reply, RestHarness, type RouteCase } from "./helpers-rest.js";
+import {
+	apiRoutes,
+	isErrorBody,
+	makeTargets,
+	type Reply,
+	RestHarness,
+	type RouteCase,
+} from "./helpers-rest.js";
 
 // Bad input never causes a 500, always answers {message, code} with a 4xx,
 // and changes nothing. One harness for the whole file: every case checks
@@ -15,13 +22,11 @@ let groupId: string;
 
 beforeAll(async () => {
 	h = await RestHarness.create();
-	const key = await h.createSetupKey({ name: "fixture" });
-	keyId = key.id;
-	peerId = (await h.registerPeer(key.key, "fixture-peer")).id;
-	const [token] = await h.store.listTokens(h.owner.user.id);
-	const [group] = await h.store.listGroups(h.account.id);
-	groupId = group?.id ?? "";
-	routes = apiRoutes({ keyId, peerId, userId: h.owner.user.id, tokenId: token?.id ?? "" });
+	const targets = await makeTargets(h);
+	keyId = targets.keyId;
+	peerId = targets.peerId;
+	groupId = targets.groupId;
+	routes = apiRoutes(targets);
 });
 afterAll(async () => {
 	await h.close();
@@ -36,10 +41,10 @@ function expectRefused(res: Reply, what: string, statuses: number[] = [400]): vo
 /** Runs `fn` and asserts the database and the sink are unchanged by it. */
 async function unchanged(fn: () => Promise<void>): Promise<void> {
 	const before = h.snapshot();
-	const events = h.sink.events.length;
+	const events = h.sink.total;
 	await fn();
 	expect(h.snapshot()).toBe(before);
-	expect(h.sink.events.length).toBe(events);
+	expect(h.sink.total).toBe(events);
 }
 
 const bodyRoutes = () => routes.filter((r) => r.body !== undefined);
@@ -148,6 +153,32 @@ describe("bad bodies", () => {
 					"PUT",
 					`/api/setup-keys/${keyId}`,
 					{ revoked: false, auto_groups: ["Unknown000000000000"] },
+				],
+				["POST", "/api/groups", { name: "g", peers: [peerId, "Unknown000000000000"] }],
+				["PUT", `/api/groups/${groupId}`, { name: "g", peers: ["Unknown000000000000"] }],
+				[
+					"POST",
+					"/api/policies",
+					{
+						name: "p",
+						enabled: true,
+						rules: [
+							{
+								name: "r",
+								enabled: true,
+								action: "accept",
+								bidirectional: false,
+								protocol: "all",
+								sources: [groupId],
+								destinations: ["Unknown000000000000"],
+							},
+						],
+					},
+				],
+				[
+					"POST",
+					"/api/users",
+					{ name: "x", role: "user", auto_groups: ["Unknown000000000000"], is_service_user: true },
 				],
 			] as const) {
 				expectRefused(await h.request(method, url, { body }), `${method} ${url}`, [422]);
@@ -273,7 +304,8 @@ describe("bad ids and URLs", () => {
 			["POST", "/api/peers"],
 			["PATCH", "/api/setup-keys"],
 			["DELETE", "/api/users"],
-			["PUT", "/api/users/current"],
+			["PATCH", "/api/users/current"],
+			["PUT", "/api/groups"],
 			["GET", "/api/setup-keys/a/b"],
 		] as const) {
 			for (const token of [undefined, null]) {
@@ -288,6 +320,10 @@ describe("bad ids and URLs", () => {
 			`/api/peers?name=${"x".repeat(300)}`,
 			"/api/peers?ip=a&ip=b",
 			`/api/peers?ip=${"1".repeat(100)}`,
+			"/api/events/audit?limit=0",
+			"/api/events/audit?limit=abc",
+			"/api/events/audit?limit=100001",
+			"/api/events/audit?limit=1&limit=2",
 		]) {
 			expectRefused(await h.request("GET", url), url);
 		}
@@ -297,13 +333,61 @@ describe("bad ids and URLs", () => {
 });
 
 describe("fuzzing", () => {
+	// Chosen when generated (the fixture exists by then), not when the test is declared.
+	const knownIds = () =>
+		fc.integer({ min: 0, max: 3 }).map((i) => [keyId, peerId, groupId, "Unknown000000000000"][i]!);
+	const ruleValue = fc.record(
+		{
+			name: fc.oneof(fc.constant("r"), fc.string({ maxLength: 5 })),
+			enabled: fc.boolean(),
+			action: fc.constantFrom("accept", "drop", "allow"),
+			bidirectional: fc.oneof(fc.boolean(), fc.constant("yes")),
+			protocol: fc.constantFrom("all", "tcp", "udp", "icmp", "sctp"),
+			ports: fc.array(fc.oneof(fc.constantFrom("22", "0", "65536", "-1", "8o"), fc.integer()), {
+				maxLength: 3,
+			}),
+			port_ranges: fc.array(
+				fc.record({ start: fc.integer({ min: -1, max: 70000 }), end: fc.integer() }),
+				{ maxLength: 2 },
+			),
+			sources: fc.array(knownIds(), { maxLength: 2 }),
+			destinations: fc.array(knownIds(), { maxLength: 2 }),
+		},
+		{ requiredKeys: [] },
+	);
 	const fieldValue = fc.oneof(
 		fc.jsonValue({ maxDepth: 2 }),
 		fc.string({ maxLength: 80 }),
 		fc.integer(),
 		fc.double(),
 		fc.boolean(),
-		fc.constantFrom("reusable", "one-off", "", " ", "\u0000", "x".repeat(300)),
+		fc.constantFrom(
+			"reusable",
+			"one-off",
+			"",
+			" ",
+			"\u0000",
+			"x".repeat(300),
+			"owner",
+			"admin",
+			"user",
+			"tcp",
+			"icmp",
+			"100.64.0.0/16",
+			"10.0.0.0/8",
+		),
+		fc.array(knownIds(), { maxLength: 3 }),
+		fc.array(ruleValue, { maxLength: 2 }),
+		knownIds(),
+		fc.record(
+			{
+				peer_login_expiration_enabled: fc.oneof(fc.boolean(), fc.constant(1)),
+				peer_login_expiration: fc.integer({ min: -1, max: 20_000_000 }),
+				network_range: fc.constantFrom("100.64.0.0/16", "nope", "100.64.0.1/16"),
+				regular_users_view_blocked: fc.boolean(),
+			},
+			{ requiredKeys: [] },
+		),
 		fc.constant(undefined),
 	);
 	const fieldNames = fc.constantFrom(
@@ -318,6 +402,21 @@ describe("fuzzing", () => {
 		"ssh_enabled",
 		"login_expiration_enabled",
 		"inactivity_expiration_enabled",
+		"peers",
+		"resources",
+		"rules",
+		"enabled",
+		"description",
+		"source_posture_checks",
+		"role",
+		"is_blocked",
+		"is_service_user",
+		"email",
+		"settings",
+		"source_peer_id",
+		"destination_peer_id",
+		"protocol",
+		"port",
 		"__proto__",
 		"constructor",
 		"junk",
@@ -343,7 +442,7 @@ describe("fuzzing", () => {
 			await fc.assert(
 				fc.asyncProperty(fc.oneof(rawBody, nearMiss), async (raw) => {
 					const before = h.snapshot();
-					const events = h.sink.events.length;
+					const events = h.sink.total;
 					const res = await h.request(route.method, route.url, { raw });
 					expect(res.status).toBeLessThan(500);
 					if (res.status === 200) {
@@ -354,13 +453,17 @@ describe("fuzzing", () => {
 							await h.request("DELETE", `${route.url}/${res.json.personal_access_token.id}`);
 						} else if (route.pattern === "/api/setup-keys" && route.method === "POST") {
 							await h.request("DELETE", `/api/setup-keys/${res.json.id}`);
+						} else if (route.pattern === "/api/groups" && route.method === "POST") {
+							await h.request("DELETE", `/api/groups/${res.json.id}`);
+						} else if (route.pattern === "/api/policies" && route.method === "POST") {
+							await h.request("DELETE", `/api/policies/${res.json.id}`);
 						}
 						return;
 					}
-					expect([400, 413, 415, 422]).toContain(res.status);
+					expect([400, 409, 413, 415, 422]).toContain(res.status);
 					expect(isErrorBody(res), res.text).toBe(true);
 					expect(h.snapshot()).toBe(before);
-					expect(h.sink.events.length).toBe(events);
+					expect(h.sink.total).toBe(events);
 				}),
 				{ numRuns: 200 },
 			);
@@ -393,7 +496,16 @@ describe("fuzzing", () => {
 	it("query strings: never a 500", async () => {
 		await fc.assert(
 			fc.asyncProperty(
-				fc.constantFrom("/api/peers", "/api/setup-keys", "/api/users", "/api/users/current"),
+				fc.constantFrom(
+					"/api/peers",
+					"/api/setup-keys",
+					"/api/users",
+					"/api/users/current",
+					"/api/groups",
+					"/api/policies",
+					"/api/accounts",
+					"/api/events/audit",
+				),
 				fc.array(fc.tuple(fc.string({ maxLength: 20 }), fc.string({ maxLength: 300 })), {
 					maxLength: 4,
 				}),

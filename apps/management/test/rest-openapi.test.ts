@@ -11,7 +11,17 @@ beforeAll(async () => {
 	const res = await h.request("GET", "/api/openapi.json", { token: null });
 	expect(res.status).toBe(200);
 	doc = res.json;
-	routes = apiRoutes({ keyId: "k", peerId: "p", userId: "u", tokenId: "t" });
+	routes = apiRoutes({
+		keyId: "k",
+		peerId: "p",
+		otherPeerId: "q",
+		userId: "u",
+		tokenId: "t",
+		groupId: "g",
+		policyId: "pol",
+		accountId: "a",
+		memberId: "m",
+	});
 });
 afterAll(async () => {
 	await h.close();

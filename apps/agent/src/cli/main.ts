@@ -19,6 +19,7 @@ const USAGE = `usage: starling <command> [flags]
 commands:
   up [--management-url URL] [--setup-key KEY] [--interface-name NAME]
      [--wireguard-port N] [--wireguard-backend auto|kernel|userspace]
+     [--disable-firewall | --enable-firewall]
                         join the network and bring the interface up
   down                  remove the interface; keep this peer's identity
   status [--json] [--detail]
@@ -117,8 +118,13 @@ async function cmdUp(args: string[]): Promise<void> {
 		"interface-name": { type: "string" },
 		"wireguard-port": { type: "string" },
 		"wireguard-backend": { type: "string" },
+		"disable-firewall": { type: "boolean" },
+		"enable-firewall": { type: "boolean" },
 	});
 	if (positionals.length > 0) throw new CliError(`unexpected argument '${positionals[0]}'`, 2);
+	if (values["disable-firewall"] && values["enable-firewall"]) {
+		throw new CliError("--disable-firewall and --enable-firewall contradict each other", 2);
+	}
 	const portText = values["wireguard-port"];
 	const port = portText === undefined ? 0 : Number(portText);
 	if (portText !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) {
@@ -135,6 +141,12 @@ async function cmdUp(args: string[]): Promise<void> {
 					interfaceName: values["interface-name"] ?? "",
 					wireguardPort: port,
 					wireguardBackend: values["wireguard-backend"] ?? "",
+					// Unset keeps the saved choice.
+					disableFirewall: values["disable-firewall"]
+						? true
+						: values["enable-firewall"]
+							? false
+							: undefined,
 				},
 				{ deadline: new Date(Date.now() + 60_000) },
 			);

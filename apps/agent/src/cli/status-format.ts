@@ -26,6 +26,7 @@ export function statusToJson(s: DaemonStatus, detail: boolean): Record<string, u
 		wireguard_port: s.wireguardPort,
 		peers_connected: s.peersConnected,
 		peers_total: s.peersTotal,
+		firewall: s.firewall,
 	};
 	if (detail) out.peers = s.peers.map(peerToJson);
 	return out;
@@ -110,6 +111,7 @@ export function statusToText(s: DaemonStatus, detail: boolean, now = Date.now())
 		`Interface type: ${s.interfaceType ? `${cap(s.interfaceType)} (${s.interfaceName}, port ${s.wireguardPort})` : "-"}`,
 		`Public key: ${s.wgPublicKey}`,
 		`Peers count: ${s.peersConnected}/${s.peersTotal} Connected`,
+		`Firewall: ${s.firewall ? cap(s.firewall) : "-"}`,
 	);
 	return lines.join("\n");
 }

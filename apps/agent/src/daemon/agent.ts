@@ -14,6 +14,7 @@ import type {
 import { ControlLoop, oneLine } from "../control/control-loop.js";
 import { Engine } from "../engine/engine.js";
 import { IceAgent } from "../ice/ice-agent.js";
+import { DEFAULT_FIREWALL_TABLE, Firewall, renderFirewallRemoval } from "../netfilter/firewall.js";
 import { PortRewriter } from "../netfilter/port-rewrite.js";
 import type { Runner } from "../system/exec.js";
 import { AGENT_VERSION } from "../version.js";
@@ -47,6 +48,8 @@ interface Running {
 	control: ControlLoop;
 	ice: IceAgent;
 	portRewriter: PortRewriter;
+	/** undefined when the operator disabled the firewall. */
+	firewall: Firewall | undefined;
 }
 
 export interface AgentOptions {
@@ -136,6 +139,7 @@ export class Agent {
 			interfaceName: request.interfaceName || saved.interfaceName,
 			wireguardPort: request.wireguardPort || saved.wireguardPort,
 			wireguardBackend: backend as WireGuardBackendPreference,
+			disableFirewall: request.disableFirewall ?? saved.disableFirewall,
 			wantUp: saved.wantUp,
 		};
 		if (!INTERFACE_NAME.test(config.interfaceName)) {
@@ -188,6 +192,16 @@ export class Agent {
 			this.phase = "down";
 		};
 		try {
+			// --- firewall: refuse to run unprotected unless the operator opted out ---
+			if (!config.disableFirewall) {
+				const reason = await Firewall.probe(this.options.runner);
+				if (reason !== undefined) {
+					throw new AgentError(
+						GrpcStatus.FAILED_PRECONDITION,
+						`nftables is not usable, so inbound access policies can't be enforced (${reason}); fix that, or run 'starling up --disable-firewall' to go without the firewall`,
+					);
+				}
+			}
 			const login = await this.doLogin(client, config, request.setupKey.trim());
 			progress(
 				`${login.registered ? "registered" : "logged in"} as ${login.self?.fqdn} (${login.self?.address})`,
@@ -198,6 +212,21 @@ export class Agent {
 				tableName: PORT_REWRITE_TABLE,
 			});
 			await this.removeLeftovers(config, backend, portRewriter);
+			// The firewall goes in before the interface exists, denying everything
+			// from the overlay until the first map's rules arrive: never a moment
+			// of "all open". Removed after the interface (cleanup runs in reverse).
+			let firewall: Firewall | undefined;
+			if (!config.disableFirewall) {
+				const fw = new Firewall(this.options.runner, {
+					interfaceName: config.interfaceName,
+					tableName: DEFAULT_FIREWALL_TABLE,
+					onInvalidRule: (rule, reason) =>
+						logger.warn({ rule, reason }, "ignoring an invalid firewall rule from management"),
+				});
+				await fw.apply([]);
+				cleanup.push(() => fw.remove());
+				firewall = fw;
+			}
 			progress(`creating interface ${config.interfaceName} (${backend.kind})`);
 			await backend.createInterface(config.interfaceName);
 			cleanup.push(() => backend.deleteInterface(config.interfaceName));
@@ -220,6 +249,7 @@ export class Agent {
 				device,
 				ice,
 				portRewriter,
+				firewall,
 				logger: logger.child({ component: "engine" }),
 			});
 			cleanup.push(() => engine.stop());
@@ -264,11 +294,13 @@ export class Agent {
 				control,
 				ice,
 				portRewriter,
+				firewall,
 			};
 			this.phase = "up";
 			this.lastError = "";
 			this.options.stateDir.saveConfig({ ...config, wantUp: true });
 			progress(`interface ${config.interfaceName} is up (${backend.kind}): ${login.self?.address}`);
+			progress(`firewall: ${engine.firewallStatus()}`);
 			logger.info(
 				{ interface: config.interfaceName, address: login.self?.address, backend: backend.kind },
 				"up",
@@ -304,6 +336,12 @@ export class Agent {
 			.catch((err) =>
 				this.options.logger.warn({ error: String(err) }, "removing the interface failed"),
 			);
+		// After the interface is gone, so there is no moment with the interface and no firewall.
+		await r.firewall
+			?.remove()
+			.catch((err) =>
+				this.options.logger.warn({ error: String(err) }, "removing the firewall table failed"),
+			);
 		r.client.close();
 		this.options.logger.info({ interface: r.config.interfaceName }, "down");
 	}
@@ -333,6 +371,12 @@ export class Agent {
 			);
 			await b.deleteInterface(config.interfaceName);
 		}
+		// Our firewall table, also when the firewall is now disabled (it would block the overlay).
+		await this.options
+			.runner("nft", ["-f", "-"], {
+				input: renderFirewallRemoval(DEFAULT_FIREWALL_TABLE),
+			})
+			.catch(() => undefined);
 	}
 
 	private async deregistered(reason: string): Promise<void> {
@@ -421,6 +465,11 @@ export class Agent {
 			peersConnected: peers.filter((p) => p.connectionState === "connected").length,
 			peersTotal: peers.length,
 			peers: detail ? peers : [],
+			firewall: r
+				? r.engine.firewallStatus()
+				: config.disableFirewall
+					? "disabled by operator"
+					: "",
 		};
 	}
 

@@ -24,6 +24,8 @@ export interface AgentConfig {
 	interfaceName: string;
 	wireguardPort: number;
 	wireguardBackend: WireGuardBackendPreference;
+	/** `up --disable-firewall`: run without the inbound firewall (until `up --enable-firewall`). */
+	disableFirewall: boolean;
 	/** The operator said `up` and not `down` since: come back up after a restart. */
 	wantUp: boolean;
 }
@@ -33,6 +35,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
 	interfaceName: "starling0",
 	wireguardPort: 51820,
 	wireguardBackend: "auto",
+	disableFirewall: false,
 	wantUp: false,
 };
 

@@ -5,8 +5,10 @@ import {
 	type NetworkMap,
 	PeerMessage,
 	type PeerStatus,
+	type RelayConfig,
 	type RemotePeer,
 } from "@starling/proto";
+import { RelayClient, RelayUdpBridge } from "@starling/relay-client";
 import { SignalClient, SignalError } from "@starling/signal-client";
 import {
 	type ConnCommand,
@@ -15,6 +17,7 @@ import {
 	type PeerEndpoint,
 } from "../conn/peer-connection.js";
 import type { IceAgent } from "../ice/ice-agent.js";
+import { type Firewall, inboundRulesFor } from "../netfilter/firewall.js";
 import type { PortRewriter } from "../netfilter/port-rewrite.js";
 import type { WireGuardDevice } from "../wireguard/device.js";
 import type { PeerDump } from "../wireguard/wg-dump.js";
@@ -40,6 +43,8 @@ export interface EngineOptions {
 	device: WireGuardDevice;
 	ice: IceAgent;
 	portRewriter: PortRewriter;
+	/** The inbound firewall on the overlay interface; undefined when the operator disabled it. */
+	firewall?: Firewall | undefined;
 	logger: Logger;
 	random?: () => number;
 }
@@ -58,6 +63,8 @@ interface PeerState {
 	/** ICE sessions this peer has open, by our ICE session id. */
 	iceSessions: Set<string>;
 	keepalive: boolean;
+	/** WireGuard's endpoint for this peer through the relay bridge ("127.0.0.1:port"), once bound. */
+	relayEndpoint: string | undefined;
 }
 
 /**
@@ -80,6 +87,16 @@ export class Engine {
 	private stopped = false;
 	private readonly random: () => number;
 	private unsent: { at: number; state: PeerState; message: PeerMessage }[] = [];
+	/** The relay path every peer starts on, and falls back to without a direct path. */
+	private relay:
+		| { url: string; token: string; client: RelayClient; bridge: RelayUdpBridge }
+		| undefined;
+	private relayError = "";
+	// --- inbound firewall (netfilter/firewall.ts) ---
+	/** Whether the last map's rules are authoritative; undefined before the first map. */
+	private firewallEnforced: boolean | undefined;
+	private firewallError = "";
+	private firewallApplying: Promise<void> = Promise.resolve();
 
 	constructor(private readonly options: EngineOptions) {
 		this.random = options.random ?? Math.random;
@@ -130,7 +147,9 @@ export class Engine {
 	applyMap(map: NetworkMap): void {
 		if (this.stopped) return;
 		this.map = map;
+		this.applyFirewall(map);
 		this.ensureSignal(map.signal?.url ?? "");
+		this.ensureRelay(map.relay);
 		const seen = new Set<string>();
 		for (const remote of map.peers) {
 			seen.add(remote.wgPublicKey);
@@ -146,6 +165,42 @@ export class Engine {
 		}
 		for (const key of [...this.peers.keys()]) if (!seen.has(key)) this.removePeer(key);
 		this.queueReconcile();
+	}
+
+	/** Installs the map's inbound rules (allow all while management does not enforce them). */
+	private applyFirewall(map: NetworkMap): void {
+		const firewall = this.options.firewall;
+		if (!firewall) return;
+		const { enforced, rules } = inboundRulesFor(map);
+		if (enforced !== this.firewallEnforced) {
+			this.options.logger.info(
+				{ enforced },
+				enforced
+					? "management enforces access policies: inbound overlay traffic follows its rules"
+					: "management sends no access policies: inbound overlay traffic is allowed",
+			);
+		}
+		this.firewallEnforced = enforced;
+		this.firewallApplying = firewall.apply(rules).then(
+			() => {
+				this.firewallError = "";
+			},
+			(err: unknown) => {
+				this.firewallError = err instanceof Error ? err.message.split("\n")[0]! : String(err);
+				this.logError("firewall update", err);
+			},
+		);
+	}
+
+	/** The firewall line of `starling status`. */
+	firewallStatus(): string {
+		const firewall = this.options.firewall;
+		if (!firewall) return "disabled by operator";
+		const state =
+			this.firewallEnforced === false
+				? "open (management sends no access policies)"
+				: `enforcing (${firewall.ruleCount} rule${firewall.ruleCount === 1 ? "" : "s"})`;
+		return this.firewallError ? `${state}; last update failed: ${this.firewallError}` : state;
 	}
 
 	private addPeer(remote: RemotePeer): void {
@@ -175,12 +230,14 @@ export class Engine {
 			iceSessions: new Set(),
 			connectedIce: new Map(),
 			keepalive: false,
+			relayEndpoint: undefined,
 		};
 		this.peers.set(remote.wgPublicKey, state);
 		this.options.logger.info(
 			{ peer: remote.name, key: remote.wgPublicKey, role: state.conn.role },
 			"peer added",
 		);
+		this.attachRelay(state);
 		this.input(state, { type: "start", peerOnline: remote.connected });
 		const early = this.earlyMessages.get(remote.wgPublicKey);
 		if (early) {
@@ -195,6 +252,8 @@ export class Engine {
 		this.input(state, { type: "stop" });
 		for (const t of state.timers.values()) clearTimeout(t);
 		this.peers.delete(key);
+		if (state.relayEndpoint)
+			void this.relay?.bridge.removePeer(state.publicKey).catch(() => undefined);
 		this.options.portRewriter.remove(key);
 		void this.options.portRewriter.apply().catch((err) => this.logError("port rewrite", err));
 		this.options.logger.info({ peer: state.remote.name, key }, "peer removed");
@@ -370,6 +429,81 @@ export class Engine {
 		connect(0);
 	}
 
+	/**
+	 * Connects to the relay management names (and follows token refreshes).
+	 * Every peer gets a bridge socket at once, so the tunnel works through the
+	 * relay within a round trip while ICE looks for a direct path.
+	 */
+	private ensureRelay(config: RelayConfig | undefined): void {
+		const url = config?.urls[0] ?? "";
+		const token = config?.token ?? "";
+		if (this.relay && (this.relay.url !== url || !token)) {
+			const old = this.relay;
+			this.relay = undefined;
+			for (const p of this.peers.values()) p.relayEndpoint = undefined;
+			void old.bridge.close().finally(() => old.client.close());
+			this.queueReconcile();
+		}
+		if (!url || !token) return;
+		if (this.relay) {
+			if (this.relay.token !== token) {
+				this.relay.token = token;
+				this.relay.client.setToken(token);
+			}
+			return;
+		}
+		const logger = this.options.logger.child({ component: "relay" });
+		let client: RelayClient;
+		try {
+			client = new RelayClient({ url, token, logger });
+		} catch (err) {
+			this.relayError = (err as Error).message;
+			this.logError("relay", err);
+			return;
+		}
+		const bridge = new RelayUdpBridge({
+			relay: client,
+			wireguardPort: this.options.wireguardPort,
+			logger,
+		});
+		this.relay = { url, token, client, bridge };
+		client.on("ready", () => {
+			this.relayError = "";
+			this.options.logger.info({ url }, "relay connected");
+		});
+		client.on("disconnected", (err) => {
+			this.relayError = err.message;
+		});
+		client.on("tokenRefused", (err) => {
+			this.relayError = `relay refused our token: ${err.message}`;
+		});
+		// Keeps trying with backoff until admitted, and again after every loss.
+		client.start();
+		for (const state of this.peers.values()) this.attachRelay(state);
+	}
+
+	private attachRelay(state: PeerState): void {
+		const relay = this.relay;
+		if (!relay || state.relayEndpoint) return;
+		relay.bridge.addPeer(state.publicKey).then(
+			(port) => {
+				if (this.relay !== relay || this.peers.get(state.remote.wgPublicKey) !== state) return;
+				state.relayEndpoint = `127.0.0.1:${port}`;
+				this.options.logger.info(
+					{ peer: state.remote.name, bridge: state.relayEndpoint },
+					"relay path ready",
+				);
+				this.queueReconcile();
+			},
+			(err) => this.logError("relay bridge", err),
+		);
+	}
+
+	relayStatus(): { url: string; connected: boolean; error: string } {
+		const connected = this.relay?.client.state === "ready";
+		return { url: this.relay?.url ?? "", connected, error: connected ? "" : this.relayError };
+	}
+
 	private sendSignal(state: PeerState, message: PeerMessage): void {
 		const signal = this.signal;
 		if (signal?.state !== "ready" || !signal) {
@@ -438,8 +572,15 @@ export class Engine {
 					[...this.peers.values()].map((p) => ({
 						publicKey: p.remote.wgPublicKey,
 						allowedIps: p.remote.allowedIps,
-						endpoint: p.path ? endpointText(p.path.remote) : undefined,
-						persistentKeepalive: p.path && p.keepalive ? PERSISTENT_KEEPALIVE_S : undefined,
+						// Direct when ICE found a path, else through the relay bridge.
+						endpoint: p.path ? endpointText(p.path.remote) : p.relayEndpoint,
+						persistentKeepalive: p.path
+							? p.keepalive
+								? PERSISTENT_KEEPALIVE_S
+								: undefined
+							: p.relayEndpoint
+								? PERSISTENT_KEEPALIVE_S
+								: undefined,
 					})),
 				);
 			} catch (err) {
@@ -448,9 +589,10 @@ export class Engine {
 		});
 	}
 
-	/** Waits until queued WireGuard changes are applied (tests, `up`). */
+	/** Waits until queued WireGuard and firewall changes are applied (tests, `up`). */
 	async settled(): Promise<void> {
 		await this.reconciling;
+		await this.firewallApplying;
 	}
 
 	private async checkHealth(): Promise<void> {
@@ -489,7 +631,18 @@ export class Engine {
 			.map((state): PeerStatus => {
 				const snap = state.conn.snapshot();
 				const wg = this.lastDump.get(state.remote.wgPublicKey);
-				const connected = snap.state === "connected" && state.path !== undefined;
+				const direct = snap.state === "connected" && state.path !== undefined;
+				const handshakeMs = (wg?.latestHandshakeUnixSeconds ?? 0) * 1000;
+				// Relayed: no direct path, WireGuard's endpoint is the relay bridge, and
+				// its handshakes are recent (WireGuard rekeys every 2 minutes under traffic
+				// and keepalives).
+				const relayed =
+					!direct &&
+					state.relayEndpoint !== undefined &&
+					wg?.endpoint === state.relayEndpoint &&
+					handshakeMs > 0 &&
+					Date.now() - handshakeMs < STALE_HANDSHAKE_MS;
+				const connected = direct || relayed;
 				return {
 					name: state.remote.name,
 					wgPublicKey: state.remote.wgPublicKey,
@@ -504,19 +657,25 @@ export class Engine {
 									? "failed"
 									: "connecting"
 								: "connecting",
-					pathType: connected ? (state.path?.remote.type === "relay" ? "relayed" : "p2p") : "",
+					pathType: direct ? "p2p" : relayed ? "relayed" : "",
 					localEndpoint: state.path ? endpointText(state.path.local) : "",
-					remoteEndpoint: state.path ? endpointText(state.path.remote) : "",
+					remoteEndpoint: state.path
+						? endpointText(state.path.remote)
+						: relayed
+							? (this.relay?.url ?? "")
+							: "",
 					localCandidateType: state.path?.local.type ?? "",
-					remoteCandidateType: state.path?.remote.type ?? "",
-					lastHandshakeUnixMs: (wg?.latestHandshakeUnixSeconds ?? 0) * 1000,
+					remoteCandidateType: state.path?.remote.type ?? (relayed ? "relay" : ""),
+					lastHandshakeUnixMs: handshakeMs,
 					bytesReceived: wg?.rxBytes ?? 0,
 					bytesSent: wg?.txBytes ?? 0,
 					latencyMs: state.path?.rttMs ?? 0,
 					peerOnline: state.remote.connected,
-					reason: connected
+					reason: direct
 						? ""
-						: (snap.lastFailure ?? (state.remote.connected ? "" : "peer is offline")),
+						: relayed
+							? `relayed: ${snap.lastFailure ?? "no direct path found yet"}`
+							: (snap.lastFailure ?? (state.remote.connected ? "" : "peer is offline")),
 				};
 			})
 			.sort((a, b) => a.name.localeCompare(b.name));
@@ -539,6 +698,12 @@ export class Engine {
 		await this.reconciling;
 		await this.signal?.close();
 		this.signal = undefined;
+		const relay = this.relay;
+		this.relay = undefined;
+		if (relay) {
+			await relay.bridge.close().catch(() => undefined);
+			await Promise.resolve(relay.client.close()).catch(() => undefined);
+		}
 	}
 
 	private logError(what: string, err: unknown): void {

@@ -1,3 +1,5 @@
+import { StoreConflictError, StoreReferenceError } from "../store/store.js";
+
 /**
  * An error meant for the caller, with the HTTP status that REST answers and
  * that gRPC maps to its own codes. Anything else that is thrown is a bug.
@@ -13,3 +15,17 @@ export class AppError extends Error {
 }
 
 export const notFound = (what: string) => new AppError(404, `${what} not found`);
+
+/**
+ * Awaits a store call, turning its refusals into caller errors: a taken name
+ * is a 409, a reference to nothing (or removing something in use) a 422.
+ */
+export async function stored<T>(call: Promise<T>): Promise<T> {
+	try {
+		return await call;
+	} catch (err) {
+		if (err instanceof StoreConflictError) throw new AppError(409, err.message);
+		if (err instanceof StoreReferenceError) throw new AppError(422, err.message);
+		throw err;
+	}
+}

@@ -1,9 +1,10 @@
+import { auditEvent, type Initiator } from "../core/audit.js";
 import { newId } from "../core/random.js";
 import { hashSecret, newSetupKeySecret } from "../core/secrets.js";
 import { effectiveUsageLimit } from "../core/setup-keys.js";
-import type { SetupKey, SetupKeyType } from "../domain/types.js";
+import type { NewAuditEvent, SetupKey, SetupKeyType } from "../domain/types.js";
 import type { Store } from "../store/store.js";
-import { AppError } from "./errors.js";
+import { AppError, notFound, stored } from "./errors.js";
 
 export interface NewSetupKeyInput {
 	name: string;
@@ -15,13 +16,14 @@ export interface NewSetupKeyInput {
 	ephemeral: boolean;
 }
 
+/** Creates a key; auto-groups must be groups of the account (422 otherwise). */
 export async function createSetupKey(
 	store: Store,
 	accountId: string,
 	input: NewSetupKeyInput,
 	now: Date,
+	initiator?: Initiator,
 ): Promise<{ plainKey: string; key: SetupKey }> {
-	await assertGroupsExist(store, accountId, input.autoGroups);
 	const plainKey = newSetupKeySecret();
 	const key: SetupKey = {
 		id: newId(),
@@ -41,17 +43,84 @@ export async function createSetupKey(
 		autoGroups: input.autoGroups,
 		ephemeral: input.ephemeral,
 	};
-	await store.createSetupKey(key);
+	const audit = initiator
+		? [
+				auditEvent(accountId, initiator, "setupkey.add", key.id, now, {
+					name: key.name,
+					type: key.type,
+				}),
+			]
+		: [];
+	await stored(store.createSetupKey(key, audit));
 	return { plainKey, key };
 }
 
-export async function assertGroupsExist(
+export interface SetupKeyChange {
+	/** true revokes; false leaves the key as it is (a revoked key stays revoked). */
+	revoke: boolean;
+	autoGroups: string[];
+	name?: string;
+}
+
+export async function updateSetupKey(
 	store: Store,
 	accountId: string,
-	groupIds: string[],
+	keyId: string,
+	change: SetupKeyChange,
+	now: Date,
+	initiator: Initiator,
+): Promise<SetupKey> {
+	const updated = await stored(
+		store.updateSetupKey(
+			accountId,
+			keyId,
+			{
+				revoked: change.revoke ? true : undefined,
+				autoGroups: change.autoGroups,
+				name: change.name,
+			},
+			now,
+			(before, after) => {
+				const out: NewAuditEvent[] = [];
+				if (!before.revoked && after.revoked)
+					out.push(
+						auditEvent(accountId, initiator, "setupkey.revoke", keyId, now, { name: after.name }),
+					);
+				if (
+					before.name !== after.name ||
+					JSON.stringify(before.autoGroups) !== JSON.stringify(after.autoGroups)
+				) {
+					out.push(
+						auditEvent(accountId, initiator, "setupkey.update", keyId, now, {
+							name: after.name,
+							auto_groups: after.autoGroups.join(","),
+						}),
+					);
+				}
+				return out;
+			},
+		),
+	);
+	if (!updated) throw notFound("setup key");
+	return updated;
+}
+
+export async function deleteSetupKey(
+	store: Store,
+	accountId: string,
+	keyId: string,
+	now: Date,
+	initiator: Initiator,
 ): Promise<void> {
-	if (groupIds.length === 0) return;
-	const known = new Set((await store.listGroups(accountId)).map((g) => g.id));
-	const missing = groupIds.filter((id) => !known.has(id));
-	if (missing.length > 0) throw new AppError(422, `unknown group id(s): ${missing.join(", ")}`);
+	const deleted = await store.deleteSetupKey(accountId, keyId, (k) => [
+		auditEvent(accountId, initiator, "setupkey.delete", keyId, now, { name: k.name }),
+	]);
+	if (!deleted) throw notFound("setup key");
+}
+
+/** A revoked key stays revoked. */
+export function assertNotUnrevoking(key: SetupKey, revoked: boolean): void {
+	if (key.revoked && !revoked) {
+		throw new AppError(422, "a revoked setup key cannot be un-revoked; create a new key");
+	}
 }

@@ -1,3 +1,4 @@
+import { auditEvent, type Initiator } from "../core/audit.js";
 import { newId } from "../core/random.js";
 import { hashSecret, isWellFormedToken, newPersonalAccessToken } from "../core/secrets.js";
 import type { Account, PersonalAccessToken, User } from "../domain/types.js";
@@ -13,6 +14,7 @@ export async function createPersonalAccessToken(
 	name: string,
 	expiresInDays: number,
 	now: Date,
+	initiator?: Initiator,
 ): Promise<{ plainToken: string; token: PersonalAccessToken }> {
 	const plainToken = newPersonalAccessToken();
 	const token: PersonalAccessToken = {
@@ -25,8 +27,37 @@ export async function createPersonalAccessToken(
 		createdAt: now,
 		lastUsed: null,
 	};
-	await store.createToken(token);
+	const audit = initiator
+		? [
+				auditEvent(user.accountId, initiator, "personal.access.token.create", token.id, now, {
+					name,
+					user_id: user.id,
+					user_name: user.name,
+				}),
+			]
+		: [];
+	await store.createToken(token, audit);
 	return { plainToken, token };
+}
+
+export async function deletePersonalAccessToken(
+	store: Store,
+	user: User,
+	tokenId: string,
+	now: Date,
+	initiator: Initiator,
+): Promise<void> {
+	const token = await store.getToken(user.id, tokenId);
+	const deleted =
+		token !== undefined &&
+		(await store.deleteToken(user.id, tokenId, [
+			auditEvent(user.accountId, initiator, "personal.access.token.delete", tokenId, now, {
+				name: token.name,
+				user_id: user.id,
+				user_name: user.name,
+			}),
+		]));
+	if (!deleted) throw new AppError(404, "token not found");
 }
 
 export interface AuthContext {

@@ -2,9 +2,10 @@ import { applyNetworkMapDelta } from "@starling/netmap";
 import type { NetworkMap } from "@starling/proto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Account, Peer } from "../domain/types.js";
-import { deltaForViewer } from "./map-updates.js";
+import type { Account, Group, Peer, Policy, PolicyRule, Protocol } from "../domain/types.js";
+import { affectedViewers, deltaForViewer, MapTransition } from "./map-updates.js";
 import { computeNetworkMap, type ServiceEndpoints } from "./network-map.js";
+import { type AccessConfig, AccessIndex } from "./policy.js";
 
 const account: Account = {
 	id: "acc",
@@ -14,15 +15,17 @@ const account: Account = {
 	settings: { peerLoginExpirationEnabled: false, peerLoginExpirationSeconds: 0 },
 };
 const endpoints: ServiceEndpoints = { signal: { url: "http://127.0.0.1:10000" }, stunServers: [] };
+const GROUPS = ["g0", "g1", "g2"];
 
 function makePeer(n: number): Peer {
 	return {
 		id: `p${n}`,
 		accountId: account.id,
-		wgPublicKey: `key-${String(n).padStart(4, "0")}`,
+		// Not in id order, so that map order differs from creation order.
+		wgPublicKey: `key-${(n * 7919) % 1000}-${n}`,
 		name: `peer${n}`,
 		dnsLabel: `peer${n}`,
-		ip: `100.64.0.${n + 1}`,
+		ip: `100.64.${n >> 8}.${(n & 255) + 1}`,
 		system: {
 			hostname: `peer${n}`,
 			os: "linux",
@@ -42,15 +45,89 @@ function makePeer(n: number): Peer {
 	};
 }
 
+function rule(
+	sources: string[],
+	destinations: string[],
+	extra: Partial<PolicyRule> = {},
+): PolicyRule {
+	return {
+		id: "r",
+		name: "r",
+		description: "",
+		enabled: true,
+		action: "accept",
+		bidirectional: false,
+		protocol: "all",
+		ports: [],
+		portRanges: [],
+		sources,
+		destinations,
+		...extra,
+	};
+}
+
+function policy(id: string, rules: PolicyRule[], enabled = true): Policy {
+	return {
+		id,
+		accountId: account.id,
+		name: id,
+		description: "",
+		enabled,
+		rules,
+		createdAt: new Date(0),
+	};
+}
+
+const groupChoice = fc.constantFrom("all", ...GROUPS);
+const ruleArb: fc.Arbitrary<PolicyRule> = fc
+	.record({
+		sources: fc.uniqueArray(groupChoice, { minLength: 1, maxLength: 2 }),
+		destinations: fc.uniqueArray(groupChoice, { minLength: 1, maxLength: 2 }),
+		bidirectional: fc.boolean(),
+		protocol: fc.constantFrom<Protocol>("all", "tcp", "udp", "icmp"),
+		port: fc.constantFrom(22, 80, 5432),
+	})
+	.map((r) =>
+		rule(r.sources, r.destinations, {
+			bidirectional: r.bidirectional,
+			protocol: r.protocol,
+			ports: r.protocol === "tcp" || r.protocol === "udp" ? [r.port] : [],
+		}),
+	);
+
 type Op =
-	| { kind: "add" }
+	| { kind: "add"; groups: string[] }
 	| { kind: "delete"; pick: number }
 	| { kind: "rename"; pick: number; name: string }
 	| { kind: "connect"; pick: number; connected: boolean; at: number }
+	| { kind: "membership"; pick: number; group: string }
+	| { kind: "policy"; slot: number; rules: PolicyRule[]; enabled: boolean }
+	| { kind: "drop-policy"; slot: number }
 	| { kind: "flush" };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-	fc.constant<Op>({ kind: "add" }),
+	{
+		arbitrary: fc.record({
+			kind: fc.constant("membership" as const),
+			pick: fc.nat(),
+			group: fc.constantFrom(...GROUPS),
+		}),
+		weight: 3,
+	},
+	{
+		arbitrary: fc.record({
+			kind: fc.constant("policy" as const),
+			slot: fc.nat(3),
+			rules: fc.array(ruleArb, { minLength: 1, maxLength: 2 }),
+			enabled: fc.boolean(),
+		}),
+		weight: 2,
+	},
+	{ arbitrary: fc.constant<Op>({ kind: "flush" }), weight: 2 },
+	fc.record({
+		kind: fc.constant("add" as const),
+		groups: fc.subarray(GROUPS),
+	}),
 	fc.record({ kind: fc.constant("delete" as const), pick: fc.nat() }),
 	fc.record({
 		kind: fc.constant("rename" as const),
@@ -63,56 +140,107 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 		connected: fc.boolean(),
 		at: fc.nat(1e9),
 	}),
-	fc.constant<Op>({ kind: "flush" }),
+	fc.record({ kind: fc.constant("drop-policy" as const), slot: fc.nat(3) }),
 );
 
-describe("deltaForViewer", () => {
-	it("property: applying the pushed deltas to each agent's map equals its freshly computed map", () => {
+interface Agent {
+	map: NetworkMap;
+	base: AccessIndex;
+}
+
+const strip = (m: NetworkMap) => ({ ...m, serial: 0 });
+
+describe("deltas between snapshots", () => {
+	it("property: applying the pushed deltas to each agent's map equals its freshly computed map; agents whose map did not change get nothing but upserts of changed peers", () => {
 		fc.assert(
 			fc.property(
-				fc.integer({ min: 0, max: 6 }),
-				fc.array(opArb, { maxLength: 60 }),
-				(initial, ops) => {
+				fc.array(fc.subarray(GROUPS), { maxLength: 7 }),
+				fc.boolean(),
+				fc.array(opArb, { maxLength: 50 }),
+				(initial, withDefault, ops) => {
 					let next = 0;
 					const peers = new Map<string, Peer>();
-					for (let i = 0; i < initial; i++) {
+					const members = new Map<string, Set<string>>(GROUPS.map((g) => [g, new Set()]));
+					const policies = new Map<number, Policy>();
+					if (withDefault)
+						policies.set(0, policy("default", [rule(["all"], ["all"], { bidirectional: true })]));
+					const config = (): AccessConfig => ({
+						groups: [
+							{ id: "all", accountId: account.id, name: "All", issued: "all", peerIds: [] },
+							...GROUPS.map(
+								(g): Group => ({
+									id: g,
+									accountId: account.id,
+									name: g,
+									issued: "api",
+									peerIds: [...members.get(g)!],
+								}),
+							),
+						],
+						policies: [...policies.entries()].sort((a, b) => a[0] - b[0]).map(([, p]) => p),
+					});
+					let current = AccessIndex.build(account, peers.values(), config());
+					const rebuild = () => {
+						current = AccessIndex.build(account, peers.values(), config());
+					};
+					let serial = 1;
+					const agents = new Map<string, Agent>();
+					const connect = (key: string) => {
+						const i = current.indexOfKey(key)!;
+						agents.set(key, {
+							map: computeNetworkMap(current, i, endpoints, serial),
+							base: current,
+						});
+					};
+					for (const groups of initial) {
 						const p = makePeer(next++);
 						peers.set(p.wgPublicKey, p);
+						for (const g of groups) members.get(g)!.add(p.id);
 					}
-					let serial = 1;
-					// What each connected agent holds, built only from what was pushed.
-					const agents = new Map<string, NetworkMap>();
-					for (const p of peers.values()) {
-						agents.set(
-							p.wgPublicKey,
-							computeNetworkMap(p, peers.values(), account, endpoints, serial),
-						);
-					}
+					rebuild();
+					for (const key of peers.keys()) connect(key);
+
 					let pending = new Map<string, Peer | null>();
 					const flush = () => {
-						if (pending.size === 0) return;
 						serial += 1;
-						for (const [key, map] of agents) {
-							const viewer = peers.get(key);
-							if (!viewer) {
+						const transitions = new Map<AccessIndex, MapTransition>();
+						for (const [key, agent] of agents) {
+							if (!peers.has(key)) {
 								agents.delete(key);
 								continue;
 							}
-							const delta = deltaForViewer(viewer, pending, account, map.self, map.serial, serial);
-							if (delta) agents.set(key, applyNetworkMapDelta(map, delta));
+							let t = transitions.get(agent.base);
+							if (!t) {
+								t = new MapTransition(agent.base, current, pending);
+								transitions.set(agent.base, t);
+							}
+							const delta = deltaForViewer(key, t, agent.map.self, agent.map.serial, serial);
+							const fresh = computeNetworkMap(
+								current,
+								current.indexOfKey(key)!,
+								endpoints,
+								delta ? serial : agent.map.serial,
+							);
+							if (delta) {
+								const applied = applyNetworkMapDelta(agent.map, delta);
+								expect(applied).toEqual(fresh);
+								if (JSON.stringify(strip(agent.map)) === JSON.stringify(strip(fresh))) {
+									// Nothing it holds changed: at most re-sent peers that did change.
+									expect(delta.removedPeerKeys).toEqual([]);
+									expect(delta.firewallRules).toBeUndefined();
+									expect(delta.self).toBeUndefined();
+									for (const p of delta.upsertedPeers)
+										expect(pending.has(p.wgPublicKey)).toBe(true);
+								}
+								agents.set(key, { map: applied, base: current });
+							} else {
+								expect(agent.map).toEqual(fresh);
+								agents.set(key, { map: agent.map, base: current });
+							}
 						}
 						pending = new Map();
-						for (const [key, map] of agents) {
-							const fresh = computeNetworkMap(
-								peers.get(key)!,
-								peers.values(),
-								account,
-								endpoints,
-								map.serial,
-							);
-							expect(map).toEqual(fresh);
-						}
 					};
+
 					for (const op of ops) {
 						const keys = [...peers.keys()];
 						const target =
@@ -120,23 +248,44 @@ describe("deltaForViewer", () => {
 						if (op.kind === "add") {
 							const p = makePeer(next++);
 							peers.set(p.wgPublicKey, p);
+							for (const g of op.groups) members.get(g)!.add(p.id);
 							pending.set(p.wgPublicKey, p);
-							// A new agent connects and gets a full map at the current serial.
-							agents.set(
-								p.wgPublicKey,
-								computeNetworkMap(p, peers.values(), account, endpoints, serial),
-							);
+							rebuild();
+							connect(p.wgPublicKey);
 						} else if (op.kind === "delete" && target) {
 							peers.delete(target.wgPublicKey);
+							for (const m of members.values()) m.delete(target.id);
 							pending.set(target.wgPublicKey, null);
+							rebuild();
 						} else if (op.kind === "rename" && target) {
 							const p = { ...target, name: op.name, dnsLabel: `${op.name}-${target.id}` };
 							peers.set(p.wgPublicKey, p);
 							pending.set(p.wgPublicKey, p);
+							// Attributes only: the index is updated in place, as the hub does.
+							expect(current.updatePeer(p)).toBe(true);
 						} else if (op.kind === "connect" && target) {
 							const p = { ...target, connected: op.connected, lastSeen: new Date(op.at) };
 							peers.set(p.wgPublicKey, p);
 							pending.set(p.wgPublicKey, p);
+							expect(current.updatePeer(p)).toBe(true);
+						} else if (op.kind === "membership" && target) {
+							const m = members.get(op.group)!;
+							if (m.has(target.id)) m.delete(target.id);
+							else m.add(target.id);
+							rebuild();
+						} else if (op.kind === "policy") {
+							policies.set(
+								op.slot,
+								policy(
+									`pol${op.slot}`,
+									op.rules.map((r, i) => ({ ...r, id: `r${i}` })),
+									op.enabled,
+								),
+							);
+							rebuild();
+						} else if (op.kind === "drop-policy") {
+							policies.delete(op.slot);
+							rebuild();
 						} else if (op.kind === "flush") {
 							flush();
 						}
@@ -144,41 +293,99 @@ describe("deltaForViewer", () => {
 					flush();
 				},
 			),
-			{ numRuns: 300 },
+			{ numRuns: 400 },
 		);
 	});
 
-	it("one peer joining costs every other peer one upsert, not a full map", () => {
+	it("one peer joining under the Default policy costs every other peer one upsert and no firewall rules", () => {
 		const peers = Array.from({ length: 1000 }, (_, i) => makePeer(i));
+		const cfg: AccessConfig = {
+			groups: [{ id: "all", accountId: account.id, name: "All", issued: "all", peerIds: [] }],
+			policies: [policy("default", [rule(["all"], ["all"], { bidirectional: true })])],
+		};
+		const base = AccessIndex.build(account, peers, cfg);
 		const joined = makePeer(5000);
-		const changes = new Map([[joined.wgPublicKey, joined]]);
-		const viewer = peers[0]!;
-		const delta = deltaForViewer(viewer, changes, account, undefined, 1, 2);
+		const next = AccessIndex.build(account, [...peers, joined], cfg);
+		const t = new MapTransition(base, next, new Map([[joined.wgPublicKey, joined]]));
+		expect(t.scope).toEqual(new Set());
+		const delta = deltaForViewer(peers[0]!.wgPublicKey, t, undefined, 1, 2);
 		expect(delta?.upsertedPeers.map((p) => p.wgPublicKey)).toEqual([joined.wgPublicKey]);
 		expect(delta?.removedPeerKeys).toEqual([]);
+		expect(delta?.firewallRules).toBeUndefined();
+	});
+
+	it("a policy change scopes to the members of the groups it names; others get nothing", () => {
+		const peers = Array.from({ length: 30 }, (_, i) => makePeer(i));
+		const groups: Group[] = [
+			{ id: "all", accountId: account.id, name: "All", issued: "all", peerIds: [] },
+			{ id: "web", accountId: account.id, name: "web", issued: "api", peerIds: ["p0", "p1"] },
+			{ id: "db", accountId: account.id, name: "db", issued: "api", peerIds: ["p2"] },
+			{ id: "ops", accountId: account.id, name: "ops", issued: "api", peerIds: ["p3", "p4"] },
+		];
+		const ops = policy("ops", [rule(["ops"], ["ops"], { bidirectional: true })]);
+		const before = policy("web-db", [rule(["web"], ["db"], { protocol: "tcp", ports: [5432] })]);
+		const after = policy("web-db", [rule(["web"], ["db"], { protocol: "tcp", ports: [5433] })]);
+		const base = AccessIndex.build(account, peers, { groups, policies: [ops, before] });
+		const next = AccessIndex.build(account, peers, { groups, policies: [ops, after] });
+		expect(affectedViewers(base, next)).toEqual(new Set(["p0", "p1", "p2"]));
+		const t = new MapTransition(base, next, new Map());
+		const at = (n: number) => makePeer(n).wgPublicKey;
+		// db's rules change; web's maps do not (the rule does not admit anything into web).
+		expect(deltaForViewer(at(2), t, undefined, 1, 2)?.firewallRules?.rules).toEqual([
+			{
+				source: "100.64.0.1/32",
+				protocol: "tcp",
+				ports: [{ start: 5433, end: 5433 }],
+				policyId: "web-db",
+			},
+			{
+				source: "100.64.0.2/32",
+				protocol: "tcp",
+				ports: [{ start: 5433, end: 5433 }],
+				policyId: "web-db",
+			},
+		]);
+		expect(deltaForViewer(at(0), t, undefined, 1, 2)).toBeUndefined();
+		for (const n of [3, 4, 5, 29])
+			expect(deltaForViewer(at(n), t, undefined, 1, 2)).toBeUndefined();
+	});
+
+	it("a peer joining a group reaches the peers on the other side of the group's rules", () => {
+		const peers = Array.from({ length: 6 }, (_, i) => makePeer(i));
+		const groups = (dbMembers: string[]): Group[] => [
+			{ id: "all", accountId: account.id, name: "All", issued: "all", peerIds: [] },
+			{ id: "web", accountId: account.id, name: "web", issued: "api", peerIds: ["p0"] },
+			{ id: "db", accountId: account.id, name: "db", issued: "api", peerIds: dbMembers },
+		];
+		const policies = [
+			policy("web-db", [rule(["web"], ["db"], { protocol: "tcp", ports: [5432] })]),
+		];
+		const base = AccessIndex.build(account, peers, { groups: groups(["p1"]), policies });
+		const next = AccessIndex.build(account, peers, { groups: groups(["p1", "p2"]), policies });
+		expect(affectedViewers(base, next)).toEqual(new Set(["p2", "p0"]));
+		const t = new MapTransition(base, next, new Map());
+		const web = deltaForViewer(makePeer(0).wgPublicKey, t, undefined, 1, 2);
+		expect(web?.upsertedPeers.map((p) => p.peerId)).toEqual(["p2"]);
+		const db2 = deltaForViewer(makePeer(2).wgPublicKey, t, undefined, 1, 2);
+		expect(db2?.upsertedPeers.map((p) => p.peerId)).toEqual(["p0"]);
+		expect(db2?.firewallRules?.rules.map((r) => r.source)).toEqual(["100.64.0.1/32"]);
+		for (const n of [1, 3, 4, 5]) {
+			expect(deltaForViewer(makePeer(n).wgPublicKey, t, undefined, 1, 2)).toBeUndefined();
+		}
 	});
 
 	it("a change to the viewer itself updates its self config only when it differs", () => {
 		const viewer = makePeer(1);
-		const full = computeNetworkMap(viewer, [viewer], account, endpoints, 1);
-		const same = deltaForViewer(
-			viewer,
-			new Map([[viewer.wgPublicKey, viewer]]),
-			account,
-			full.self,
-			1,
-			2,
-		);
-		expect(same).toBeUndefined();
+		const cfg: AccessConfig = { groups: [], policies: [] };
+		const index = AccessIndex.build(account, [viewer], cfg);
+		const full = computeNetworkMap(index, 0, endpoints, 1);
+		const same = new MapTransition(index, index, new Map([[viewer.wgPublicKey, viewer]]));
+		expect(deltaForViewer(viewer.wgPublicKey, same, full.self, 1, 2)).toBeUndefined();
 		const renamed = { ...viewer, name: "db", dnsLabel: "db" };
-		const delta = deltaForViewer(
-			renamed,
-			new Map([[viewer.wgPublicKey, renamed]]),
-			account,
-			full.self,
-			1,
-			2,
+		const next = AccessIndex.build(account, [renamed], cfg);
+		const t = new MapTransition(index, next, new Map([[viewer.wgPublicKey, renamed]]));
+		expect(deltaForViewer(viewer.wgPublicKey, t, full.self, 1, 2)?.self?.fqdn).toBe(
+			"db.starling.internal",
 		);
-		expect(delta?.self?.fqdn).toBe("db.starling.internal");
 	});
 });

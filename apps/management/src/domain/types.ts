@@ -27,6 +27,11 @@ export interface User {
 	role: UserRole;
 	isServiceUser: boolean;
 	blocked: boolean;
+	/**
+	 * Groups that peers registered by this user join. Stored and validated;
+	 * peers are only registered with setup keys so far, so nothing applies it.
+	 */
+	autoGroups: string[];
 	createdAt: Date;
 }
 
@@ -101,3 +106,98 @@ export interface Peer {
 	lastLogin: Date;
 	lastSeen: Date;
 }
+
+export type Protocol = "all" | "tcp" | "udp" | "icmp";
+
+export interface PortRange {
+	start: number;
+	end: number;
+}
+
+/**
+ * One rule of a policy (NetBird's model): peers of the source groups may
+ * open connections to peers of the destination groups with `protocol` on
+ * `ports`/`portRanges` (both empty: every port); `bidirectional` allows the
+ * reverse direction as well. Only "accept" exists: inbound traffic that no
+ * rule accepts is dropped, so a "drop" rule would have nothing to do.
+ */
+export interface PolicyRule {
+	id: string;
+	name: string;
+	description: string;
+	enabled: boolean;
+	action: "accept";
+	bidirectional: boolean;
+	protocol: Protocol;
+	/** Single ports; only with tcp and udp. */
+	ports: number[];
+	/** Inclusive ranges; only with tcp and udp. */
+	portRanges: PortRange[];
+	/** Group ids. */
+	sources: string[];
+	/** Group ids. */
+	destinations: string[];
+}
+
+export interface Policy {
+	id: string;
+	accountId: string;
+	name: string;
+	description: string;
+	enabled: boolean;
+	rules: PolicyRule[];
+	createdAt: Date;
+}
+
+/** What happened, NetBird-style dotted codes; the human text is derived (core/audit.ts). */
+export type ActivityCode =
+	| "account.create"
+	| "account.setting.peer.login.expiration.enable"
+	| "account.setting.peer.login.expiration.disable"
+	| "account.setting.peer.login.expiration.update"
+	| "account.network.range.update"
+	| "peer.setupkey.add"
+	| "peer.rename"
+	| "peer.ssh.enable"
+	| "peer.ssh.disable"
+	| "peer.login.expiration.enable"
+	| "peer.login.expiration.disable"
+	| "peer.delete"
+	| "setupkey.add"
+	| "setupkey.update"
+	| "setupkey.revoke"
+	| "setupkey.delete"
+	| "group.add"
+	| "group.update"
+	| "group.delete"
+	| "policy.add"
+	| "policy.update"
+	| "policy.delete"
+	| "user.create"
+	| "service.user.create"
+	| "user.role.update"
+	| "user.group.update"
+	| "user.block"
+	| "user.unblock"
+	| "user.delete"
+	| "service.user.delete"
+	| "personal.access.token.create"
+	| "personal.access.token.delete";
+
+/** One entry of the audit log: who did what to which object, when. */
+export interface AuditEvent {
+	id: number;
+	accountId: string;
+	timestamp: Date;
+	activityCode: ActivityCode;
+	/** A user id, a setup key id (registration) or a peer id (a peer logging out). */
+	initiatorId: string;
+	/** Name and email as they were when it happened. */
+	initiatorName: string;
+	initiatorEmail: string;
+	/** The object acted on. */
+	targetId: string;
+	meta: Record<string, string>;
+}
+
+export type NewAuditEvent = Omit<AuditEvent, "id">;

@@ -170,7 +170,14 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 				const { channel, wgPublicKey } = openRequest(deps.serverKey, call.request, LogoutRequest);
 				const peer = await deps.store.getPeerByPublicKey(wgPublicKey);
 				if (!peer) throw new GrpcStatusError(grpc.status.NOT_FOUND, "peer is not registered");
-				await deletePeer(deps.store, deps.hub, peer.accountId, peer.id);
+				await deletePeer(
+					deps.store,
+					deps.hub,
+					peer.accountId,
+					peer.id,
+					{ id: peer.id, name: peer.name, email: "" },
+					now(),
+				);
 				logger.info({ peerId: peer.id }, "peer logged out and was deregistered");
 				return channel.seal(LogoutResponse, {});
 			})().then(

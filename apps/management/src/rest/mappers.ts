@@ -1,6 +1,26 @@
+import { ACTIVITY_TEXT } from "../core/audit.js";
+import type { AccessIndex } from "../core/policy.js";
 import { setupKeyState } from "../core/setup-keys.js";
-import type { Account, Group, Peer, PersonalAccessToken, SetupKey, User } from "../domain/types.js";
-import type { PeerJson, SetupKeyJson, TokenJson, UserJson } from "./schemas.js";
+import type {
+	Account,
+	AuditEvent,
+	Group,
+	Peer,
+	PersonalAccessToken,
+	Policy,
+	SetupKey,
+	User,
+} from "../domain/types.js";
+import type {
+	AccountJson,
+	EventJson,
+	GroupJson,
+	PeerJson,
+	PolicyJson,
+	SetupKeyJson,
+	TokenJson,
+	UserJson,
+} from "./schemas.js";
 
 // Domain objects to NetBird's JSON shapes. Times are ISO 8601 strings; a
 // time that never happened is null (NetBird writes "0001-01-01T00:00:00Z").
@@ -44,8 +64,8 @@ export interface PeerContext {
 	groups: ReadonlyMap<string, Group>;
 	/** Group ids of each peer. */
 	peerGroupIds: ReadonlyMap<string, readonly string[]>;
-	/** Peers in the account. */
-	peerCount: number;
+	/** The account's peers under its policies (for accessible_peers_count). */
+	access: AccessIndex;
 }
 
 export function peerJson(peer: Peer, ctx: PeerContext): PeerJson {
@@ -78,8 +98,7 @@ export function peerJson(peer: Peer, ctx: PeerContext): PeerJson {
 		last_login: iso(peer.lastLogin),
 		created_at: iso(peer.createdAt),
 		approval_required: false,
-		// Without policies every peer of the account reaches every other one.
-		accessible_peers_count: Math.max(0, ctx.peerCount - 1),
+		accessible_peers_count: accessiblePeers(peer, ctx.access),
 		ephemeral: peer.ephemeral,
 		serial_number: "",
 	};
@@ -96,7 +115,7 @@ export function userJson(
 		role: user.role,
 		status: user.blocked ? "blocked" : "active",
 		last_login: isoOrNull(opts.lastLogin),
-		auto_groups: [],
+		auto_groups: user.autoGroups,
 		is_current: user.id === opts.currentUserId,
 		is_service_user: user.isServiceUser,
 		is_blocked: user.blocked,
@@ -112,5 +131,95 @@ export function tokenJson(token: PersonalAccessToken): TokenJson {
 		created_by: token.createdBy,
 		created_at: iso(token.createdAt),
 		last_used: isoOrNull(token.lastUsed),
+	};
+}
+
+function accessiblePeers(peer: Peer, access: AccessIndex): number {
+	const i = access.indexOfId(peer.id);
+	return i === undefined ? 0 : access.visibleCount(i);
+}
+
+/** Groups by id, for naming the groups that rules refer to. */
+export type GroupsById = ReadonlyMap<string, Group>;
+
+function groupMinimum(id: string, groups: GroupsById) {
+	const g = groups.get(id);
+	return { id, name: g?.name ?? "", peers_count: g?.peerIds.length ?? 0 };
+}
+
+/** `peerNames`: names of the account's peers by id. */
+export function groupJson(
+	group: Group,
+	peerNames: ReadonlyMap<string, string>,
+	peerCount: number,
+): GroupJson {
+	// All holds every peer, whatever its stored membership.
+	const ids = group.issued === "all" ? [...peerNames.keys()] : group.peerIds;
+	const peers = ids
+		.filter((id) => peerNames.has(id))
+		.map((id) => ({ id, name: peerNames.get(id) ?? "" }));
+	return {
+		id: group.id,
+		name: group.name,
+		peers_count: group.issued === "all" ? peerCount : peers.length,
+		resources_count: 0,
+		issued: "api",
+		peers,
+		resources: [],
+	};
+}
+
+export function policyJson(policy: Policy, groups: GroupsById): PolicyJson {
+	return {
+		id: policy.id,
+		name: policy.name,
+		description: policy.description,
+		enabled: policy.enabled,
+		source_posture_checks: [],
+		rules: policy.rules.map((r) => ({
+			id: r.id,
+			name: r.name,
+			description: r.description,
+			enabled: r.enabled,
+			action: r.action,
+			bidirectional: r.bidirectional,
+			protocol: r.protocol,
+			ports: r.ports.map(String),
+			port_ranges: r.portRanges.map((p) => ({ start: p.start, end: p.end })),
+			sources: r.sources.map((id) => groupMinimum(id, groups)),
+			destinations: r.destinations.map((id) => groupMinimum(id, groups)),
+		})),
+	};
+}
+
+export function accountJson(account: Account, ownerId: string): AccountJson {
+	return {
+		id: account.id,
+		settings: {
+			peer_login_expiration_enabled: account.settings.peerLoginExpirationEnabled,
+			peer_login_expiration: account.settings.peerLoginExpirationSeconds,
+			peer_inactivity_expiration_enabled: false,
+			peer_inactivity_expiration: 0,
+			regular_users_view_blocked: true,
+			network_range: account.network,
+		},
+		domain: account.dnsDomain,
+		domain_category: "private",
+		created_at: iso(account.createdAt),
+		created_by: ownerId,
+	};
+}
+
+export function eventJson(event: AuditEvent): EventJson {
+	return {
+		id: String(event.id),
+		timestamp: iso(event.timestamp),
+		activity: ACTIVITY_TEXT[event.activityCode] ?? event.activityCode,
+		activity_code: event.activityCode,
+		initiator_id: event.initiatorId,
+		initiator_name: event.initiatorName,
+		initiator_email: event.initiatorEmail,
+		target_id: event.targetId,
+		meta: event.meta,
 	};
 }

@@ -1,4 +1,5 @@
 import fastifySwagger, { type FastifyDynamicSwaggerOptions } from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance } from "fastify";
 import {
 	createJsonSchemaTransform,
@@ -9,6 +10,8 @@ import { z } from "zod";
 import { restSchemaRegistry } from "./schemas.js";
 
 export const OPENAPI_PATH = "/api/openapi.json";
+/** The interactive API reference (Swagger UI, served from this process: works offline). */
+export const DOCS_PATH = "/api/docs";
 
 /** The OpenAPI security scheme name of `Authorization: Token <personal access token>`. */
 export const TOKEN_AUTH = "TokenAuth";
@@ -56,14 +59,19 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
 				title: "Starling management API",
 				description:
 					"Admin REST API of the Starling management service, following NetBird's REST model and field names. " +
-					'Errors are always {"message": "...", "code": <HTTP status>}.',
+					'Errors are always {"message": "...", "code": <HTTP status>}. ' +
+					`An interactive reference is served at ${DOCS_PATH}.`,
 				version: "0.1.0",
 			},
 			tags: [
 				{ name: "Setup Keys", description: "Keys that register new peers" },
 				{ name: "Peers", description: "Machines in the network" },
+				{ name: "Groups", description: "Groups of peers, which policies connect" },
+				{ name: "Policies", description: "Who may connect to whom, with which protocol and ports" },
 				{ name: "Users", description: "Users of the account" },
 				{ name: "Tokens", description: "Personal access tokens" },
+				{ name: "Accounts", description: "Account settings" },
+				{ name: "Events", description: "The audit log" },
 				{ name: "Meta", description: "This document" },
 			],
 			components: {
@@ -101,4 +109,18 @@ export function openApiRoute(app: FastifyInstance): void {
 		},
 		async () => app.swagger() as unknown as Record<string, unknown>,
 	);
+}
+
+/**
+ * The interactive reference at /api/docs (no token needed to read it; "Try
+ * it out" needs "Token <token>" under Authorize). Swagger UI's files ship
+ * inside @fastify/swagger-ui and are served by this process: no CDN. Its
+ * routes are hidden from the OpenAPI document.
+ */
+export async function registerApiDocs(app: FastifyInstance): Promise<void> {
+	await app.register(fastifySwaggerUi, {
+		routePrefix: DOCS_PATH,
+		uiConfig: { docExpansion: "list", deepLinking: true, persistAuthorization: false },
+		staticCSP: true,
+	});
 }

@@ -69,9 +69,10 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 	401: "Missing, malformed, unknown or expired token",
 	403: "The token's user may not do this",
 	404: "No such object in the token's account",
+	409: "A name (or network range) that must be unique is taken",
 	413: "Request body larger than 64 KiB",
 	415: "Request body is not application/json",
-	422: "Well-formed but not possible (e.g. an unknown group id)",
+	422: "Well-formed but not possible (e.g. an unknown group id, or a group still in use)",
 };
 
 /** A documented JSON response. */
@@ -182,7 +183,7 @@ export const PeerUpdateBody = z.strictObject({
 const PeerGroup = component(
 	"GroupMinimum",
 	z.object({ id: z.string(), name: z.string(), peers_count: z.int() }),
-	"A group that a peer belongs to",
+	"A group, in short",
 );
 
 export const PeerResponse = component(
@@ -230,7 +231,10 @@ export const UserResponse = component(
 		role: z.enum(["owner", "admin", "user"]),
 		status: z.enum(["active", "blocked"]),
 		last_login: doc(IsoDate.nullable(), "Last use of any of the user's tokens; null: never"),
-		auto_groups: z.array(z.string()),
+		auto_groups: doc(
+			z.array(z.string()),
+			"Groups that peers registered by this user join (peers are registered with setup keys so far)",
+		),
 		is_current: doc(z.boolean(), "Whether this is the user that the request authenticated as"),
 		is_service_user: z.boolean(),
 		is_blocked: z.boolean(),
@@ -280,7 +284,339 @@ export const TokenCreatedResponse = component(
 	"A new personal access token",
 );
 
+const UserRole = z.enum(["owner", "admin", "user"]);
+const GroupIds = (what: string) =>
+	doc(z.array(ObjectId).max(100, "at most 100 groups"), `Ids of the groups ${what}`);
+
+export const UserCreateBody = z
+	.strictObject({
+		email: doc(
+			z.string().trim().max(255).optional(),
+			"The user's email (required for regular users, unique in the account)",
+		),
+		name: doc(displayName(255).optional(), "The user's name (required for service users)"),
+		role: doc(UserRole, "admin or user (there is one owner per account)"),
+		auto_groups: GroupIds("that peers registered by this user join"),
+		is_service_user: doc(
+			z.boolean(),
+			"A service user is for automation: it has tokens but no email",
+		),
+	})
+	.superRefine((v, ctx) => {
+		if (!v.is_service_user) {
+			if (!v.email) {
+				ctx.addIssue({ code: "custom", path: ["email"], message: "is required for regular users" });
+			} else if (!z.email().safeParse(v.email).success) {
+				ctx.addIssue({ code: "custom", path: ["email"], message: "is not an email address" });
+			}
+		} else if (!v.name) {
+			ctx.addIssue({ code: "custom", path: ["name"], message: "is required for service users" });
+		}
+	});
+
+export const UserUpdateBody = z.strictObject({
+	role: UserRole,
+	auto_groups: GroupIds("that peers registered by this user join"),
+	is_blocked: doc(z.boolean(), "A blocked user's tokens stop working"),
+});
+
+// ---------------------------------------------------------------- groups
+
+export const GroupIdParams = z.object({ groupId: doc(ObjectId, "The group's id") });
+
+const NoResources = doc(
+	z.array(z.unknown()).max(0, "network resources are not supported").optional(),
+	"Accepted for NetBird compatibility; network resources are not supported, so it must be empty",
+);
+
+export const GroupCreateBody = z.strictObject({
+	name: doc(displayName(255), "Group name, unique in the account"),
+	peers: doc(
+		z.array(ObjectId).max(100_000).default([]),
+		"Ids of the peers in the group (default none)",
+	),
+	resources: NoResources,
+});
+
+export const GroupUpdateBody = z.strictObject({
+	name: doc(displayName(255), "Group name, unique in the account"),
+	peers: doc(z.array(ObjectId).max(100_000), "Ids of the peers in the group: replaces the list"),
+	resources: NoResources,
+});
+
+const PeerMinimum = component(
+	"PeerMinimum",
+	z.object({ id: z.string(), name: z.string() }),
+	"A peer, in short",
+);
+
+export const GroupResponse = component(
+	"Group",
+	z.object({
+		id: z.string(),
+		name: z.string(),
+		peers_count: z.int(),
+		resources_count: doc(z.int(), "Always 0: network resources are not supported"),
+		issued: doc(z.enum(["api", "integration", "jwt"]), "How the group was made (always api)"),
+		peers: z.array(PeerMinimum),
+		resources: z.array(z.object({ id: z.string(), type: z.string() })),
+	}),
+	"A group of peers; All holds every peer and is read-only",
+);
+
+// ---------------------------------------------------------------- policies
+
+export const PolicyIdParams = z.object({ policyId: doc(ObjectId, "The policy's id") });
+
+const Protocol = z.enum(["all", "tcp", "udp", "icmp"]);
+const Port = z.int().min(1, "ports are 1 to 65535").max(65535, "ports are 1 to 65535");
+
+const PortRangeBody = doc(
+	z
+		.strictObject({ start: Port, end: Port })
+		.refine((r) => r.start <= r.end, { message: "start must not be after end" }),
+	"An inclusive range of ports",
+);
+
+const PolicyRuleBody = z
+	.strictObject({
+		id: doc(
+			ObjectId.optional(),
+			"Id of an existing rule of the policy (updates); omit for a new rule",
+		),
+		name: doc(displayName(255), "Rule name"),
+		description: z.string().max(1024).default(""),
+		enabled: doc(z.boolean(), "A disabled rule allows nothing"),
+		action: doc(
+			z.enum(["accept", "drop"]),
+			"accept (drop is refused: traffic that no rule accepts is dropped anyway)",
+		),
+		bidirectional: doc(
+			z.boolean(),
+			"Also allow destinations to open connections to sources, with the same protocol and ports",
+		),
+		protocol: doc(Protocol, "all, tcp, udp or icmp"),
+		ports: doc(
+			z
+				.array(z.string().regex(/^[0-9]{1,5}$/, 'a port is a number as a string, e.g. "443"'))
+				.max(64, "at most 64 ports")
+				.default([]),
+			"Ports as strings (NetBird's format), tcp and udp only; with port_ranges empty too: every port",
+		),
+		port_ranges: doc(
+			z.array(PortRangeBody).max(64, "at most 64 port ranges").default([]),
+			"Port ranges, tcp and udp only",
+		),
+		sources: doc(
+			z.array(ObjectId).min(1, "at least one source group").max(100, "at most 100 groups"),
+			"Group ids whose peers may open connections",
+		),
+		destinations: doc(
+			z.array(ObjectId).min(1, "at least one destination group").max(100, "at most 100 groups"),
+			"Group ids whose peers accept them",
+		),
+	})
+	.superRefine((r, ctx) => {
+		if (r.action === "drop") {
+			ctx.addIssue({
+				code: "custom",
+				path: ["action"],
+				message: "drop rules are not supported: what no rule accepts is dropped",
+			});
+		}
+		r.ports.forEach((p, i) => {
+			const n = Number(p);
+			if (n < 1 || n > 65535)
+				ctx.addIssue({ code: "custom", path: ["ports", i], message: "ports are 1 to 65535" });
+		});
+		if (
+			(r.protocol === "all" || r.protocol === "icmp") &&
+			(r.ports.length || r.port_ranges.length)
+		) {
+			ctx.addIssue({
+				code: "custom",
+				path: ["ports"],
+				message: `protocol ${r.protocol} takes no ports (only tcp and udp do)`,
+			});
+		}
+	});
+
+export const PolicyBody = z.strictObject({
+	name: doc(displayName(255), "Policy name"),
+	description: z.string().max(1024).default(""),
+	enabled: doc(z.boolean(), "A disabled policy allows nothing"),
+	rules: doc(
+		z.array(PolicyRuleBody).min(1, "at least one rule").max(100, "at most 100 rules"),
+		"The policy's rules (an update replaces them; rules keep their ids when given)",
+	),
+	source_posture_checks: doc(
+		z.array(ObjectId).max(0, "posture checks are not supported").optional(),
+		"Accepted for NetBird compatibility; posture checks are not supported, so it must be empty",
+	),
+});
+
+const PolicyRuleResponse = component(
+	"PolicyRule",
+	z.object({
+		id: z.string(),
+		name: z.string(),
+		description: z.string(),
+		enabled: z.boolean(),
+		action: z.literal("accept"),
+		bidirectional: z.boolean(),
+		protocol: Protocol,
+		ports: z.array(z.string()),
+		port_ranges: z.array(z.object({ start: z.int(), end: z.int() })),
+		sources: z.array(PeerGroup),
+		destinations: z.array(PeerGroup),
+	}),
+	"A rule of a policy",
+);
+
+export const PolicyResponse = component(
+	"Policy",
+	z.object({
+		id: z.string(),
+		name: z.string(),
+		description: z.string(),
+		enabled: z.boolean(),
+		source_posture_checks: z.array(z.string()),
+		rules: z.array(PolicyRuleResponse),
+	}),
+	"An access policy",
+);
+
+export const PolicyCheckBody = z
+	.strictObject({
+		source_peer_id: doc(ObjectId, "The peer opening the connection"),
+		destination_peer_id: doc(ObjectId, "The peer it connects to"),
+		protocol: doc(z.enum(["tcp", "udp", "icmp"]), "tcp, udp or icmp"),
+		port: doc(Port.optional(), "Destination port: required for tcp and udp, absent for icmp"),
+	})
+	.superRefine((v, ctx) => {
+		if (v.protocol !== "icmp" && v.port === undefined)
+			ctx.addIssue({ code: "custom", path: ["port"], message: `is required for ${v.protocol}` });
+		if (v.protocol === "icmp" && v.port !== undefined)
+			ctx.addIssue({ code: "custom", path: ["port"], message: "icmp has no ports" });
+	});
+
+export const PolicyCheckResponse = component(
+	"PolicyCheckResult",
+	z.object({
+		allowed: z.boolean(),
+		rule: doc(
+			z
+				.object({
+					policy_id: z.string(),
+					policy_name: z.string(),
+					rule_id: z.string(),
+					rule_name: z.string(),
+				})
+				.nullable(),
+			"The first enabled rule (in policy order) that allows it; null when none does",
+		),
+		reason: doc(z.string(), "Why, in one sentence"),
+	}),
+	"Whether a connection would be allowed by the account's policies as they are now",
+);
+
+// ---------------------------------------------------------------- accounts
+
+export const AccountIdParams = z.object({ accountId: doc(ObjectId, "The account's id") });
+
+export const MIN_LOGIN_EXPIRATION = 3600;
+export const MAX_LOGIN_EXPIRATION = 180 * 86_400;
+
+const AccountSettingsBody = z.strictObject({
+	peer_login_expiration_enabled: doc(
+		z.boolean(),
+		"Expire the login of peers added by a user (peers registered with a setup key never expire)",
+	),
+	peer_login_expiration: doc(
+		z.int().min(MIN_LOGIN_EXPIRATION).max(MAX_LOGIN_EXPIRATION),
+		`Seconds after which such a login expires (${MIN_LOGIN_EXPIRATION} to ${MAX_LOGIN_EXPIRATION})`,
+	),
+	peer_inactivity_expiration_enabled: doc(
+		z.literal(false, "inactivity expiration is not supported").optional(),
+		"Accepted for NetBird compatibility: must be false",
+	),
+	peer_inactivity_expiration: doc(
+		z.int().min(0).max(MAX_LOGIN_EXPIRATION).optional(),
+		"Accepted for NetBird compatibility and ignored",
+	),
+	regular_users_view_blocked: doc(
+		z.literal(true, "users of role user never see the admin surface").optional(),
+		"Accepted for NetBird compatibility: must be true",
+	),
+	network_range: doc(
+		z
+			.string()
+			.regex(
+				/^[0-9]{1,3}(\.[0-9]{1,3}){3}\/[0-9]{1,2}$/,
+				"expected an IPv4 CIDR, e.g. 100.64.0.0/16",
+			)
+			.optional(),
+		"The account's overlay network; it can change only while the account has no peers",
+	),
+});
+
+export const AccountUpdateBody = z.strictObject({ settings: AccountSettingsBody });
+
+export const AccountResponse = component(
+	"Account",
+	z.object({
+		id: z.string(),
+		settings: z.object({
+			peer_login_expiration_enabled: z.boolean(),
+			peer_login_expiration: z.int(),
+			peer_inactivity_expiration_enabled: z.boolean(),
+			peer_inactivity_expiration: z.int(),
+			regular_users_view_blocked: z.boolean(),
+			network_range: doc(z.string(), "The account's overlay network"),
+		}),
+		domain: doc(z.string(), "The DNS domain of the account's peers"),
+		domain_category: z.string(),
+		created_at: IsoDate,
+		created_by: doc(z.string(), "Id of the account's owner"),
+	}),
+	"An account: everything else belongs to exactly one",
+);
+
+// ---------------------------------------------------------------- audit events
+
+export const MAX_EVENTS = 10_000;
+
+export const EventsQuery = z.object({
+	limit: doc(
+		z.coerce.number().int().min(1).max(MAX_EVENTS).default(1000),
+		`At most this many events, newest first (1 to ${MAX_EVENTS}, default 1000)`,
+	),
+});
+
+export const EventResponse = component(
+	"Event",
+	z.object({
+		id: z.string(),
+		timestamp: IsoDate,
+		activity: doc(z.string(), "What happened, in words"),
+		activity_code: doc(z.string(), 'What happened, as a code, e.g. "policy.update"'),
+		initiator_id: doc(
+			z.string(),
+			"Who did it: a user id, a setup key id (registration) or a peer id (logout)",
+		),
+		initiator_name: z.string(),
+		initiator_email: z.string(),
+		target_id: doc(z.string(), "The object acted on"),
+		meta: doc(z.record(z.string(), z.string()), "Details, e.g. names"),
+	}),
+	"An audit event",
+);
+
 export type SetupKeyJson = z.output<typeof SetupKeyResponse>;
+export type GroupJson = z.output<typeof GroupResponse>;
+export type PolicyJson = z.output<typeof PolicyResponse>;
+export type AccountJson = z.output<typeof AccountResponse>;
+export type EventJson = z.output<typeof EventResponse>;
 export type PeerJson = z.output<typeof PeerResponse>;
 export type UserJson = z.output<typeof UserResponse>;
 export type TokenJson = z.output<typeof TokenResponse>;

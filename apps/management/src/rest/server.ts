@@ -10,9 +10,13 @@ import {
 	frameworkErrorHandler,
 	installErrorHandling,
 } from "./errors.js";
-import { openApiRoute, registerOpenApi } from "./openapi.js";
+import { openApiRoute, registerApiDocs, registerOpenApi } from "./openapi.js";
+import { accountRoutes } from "./routes/accounts.js";
 import type { RouteDeps } from "./routes/deps.js";
+import { eventRoutes } from "./routes/events.js";
+import { groupRoutes } from "./routes/groups.js";
 import { peerRoutes } from "./routes/peers.js";
+import { policyRoutes } from "./routes/policies.js";
 import { setupKeyRoutes } from "./routes/setup-keys.js";
 import { userAdminRoutes, userSelfServiceRoutes } from "./routes/users.js";
 
@@ -22,6 +26,8 @@ export interface RestApiDeps {
 	logger: Logger;
 	/** Clock (tests); defaults to the system clock. */
 	now?: () => Date;
+	/** Where account networks may lie (STARLING_NETWORK_RANGE); default 100.64.0.0/10. */
+	networkPool?: string;
 }
 
 /** Request bodies above this are refused with 413 (the largest legitimate body is well under 8 KiB). */
@@ -66,11 +72,13 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 
 	await registerOpenApi(app);
 	openApiRoute(app);
+	await registerApiDocs(app);
 
 	const routeDeps: RouteDeps = {
 		store: deps.store,
 		sink: deps.sink,
 		now: deps.now ?? (() => new Date()),
+		networkPool: deps.networkPool ?? "100.64.0.0/10",
 	};
 	await app.register(async (authenticated) => {
 		requireToken(authenticated, routeDeps);
@@ -80,6 +88,10 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 			await admin.register(setupKeyRoutes, routeDeps);
 			await admin.register(peerRoutes, routeDeps);
 			await admin.register(userAdminRoutes, routeDeps);
+			await admin.register(groupRoutes, routeDeps);
+			await admin.register(policyRoutes, routeDeps);
+			await admin.register(accountRoutes, routeDeps);
+			await admin.register(eventRoutes, routeDeps);
 		});
 	});
 

@@ -105,4 +105,55 @@ CREATE TABLE group_peers (
 CREATE INDEX group_peers_peer ON group_peers(peer_id);
 `,
 	},
+	{
+		version: 2,
+		name: "access control: policies, user auto-groups, audit events",
+		// Accounts made before policies existed let every peer reach every
+		// other; each gets the Default policy (All to All, both ways, every
+		// protocol) so that nothing changes for them.
+		sql: `
+ALTER TABLE users ADD COLUMN auto_groups TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE policies (
+	id TEXT PRIMARY KEY,
+	account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	description TEXT NOT NULL,
+	enabled INTEGER NOT NULL,
+	rules TEXT NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX policies_account ON policies(account_id, created_at);
+CREATE TABLE audit_events (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	timestamp INTEGER NOT NULL,
+	activity_code TEXT NOT NULL,
+	initiator_id TEXT NOT NULL,
+	initiator_name TEXT NOT NULL,
+	initiator_email TEXT NOT NULL,
+	target_id TEXT NOT NULL,
+	meta TEXT NOT NULL
+);
+CREATE INDEX audit_events_account ON audit_events(account_id, id);
+CREATE INDEX groups_account ON groups(account_id);
+INSERT INTO policies (id, account_id, name, description, enabled, rules, created_at)
+SELECT lower(hex(randomblob(10))), a.id, 'Default',
+	'This is a default policy that allows connections between all the resources', 1,
+	json_array(json_object(
+		'id', lower(hex(randomblob(10))),
+		'name', 'Default',
+		'description', 'This is a default rule that allows connections between all the resources',
+		'enabled', json('true'),
+		'action', 'accept',
+		'bidirectional', json('true'),
+		'protocol', 'all',
+		'ports', json('[]'),
+		'portRanges', json('[]'),
+		'sources', json_array(g.id),
+		'destinations', json_array(g.id)
+	)),
+	a.created_at
+FROM accounts a JOIN groups g ON g.account_id = a.id AND g.issued = 'all';
+`,
+	},
 ];

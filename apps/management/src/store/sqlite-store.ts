@@ -1,28 +1,39 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
+import { auditEvent } from "../core/audit.js";
 import { toDnsLabel, uniqueDnsLabel } from "../core/dns-label.js";
-import { allocateHost, intToIp, parseCidr } from "../core/ipam.js";
+import { allocateHost, cidrContains, intToIp, parseCidr } from "../core/ipam.js";
 import { cryptoRandomInt, newId } from "../core/random.js";
 import { checkSetupKeyUsable } from "../core/setup-keys.js";
 import type {
 	Account,
 	AccountSettings,
+	AuditEvent,
 	Group,
+	NewAuditEvent,
 	Peer,
 	PeerSystemInfo,
 	PersonalAccessToken,
+	Policy,
 	SetupKey,
 	User,
 } from "../domain/types.js";
 import { MIGRATIONS } from "./migrations.js";
-import type {
-	NewPeer,
-	PeerUpdate,
-	RegisterResult,
-	SetupKeyUpdate,
-	Store,
-	StoredKeyPair,
+import {
+	type AccountUpdate,
+	type AuditFor,
+	type GroupUpdate,
+	type NewPeer,
+	type PeerUpdate,
+	type PolicyInput,
+	type RegisterResult,
+	type SetupKeyUpdate,
+	type Store,
+	StoreConflictError,
+	type StoredKeyPair,
+	StoreReferenceError,
+	type UserUpdate,
 } from "./store.js";
 
 type Row = Record<string, unknown>;
@@ -51,9 +62,65 @@ function toUser(r: Row): User {
 		role: r.role as User["role"],
 		isServiceUser: bool(r.is_service_user),
 		blocked: bool(r.blocked),
+		autoGroups: JSON.parse(String(r.auto_groups ?? "[]")) as string[],
 		createdAt: date(r.created_at),
 	};
 }
+
+function toPolicy(r: Row): Policy {
+	return {
+		id: String(r.id),
+		accountId: String(r.account_id),
+		name: String(r.name),
+		description: String(r.description),
+		enabled: bool(r.enabled),
+		rules: JSON.parse(String(r.rules)) as Policy["rules"],
+		createdAt: date(r.created_at),
+	};
+}
+
+function toEvent(r: Row): AuditEvent {
+	return {
+		id: Number(r.id),
+		accountId: String(r.account_id),
+		timestamp: date(r.timestamp),
+		activityCode: r.activity_code as AuditEvent["activityCode"],
+		initiatorId: String(r.initiator_id),
+		initiatorName: String(r.initiator_name),
+		initiatorEmail: String(r.initiator_email),
+		targetId: String(r.target_id),
+		meta: JSON.parse(String(r.meta)) as Record<string, string>,
+	};
+}
+
+/** The Default policy of a new account: All to All, both ways, every protocol. */
+export function defaultPolicy(accountId: string, allGroupId: string, at: Date): Policy {
+	return {
+		id: newId(),
+		accountId,
+		name: "Default",
+		description: "This is a default policy that allows connections between all the resources",
+		enabled: true,
+		rules: [
+			{
+				id: newId(),
+				name: "Default",
+				description: "This is a default rule that allows connections between all the resources",
+				enabled: true,
+				action: "accept",
+				bidirectional: true,
+				protocol: "all",
+				ports: [],
+				portRanges: [],
+				sources: [allGroupId],
+				destinations: [allGroupId],
+			},
+		],
+		createdAt: at,
+	};
+}
+
+const groupsOfRules = (p: Policy) => p.rules.flatMap((r) => [...r.sources, ...r.destinations]);
 
 function toToken(r: Row): PersonalAccessToken {
 	return {
@@ -205,9 +272,11 @@ export class SqliteStore implements Store {
 						ms(account.createdAt),
 						JSON.stringify(account.settings),
 					);
+				const allId = newId();
 				this.db
 					.prepare("INSERT INTO groups (id, account_id, name, issued) VALUES (?, ?, 'All', 'all')")
-					.run(newId(), account.id);
+					.run(allId, account.id);
+				this.insertPolicy(defaultPolicy(account.id, allId, account.createdAt));
 				this.insertUser(owner);
 			})
 			.immediate();
@@ -226,24 +295,113 @@ export class SqliteStore implements Store {
 		);
 	}
 
-	async updateAccountSettings(
+	async updateAccount(
 		accountId: string,
-		settings: AccountSettings,
+		update: AccountUpdate,
+		audit: AuditFor<Account>,
 	): Promise<Account | undefined> {
-		this.db
-			.prepare("UPDATE accounts SET settings = ? WHERE id = ?")
-			.run(JSON.stringify(settings), accountId);
-		return this.getAccount(accountId);
+		return this.tx(() => {
+			const row = this.db.prepare("SELECT * FROM accounts WHERE id = ?").get(accountId) as
+				| Row
+				| undefined;
+			if (!row) return undefined;
+			const before = toAccount(row);
+			const network = update.network ?? before.network;
+			if (network !== before.network) {
+				const peers = this.db
+					.prepare("SELECT COUNT(*) AS n FROM peers WHERE account_id = ?")
+					.get(accountId) as Row;
+				if (Number(peers.n) > 0) {
+					throw new StoreReferenceError(
+						"the network range can only be changed while the account has no peers",
+					);
+				}
+				const wanted = parseCidr(network);
+				const others = this.db
+					.prepare("SELECT network FROM accounts WHERE id != ?")
+					.all(accountId) as Row[];
+				for (const o of others) {
+					const c = parseCidr(String(o.network));
+					if (cidrContains(c, wanted) || cidrContains(wanted, c)) {
+						throw new StoreConflictError(`network range ${network} overlaps another account's`);
+					}
+				}
+			}
+			this.db
+				.prepare("UPDATE accounts SET settings = ?, network = ? WHERE id = ?")
+				.run(JSON.stringify(update.settings), network, accountId);
+			const after: Account = { ...before, settings: update.settings, network };
+			this.insertEvents(audit(before, after));
+			return after;
+		});
 	}
 
 	async countUsers(): Promise<number> {
 		return Number((this.db.prepare("SELECT COUNT(*) AS n FROM users").get() as Row).n);
 	}
 
+	/** Runs `fn` as one IMMEDIATE transaction (takes the write lock before reading). */
+	private tx<T>(fn: () => T): T {
+		return this.db.transaction(fn).immediate();
+	}
+
+	private insertEvents(events: readonly NewAuditEvent[]): void {
+		if (events.length === 0) return;
+		const insert = this.db.prepare(
+			`INSERT INTO audit_events (account_id, timestamp, activity_code, initiator_id, initiator_name,
+			 initiator_email, target_id, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		);
+		for (const e of events) {
+			insert.run(
+				e.accountId,
+				ms(e.timestamp),
+				e.activityCode,
+				e.initiatorId,
+				e.initiatorName,
+				e.initiatorEmail,
+				e.targetId,
+				JSON.stringify(e.meta),
+			);
+		}
+	}
+
+	/** Throws StoreReferenceError naming the ids that are not groups of the account. */
+	private assertGroups(accountId: string, groupIds: readonly string[]): void {
+		if (groupIds.length === 0) return;
+		const known = new Set(
+			(
+				this.db
+					.prepare(
+						"SELECT id FROM groups WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))",
+					)
+					.all(accountId, JSON.stringify([...new Set(groupIds)])) as Row[]
+			).map((r) => String(r.id)),
+		);
+		const missing = [...new Set(groupIds)].filter((id) => !known.has(id));
+		if (missing.length > 0)
+			throw new StoreReferenceError(`unknown group id(s): ${missing.join(", ")}`);
+	}
+
+	private assertPeers(accountId: string, peerIds: readonly string[]): void {
+		if (peerIds.length === 0) return;
+		const known = new Set(
+			(
+				this.db
+					.prepare(
+						"SELECT id FROM peers WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))",
+					)
+					.all(accountId, JSON.stringify([...new Set(peerIds)])) as Row[]
+			).map((r) => String(r.id)),
+		);
+		const missing = [...new Set(peerIds)].filter((id) => !known.has(id));
+		if (missing.length > 0)
+			throw new StoreReferenceError(`unknown peer id(s): ${missing.join(", ")}`);
+	}
+
 	private insertUser(user: User): void {
 		this.db
 			.prepare(
-				"INSERT INTO users (id, account_id, name, email, role, is_service_user, blocked, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+				"INSERT INTO users (id, account_id, name, email, role, is_service_user, blocked, auto_groups, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			)
 			.run(
 				user.id,
@@ -253,12 +411,73 @@ export class SqliteStore implements Store {
 				user.role,
 				user.isServiceUser ? 1 : 0,
 				user.blocked ? 1 : 0,
+				JSON.stringify(user.autoGroups),
 				ms(user.createdAt),
 			);
 	}
 
 	async createUser(user: User): Promise<void> {
 		this.insertUser(user);
+	}
+
+	async addUser(user: User, audit: NewAuditEvent[]): Promise<void> {
+		this.tx(() => {
+			this.assertGroups(user.accountId, user.autoGroups);
+			if (
+				user.email !== "" &&
+				this.db
+					.prepare("SELECT 1 FROM users WHERE account_id = ? AND lower(email) = lower(?)")
+					.get(user.accountId, user.email)
+			) {
+				throw new StoreConflictError(`a user with email ${user.email} already exists`);
+			}
+			this.insertUser(user);
+			this.insertEvents(audit);
+		});
+	}
+
+	async updateUser(
+		accountId: string,
+		userId: string,
+		update: UserUpdate,
+		audit: AuditFor<User>,
+	): Promise<User | undefined> {
+		return this.tx(() => {
+			const row = this.db
+				.prepare("SELECT * FROM users WHERE account_id = ? AND id = ?")
+				.get(accountId, userId) as Row | undefined;
+			if (!row) return undefined;
+			const before = toUser(row);
+			this.assertGroups(accountId, update.autoGroups);
+			this.db
+				.prepare("UPDATE users SET role = ?, auto_groups = ?, blocked = ? WHERE id = ?")
+				.run(update.role, JSON.stringify(update.autoGroups), update.blocked ? 1 : 0, userId);
+			const after: User = {
+				...before,
+				role: update.role,
+				autoGroups: update.autoGroups,
+				blocked: update.blocked,
+			};
+			this.insertEvents(audit(before, after));
+			return after;
+		});
+	}
+
+	async deleteUser(
+		accountId: string,
+		userId: string,
+		audit: AuditFor<User>,
+	): Promise<User | undefined> {
+		return this.tx(() => {
+			const row = this.db
+				.prepare("SELECT * FROM users WHERE account_id = ? AND id = ?")
+				.get(accountId, userId) as Row | undefined;
+			if (!row) return undefined;
+			const user = toUser(row);
+			this.db.prepare("DELETE FROM users WHERE id = ?").run(userId);
+			this.insertEvents(audit(user, user));
+			return user;
+		});
 	}
 
 	async getUser(userId: string): Promise<User | undefined> {
@@ -274,7 +493,12 @@ export class SqliteStore implements Store {
 		).map(toUser);
 	}
 
-	async createToken(t: PersonalAccessToken): Promise<void> {
+	async createToken(t: PersonalAccessToken, audit: NewAuditEvent[] = []): Promise<void> {
+		this.tx(() => this.insertToken(t, audit));
+	}
+
+	private insertToken(t: PersonalAccessToken, audit: NewAuditEvent[]): void {
+		this.insertEvents(audit);
 		this.db
 			.prepare(
 				"INSERT INTO personal_access_tokens (id, user_id, name, hashed_token, expires_at, created_by, created_at, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -313,12 +537,19 @@ export class SqliteStore implements Store {
 		).map(toToken);
 	}
 
-	async deleteToken(userId: string, tokenId: string): Promise<boolean> {
-		return (
-			this.db
-				.prepare("DELETE FROM personal_access_tokens WHERE user_id = ? AND id = ?")
-				.run(userId, tokenId).changes > 0
-		);
+	async deleteToken(
+		userId: string,
+		tokenId: string,
+		audit: NewAuditEvent[] = [],
+	): Promise<boolean> {
+		return this.tx(() => {
+			const deleted =
+				this.db
+					.prepare("DELETE FROM personal_access_tokens WHERE user_id = ? AND id = ?")
+					.run(userId, tokenId).changes > 0;
+			if (deleted) this.insertEvents(audit);
+			return deleted;
+		});
 	}
 
 	async touchToken(tokenId: string, at: Date): Promise<void> {
@@ -327,7 +558,15 @@ export class SqliteStore implements Store {
 			.run(ms(at), tokenId);
 	}
 
-	async createSetupKey(k: SetupKey): Promise<void> {
+	async createSetupKey(k: SetupKey, audit: NewAuditEvent[] = []): Promise<void> {
+		this.tx(() => {
+			this.assertGroups(k.accountId, k.autoGroups);
+			this.insertSetupKey(k);
+			this.insertEvents(audit);
+		});
+	}
+
+	private insertSetupKey(k: SetupKey): void {
 		this.db
 			.prepare(
 				`INSERT INTO setup_keys (id, account_id, name, hashed_key, key_prefix, type, created_at, updated_at, expires_at,
@@ -372,6 +611,7 @@ export class SqliteStore implements Store {
 		keyId: string,
 		update: SetupKeyUpdate,
 		now: Date,
+		audit?: AuditFor<SetupKey>,
 	): Promise<SetupKey | undefined> {
 		return this.db
 			.transaction(() => {
@@ -380,6 +620,7 @@ export class SqliteStore implements Store {
 					.get(accountId, keyId) as Row | undefined;
 				if (!row) return undefined;
 				const key = toSetupKey(row);
+				if (update.autoGroups) this.assertGroups(accountId, update.autoGroups);
 				const next = {
 					revoked: update.revoked ?? key.revoked,
 					autoGroups: update.autoGroups ?? key.autoGroups,
@@ -390,17 +631,28 @@ export class SqliteStore implements Store {
 						"UPDATE setup_keys SET revoked = ?, auto_groups = ?, name = ?, updated_at = ? WHERE id = ?",
 					)
 					.run(next.revoked ? 1 : 0, JSON.stringify(next.autoGroups), next.name, ms(now), keyId);
-				return { ...key, ...next, updatedAt: now };
+				const after = { ...key, ...next, updatedAt: now };
+				if (audit) this.insertEvents(audit(key, after));
+				return after;
 			})
 			.immediate();
 	}
 
-	async deleteSetupKey(accountId: string, keyId: string): Promise<boolean> {
-		return (
-			this.db
-				.prepare("DELETE FROM setup_keys WHERE account_id = ? AND id = ?")
-				.run(accountId, keyId).changes > 0
-		);
+	async deleteSetupKey(
+		accountId: string,
+		keyId: string,
+		audit?: AuditFor<SetupKey>,
+	): Promise<boolean> {
+		return this.tx(() => {
+			const row = this.db
+				.prepare("SELECT * FROM setup_keys WHERE account_id = ? AND id = ?")
+				.get(accountId, keyId) as Row | undefined;
+			if (!row) return false;
+			this.db.prepare("DELETE FROM setup_keys WHERE id = ?").run(keyId);
+			const key = toSetupKey(row);
+			if (audit) this.insertEvents(audit(key, key));
+			return true;
+		});
 	}
 
 	async listGroups(accountId: string): Promise<Group[]> {
@@ -425,6 +677,230 @@ export class SqliteStore implements Store {
 			issued: g.issued as Group["issued"],
 			peerIds: byGroup.get(String(g.id)) ?? [],
 		}));
+	}
+
+	async getGroup(accountId: string, groupId: string): Promise<Group | undefined> {
+		const row = this.db
+			.prepare("SELECT * FROM groups WHERE account_id = ? AND id = ?")
+			.get(accountId, groupId) as Row | undefined;
+		return row && this.groupOf(row);
+	}
+
+	private groupOf(row: Row): Group {
+		const peerIds = (
+			this.db
+				.prepare("SELECT peer_id FROM group_peers WHERE group_id = ? ORDER BY peer_id")
+				.all(String(row.id)) as Row[]
+		).map((r) => String(r.peer_id));
+		return {
+			id: String(row.id),
+			accountId: String(row.account_id),
+			name: String(row.name),
+			issued: row.issued as Group["issued"],
+			peerIds,
+		};
+	}
+
+	private assertGroupNameFree(accountId: string, name: string, exceptId: string): void {
+		if (
+			this.db
+				.prepare("SELECT 1 FROM groups WHERE account_id = ? AND name = ? AND id != ?")
+				.get(accountId, name, exceptId)
+		) {
+			throw new StoreConflictError(`a group named "${name}" already exists`);
+		}
+	}
+
+	private setMembers(groupId: string, peerIds: readonly string[]): void {
+		this.db.prepare("DELETE FROM group_peers WHERE group_id = ?").run(groupId);
+		const add = this.db.prepare(
+			"INSERT OR IGNORE INTO group_peers (group_id, peer_id) VALUES (?, ?)",
+		);
+		for (const p of peerIds) add.run(groupId, p);
+	}
+
+	async createGroup(group: Group, audit: NewAuditEvent[]): Promise<void> {
+		this.tx(() => {
+			this.assertGroupNameFree(group.accountId, group.name, group.id);
+			this.assertPeers(group.accountId, group.peerIds);
+			this.db
+				.prepare("INSERT INTO groups (id, account_id, name, issued) VALUES (?, ?, ?, ?)")
+				.run(group.id, group.accountId, group.name, group.issued);
+			this.setMembers(group.id, group.peerIds);
+			this.insertEvents(audit);
+		});
+	}
+
+	async updateGroup(
+		accountId: string,
+		groupId: string,
+		update: GroupUpdate,
+		audit: AuditFor<Group>,
+	): Promise<Group | undefined> {
+		return this.tx(() => {
+			const row = this.db
+				.prepare("SELECT * FROM groups WHERE account_id = ? AND id = ?")
+				.get(accountId, groupId) as Row | undefined;
+			if (!row) return undefined;
+			const before = this.groupOf(row);
+			this.assertGroupNameFree(accountId, update.name, groupId);
+			this.assertPeers(accountId, update.peerIds);
+			this.db.prepare("UPDATE groups SET name = ? WHERE id = ?").run(update.name, groupId);
+			this.setMembers(groupId, update.peerIds);
+			const after: Group = {
+				...before,
+				name: update.name,
+				peerIds: [...new Set(update.peerIds)].sort(),
+			};
+			this.insertEvents(audit(before, after));
+			return after;
+		});
+	}
+
+	async deleteGroup(
+		accountId: string,
+		groupId: string,
+		audit: AuditFor<Group>,
+	): Promise<Group | undefined> {
+		return this.tx(() => {
+			const row = this.db
+				.prepare("SELECT * FROM groups WHERE account_id = ? AND id = ?")
+				.get(accountId, groupId) as Row | undefined;
+			if (!row) return undefined;
+			const group = this.groupOf(row);
+			const users: string[] = [];
+			for (const p of this.policiesOf(accountId)) {
+				if (groupsOfRules(p).includes(groupId)) users.push(`policy "${p.name}"`);
+			}
+			for (const k of this.setupKeysOf(accountId)) {
+				if (k.autoGroups.includes(groupId)) users.push(`setup key "${k.name}"`);
+			}
+			for (const u of this.usersOf(accountId)) {
+				if (u.autoGroups.includes(groupId)) users.push(`user "${u.name}"`);
+			}
+			if (users.length > 0) {
+				throw new StoreReferenceError(
+					`group "${group.name}" is still used by ${users.slice(0, 5).join(", ")}${users.length > 5 ? ` and ${users.length - 5} more` : ""}`,
+				);
+			}
+			this.db.prepare("DELETE FROM groups WHERE id = ?").run(groupId);
+			this.insertEvents(audit(group, group));
+			return group;
+		});
+	}
+
+	private policiesOf(accountId: string): Policy[] {
+		return (
+			this.db
+				.prepare("SELECT * FROM policies WHERE account_id = ? ORDER BY created_at, rowid")
+				.all(accountId) as Row[]
+		).map(toPolicy);
+	}
+
+	private setupKeysOf(accountId: string): SetupKey[] {
+		return (
+			this.db
+				.prepare("SELECT * FROM setup_keys WHERE account_id = ? ORDER BY created_at")
+				.all(accountId) as Row[]
+		).map(toSetupKey);
+	}
+
+	private usersOf(accountId: string): User[] {
+		return (
+			this.db
+				.prepare("SELECT * FROM users WHERE account_id = ? ORDER BY created_at")
+				.all(accountId) as Row[]
+		).map(toUser);
+	}
+
+	async listPolicies(accountId: string): Promise<Policy[]> {
+		return this.policiesOf(accountId);
+	}
+
+	async getPolicy(accountId: string, policyId: string): Promise<Policy | undefined> {
+		const row = this.db
+			.prepare("SELECT * FROM policies WHERE account_id = ? AND id = ?")
+			.get(accountId, policyId) as Row | undefined;
+		return row && toPolicy(row);
+	}
+
+	private insertPolicy(p: Policy): void {
+		this.db
+			.prepare(
+				"INSERT INTO policies (id, account_id, name, description, enabled, rules, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			)
+			.run(
+				p.id,
+				p.accountId,
+				p.name,
+				p.description,
+				p.enabled ? 1 : 0,
+				JSON.stringify(p.rules),
+				ms(p.createdAt),
+			);
+	}
+
+	async createPolicy(policy: Policy, audit: NewAuditEvent[]): Promise<void> {
+		this.tx(() => {
+			this.assertGroups(policy.accountId, groupsOfRules(policy));
+			this.insertPolicy(policy);
+			this.insertEvents(audit);
+		});
+	}
+
+	async updatePolicy(
+		accountId: string,
+		policyId: string,
+		update: PolicyInput,
+		audit: AuditFor<Policy>,
+	): Promise<Policy | undefined> {
+		return this.tx(() => {
+			const row = this.db
+				.prepare("SELECT * FROM policies WHERE account_id = ? AND id = ?")
+				.get(accountId, policyId) as Row | undefined;
+			if (!row) return undefined;
+			const before = toPolicy(row);
+			const after: Policy = { ...before, ...update };
+			this.assertGroups(accountId, groupsOfRules(after));
+			this.db
+				.prepare(
+					"UPDATE policies SET name = ?, description = ?, enabled = ?, rules = ? WHERE id = ?",
+				)
+				.run(
+					after.name,
+					after.description,
+					after.enabled ? 1 : 0,
+					JSON.stringify(after.rules),
+					policyId,
+				);
+			this.insertEvents(audit(before, after));
+			return after;
+		});
+	}
+
+	async deletePolicy(
+		accountId: string,
+		policyId: string,
+		audit: AuditFor<Policy>,
+	): Promise<Policy | undefined> {
+		return this.tx(() => {
+			const row = this.db
+				.prepare("SELECT * FROM policies WHERE account_id = ? AND id = ?")
+				.get(accountId, policyId) as Row | undefined;
+			if (!row) return undefined;
+			const policy = toPolicy(row);
+			this.db.prepare("DELETE FROM policies WHERE id = ?").run(policyId);
+			this.insertEvents(audit(policy, policy));
+			return policy;
+		});
+	}
+
+	async listEvents(accountId: string, limit: number): Promise<AuditEvent[]> {
+		return (
+			this.db
+				.prepare("SELECT * FROM audit_events WHERE account_id = ? ORDER BY id DESC LIMIT ?")
+				.all(accountId, limit) as Row[]
+		).map(toEvent);
 	}
 
 	async registerPeer(hashedSetupKey: string, input: NewPeer): Promise<RegisterResult> {
@@ -515,10 +991,21 @@ export class SqliteStore implements Store {
 					"INSERT OR IGNORE INTO group_peers (group_id, peer_id) VALUES (?, ?)",
 				);
 				for (const g of groupIds) addMember.run(String(g.id), peer.id);
+				this.insertEvents([
+					auditEvent(
+						key.accountId,
+						{ id: key.id, name: key.name, email: "" },
+						"peer.setupkey.add",
+						peer.id,
+						input.now,
+						{ name: peer.name, ip: peer.ip, dns_label: peer.dnsLabel, setup_key: key.name },
+					),
+				]);
 				return {
 					ok: true,
 					peer,
 					setupKey: { ...key, usedTimes: key.usedTimes + 1, lastUsed: input.now },
+					groupIds: groupIds.map((g) => String(g.id)),
 				};
 			})
 			.immediate();
@@ -565,6 +1052,7 @@ export class SqliteStore implements Store {
 		accountId: string,
 		peerId: string,
 		update: PeerUpdate,
+		audit?: AuditFor<Peer>,
 	): Promise<Peer | undefined> {
 		return this.db
 			.transaction(() => {
@@ -593,7 +1081,9 @@ export class SqliteStore implements Store {
 						"UPDATE peers SET name = ?, dns_label = ?, ssh_enabled = ?, login_expiration_enabled = ? WHERE id = ?",
 					)
 					.run(name, dnsLabel, sshEnabled ? 1 : 0, loginExpirationEnabled ? 1 : 0, peerId);
-				return { ...peer, name, dnsLabel, sshEnabled, loginExpirationEnabled };
+				const after = { ...peer, name, dnsLabel, sshEnabled, loginExpirationEnabled };
+				if (audit) this.insertEvents(audit(peer, after));
+				return after;
 			})
 			.immediate();
 	}
@@ -634,16 +1124,20 @@ export class SqliteStore implements Store {
 			.run(ms(at));
 	}
 
-	async deletePeer(accountId: string, peerId: string): Promise<Peer | undefined> {
-		return this.db
-			.transaction(() => {
-				const row = this.db
-					.prepare("SELECT * FROM peers WHERE account_id = ? AND id = ?")
-					.get(accountId, peerId) as Row | undefined;
-				if (!row) return undefined;
-				this.db.prepare("DELETE FROM peers WHERE id = ?").run(peerId);
-				return toPeer(row);
-			})
-			.immediate();
+	async deletePeer(
+		accountId: string,
+		peerId: string,
+		audit?: AuditFor<Peer>,
+	): Promise<Peer | undefined> {
+		return this.tx(() => {
+			const row = this.db
+				.prepare("SELECT * FROM peers WHERE account_id = ? AND id = ?")
+				.get(accountId, peerId) as Row | undefined;
+			if (!row) return undefined;
+			this.db.prepare("DELETE FROM peers WHERE id = ?").run(peerId);
+			const peer = toPeer(row);
+			if (audit) this.insertEvents(audit(peer, peer));
+			return peer;
+		});
 	}
 }

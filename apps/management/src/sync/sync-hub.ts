@@ -1,8 +1,9 @@
 import type { Logger } from "@starling/log";
 import type { SelfConfig, SyncResponse } from "@starling/proto";
 import type { NetworkChangeSink } from "../app/events.js";
-import { deltaForViewer } from "../core/map-updates.js";
+import { deltaForViewer, MapTransition } from "../core/map-updates.js";
 import { computeNetworkMap, type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
+import { type AccessConfig, AccessIndex } from "../core/policy.js";
 import type { Account, Peer } from "../domain/types.js";
 import type { Store } from "../store/store.js";
 
@@ -25,9 +26,15 @@ interface Subscriber {
 	sentSerial: number;
 	lastSelf: SelfConfig | undefined;
 	/**
-	 * Set while the transport is full. Changes meanwhile are remembered by
-	 * key only (bounded by the account's size) and sent as one delta, or a
-	 * full map if most of the account changed, once the stream drains.
+	 * The snapshot this agent's map was computed from: the next update is the
+	 * difference between it and the current snapshot. Indexes are shared by
+	 * every subscriber that is up to date, so at most a few are alive.
+	 */
+	base: AccessIndex | undefined;
+	/**
+	 * Set while the transport is full. Changed peers meanwhile are remembered
+	 * by key only (bounded by the account's size) and sent as one delta from
+	 * `base`, or a full map if most of the account changed, once it drains.
 	 */
 	congested: boolean;
 	backlog: Set<string>;
@@ -38,10 +45,20 @@ interface Subscriber {
 interface AccountState {
 	account: Account;
 	peers: Map<string, Peer>;
+	config: AccessConfig;
+	/** Index of the current peers and config; rebuilt lazily after a structural change. */
+	index: AccessIndex | undefined;
+	/** The index built last, whose firewall rule objects the next one may share. */
+	lastIndex: AccessIndex | undefined;
 	subscribers: Map<string, Subscriber>;
 	serial: number;
 	pending: Map<string, Peer | null>;
+	/** Groups, policies or settings changed in the store: reload before the next push. */
+	reloadNeeded: boolean;
+	reloading: Promise<void> | undefined;
 	flushTimer: NodeJS.Timeout | undefined;
+	flushing: boolean;
+	flushAgain: boolean;
 }
 
 export interface SyncHubOptions {
@@ -59,13 +76,24 @@ export interface SyncHubStats {
 	streams: number;
 	updatesSent: number;
 	fullMapsSent: number;
+	/** Duration of the last push (recompute and deltas), ms. */
+	lastPushMs: number;
 }
 
 /**
  * Keeps every connected agent's network map current. Holds each account's
- * peers in memory while any of its agents is connected, batches changes for
- * `flushDelayMs`, and sends each affected agent a delta from the serial it
- * last received; a full map on connect and after congestion.
+ * peers, groups and policies in memory while any of its agents is
+ * connected, batches changes for `flushDelayMs`, and sends each affected
+ * agent a delta from the snapshot it last received (see core/map-updates.ts);
+ * a full map on connect and after congestion. Peer changes arrive with the
+ * peer; group and policy changes as `accessChanged`, after which the
+ * account's groups and policies are reloaded from the store and every
+ * connected peer whose access they touch gets the difference in one pass.
+ *
+ * Memory: per account, the peers, the config and one AccessIndex (O(peers +
+ * memberships + rules), plus firewall rule objects shared between maps); per
+ * subscriber, a reference to the index its map came from. No per-subscriber
+ * copy of a map is kept.
  */
 export class SyncHub implements NetworkChangeSink {
 	private readonly accounts = new Map<string, AccountState>();
@@ -74,7 +102,7 @@ export class SyncHub implements NetworkChangeSink {
 	private readonly heartbeatTimer: NodeJS.Timeout;
 	private readonly now: () => Date;
 	private closed = false;
-	private readonly counters = { updatesSent: 0, fullMapsSent: 0 };
+	private readonly counters = { updatesSent: 0, fullMapsSent: 0, lastPushMs: 0 };
 
 	constructor(private readonly options: SyncHubOptions) {
 		this.flushDelayMs = options.flushDelayMs ?? 50;
@@ -95,12 +123,15 @@ export class SyncHub implements NetworkChangeSink {
 	/** Registers an open Sync stream for `peer` and sends it its full map. */
 	async subscribe(peer: Peer, sink: SyncSink): Promise<() => Promise<void>> {
 		const state = await this.load(peer.accountId);
+		if (state?.reloadNeeded) await this.reload(state);
 		if (!state || this.closed) {
 			sink.end("shutdown", "management is shutting down");
 			return async () => {};
 		}
 		const connected =
 			(await this.options.store.setPeerConnected(peer.id, true, this.now())) ?? peer;
+		// The account's state may have been dropped (no subscribers) while we waited: start over.
+		if (this.accounts.get(peer.accountId) !== state) return this.subscribe(peer, sink);
 		const previous = state.subscribers.get(peer.wgPublicKey);
 		const sub: Subscriber = {
 			peerKey: peer.wgPublicKey,
@@ -108,13 +139,14 @@ export class SyncHub implements NetworkChangeSink {
 			sink,
 			sentSerial: 0,
 			lastSelf: undefined,
+			base: undefined,
 			congested: false,
 			backlog: new Set(),
 			needsFull: false,
 		};
 		state.subscribers.set(peer.wgPublicKey, sub);
 		previous?.sink.end("replaced", "replaced by a newer Sync stream of the same peer");
-		state.peers.set(connected.wgPublicKey, connected);
+		this.setPeer(state, connected);
 		if (sink.writable()) {
 			this.sendFull(state, sub);
 		} else {
@@ -133,7 +165,7 @@ export class SyncHub implements NetworkChangeSink {
 			if (!current) return;
 			const disconnected = await this.options.store.setPeerConnected(peer.id, false, this.now());
 			if (disconnected && state.peers.has(peer.wgPublicKey)) {
-				state.peers.set(disconnected.wgPublicKey, disconnected);
+				this.setPeer(state, disconnected);
 				this.enqueue(state, disconnected.wgPublicKey, disconnected);
 			}
 			this.maybeEvict(state);
@@ -143,25 +175,38 @@ export class SyncHub implements NetworkChangeSink {
 	peerChanged(peer: Peer): void {
 		const state = this.accounts.get(peer.accountId);
 		if (!state) return;
-		state.peers.set(peer.wgPublicKey, peer);
+		const known = state.peers.get(peer.wgPublicKey);
+		// A new peer: its group memberships (All, the setup key's auto-groups) are in the store.
+		if (!known || known.id !== peer.id) state.reloadNeeded = true;
+		this.setPeer(state, peer);
 		this.enqueue(state, peer.wgPublicKey, peer);
 	}
 
 	peerRemoved(peer: Peer): void {
 		const state = this.accounts.get(peer.accountId);
 		if (!state) return;
-		state.peers.delete(peer.wgPublicKey);
+		if (state.peers.get(peer.wgPublicKey)?.id === peer.id) {
+			state.peers.delete(peer.wgPublicKey);
+			state.index = undefined;
+		}
 		const sub = state.subscribers.get(peer.wgPublicKey);
-		if (sub) {
+		if (sub && sub.peerId === peer.id) {
 			state.subscribers.delete(peer.wgPublicKey);
 			sub.sink.end("deleted", "this peer has been deleted from the network");
 		}
 		this.enqueue(state, peer.wgPublicKey, null);
 	}
 
+	accessChanged(accountId: string): void {
+		const state = this.accounts.get(accountId);
+		if (!state) return;
+		state.reloadNeeded = true;
+		this.schedule(state);
+	}
+
 	/** Pushes pending changes now (tests and shutdown). */
-	flushAll(): void {
-		for (const state of this.accounts.values()) this.flush(state);
+	async flushAll(): Promise<void> {
+		await Promise.all([...this.accounts.values()].map((s) => this.flush(s)));
 	}
 
 	close(): void {
@@ -182,17 +227,29 @@ export class SyncHub implements NetworkChangeSink {
 		let pending = this.loading.get(accountId);
 		if (!pending) {
 			pending = (async () => {
-				const account = await this.options.store.getAccount(accountId);
+				const { store } = this.options;
+				const account = await store.getAccount(accountId);
 				if (!account) return undefined;
-				const peers = await this.options.store.listPeers(accountId);
+				const [peers, groups, policies] = await Promise.all([
+					store.listPeers(accountId),
+					store.listGroups(accountId),
+					store.listPolicies(accountId),
+				]);
 				const state: AccountState = {
 					account,
 					peers: new Map(peers.map((p) => [p.wgPublicKey, p])),
+					config: { groups, policies },
+					index: undefined,
+					lastIndex: undefined,
 					subscribers: new Map(),
 					// Serials start from the clock so they keep rising across restarts.
 					serial: Date.now(),
 					pending: new Map(),
+					reloadNeeded: false,
+					reloading: undefined,
 					flushTimer: undefined,
+					flushing: false,
+					flushAgain: false,
 				};
 				this.accounts.set(accountId, state);
 				return state;
@@ -202,45 +259,129 @@ export class SyncHub implements NetworkChangeSink {
 		return pending;
 	}
 
+	/** Reloads the account, its groups and its policies (one reload at a time). */
+	private reload(state: AccountState): Promise<void> {
+		state.reloading ??= (async () => {
+			try {
+				while (state.reloadNeeded) {
+					state.reloadNeeded = false;
+					const { store } = this.options;
+					const id = state.account.id;
+					const [account, groups, policies] = await Promise.all([
+						store.getAccount(id),
+						store.listGroups(id),
+						store.listPolicies(id),
+					]);
+					if (account) state.account = account;
+					state.config = { groups, policies };
+					state.index = undefined;
+				}
+			} catch (err) {
+				this.options.logger.error(
+					{ err, accountId: state.account.id },
+					"reloading groups and policies failed; keeping the previous ones",
+				);
+			} finally {
+				state.reloading = undefined;
+			}
+		})();
+		return state.reloading;
+	}
+
+	/** Records the latest version of a peer, keeping the index when only its attributes changed. */
+	private setPeer(state: AccountState, peer: Peer): void {
+		const known = state.peers.get(peer.wgPublicKey);
+		state.peers.set(peer.wgPublicKey, peer);
+		if (!known || known.id !== peer.id || known.ip !== peer.ip || !state.index?.updatePeer(peer)) {
+			state.index = undefined;
+		}
+	}
+
+	/** The index of the account as it is now. */
+	private current(state: AccountState): AccessIndex {
+		if (!state.index) {
+			state.index = AccessIndex.build(
+				state.account,
+				state.peers.values(),
+				state.config,
+				state.lastIndex,
+			);
+			state.lastIndex = state.index;
+		}
+		return state.index;
+	}
+
 	private maybeEvict(state: AccountState): void {
-		if (state.subscribers.size === 0 && state.pending.size === 0 && !state.flushTimer) {
+		if (
+			state.subscribers.size === 0 &&
+			state.pending.size === 0 &&
+			!state.flushTimer &&
+			!state.flushing
+		) {
 			this.accounts.delete(state.account.id);
 		}
 	}
 
 	private enqueue(state: AccountState, key: string, peer: Peer | null): void {
 		state.pending.set(key, peer);
+		this.schedule(state);
+	}
+
+	private schedule(state: AccountState): void {
 		if (!state.flushTimer && !this.closed) {
 			state.flushTimer = setTimeout(() => {
 				state.flushTimer = undefined;
-				this.flush(state);
-				this.maybeEvict(state);
+				void this.flush(state).then(() => this.maybeEvict(state));
 			}, this.flushDelayMs);
 		}
 	}
 
-	private flush(state: AccountState): void {
-		if (state.pending.size === 0) return;
-		const started = performance.now();
+	private async flush(state: AccountState): Promise<void> {
+		if (state.flushing) {
+			state.flushAgain = true;
+			return;
+		}
+		state.flushing = true;
+		try {
+			do {
+				state.flushAgain = false;
+				if (state.reloadNeeded) await this.reload(state);
+				if (this.closed) return;
+				this.push(state);
+			} while (state.flushAgain || state.reloadNeeded);
+		} catch (err) {
+			this.options.logger.error({ err, accountId: state.account.id }, "pushing map updates failed");
+		} finally {
+			state.flushing = false;
+		}
+	}
+
+	/** Sends every subscriber whose map changed the difference from its base. */
+	private push(state: AccountState): void {
+		const next = this.current(state);
 		const changes = state.pending;
+		if (changes.size === 0 && [...state.subscribers.values()].every((s) => s.base === next)) {
+			return;
+		}
+		const started = performance.now();
 		state.pending = new Map();
 		state.serial += 1;
+		const transitions = new Map<AccessIndex, MapTransition>();
 		let sent = 0;
 		for (const sub of state.subscribers.values()) {
 			if (sub.congested) {
 				for (const key of changes.keys()) sub.backlog.add(key);
 				continue;
 			}
-			const viewer = state.peers.get(sub.peerKey);
-			if (!viewer) continue;
-			const delta = deltaForViewer(
-				viewer,
-				changes,
-				state.account,
-				sub.lastSelf,
-				sub.sentSerial,
-				state.serial,
-			);
+			const base = sub.base;
+			if (!base) continue;
+			let t = transitions.get(base);
+			if (!t) {
+				t = new MapTransition(base, next, changes);
+				transitions.set(base, t);
+			}
+			const delta = deltaForViewer(sub.peerKey, t, sub.lastSelf, sub.sentSerial, state.serial);
+			sub.base = next;
 			if (!delta) continue;
 			sub.sentSerial = state.serial;
 			if (delta.self) sub.lastSelf = delta.self;
@@ -248,30 +389,28 @@ export class SyncHub implements NetworkChangeSink {
 			sent++;
 			this.write(state, sub, { update: { $case: "delta", value: delta } });
 		}
+		const ms = performance.now() - started;
+		this.counters.lastPushMs = ms;
 		this.options.logger.debug(
 			{
 				accountId: state.account.id,
 				serial: state.serial,
 				changes: changes.size,
 				sent,
-				ms: performance.now() - started,
+				ms,
 			},
 			"pushed map updates",
 		);
 	}
 
 	private sendFull(state: AccountState, sub: Subscriber): void {
-		const viewer = state.peers.get(sub.peerKey);
-		if (!viewer) return;
-		const map = computeNetworkMap(
-			viewer,
-			state.peers.values(),
-			state.account,
-			this.options.endpoints,
-			state.serial,
-		);
+		const index = this.current(state);
+		const viewer = index.indexOfKey(sub.peerKey);
+		if (viewer === undefined) return;
+		const map = computeNetworkMap(index, viewer, this.options.endpoints, state.serial);
+		sub.base = index;
 		sub.sentSerial = state.serial;
-		sub.lastSelf = selfConfigOf(viewer, state.account);
+		sub.lastSelf = selfConfigOf(index.peerAt(viewer), state.account);
 		this.counters.fullMapsSent++;
 		this.write(state, sub, { update: { $case: "full", value: map } });
 	}
@@ -301,24 +440,24 @@ export class SyncHub implements NetworkChangeSink {
 	private catchUp(state: AccountState, sub: Subscriber): void {
 		const keys = sub.backlog;
 		sub.backlog = new Set();
-		if (keys.size === 0) return;
-		if (keys.size * 2 > state.peers.size) {
+		const next = this.current(state);
+		if (!sub.base || keys.size * 2 > state.peers.size) {
 			this.sendFull(state, sub);
 			return;
 		}
-		const viewer = state.peers.get(sub.peerKey);
-		if (!viewer) return;
+		if (keys.size === 0 && sub.base === next) return;
 		const changes = new Map<string, Peer | null>();
 		for (const key of keys) changes.set(key, state.peers.get(key) ?? null);
-		const delta = deltaForViewer(
-			viewer,
-			changes,
-			state.account,
-			sub.lastSelf,
-			sub.sentSerial,
-			state.serial,
-		);
+		const t = new MapTransition(sub.base, next, changes);
+		// Most of the account's access changed: a full map is as small and cheaper to make.
+		if (t.scope === "all" && state.peers.size > 64) {
+			this.sendFull(state, sub);
+			return;
+		}
+		const delta = deltaForViewer(sub.peerKey, t, sub.lastSelf, sub.sentSerial, state.serial + 1);
+		sub.base = next;
 		if (!delta) return;
+		state.serial += 1;
 		sub.sentSerial = state.serial;
 		if (delta.self) sub.lastSelf = delta.self;
 		this.counters.updatesSent++;

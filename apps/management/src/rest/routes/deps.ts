@@ -6,6 +6,8 @@ export interface RouteDeps {
 	store: Store;
 	sink: NetworkChangeSink;
 	now: () => Date;
+	/** Where account networks may lie (STARLING_NETWORK_RANGE). */
+	networkPool: string;
 }
 
 /** Order-preserving de-duplication (group id lists). */

@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { initiatorOf } from "../../app/audit.js";
 import { notFound } from "../../app/errors.js";
 import { deletePeer, updatePeer } from "../../app/peers.js";
+import { AccessIndex } from "../../core/policy.js";
 import type { Account, Peer } from "../../domain/types.js";
 import type { Store } from "../../store/store.js";
 import { authOf } from "../auth.js";
@@ -24,10 +26,11 @@ async function loadPeers(
 	store: Store,
 	account: Account,
 ): Promise<{ peers: Peer[]; ctx: PeerContext }> {
-	const [peers, groups, peerGroupIds] = await Promise.all([
+	const [peers, groups, peerGroupIds, policies] = await Promise.all([
 		store.listPeers(account.id),
 		store.listGroups(account.id),
 		store.listPeerGroupIds(account.id),
+		store.listPolicies(account.id),
 	]);
 	return {
 		peers,
@@ -35,13 +38,13 @@ async function loadPeers(
 			account,
 			groups: new Map(groups.map((g) => [g.id, g])),
 			peerGroupIds,
-			peerCount: peers.length,
+			access: AccessIndex.build(account, peers, { groups, policies }),
 		},
 	};
 }
 
 /** /api/peers: owner and admin only (registered in the admin scope). */
-export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store, sink }) => {
+export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store, sink, now }) => {
 	app.get(
 		"/api/peers",
 		{
@@ -92,7 +95,9 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 			schema: {
 				tags,
 				summary: "Update a peer",
-				description: "Renaming a peer renames its DNS label (made unique in the account).",
+				description:
+					"Renaming a peer renames its DNS label (made unique in the account). " +
+					"Group membership is changed through the groups (PUT /api/groups/{groupId}), as in NetBird.",
 				params: PeerIdParams,
 				querystring: NoQuery,
 				body: PeerUpdateBody,
@@ -103,13 +108,21 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 			},
 		},
 		async (request) => {
-			const { account } = authOf(request);
+			const { account, user } = authOf(request);
 			const body = request.body;
-			const peer = await updatePeer(store, sink, account.id, request.params.peerId, {
-				name: body.name,
-				sshEnabled: body.ssh_enabled,
-				loginExpirationEnabled: body.login_expiration_enabled,
-			});
+			const peer = await updatePeer(
+				store,
+				sink,
+				account.id,
+				request.params.peerId,
+				{
+					name: body.name,
+					sshEnabled: body.ssh_enabled,
+					loginExpirationEnabled: body.login_expiration_enabled,
+				},
+				initiatorOf(user),
+				now(),
+			);
 			const { ctx } = await loadPeers(store, account);
 			return peerJson(peer, ctx);
 		},
@@ -129,8 +142,8 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 			},
 		},
 		async (request) => {
-			const { account } = authOf(request);
-			await deletePeer(store, sink, account.id, request.params.peerId);
+			const { account, user } = authOf(request);
+			await deletePeer(store, sink, account.id, request.params.peerId, initiatorOf(user), now());
 			return {};
 		},
 	);

@@ -1,7 +1,13 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { AppError, notFound } from "../../app/errors.js";
-import { assertGroupsExist, createSetupKey } from "../../app/setup-keys.js";
+import { initiatorOf } from "../../app/audit.js";
+import { notFound } from "../../app/errors.js";
+import {
+	assertNotUnrevoking,
+	createSetupKey,
+	deleteSetupKey,
+	updateSetupKey,
+} from "../../app/setup-keys.js";
 import { authOf } from "../auth.js";
 import { setupKeyJson } from "../mappers.js";
 import {
@@ -58,7 +64,7 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 			},
 		},
 		async (request) => {
-			const { account } = authOf(request);
+			const { account, user } = authOf(request);
 			const body = request.body;
 			const at = now();
 			const { plainKey, key } = await createSetupKey(
@@ -73,6 +79,7 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 					ephemeral: body.ephemeral,
 				},
 				at,
+				initiatorOf(user),
 			);
 			return setupKeyJson(key, at, plainKey);
 		},
@@ -119,25 +126,22 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 			},
 		},
 		async (request) => {
-			const { account } = authOf(request);
+			const { account, user } = authOf(request);
 			const { keyId } = request.params;
 			const body = request.body;
 			const existing = await store.getSetupKey(account.id, keyId);
 			if (!existing) throw notFound("setup key");
-			if (existing.revoked && !body.revoked) {
-				throw new AppError(422, "a revoked setup key cannot be un-revoked; create a new key");
-			}
-			const autoGroups = unique(body.auto_groups);
-			await assertGroupsExist(store, account.id, autoGroups);
+			assertNotUnrevoking(existing, body.revoked);
 			const at = now();
 			// revoked: false never reaches the store, so that a concurrent revoke cannot be undone.
-			const updated = await store.updateSetupKey(
+			const updated = await updateSetupKey(
+				store,
 				account.id,
 				keyId,
-				{ revoked: body.revoked ? true : undefined, autoGroups, name: body.name },
+				{ revoke: body.revoked, autoGroups: unique(body.auto_groups), name: body.name },
 				at,
+				initiatorOf(user),
 			);
-			if (!updated) throw notFound("setup key");
 			return setupKeyJson(updated, at);
 		},
 	);
@@ -155,9 +159,8 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 			},
 		},
 		async (request) => {
-			const { account } = authOf(request);
-			if (!(await store.deleteSetupKey(account.id, request.params.keyId)))
-				throw notFound("setup key");
+			const { account, user } = authOf(request);
+			await deleteSetupKey(store, account.id, request.params.keyId, now(), initiatorOf(user));
 			return {};
 		},
 	);

@@ -1,7 +1,13 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { initiatorOf } from "../../app/audit.js";
 import { AppError, notFound } from "../../app/errors.js";
-import { type AuthContext, createPersonalAccessToken } from "../../app/tokens.js";
+import {
+	type AuthContext,
+	createPersonalAccessToken,
+	deletePersonalAccessToken,
+} from "../../app/tokens.js";
+import { createUser, deleteUser, updateUser } from "../../app/users.js";
 import type { User } from "../../domain/types.js";
 import type { Store } from "../../store/store.js";
 import { authOf } from "../auth.js";
@@ -15,9 +21,11 @@ import {
 	TokenCreatedResponse,
 	TokenParams,
 	TokenResponse,
+	UserCreateBody,
 	UserIdParams,
 	UserListQuery,
 	UserResponse,
+	UserUpdateBody,
 } from "../schemas.js";
 import type { RouteDeps } from "./deps.js";
 
@@ -114,6 +122,7 @@ export const userSelfServiceRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 				request.body.name,
 				request.body.expires_in,
 				now(),
+				initiatorOf(auth.user),
 			);
 			return { plain_token: plainToken, personal_access_token: tokenJson(token) };
 		},
@@ -152,15 +161,22 @@ export const userSelfServiceRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 			},
 		},
 		async (request) => {
-			const user = await tokenOwner(store, authOf(request), request.params.userId);
-			if (!(await store.deleteToken(user.id, request.params.tokenId))) throw notFound("token");
+			const auth = authOf(request);
+			const user = await tokenOwner(store, auth, request.params.userId);
+			await deletePersonalAccessToken(
+				store,
+				user,
+				request.params.tokenId,
+				now(),
+				initiatorOf(auth.user),
+			);
 			return {};
 		},
 	);
 };
 
 /** /api/users: owner and admin only (registered in the admin scope). */
-export const userAdminRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store }) => {
+export const userAdminRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store, now }) => {
 	app.get(
 		"/api/users",
 		{
@@ -185,6 +201,103 @@ export const userAdminRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { s
 					userJson(u, { currentUserId: me.id, lastLogin: await lastLogin(store, u.id) }),
 				),
 			);
+		},
+	);
+
+	app.post(
+		"/api/users",
+		{
+			schema: {
+				tags: ["Users"],
+				summary: "Create a user",
+				description:
+					"A regular user (email required, unique in the account) or a service user " +
+					"(is_service_user, name required). Users sign in with personal access tokens: " +
+					"create one with POST /api/users/{userId}/tokens. The owner role cannot be given.",
+				querystring: NoQuery,
+				body: UserCreateBody,
+				response: {
+					200: json(UserResponse, "The new user"),
+					...errorResponses(400, 401, 403, 409, 413, 415, 422),
+				},
+			},
+		},
+		async (request) => {
+			const { user: me } = authOf(request);
+			const body = request.body;
+			const created = await createUser(
+				store,
+				me,
+				{
+					name: body.name ?? body.email ?? "",
+					email: body.email ?? "",
+					role: body.role,
+					autoGroups: body.auto_groups,
+					isServiceUser: body.is_service_user,
+				},
+				now(),
+				initiatorOf(me),
+			);
+			return userJson(created, { currentUserId: me.id, lastLogin: null });
+		},
+	);
+
+	app.put(
+		"/api/users/:userId",
+		{
+			schema: {
+				tags: ["Users"],
+				summary: "Update a user",
+				description:
+					"Sets role, auto-groups and blocked state. Only the owner may change the owner, " +
+					"who cannot be demoted or blocked; nobody can block themselves; the owner role cannot be given.",
+				params: UserIdParams,
+				querystring: NoQuery,
+				body: UserUpdateBody,
+				response: {
+					200: json(UserResponse, "The updated user"),
+					...errorResponses(400, 401, 403, 404, 413, 415, 422),
+				},
+			},
+		},
+		async (request) => {
+			const { user: me } = authOf(request);
+			const body = request.body;
+			const updated = await updateUser(
+				store,
+				me,
+				request.params.userId,
+				{ role: body.role, autoGroups: body.auto_groups, blocked: body.is_blocked },
+				now(),
+				initiatorOf(me),
+			);
+			return userJson(updated, {
+				currentUserId: me.id,
+				lastLogin: await lastLogin(store, updated.id),
+			});
+		},
+	);
+
+	app.delete(
+		"/api/users/:userId",
+		{
+			schema: {
+				tags: ["Users"],
+				summary: "Delete a user",
+				description:
+					"The user's tokens stop working at once. The owner cannot be deleted, nor can you delete yourself.",
+				params: UserIdParams,
+				querystring: NoQuery,
+				response: {
+					200: json(EmptyObject, "Deleted"),
+					...errorResponses(400, 401, 403, 404, 422),
+				},
+			},
+		},
+		async (request) => {
+			const { user: me } = authOf(request);
+			await deleteUser(store, me, request.params.userId, now(), initiatorOf(me));
+			return {};
 		},
 	);
 };

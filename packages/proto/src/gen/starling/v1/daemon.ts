@@ -29,6 +29,11 @@ export interface UpRequest {
   wireguardPort: number;
   /** "auto" (default), "kernel" or "userspace". */
   wireguardBackend: string;
+  /**
+   * true: run without the inbound firewall (also when nftables is unusable);
+   * false: enforce it again; unset: keep the saved choice.
+   */
+  disableFirewall?: boolean | undefined;
 }
 
 export interface UpProgress {
@@ -94,6 +99,12 @@ export interface DaemonStatus {
   peersTotal: number;
   /** Only with detail. */
   peers: PeerStatus[];
+  /**
+   * The inbound firewall on the overlay interface: "enforcing (K rules)",
+   * "open (management sends no access policies)", "disabled by operator",
+   * or "" while down.
+   */
+  firewall: string;
 }
 
 export interface PeerStatus {
@@ -123,7 +134,14 @@ export interface PeerStatus {
 }
 
 function createBaseUpRequest(): UpRequest {
-  return { managementUrl: "", setupKey: "", interfaceName: "", wireguardPort: 0, wireguardBackend: "" };
+  return {
+    managementUrl: "",
+    setupKey: "",
+    interfaceName: "",
+    wireguardPort: 0,
+    wireguardBackend: "",
+    disableFirewall: undefined,
+  };
 }
 
 export const UpRequest: MessageFns<UpRequest> = {
@@ -142,6 +160,9 @@ export const UpRequest: MessageFns<UpRequest> = {
     }
     if (message.wireguardBackend !== "") {
       writer.uint32(42).string(message.wireguardBackend);
+    }
+    if (message.disableFirewall !== undefined) {
+      writer.uint32(48).bool(message.disableFirewall);
     }
     return writer;
   },
@@ -199,6 +220,14 @@ export const UpRequest: MessageFns<UpRequest> = {
             message.wireguardBackend = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.disableFirewall = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -221,6 +250,7 @@ export const UpRequest: MessageFns<UpRequest> = {
     message.interfaceName = object.interfaceName ?? "";
     message.wireguardPort = object.wireguardPort ?? 0;
     message.wireguardBackend = object.wireguardBackend ?? "";
+    message.disableFirewall = object.disableFirewall ?? undefined;
     return message;
   },
 };
@@ -759,6 +789,7 @@ function createBaseDaemonStatus(): DaemonStatus {
     peersConnected: 0,
     peersTotal: 0,
     peers: [],
+    firewall: "",
   };
 }
 
@@ -802,6 +833,9 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
     }
     for (const v of message.peers) {
       PeerStatus.encode(v!, writer.uint32(106).fork()).join();
+    }
+    if (message.firewall !== "") {
+      writer.uint32(114).string(message.firewall);
     }
     return writer;
   },
@@ -923,6 +957,14 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
             message.peers.push(PeerStatus.decode(reader, reader.uint32()));
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.firewall = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -957,6 +999,7 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
     message.peersConnected = object.peersConnected ?? 0;
     message.peersTotal = object.peersTotal ?? 0;
     message.peers = object.peers?.map((e) => PeerStatus.fromPartial(e)) || [];
+    message.firewall = object.firewall ?? "";
     return message;
   },
 };

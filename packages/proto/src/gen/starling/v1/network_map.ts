@@ -82,6 +82,14 @@ export interface NetworkMap {
   dnsDomain: string;
   /** The account network, e.g. "100.64.0.0/16". */
   network: string;
+  /**
+   * True when firewall_rules is authoritative: the agent drops every inbound
+   * packet from the overlay that no rule allows (an empty list then means
+   * "nothing may connect in"). Unset or false (a management without access
+   * policies) means the agent allows all inbound overlay traffic. A property
+   * of the full map: deltas do not change it (a delta keeps the base map's value).
+   */
+  firewallEnforced?: boolean | undefined;
 }
 
 /**
@@ -726,6 +734,7 @@ function createBaseNetworkMap(): NetworkMap {
     firewallRules: [],
     dnsDomain: "",
     network: "",
+    firewallEnforced: undefined,
   };
 }
 
@@ -757,6 +766,9 @@ export const NetworkMap: MessageFns<NetworkMap> = {
     }
     if (message.network !== "") {
       writer.uint32(74).string(message.network);
+    }
+    if (message.firewallEnforced !== undefined) {
+      writer.uint32(80).bool(message.firewallEnforced);
     }
     return writer;
   },
@@ -846,6 +858,14 @@ export const NetworkMap: MessageFns<NetworkMap> = {
             message.network = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.firewallEnforced = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -878,6 +898,7 @@ export const NetworkMap: MessageFns<NetworkMap> = {
     message.firewallRules = object.firewallRules?.map((e) => FirewallRule.fromPartial(e)) || [];
     message.dnsDomain = object.dnsDomain ?? "";
     message.network = object.network ?? "";
+    message.firewallEnforced = object.firewallEnforced ?? undefined;
     return message;
   },
 };

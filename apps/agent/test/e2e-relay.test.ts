@@ -1,0 +1,99 @@
+// Relay fallback and upgrade to a direct path: two agents on a LAN whose
+// UDP to each other is blocked, so ICE cannot find a path; the relay (a
+// WebSocket over TCP in the control host) carries their WireGuard traffic
+// until the block goes, then they move to a direct path without a restart.
+import { Lab, labSkipReason } from "@starling/lab";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { AgentHost, ControlPlane, waitFor } from "./fixture.js";
+
+if (labSkipReason) console.warn(`skipping the relay end-to-end tests: ${labSkipReason}`);
+
+describe.skipIf(labSkipReason)("relay fallback", () => {
+	let lab: Lab;
+	let ctl: ControlPlane;
+	let a: AgentHost;
+	let b: AgentHost;
+
+	/** Drops UDP between the two agent hosts, in a table of the test's own. */
+	async function blockUdp(on: AgentHost, other: AgentHost): Promise<void> {
+		await on.host.exec("nft", ["-f", "-"], {
+			input: `table inet test-block {
+	chain input { type filter hook input priority -10; policy accept; ip saddr ${other.host.address} meta l4proto udp drop; }
+	chain output { type filter hook output priority -10; policy accept; ip daddr ${other.host.address} meta l4proto udp drop; }
+}`,
+		});
+	}
+
+	beforeAll(async () => {
+		lab = await Lab.create("e2erl");
+		const lan = await lab.lan("lan", "198.18.12.0/24");
+		ctl = new ControlPlane(await lab.host("ctl", { lan }), { relay: true });
+		await ctl.start();
+		a = new AgentHost(await lab.host("a", { lan }));
+		b = new AgentHost(await lab.host("b", { lan }));
+		await blockUdp(a, b);
+		await blockUdp(b, a);
+		await a.startDaemon();
+		await b.startDaemon();
+	}, 60_000);
+
+	afterEach(async (context) => {
+		if (context.task.result?.state !== "fail") return;
+		for (const x of [a, b]) {
+			console.error(x?.logs());
+			console.error(
+				(await x.host.exec("wg", ["show", "starling0"], { allowFailure: true })).stdout,
+			);
+		}
+	});
+
+	afterAll(async () => {
+		await lab?.destroy();
+	}, 30_000);
+
+	it("relays when no direct path exists, and says why", async () => {
+		const key = await ctl.createSetupKey();
+		for (const x of [a, b]) {
+			const r = await x.starling(["up", "--management-url", ctl.url, "--setup-key", key]);
+			expect(r.exitCode, r.stderr).toBe(0);
+		}
+		const ipOfB = await b.overlayIp();
+		const started = Date.now();
+		await waitFor("a pings b through the relay", async () =>
+			(await a.host.ping(ipOfB, { count: 1, timeoutSeconds: 1 })) ? true : undefined,
+		);
+		expect(Date.now() - started).toBeLessThan(10_000);
+		const peer = await waitFor("a reports the path to b as relayed", async () => {
+			const p = (await a.status()).peers?.[0];
+			return p?.path_type === "relayed" ? p : undefined;
+		});
+		expect(peer.connection_state).toBe("connected");
+		expect(peer.remote_endpoint).toBe(ctl.relayUrl);
+		expect(peer.reason).toMatch(/^relayed: /);
+	}, 60_000);
+
+	it("moves to a direct path once UDP works, without breaking the tunnel", async () => {
+		const ipOfB = await b.overlayIp();
+		for (const x of [a, b]) await x.host.exec("nft", ["delete", "table", "inet", "test-block"]);
+		// Ping 5 times a second while the path changes.
+		let sent = 0;
+		let lost = 0;
+		let direct = false;
+		const deadline = Date.now() + 75_000;
+		while (!direct && Date.now() < deadline) {
+			const ok = await a.host.ping(ipOfB, { count: 1, timeoutSeconds: 1 });
+			sent++;
+			if (!ok) lost++;
+			if (sent % 10 === 0) direct = (await a.status()).peers?.[0]?.path_type === "p2p";
+			await new Promise((r) => setTimeout(r, 200));
+		}
+		expect(direct).toBe(true);
+		for (let i = 0; i < 10; i++) {
+			sent++;
+			if (!(await a.host.ping(ipOfB, { count: 1, timeoutSeconds: 1 }))) lost++;
+		}
+		expect(lost).toBeLessThanOrEqual(1);
+		const peer = (await a.status()).peers?.[0];
+		expect(peer?.remote_endpoint).toMatch(/^198\.18\.12\.\d+:\d+$/);
+	}, 90_000);
+});

@@ -1,0 +1,192 @@
+// Shared pieces of the agent's end-to-end tests: the control plane and
+// agents as real processes in lab hosts, and the CLI's JSON status.
+import { resolve } from "node:path";
+import type { Host, LabProcess } from "@starling/lab";
+import { expect } from "vitest";
+
+const ROOT = resolve(__dirname, "../../..");
+export const NODE = process.execPath;
+export const CLI = resolve(ROOT, "apps/agent/dist/cli/main.js");
+export const MANAGEMENT = resolve(ROOT, "apps/management/dist/main.js");
+export const SIGNAL = resolve(ROOT, "apps/signal/dist/main.js");
+export const RELAY = resolve(ROOT, "apps/relay/dist/main.js");
+export const AGENT_ENV = {
+	STARLING_DATA_DIR: "/var/lib/starling",
+	STARLING_SOCKET: "/var/lib/starling/starling.sock",
+};
+/** Test-only shared secret between management and relay (lab hosts only). */
+const RELAY_SECRET = "lab-relay-secret-0123456789abcdef0123456789";
+
+export async function waitFor<T>(
+	what: string,
+	probe: () => Promise<T | undefined>,
+	timeoutMs = 15_000,
+): Promise<T> {
+	const deadline = Date.now() + timeoutMs;
+	let last: unknown;
+	while (Date.now() < deadline) {
+		try {
+			const v = await probe();
+			if (v !== undefined) return v;
+		} catch (err) {
+			last = err;
+		}
+		await new Promise((r) => setTimeout(r, 250));
+	}
+	throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+/** Management, signal and optionally a relay, as processes in one lab host. */
+export class ControlPlane {
+	management: LabProcess | undefined;
+	signal: LabProcess | undefined;
+	relay: LabProcess | undefined;
+	token = "";
+
+	constructor(
+		readonly host: Host,
+		private readonly options: { relay?: boolean } = {},
+	) {}
+
+	get url(): string {
+		return `http://${this.host.address}:33073`;
+	}
+
+	get relayUrl(): string {
+		return `ws://${this.host.address}:33080`;
+	}
+
+	async start(): Promise<void> {
+		await this.startSignal();
+		if (this.options.relay) await this.startRelay();
+		await this.startManagement();
+		this.token = (await this.host.exec("cat", ["/var/lib/starling/admin-token"])).stdout.trim();
+	}
+
+	async startSignal(): Promise<void> {
+		this.signal = this.host.spawn(NODE, [SIGNAL], {
+			name: "signal",
+			env: { STARLING_SIGNAL_LISTEN: `${this.host.address}:10000` },
+		});
+		await this.signal.waitForOutput(/listening|serving/i, 10_000);
+	}
+
+	async startRelay(): Promise<void> {
+		this.relay = this.host.spawn(NODE, [RELAY], {
+			name: "relay",
+			env: {
+				STARLING_RELAY_LISTEN: `${this.host.address}:33080`,
+				STARLING_RELAY_SECRET: RELAY_SECRET,
+			},
+		});
+		await this.relay.waitForOutput(/listening|serving/i, 10_000);
+	}
+
+	async startManagement(): Promise<void> {
+		this.management = this.host.spawn(NODE, [MANAGEMENT], {
+			name: "management",
+			env: {
+				STARLING_DATA_DIR: "/var/lib/starling/management",
+				STARLING_MANAGEMENT_LISTEN: `${this.host.address}:33073`,
+				STARLING_SIGNAL_URL: `http://${this.host.address}:10000`,
+				STARLING_ADMIN_TOKEN_FILE: "/var/lib/starling/admin-token",
+				STARLING_SYNC_FLUSH_MS: "20",
+				...(this.options.relay
+					? { STARLING_RELAY_URLS: this.relayUrl, STARLING_RELAY_SECRET: RELAY_SECRET }
+					: {}),
+			},
+		});
+		await this.management.waitForOutput(/management is serving/, 15_000);
+	}
+
+	/** Calls the REST API from inside the control host (the test process is outside the lab). */
+	async api(
+		method: string,
+		path: string,
+		body?: unknown,
+	): Promise<{ status: number; json: unknown }> {
+		const script = `fetch(${JSON.stringify(`${this.url}${path}`)}, {method: ${JSON.stringify(method)}, headers: {authorization: "Token " + ${JSON.stringify(this.token)}, "content-type": "application/json"}, body: ${body === undefined ? "undefined" : JSON.stringify(JSON.stringify(body))}}).then(async r => console.log(JSON.stringify({status: r.status, json: await r.json()})))`;
+		const { stdout } = await this.host.exec(NODE, ["-e", script]);
+		return JSON.parse(stdout) as { status: number; json: unknown };
+	}
+
+	async createSetupKey(name = "test"): Promise<string> {
+		const key = await this.api("POST", "/api/setup-keys", {
+			name,
+			type: "reusable",
+			expires_in: 3600,
+			auto_groups: [],
+			usage_limit: 0,
+		});
+		expect(key.status).toBe(200);
+		return (key.json as { key: string }).key;
+	}
+}
+
+/** One lab host running the agent daemon, driven through the real CLI. */
+export class AgentHost {
+	daemon: LabProcess | undefined;
+
+	constructor(readonly host: Host) {}
+
+	get name(): string {
+		return this.host.name;
+	}
+
+	async startDaemon(): Promise<void> {
+		this.daemon = this.host.spawn(NODE, [CLI, "service", "run"], {
+			name: `agent-${this.host.name}`,
+			env: AGENT_ENV,
+		});
+		await this.daemon.waitForOutput(/daemon listening/, 10_000);
+	}
+
+	starling(args: string[]) {
+		return this.host.exec(NODE, [CLI, ...args], {
+			env: AGENT_ENV,
+			allowFailure: true,
+			timeoutMs: 60_000,
+		});
+	}
+
+	async status(): Promise<StatusJson> {
+		const r = await this.starling(["status", "--json", "--detail"]);
+		expect(r.exitCode, r.stderr).toBe(0);
+		return JSON.parse(r.stdout) as StatusJson;
+	}
+
+	async overlayIp(): Promise<string> {
+		return (await this.status()).overlay_address.split("/")[0]!;
+	}
+
+	/** The daemon's last log lines, for failure messages. */
+	logs(lines = 40): string {
+		const tail = this.daemon?.output().trim().split("\n").slice(-lines) ?? [];
+		return `--- agent ${this.host.name} (last ${tail.length} lines)\n${tail.join("\n")}`;
+	}
+}
+
+export interface PeerJson {
+	name: string;
+	overlay_ip: string;
+	connection_state: string;
+	path_type: string;
+	local_endpoint: string;
+	remote_endpoint: string;
+	remote_candidate_type: string;
+	peer_online: boolean;
+	reason: string;
+}
+
+export interface StatusJson {
+	state: string;
+	fqdn: string;
+	wg_public_key: string;
+	overlay_address: string;
+	interface_type: string;
+	peers_connected: number;
+	peers_total: number;
+	management: { connected: boolean };
+	signal: { connected: boolean };
+	peers?: PeerJson[];
+}

@@ -1,0 +1,132 @@
+import { auditEvent, type Initiator } from "../core/audit.js";
+import { newId } from "../core/random.js";
+import type { NewAuditEvent, User, UserRole } from "../domain/types.js";
+import type { Store } from "../store/store.js";
+import { AppError, notFound, stored } from "./errors.js";
+
+// Users of an account. Roles: one owner (made with the account; ownership
+// cannot be given away), admins and users. Owners and admins manage users;
+// an admin cannot change, block or delete the owner, and nobody can block,
+// demote or delete themselves out of the account.
+
+export interface NewUserInput {
+	name: string;
+	email: string;
+	role: UserRole;
+	autoGroups: string[];
+	isServiceUser: boolean;
+}
+
+export async function createUser(
+	store: Store,
+	actor: User,
+	input: NewUserInput,
+	now: Date,
+	initiator: Initiator,
+): Promise<User> {
+	if (input.role === "owner") {
+		throw new AppError(422, "there is one owner per account: create an admin or a user");
+	}
+	const user: User = {
+		id: newId(),
+		accountId: actor.accountId,
+		name: input.name,
+		email: input.email,
+		role: input.role,
+		isServiceUser: input.isServiceUser,
+		blocked: false,
+		autoGroups: [...new Set(input.autoGroups)],
+		createdAt: now,
+	};
+	await stored(
+		store.addUser(user, [
+			auditEvent(
+				actor.accountId,
+				initiator,
+				user.isServiceUser ? "service.user.create" : "user.create",
+				user.id,
+				now,
+				{ name: user.name, email: user.email, role: user.role },
+			),
+		]),
+	);
+	return user;
+}
+
+export interface UserChange {
+	role: UserRole;
+	autoGroups: string[];
+	blocked: boolean;
+}
+
+export async function updateUser(
+	store: Store,
+	actor: User,
+	userId: string,
+	change: UserChange,
+	now: Date,
+	initiator: Initiator,
+): Promise<User> {
+	const target = await store.getUser(userId);
+	if (!target || target.accountId !== actor.accountId) throw notFound("user");
+	if (target.role === "owner") {
+		if (actor.role !== "owner") throw new AppError(403, "only the owner may change the owner");
+		if (change.role !== "owner") {
+			throw new AppError(422, "the owner cannot be demoted: an account needs its owner");
+		}
+	} else if (change.role === "owner") {
+		throw new AppError(
+			actor.role === "owner" ? 422 : 403,
+			"the owner role cannot be given: there is one owner per account",
+		);
+	}
+	if (target.id === actor.id && change.blocked) {
+		throw new AppError(422, "you cannot block yourself");
+	}
+	const updated = await stored(
+		store.updateUser(
+			actor.accountId,
+			userId,
+			{ role: change.role, autoGroups: [...new Set(change.autoGroups)], blocked: change.blocked },
+			(before, after) => {
+				const out: NewAuditEvent[] = [];
+				const ev = (code: NewAuditEvent["activityCode"], meta: Record<string, string>) =>
+					out.push(auditEvent(actor.accountId, initiator, code, userId, now, meta));
+				if (before.role !== after.role)
+					ev("user.role.update", { name: after.name, old_role: before.role, role: after.role });
+				if (before.blocked !== after.blocked)
+					ev(after.blocked ? "user.block" : "user.unblock", { name: after.name });
+				if (JSON.stringify(before.autoGroups) !== JSON.stringify(after.autoGroups))
+					ev("user.group.update", { name: after.name, auto_groups: after.autoGroups.join(",") });
+				return out;
+			},
+		),
+	);
+	if (!updated) throw notFound("user");
+	return updated;
+}
+
+/** Deletes a user and its tokens. */
+export async function deleteUser(
+	store: Store,
+	actor: User,
+	userId: string,
+	now: Date,
+	initiator: Initiator,
+): Promise<void> {
+	const target = await store.getUser(userId);
+	if (!target || target.accountId !== actor.accountId) throw notFound("user");
+	if (target.id === actor.id) throw new AppError(422, "you cannot delete yourself");
+	if (target.role === "owner") throw new AppError(403, "the owner cannot be deleted");
+	const deleted = await store.deleteUser(actor.accountId, userId, (u) => [
+		auditEvent(
+			actor.accountId,
+			initiator,
+			u.isServiceUser ? "service.user.delete" : "user.delete",
+			userId,
+			now,
+			{ name: u.name, email: u.email },
+		),
+	]);
+	if (!deleted) throw notFound("user");
+}

@@ -1,0 +1,66 @@
+import type { ActivityCode, NewAuditEvent } from "../domain/types.js";
+
+// Audit log vocabulary: NetBird's dotted activity codes and the sentence each
+// one reads as in listings (`activity`).
+
+export const ACTIVITY_TEXT: Record<ActivityCode, string> = {
+	"account.create": "Account created",
+	"account.setting.peer.login.expiration.enable": "Account peer login expiration enabled",
+	"account.setting.peer.login.expiration.disable": "Account peer login expiration disabled",
+	"account.setting.peer.login.expiration.update": "Account peer login expiration duration updated",
+	"account.network.range.update": "Account network range updated",
+	"peer.setupkey.add": "Peer added with setup key",
+	"peer.rename": "Peer renamed",
+	"peer.ssh.enable": "Peer SSH server enabled",
+	"peer.ssh.disable": "Peer SSH server disabled",
+	"peer.login.expiration.enable": "Peer login expiration enabled",
+	"peer.login.expiration.disable": "Peer login expiration disabled",
+	"peer.delete": "Peer deleted",
+	"setupkey.add": "Setup key created",
+	"setupkey.update": "Setup key updated",
+	"setupkey.revoke": "Setup key revoked",
+	"setupkey.delete": "Setup key deleted",
+	"group.add": "Group created",
+	"group.update": "Group updated",
+	"group.delete": "Group deleted",
+	"policy.add": "Policy added",
+	"policy.update": "Policy updated",
+	"policy.delete": "Policy deleted",
+	"user.create": "User created",
+	"service.user.create": "Service user created",
+	"user.role.update": "User role updated",
+	"user.group.update": "User auto groups updated",
+	"user.block": "User blocked",
+	"user.unblock": "User unblocked",
+	"user.delete": "User deleted",
+	"service.user.delete": "Service user deleted",
+	"personal.access.token.create": "Personal access token created",
+	"personal.access.token.delete": "Personal access token deleted",
+};
+
+/** Who made a change: a user (REST), a setup key (registration) or a peer (logout). */
+export interface Initiator {
+	id: string;
+	name: string;
+	email: string;
+}
+
+export function auditEvent(
+	accountId: string,
+	initiator: Initiator,
+	activityCode: ActivityCode,
+	targetId: string,
+	at: Date,
+	meta: Record<string, string> = {},
+): NewAuditEvent {
+	return {
+		accountId,
+		timestamp: at,
+		activityCode,
+		initiatorId: initiator.id,
+		initiatorName: initiator.name,
+		initiatorEmail: initiator.email,
+		targetId,
+		meta,
+	};
+}

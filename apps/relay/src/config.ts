@@ -1,0 +1,159 @@
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { MIN_SECRET_BYTES } from "@starling/relay-protocol";
+import { z } from "zod";
+import {
+	DEFAULT_HELLO_TIMEOUT_MS,
+	DEFAULT_MAX_BUFFERED_BYTES,
+	DEFAULT_MAX_CONNECTIONS,
+	DEFAULT_MAX_TOTAL_BUFFERED_BYTES,
+	DEFAULT_PING_INTERVAL_MS,
+} from "./limits.js";
+
+export const DEFAULT_LISTEN = "127.0.0.1:33080";
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface RelayConfig {
+	host: string;
+	port: number;
+	secret: string;
+	tls: { cert: Buffer; key: Buffer } | undefined;
+	maxConnections: number;
+	maxBufferedBytes: number;
+	maxTotalBufferedBytes: number;
+	helloTimeoutMs: number;
+	pingIntervalMs: number;
+	logLevel: LogLevel;
+}
+
+/** A bad environment value; the message names the variable. */
+export class ConfigError extends Error {
+	override name = "ConfigError";
+}
+
+const integer = (min: number, max: number) =>
+	z
+		.string()
+		.regex(/^\d+$/, "expected a whole number")
+		.transform(Number)
+		.pipe(z.number().int().min(min).max(max));
+
+const listen = z.string().transform((text, ctx) => {
+	const parsed = parseListen(text);
+	if (typeof parsed === "string") {
+		ctx.addIssue({ code: "custom", message: parsed });
+		return z.NEVER;
+	}
+	return parsed;
+});
+
+/** The relay's environment: every variable it reads, with defaults. */
+export const RelayEnvSchema = z.object({
+	STARLING_RELAY_LISTEN: listen.default({ host: "127.0.0.1", port: 33080 }),
+	STARLING_RELAY_SECRET: z
+		.string({ error: "is required (the secret shared with management)" })
+		.refine(
+			(v) => Buffer.byteLength(v, "utf8") >= MIN_SECRET_BYTES,
+			`must be at least ${MIN_SECRET_BYTES} bytes (e.g. openssl rand -base64 32)`,
+		),
+	STARLING_RELAY_TLS_CERT_FILE: z.string().min(1).optional(),
+	STARLING_RELAY_TLS_KEY_FILE: z.string().min(1).optional(),
+	STARLING_RELAY_MAX_CONNECTIONS: integer(1, 1_000_000).default(DEFAULT_MAX_CONNECTIONS),
+	STARLING_RELAY_MAX_BUFFERED_BYTES: integer(4096, 1 << 30).default(DEFAULT_MAX_BUFFERED_BYTES),
+	STARLING_RELAY_MAX_TOTAL_BUFFERED_BYTES: integer(65_536, 2 ** 40).default(
+		DEFAULT_MAX_TOTAL_BUFFERED_BYTES,
+	),
+	STARLING_RELAY_HELLO_TIMEOUT_MS: integer(100, 600_000).default(DEFAULT_HELLO_TIMEOUT_MS),
+	STARLING_RELAY_PING_INTERVAL_MS: integer(100, 3_600_000).default(DEFAULT_PING_INTERVAL_MS),
+	STARLING_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+});
+
+/**
+ * Reads the relay's configuration from environment variables (empty values
+ * count as unset). Throws ConfigError naming the first bad variable; reads
+ * the TLS files, so an unreadable one is reported here too.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv): RelayConfig {
+	const relevant = Object.fromEntries(
+		Object.entries(env).filter(
+			([name, value]) => name in RelayEnvSchema.shape && value !== undefined && value !== "",
+		),
+	);
+	const parsed = RelayEnvSchema.safeParse(relevant);
+	if (!parsed.success) {
+		const issue = parsed.error.issues[0];
+		const name = String(issue?.path[0] ?? "configuration");
+		const got = relevant[name];
+		const shown =
+			got === undefined || name === "STARLING_RELAY_SECRET" ? "" : `; got ${JSON.stringify(got)}`;
+		throw new ConfigError(`${name} ${issue?.message ?? "is invalid"}${shown}`);
+	}
+	const c = parsed.data;
+	const certFile = c.STARLING_RELAY_TLS_CERT_FILE;
+	const keyFile = c.STARLING_RELAY_TLS_KEY_FILE;
+	if ((certFile === undefined) !== (keyFile === undefined)) {
+		throw new ConfigError(
+			"STARLING_RELAY_TLS_CERT_FILE and STARLING_RELAY_TLS_KEY_FILE must be set together",
+		);
+	}
+	const tls =
+		certFile !== undefined && keyFile !== undefined
+			? {
+					cert: readFileOrFail("STARLING_RELAY_TLS_CERT_FILE", certFile),
+					key: readFileOrFail("STARLING_RELAY_TLS_KEY_FILE", keyFile),
+				}
+			: undefined;
+	if (c.STARLING_RELAY_MAX_TOTAL_BUFFERED_BYTES < c.STARLING_RELAY_MAX_BUFFERED_BYTES) {
+		throw new ConfigError(
+			"STARLING_RELAY_MAX_TOTAL_BUFFERED_BYTES must be at least STARLING_RELAY_MAX_BUFFERED_BYTES",
+		);
+	}
+	return {
+		host: c.STARLING_RELAY_LISTEN.host,
+		port: c.STARLING_RELAY_LISTEN.port,
+		secret: c.STARLING_RELAY_SECRET,
+		tls,
+		maxConnections: c.STARLING_RELAY_MAX_CONNECTIONS,
+		maxBufferedBytes: c.STARLING_RELAY_MAX_BUFFERED_BYTES,
+		maxTotalBufferedBytes: c.STARLING_RELAY_MAX_TOTAL_BUFFERED_BYTES,
+		helloTimeoutMs: c.STARLING_RELAY_HELLO_TIMEOUT_MS,
+		pingIntervalMs: c.STARLING_RELAY_PING_INTERVAL_MS,
+		logLevel: c.STARLING_LOG_LEVEL,
+	};
+}
+
+function readFileOrFail(name: string, path: string): Buffer {
+	try {
+		return readFileSync(path);
+	} catch (err) {
+		const why = err instanceof Error ? err.message : String(err);
+		throw new ConfigError(`${name} cannot be read: ${why}`);
+	}
+}
+
+/**
+ * Parses "host:port" or "[v6]:port". Port 0 picks a free port. Returns the
+ * reason as a string when the text is not an address.
+ */
+export function parseListen(text: string): { host: string; port: number } | string {
+	const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+	if (!match) return `must be host:port (e.g. ${DEFAULT_LISTEN} or [::]:33080)`;
+	const v6 = match[1];
+	const host = v6 ?? match[2] ?? "";
+	if (v6 !== undefined && isIP(v6) !== 6) return `${v6} is not an IPv6 address`;
+	if (v6 === undefined && isIP(host) === 0 && !isHostname(host)) {
+		return `${host} is not an IPv4 address or host name`;
+	}
+	const port = Number(match[3]);
+	if (port > 65535) return `port ${port} is out of range`;
+	return { host, port };
+}
+
+function isHostname(text: string): boolean {
+	return (
+		text.length <= 253 &&
+		text.split(".").every((label) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label))
+	);
+}

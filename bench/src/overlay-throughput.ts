@@ -1,0 +1,235 @@
+// Overlay throughput: iperf3 TCP between two Starling agents on one LAN,
+// against plain wireguard-go configured by hand between the same two hosts in
+// the same run. A lab with hosts a and b on 198.18.41.0/24 and the control
+// plane in a third host; both agents `starling up`; then, interleaved for
+// `rounds` rounds: baseline b→a, a→b (iperf3 -R), overlay b→a, a→b.
+// Usage: pnpm bench overlay-throughput [rounds=2] [seconds=10]
+import { readFileSync } from "node:fs";
+import { log, round } from "./lib-control-plane.js";
+import {
+	freeOverlay24,
+	Lab,
+	type LabAgent,
+	labSkipReason,
+	sleep,
+	startAgent,
+	startLabControlPlane,
+	waitFor,
+} from "./lib-lab.js";
+
+const rounds = Number(process.argv[2] ?? 2);
+const seconds = Number(process.argv[3] ?? 10);
+const BASELINE_IF = "wgb0";
+const BASELINE_PORT = 51900;
+const MTU = 1280; // the agent's default, so both tunnels carry the same packet sizes
+
+interface IperfRun {
+	path: "baseline" | "overlay";
+	direction: "b_to_a" | "a_to_b";
+	mbps: number;
+	retransmits: number;
+	/** UDP receive-buffer drops in the receiving host during the run (/proc/net/snmp RcvbufErrors). */
+	udp_rcvbuf_drops: number;
+}
+
+async function udpRcvbufErrors(agent: LabAgent): Promise<number> {
+	const { stdout } = await agent.host.exec("cat", ["/proc/net/snmp"]);
+	const lines = stdout.split("\n").filter((l) => l.startsWith("Udp:"));
+	const names = lines[0]!.split(/\s+/);
+	const values = lines[1]!.split(/\s+/);
+	return Number(values[names.indexOf("RcvbufErrors")] ?? 0);
+}
+
+/** Hand-made wireguard-go tunnel wgb0 between a and b, endpoints set directly. */
+async function setUpBaseline(
+	a: LabAgent,
+	b: LabAgent,
+	subnet24: string,
+): Promise<[string, string]> {
+	const base = subnet24.split("/")[0]!.split(".").slice(0, 3).join(".");
+	const addrs: [string, string] = [`${base}.1`, `${base}.2`];
+	const hosts = [a, b];
+	const keys: { priv: string; pub: string }[] = [];
+	for (const h of hosts) {
+		const priv = (await h.host.exec("wg", ["genkey"])).stdout.trim();
+		const pub = (await h.host.exec("wg", ["pubkey"], { input: `${priv}\n` })).stdout.trim();
+		keys.push({ priv, pub });
+		// Runs in the host's private mount namespace: its own /run/wireguard/wgb0.sock.
+		h.host.spawn("wireguard-go", ["-f", BASELINE_IF], { name: "wireguard-go-baseline" });
+	}
+	for (const [i, h] of hosts.entries()) {
+		const other = hosts[1 - i]!;
+		await waitFor(`${h.name}: ${BASELINE_IF} ready`, async () => {
+			const r = await h.host.exec("wg", ["show", BASELINE_IF], { allowFailure: true });
+			return r.exitCode === 0 ? true : undefined;
+		});
+		await h.host.exec("sh", [
+			"-c",
+			`umask 077; printf '%s\\n' "$1" > /var/lib/starling/${BASELINE_IF}.key`,
+			"sh",
+			keys[i]!.priv,
+		]);
+		await h.host.exec("wg", [
+			"set",
+			BASELINE_IF,
+			"listen-port",
+			String(BASELINE_PORT),
+			"private-key",
+			`/var/lib/starling/${BASELINE_IF}.key`,
+			"peer",
+			keys[1 - i]!.pub,
+			"endpoint",
+			`${other.host.address}:${BASELINE_PORT}`,
+			"allowed-ips",
+			`${addrs[1 - i]}/32`,
+		]);
+		await h.host.exec("ip", ["addr", "add", `${addrs[i]}/24`, "dev", BASELINE_IF]);
+		await h.host.exec("ip", ["link", "set", BASELINE_IF, "mtu", String(MTU), "up"]);
+	}
+	await waitFor("baseline tunnel answers ping", async () =>
+		(await b.host.ping(addrs[0], { count: 1, timeoutSeconds: 1 })) ? true : undefined,
+	);
+	return addrs;
+}
+
+async function iperf(
+	client: LabAgent,
+	server: LabAgent,
+	target: string,
+	reverse: boolean,
+): Promise<{ mbps: number; retransmits: number; drops: number }> {
+	const receiver = reverse ? client : server;
+	const dropsBefore = await udpRcvbufErrors(receiver);
+	const args = ["-c", target, "-t", String(seconds), "-J", ...(reverse ? ["-R"] : [])];
+	const r = await client.host.exec("iperf3", args, {
+		allowFailure: true,
+		timeoutMs: (seconds + 30) * 1000,
+	});
+	const drops = (await udpRcvbufErrors(receiver)) - dropsBefore;
+	let json: {
+		error?: string;
+		end?: {
+			sum_received?: { bits_per_second: number };
+			sum_sent?: { retransmits?: number };
+		};
+	};
+	try {
+		json = JSON.parse(r.stdout);
+	} catch {
+		throw new Error(`iperf3 ${args.join(" ")}: ${r.stderr.trim() || r.stdout.slice(0, 300)}`);
+	}
+	if (json.error || !json.end?.sum_received)
+		throw new Error(`iperf3 ${args.join(" ")}: ${json.error ?? "no result"}`);
+	return {
+		mbps: json.end.sum_received.bits_per_second / 1e6,
+		retransmits: json.end.sum_sent?.retransmits ?? 0,
+		drops,
+	};
+}
+
+const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+
+async function main(): Promise<void> {
+	if (labSkipReason) {
+		log(`skipped: ${labSkipReason}`);
+		process.stdout.write(
+			`${JSON.stringify({ bench: "overlay-throughput", skipped: labSkipReason })}\n`,
+		);
+		return;
+	}
+	const loadAtStart = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+	const lab = await Lab.create("bthr");
+	try {
+		const lan = await lab.lan("lan", "198.18.41.0/24");
+		log("starting management and signal in host ctl");
+		const ctl = await startLabControlPlane(await lab.host("ctl", { lan }));
+		const a = await startAgent(lab, lan, "a");
+		const b = await startAgent(lab, lan, "b");
+		log("starling up on a and b");
+		await a.up(ctl);
+		await b.up(ctl);
+		await Promise.all([a.waitConnected(1), b.waitConnected(1)]);
+		const [sa, sb] = await Promise.all([a.status(), b.status()]);
+		const overlayA = sa.overlay_address.split("/")[0]!;
+		const peerOfB = sb.peers?.[0];
+		log(
+			`agents up: a ${sa.overlay_address}, b ${sb.overlay_address}; b→a path ${peerOfB?.path_type} ${peerOfB?.local_endpoint} → ${peerOfB?.remote_endpoint}`,
+		);
+		await waitFor("overlay ping b→a", async () =>
+			(await b.host.ping(overlayA, { count: 1, timeoutSeconds: 1 })) ? true : undefined,
+		);
+
+		const subnet = freeOverlay24([sa.overlay_address, sb.overlay_address]);
+		log(`baseline: plain wireguard-go ${BASELINE_IF} on ${subnet}, port ${BASELINE_PORT}`);
+		const [baseA] = await setUpBaseline(a, b, subnet);
+
+		const server = a.host.spawn("iperf3", ["-s", "--forceflush"], { name: "iperf3-server" });
+		await server.waitForOutput(/Server listening/, 10_000);
+
+		const runs: IperfRun[] = [];
+		for (let i = 0; i < rounds; i++) {
+			for (const [path, target] of [
+				["baseline", baseA],
+				["overlay", overlayA],
+			] as const) {
+				for (const reverse of [false, true]) {
+					const direction = reverse ? "a_to_b" : "b_to_a";
+					log(`round ${i + 1}/${rounds}: ${path} ${direction.replace(/_/g, " ")} (${seconds} s)`);
+					const r = await iperf(b, a, target, reverse);
+					runs.push({
+						path,
+						direction,
+						mbps: round(r.mbps, 1),
+						retransmits: r.retransmits,
+						udp_rcvbuf_drops: r.drops,
+					});
+					log(
+						`  ${round(r.mbps, 1)} Mbit/s, ${r.retransmits} retransmits, ${r.drops} UDP receive-buffer drops`,
+					);
+					await sleep(500);
+				}
+			}
+		}
+		const pick = (path: string, direction: string) =>
+			runs.filter((r) => r.path === path && r.direction === direction).map((r) => r.mbps);
+		const figures: Record<string, number> = {};
+		for (const direction of ["b_to_a", "a_to_b"]) {
+			const o = mean(pick("overlay", direction));
+			const bl = mean(pick("baseline", direction));
+			figures[`overlay_${direction}_mbps`] = round(o, 1);
+			figures[`baseline_${direction}_mbps`] = round(bl, 1);
+			figures[`ratio_${direction}`] = round(o / bl, 3);
+		}
+		const overall = mean(runs.filter((r) => r.path === "overlay").map((r) => r.mbps));
+		const overallBase = mean(runs.filter((r) => r.path === "baseline").map((r) => r.mbps));
+		const result = {
+			bench: "overlay-throughput",
+			rounds,
+			seconds,
+			...figures,
+			ratio: round(overall / overallBase, 3),
+			target_ratio: 0.9,
+			path_type: peerOfB?.path_type ?? "",
+			udp_rmem_default: Number(
+				(await a.host.exec("cat", ["/proc/sys/net/core/rmem_default"])).stdout.trim(),
+			),
+			loadavg_1m_at_start: loadAtStart,
+			runs,
+		};
+		process.stdout.write(`${JSON.stringify(result)}\n`);
+	} catch (err) {
+		log(lab.logs());
+		throw err;
+	} finally {
+		await lab.destroy();
+	}
+}
+
+// Exit explicitly: the lab's teardown leaves a 5 s safety timer that would keep Node waiting.
+main().then(
+	() => process.exit(0),
+	(err) => {
+		console.error(err);
+		process.exit(1);
+	},
+);
