@@ -8,7 +8,7 @@ PNPM_VERSION=$(sed -n 's/.*"packageManager": *"pnpm@\([^"]*\)".*/\1/p' package.j
 
 # Debian packages for the data plane and the network lab (WireGuard in
 # userspace where the kernel has no module, nftables for policy and NAT).
-DEBIAN_PACKAGES="wireguard-tools wireguard-go iproute2 nftables iperf3 conntrack iputils-ping"
+DEBIAN_PACKAGES="wireguard-tools wireguard-go iproute2 nftables iperf3 conntrack iputils-ping coturn"
 missing=""
 for pkg in $DEBIAN_PACKAGES; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

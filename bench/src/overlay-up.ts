@@ -221,6 +221,11 @@ async function main(): Promise<void> {
 		const pathUp = sorted(
 			agentSamples.flatMap((s) => (s.path_up_ms === undefined ? [] : [s.path_up_ms])),
 		);
+		const pathUpToPing = sorted(
+			agentSamples.flatMap((s) =>
+				s.path_up_ms === undefined ? [] : [s.first_ping_ms - s.path_up_ms],
+			),
+		);
 		const baseline = sorted(baselineSamples.map((s) => s.first_ping_ms));
 		const baselineLink = sorted(baselineSamples.map((s) => s.link_up_to_ping_ms));
 		const status = sorted(statusCallMs);
@@ -234,6 +239,7 @@ async function main(): Promise<void> {
 			up_to_first_ping_max_ms: round(firstPing.at(-1)!, 0),
 			up_returned_p50_ms: round(percentile(upReturned, 50), 0),
 			path_up_p50_ms: round(percentile(pathUp, 50), 0),
+			path_up_to_first_ping_p50_ms: round(percentile(pathUpToPing, 50), 0),
 			baseline_wg_start_to_first_ping_p50_ms: round(percentile(baseline, 50), 0),
 			baseline_wg_start_to_first_ping_p95_ms: round(percentile(baseline, 95), 0),
 			baseline_link_up_to_first_ping_p50_ms: round(percentile(baselineLink, 50), 1),

@@ -43,9 +43,11 @@ export class ControlPlane {
 	relay: LabProcess | undefined;
 	token = "";
 
+	stun: LabProcess | undefined;
+
 	constructor(
 		readonly host: Host,
-		private readonly options: { relay?: boolean } = {},
+		private readonly options: { relay?: boolean; stun?: boolean } = {},
 	) {}
 
 	get url(): string {
@@ -57,10 +59,36 @@ export class ControlPlane {
 	}
 
 	async start(): Promise<void> {
+		if (this.options.stun) await this.startStun();
 		await this.startSignal();
 		if (this.options.relay) await this.startRelay();
 		await this.startManagement();
 		this.token = (await this.host.exec("cat", ["/var/lib/starling/admin-token"])).stdout.trim();
+	}
+
+	/** coturn as a plain STUN server (Debian's turnserver), as in the compose deployment. */
+	async startStun(): Promise<void> {
+		this.stun = this.host.spawn(
+			"turnserver",
+			[
+				"-n",
+				"--stun-only",
+				"-L",
+				this.host.address,
+				"--listening-port",
+				"3478",
+				"--no-cli",
+				"--no-tls",
+				"--no-dtls",
+				"--log-file",
+				"stdout",
+				"--simple-log",
+			],
+			{ name: "coturn" },
+		);
+		await this.stun.waitForOutput(/Relay ports initialization done/i, 10_000);
+		// Its listener opens right after the relay ports; give it a moment.
+		await new Promise((r) => setTimeout(r, 300));
 	}
 
 	async startSignal(): Promise<void> {

@@ -35,7 +35,7 @@ export const ManagementConfigSchema = z.object({
 		.string()
 		.refine((v) => Buffer.byteLength(v, "utf8") >= 16, "must be at least 16 bytes")
 		.optional(),
-	STARLING_RELAY_TOKEN_TTL_S: z.coerce.number().int().min(60).max(604_800).default(3600),
+	STARLING_RELAY_TOKEN_TTL_S: z.coerce.number().int().min(2).max(604_800).default(3600),
 	STARLING_NETWORK_RANGE: cidr.default("100.64.0.0/10"),
 	STARLING_ACCOUNT_PREFIX_LENGTH: z.coerce.number().int().min(8).max(30).default(16),
 	STARLING_DNS_DOMAIN: z

@@ -350,3 +350,49 @@ describe("sealed envelopes and bad input", () => {
 		garbage.close();
 	});
 });
+
+describe("relay tokens", () => {
+	it("are issued in the map and refreshed before they expire", async () => {
+		const relayDir = tempDir();
+		const rm = await startTestManagement(relayDir.path, {
+			STARLING_RELAY_URLS: "ws://127.0.0.1:33080",
+			STARLING_RELAY_SECRET: "test-relay-secret-0123456789abcdef",
+			STARLING_RELAY_TOKEN_TTL_S: "2",
+			STARLING_SYNC_HEARTBEAT_MS: "100",
+		});
+		try {
+			const { createSetupKey } = await import("../src/app/setup-keys.js");
+			const row = (rm.store as unknown as { db: { prepare(sql: string): { get(): unknown } } }).db
+				.prepare("SELECT id FROM accounts LIMIT 1")
+				.get() as { id: string };
+			const { plainKey } = await createSetupKey(
+				rm.store,
+				row.id,
+				{
+					name: "k",
+					type: "reusable",
+					expiresInSeconds: 0,
+					autoGroups: [],
+					usageLimit: 0,
+					ephemeral: false,
+				},
+				new Date(),
+			);
+			const a = newAgent(rm.port);
+			const login = await a.client.login(plainKey, meta("a"));
+			expect(login.relay?.urls).toEqual(["ws://127.0.0.1:33080"]);
+			expect(login.relay?.token.length).toBeGreaterThan(20);
+			await startSync(a);
+			const first = await a.waitForMap((m) => m.relay !== undefined);
+			const refreshed = await a.waitForMap(
+				(m) => (m.relay?.tokenExpiresUnixMs ?? 0) > (first.relay?.tokenExpiresUnixMs ?? 0),
+				3000,
+			);
+			expect(refreshed.relay?.token).not.toBe(first.relay?.token);
+			a.close();
+		} finally {
+			await rm.close();
+			relayDir.remove();
+		}
+	});
+});

@@ -40,6 +40,9 @@ interface Subscriber {
 	backlog: Set<string>;
 	/** The first full map has not been sent yet (management was busy). */
 	needsFull: boolean;
+	/** When the relay token this agent holds was issued and expires (0: none). */
+	relayIssuedAt: number;
+	relayExpiresAt: number;
 }
 
 interface AccountState {
@@ -143,6 +146,8 @@ export class SyncHub implements NetworkChangeSink {
 			congested: false,
 			backlog: new Set(),
 			needsFull: false,
+			relayIssuedAt: 0,
+			relayExpiresAt: 0,
 		};
 		state.subscribers.set(peer.wgPublicKey, sub);
 		previous?.sink.end("replaced", "replaced by a newer Sync stream of the same peer");
@@ -411,6 +416,8 @@ export class SyncHub implements NetworkChangeSink {
 		sub.base = index;
 		sub.sentSerial = state.serial;
 		sub.lastSelf = selfConfigOf(index.peerAt(viewer), state.account);
+		sub.relayIssuedAt = Date.now();
+		sub.relayExpiresAt = map.relay?.tokenExpiresUnixMs ?? 0;
 		this.counters.fullMapsSent++;
 		this.write(state, sub, { update: { $case: "full", value: map } });
 	}
@@ -464,10 +471,42 @@ export class SyncHub implements NetworkChangeSink {
 		this.write(state, sub, { update: { $case: "delta", value: delta } });
 	}
 
+	/**
+	 * Relay tokens are short-lived: once half of an agent's token lifetime has
+	 * passed, send it a fresh one (a delta carrying only the relay config).
+	 */
+	private refreshRelayToken(state: AccountState, sub: Subscriber, now: number): void {
+		const relayFor = this.options.endpoints.relayFor;
+		if (!relayFor || sub.relayExpiresAt === 0) return;
+		if (now < sub.relayIssuedAt + (sub.relayExpiresAt - sub.relayIssuedAt) / 2) return;
+		const peer = state.peers.get(sub.peerKey);
+		const relay = peer ? relayFor(peer) : undefined;
+		if (!relay) return;
+		state.serial += 1;
+		const delta = {
+			baseSerial: sub.sentSerial,
+			serial: state.serial,
+			upsertedPeers: [],
+			removedPeerKeys: [],
+			self: undefined,
+			signal: undefined,
+			stunServers: undefined,
+			relay,
+			firewallRules: undefined,
+		};
+		sub.sentSerial = state.serial;
+		sub.relayIssuedAt = now;
+		sub.relayExpiresAt = relay.tokenExpiresUnixMs;
+		this.counters.updatesSent++;
+		this.write(state, sub, { update: { $case: "delta", value: delta } });
+	}
+
 	private heartbeat(): void {
 		const now = Date.now();
 		for (const state of this.accounts.values()) {
 			for (const sub of state.subscribers.values()) {
+				if (sub.congested) continue;
+				this.refreshRelayToken(state, sub, now);
 				if (sub.congested) continue;
 				this.write(state, sub, {
 					update: { $case: "heartbeat", value: { serverTimeUnixMs: now, serial: sub.sentSerial } },
