@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { SecureContextOptions } from "node:tls";
+import { type BackoffOptions, backoffDelay, resolveBackoff } from "@starling/backoff";
 import { createLogger, type Logger } from "@starling/log";
 import {
 	CloseCode,
@@ -19,7 +20,6 @@ import {
 	peerIdOf,
 } from "@starling/relay-protocol";
 import { type RawData, WebSocket } from "ws";
-import { type BackoffOptions, backoffDelay, resolveBackoff } from "./backoff.js";
 import { ABNORMAL_CLOSURE, RelayError } from "./errors.js";
 
 export type RelayClientState = "idle" | "connecting" | "ready" | "waiting" | "closed";

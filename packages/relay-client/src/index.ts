@@ -1,5 +1,10 @@
+export {
+	type BackoffOptions,
+	backoffDelay,
+	DEFAULT_BACKOFF,
+	resolveBackoff,
+} from "@starling/backoff";
 export { CloseCode, peerIdOf } from "@starling/relay-protocol";
-export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, resolveBackoff } from "./backoff.js";
 export {
 	type BridgePeerStats,
 	RelayUdpBridge,

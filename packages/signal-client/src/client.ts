@@ -6,6 +6,7 @@ import {
 	type StatusObject,
 	status,
 } from "@grpc/grpc-js";
+import { type BackoffOptions, backoffDelay, resolveBackoff } from "@starling/backoff";
 import { encodeKey, type KeyPair } from "@starling/crypto";
 import { createLogger, type Logger } from "@starling/log";
 import {
@@ -13,7 +14,6 @@ import {
 	type SignalServerFrame,
 	SignalServiceClient,
 } from "@starling/proto";
-import { type BackoffOptions, backoffDelay, resolveBackoff } from "./backoff.js";
 import { SignalError, toSignalError } from "./errors.js";
 import { answerChallenge } from "./handshake.js";
 import { PendingSends } from "./pending-sends.js";

@@ -1,4 +1,9 @@
-export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, resolveBackoff } from "./backoff.js";
+export {
+	type BackoffOptions,
+	backoffDelay,
+	DEFAULT_BACKOFF,
+	resolveBackoff,
+} from "@starling/backoff";
 export {
 	MAX_BODY_BYTES,
 	SignalClient,

@@ -1,4 +1,5 @@
 import { status as GrpcStatus } from "@grpc/grpc-js";
+import { backoffDelay, resolveBackoff } from "@starling/backoff";
 import type { Logger } from "@starling/log";
 import type {
 	ManagementCallError,
@@ -6,7 +7,6 @@ import type {
 	SyncStream,
 } from "@starling/management-client";
 import type { NetworkMap, PeerSystemMeta } from "@starling/proto";
-import { backoffDelay, resolveBackoff } from "@starling/signal-client";
 
 export interface ControlLoopEvents {
 	/** The whole current map, after every full map or applied delta. */
