@@ -4,7 +4,7 @@ export default defineConfig({
 	test: {
 		include: ["packages/*/src/**/*.test.ts", "apps/*/src/**/*.test.ts", "apps/*/test/**/*.test.ts"],
 		exclude: ["**/node_modules/**", "**/dist/**"],
-		testTimeout: 30_000,
+		testTimeout: 60_000,
 		hookTimeout: 30_000,
 		reporters: ["default"],
 	},

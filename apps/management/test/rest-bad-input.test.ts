@@ -470,7 +470,7 @@ describe("fuzzing", () => {
 		}
 		// The generators reach the success path as well as the refusals.
 		expect(accepted).toBeGreaterThan(0);
-	});
+	}, 180_000);
 
 	it("ids in paths: never a 500", async () => {
 		const idRoutes = routes.filter((r) => r.pattern.includes(":"));
@@ -491,7 +491,7 @@ describe("fuzzing", () => {
 			),
 			{ numRuns: 300 },
 		);
-	});
+	}, 120_000);
 
 	it("query strings: never a 500", async () => {
 		await fc.assert(
@@ -520,7 +520,7 @@ describe("fuzzing", () => {
 			),
 			{ numRuns: 200 },
 		);
-	});
+	}, 120_000);
 
 	it("nothing above was logged as an internal error, and no secret was logged", () => {
 		expect(h.logs.filter((l) => l.includes('"level":50'))).toEqual([]);
