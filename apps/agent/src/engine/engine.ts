@@ -569,19 +569,25 @@ export class Engine {
 			if (this.stopped || !this.map) return;
 			try {
 				await this.options.device.applyPeers(
-					[...this.peers.values()].map((p) => ({
-						publicKey: p.remote.wgPublicKey,
-						allowedIps: p.remote.allowedIps,
-						// Direct when ICE found a path, else through the relay bridge.
-						endpoint: p.path ? endpointText(p.path.remote) : p.relayEndpoint,
-						persistentKeepalive: p.path
-							? p.keepalive
-								? PERSISTENT_KEEPALIVE_S
-								: undefined
-							: p.relayEndpoint
-								? PERSISTENT_KEEPALIVE_S
-								: undefined,
-					})),
+					[...this.peers.values()]
+						// A peer joins WireGuard only with somewhere to send: without an
+						// endpoint a packet makes wireguard-go fail a handshake and hold
+						// off the next one for 5 s, which delayed the first ping after
+						// `up` by that much (bench overlay-up).
+						.filter((p) => p.path !== undefined || p.relayEndpoint !== undefined)
+						.map((p) => ({
+							publicKey: p.remote.wgPublicKey,
+							allowedIps: p.remote.allowedIps,
+							// Direct when ICE found a path, else through the relay bridge.
+							endpoint: p.path ? endpointText(p.path.remote) : p.relayEndpoint,
+							persistentKeepalive: p.path
+								? p.keepalive
+									? PERSISTENT_KEEPALIVE_S
+									: undefined
+								: p.relayEndpoint
+									? PERSISTENT_KEEPALIVE_S
+									: undefined,
+						})),
 				);
 			} catch (err) {
 				this.logError("wireguard reconcile", err);
