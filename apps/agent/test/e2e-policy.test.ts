@@ -2,19 +2,19 @@
 // management turns them into each peer's map and firewall rules, and the
 // agents enforce them in nftables. Real management, signal and agents
 // (daemon + CLI, wireguard-go) in lab hosts.
-import { resolve } from "node:path";
-import { type Host, Lab, type LabProcess, type Lan, labSkipReason } from "@starling/lab";
+import { type Host, Lab, type Lan, labSkipReason } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+	AgentHost,
+	ControlPlane,
+	NODE,
+	type StatusJson,
+	waitFor as waitForEvery,
+} from "./fixture.js";
 
-const ROOT = resolve(__dirname, "../../..");
-const CLI = resolve(ROOT, "apps/agent/dist/cli/main.js");
-const MANAGEMENT = resolve(ROOT, "apps/management/dist/main.js");
-const SIGNAL = resolve(ROOT, "apps/signal/dist/main.js");
-const NODE = process.execPath;
-const AGENT_ENV = {
-	STARLING_DATA_DIR: "/var/lib/starling",
-	STARLING_SOCKET: "/var/lib/starling/starling.sock",
-};
+/** Polls every 100 ms: the test times how fast a policy change takes effect. */
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000) =>
+	waitForEvery(what, probe, ms, 100);
 const TCP_PORTS = [5432, 5433, 22];
 
 const SERVER = `
@@ -36,19 +36,6 @@ s.on("error", (e) => { console.log("closed " + e.code); process.exit(0); });
 
 if (labSkipReason) console.warn(`skipping the access policy end-to-end tests: ${labSkipReason}`);
 
-interface PeerJson {
-	name: string;
-	overlay_ip: string;
-	wg_public_key: string;
-}
-interface StatusJson {
-	state: string;
-	overlay_address: string;
-	wg_public_key: string;
-	firewall: string;
-	peers_total: number;
-	peers?: PeerJson[];
-}
 interface PolicyJson {
 	id: string;
 	name: string;
@@ -72,30 +59,9 @@ interface PolicyJson {
 describe.skipIf(labSkipReason)("access policies, end to end", () => {
 	let lab: Lab;
 	let lan: Lan;
-	let ctl: Host;
-	let url = "";
-	let token = "";
-	const agents = new Map<string, { host: Host; daemon: LabProcess; ip: string; key: string }>();
-
-	async function api(method: string, path: string, body?: unknown) {
-		const script = `fetch(${JSON.stringify(`${url}${path}`)}, {method: ${JSON.stringify(method)}, headers: {authorization: "Token " + ${JSON.stringify(token)}, "content-type": "application/json"}, body: ${body === undefined ? "undefined" : JSON.stringify(JSON.stringify(body))}}).then(async r => console.log(JSON.stringify({status: r.status, json: await r.json().catch(() => null)})))`;
-		const { stdout } = await ctl.exec(NODE, ["-e", script]);
-		return JSON.parse(stdout) as { status: number; json: unknown };
-	}
-
-	function starling(host: Host, args: string[]) {
-		return host.exec(NODE, [CLI, ...args], {
-			env: AGENT_ENV,
-			allowFailure: true,
-			timeoutMs: 60_000,
-		});
-	}
-
-	async function status(host: Host): Promise<StatusJson> {
-		const r = await starling(host, ["status", "--json", "--detail"]);
-		expect(r.exitCode, r.stderr).toBe(0);
-		return JSON.parse(r.stdout) as StatusJson;
-	}
+	let control: ControlPlane;
+	const agents = new Map<string, { agent: AgentHost; host: Host; ip: string; key: string }>();
+	const api = (method: string, path: string, body?: unknown) => control.api(method, path, body);
 
 	async function tcp(from: string, to: string, port: number, timeoutMs = 700): Promise<string> {
 		const r = await agents.get(from)!.host.exec(NODE, ["-e", tcpCheck(to, port, timeoutMs)]);
@@ -104,21 +70,6 @@ describe.skipIf(labSkipReason)("access policies, end to end", () => {
 
 	const ping = (from: string, to: string) =>
 		agents.get(from)!.host.ping(to, { count: 1, timeoutSeconds: 1 });
-
-	async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000) {
-		const deadline = Date.now() + ms;
-		let last: unknown;
-		while (Date.now() < deadline) {
-			try {
-				const v = await probe();
-				if (v !== undefined) return v;
-			} catch (err) {
-				last = err;
-			}
-			await new Promise((r) => setTimeout(r, 100));
-		}
-		throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-	}
 
 	function ruleBody(
 		rule: PolicyJson["rules"][number],
@@ -143,49 +94,26 @@ describe.skipIf(labSkipReason)("access policies, end to end", () => {
 	beforeAll(async () => {
 		lab = await Lab.create("fwpol");
 		lan = await lab.lan("lan", "198.18.62.0/24");
-		ctl = await lab.host("ctl", { lan });
-		const signal = ctl.spawn(NODE, [SIGNAL], {
-			name: "signal",
-			env: { STARLING_SIGNAL_LISTEN: `${ctl.address}:10000` },
-		});
-		await signal.waitForOutput(/listening|serving/i, 10_000);
-		const management = ctl.spawn(NODE, [MANAGEMENT], {
-			name: "management",
-			env: {
-				STARLING_DATA_DIR: "/var/lib/starling/management",
-				STARLING_MANAGEMENT_LISTEN: `${ctl.address}:33073`,
-				STARLING_SIGNAL_URL: `http://${ctl.address}:10000`,
-				STARLING_ADMIN_TOKEN_FILE: "/var/lib/starling/admin-token",
-				STARLING_SYNC_FLUSH_MS: "20",
-			},
-		});
-		await management.waitForOutput(/management is serving/, 15_000);
-		url = `http://${ctl.address}:33073`;
-		token = (await ctl.exec("cat", ["/var/lib/starling/admin-token"])).stdout.trim();
-		const key = await api("POST", "/api/setup-keys", {
-			name: "policy",
-			type: "reusable",
-			expires_in: 3600,
-			auto_groups: [],
-			usage_limit: 0,
-		});
-		expect(key.status).toBe(200);
-		const setupKey = (key.json as { key: string }).key;
+		control = new ControlPlane(await lab.host("ctl", { lan }));
+		await control.start();
+		const setupKey = await control.createSetupKey("policy");
 		for (const name of ["web", "db", "other"]) {
-			const host = await lab.host(name, { lan });
-			const daemon = host.spawn(NODE, [CLI, "service", "run"], {
-				name: `agent-${name}`,
-				env: AGENT_ENV,
-			});
-			await daemon.waitForOutput(/daemon listening/, 10_000);
-			const server = host.spawn(NODE, ["-e", SERVER], { name: `server-${name}` });
+			const agent = new AgentHost(await lab.host(name, { lan }));
+			await agent.startDaemon();
+			const server = agent.host.spawn(NODE, ["-e", SERVER], { name: `server-${name}` });
 			await server.waitForOutput(/listening/, 10_000);
-			const up = await starling(host, ["up", "--management-url", url, "--setup-key", setupKey]);
+			const up = await agent.starling([
+				"up",
+				"--management-url",
+				control.url,
+				"--setup-key",
+				setupKey,
+			]);
 			expect(up.exitCode, up.stderr).toBe(0);
-			const s = await status(host);
+			const s = await agent.status();
 			agents.set(name, {
-				host,
-				daemon,
+				agent,
+				host: agent.host,
 				ip: s.overlay_address.split("/")[0]!,
 				key: s.wg_public_key,
 			});
@@ -208,7 +136,7 @@ describe.skipIf(labSkipReason)("access policies, end to end", () => {
 		// The Default policy (All to All): everyone reaches everyone.
 		await waitFor("web pings db", async () => ((await ping("web", db.ip)) ? true : undefined));
 		await waitFor("db pings other", async () => ((await ping("db", other.ip)) ? true : undefined));
-		expect((await status(db.host)).firewall).toMatch(/^enforcing \(\d+ rules?\)$/);
+		expect((await db.agent.status()).firewall).toMatch(/^enforcing \(\d+ rules?\)$/);
 
 		const peers = (await api("GET", "/api/peers")).json as { id: string; ip: string }[];
 		const idOf = (ip: string) => peers.find((p) => p.ip === ip)!.id;
@@ -252,9 +180,9 @@ describe.skipIf(labSkipReason)("access policies, end to end", () => {
 		// Peers in no rule disappear from each other's status.
 		await waitFor("other gone from web and db", async () => {
 			const [sw, sd, so] = await Promise.all([
-				status(web.host),
-				status(db.host),
-				status(other.host),
+				web.agent.status(),
+				db.agent.status(),
+				other.agent.status(),
 			]);
 			const names = (s: StatusJson) => (s.peers ?? []).map((p) => p.overlay_ip).sort();
 			return JSON.stringify(names(sw)) === JSON.stringify([db.ip]) &&
@@ -263,9 +191,9 @@ describe.skipIf(labSkipReason)("access policies, end to end", () => {
 				? true
 				: undefined;
 		});
-		const dbStatus = await status(db.host);
+		const dbStatus = await db.agent.status();
 		expect(dbStatus.firewall).toBe("enforcing (1 rule)");
-		expect((await status(web.host)).firewall).toBe("enforcing (0 rules)");
+		expect((await web.agent.status()).firewall).toBe("enforcing (0 rules)");
 
 		expect(await tcp("web", db.ip, 5432)).toBe("open");
 		expect(await tcp("web", db.ip, 22)).toBe("timeout");

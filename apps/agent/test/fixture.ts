@@ -21,6 +21,7 @@ export async function waitFor<T>(
 	what: string,
 	probe: () => Promise<T | undefined>,
 	timeoutMs = 15_000,
+	intervalMs = 250,
 ): Promise<T> {
 	const deadline = Date.now() + timeoutMs;
 	let last: unknown;
@@ -31,7 +32,7 @@ export async function waitFor<T>(
 		} catch (err) {
 			last = err;
 		}
-		await new Promise((r) => setTimeout(r, 250));
+		await new Promise((r) => setTimeout(r, intervalMs));
 	}
 	throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
 }
@@ -133,7 +134,7 @@ export class ControlPlane {
 		path: string,
 		body?: unknown,
 	): Promise<{ status: number; json: unknown }> {
-		const script = `fetch(${JSON.stringify(`${this.url}${path}`)}, {method: ${JSON.stringify(method)}, headers: {authorization: "Token " + ${JSON.stringify(this.token)}, "content-type": "application/json"}, body: ${body === undefined ? "undefined" : JSON.stringify(JSON.stringify(body))}}).then(async r => console.log(JSON.stringify({status: r.status, json: await r.json()})))`;
+		const script = `fetch(${JSON.stringify(`${this.url}${path}`)}, {method: ${JSON.stringify(method)}, headers: {authorization: "Token " + ${JSON.stringify(this.token)}, "content-type": "application/json"}, body: ${body === undefined ? "undefined" : JSON.stringify(JSON.stringify(body))}}).then(async r => console.log(JSON.stringify({status: r.status, json: await r.json().catch(() => null)})))`;
 		const { stdout } = await this.host.exec(NODE, ["-e", script]);
 		return JSON.parse(stdout) as { status: number; json: unknown };
 	}
@@ -196,6 +197,7 @@ export class AgentHost {
 
 export interface PeerJson {
 	name: string;
+	wg_public_key: string;
 	overlay_ip: string;
 	connection_state: string;
 	path_type: string;
@@ -212,6 +214,7 @@ export interface StatusJson {
 	wg_public_key: string;
 	overlay_address: string;
 	interface_type: string;
+	firewall: string;
 	peers_connected: number;
 	peers_total: number;
 	management: { connected: boolean };

@@ -1,5 +1,6 @@
 import { hostname, release, type } from "node:os";
 import { status as GrpcStatus } from "@grpc/grpc-js";
+import { backoffDelay, resolveBackoff } from "@starling/backoff";
 import { encodeKey, type KeyPair } from "@starling/crypto";
 import type { Logger } from "@starling/log";
 import { ManagementCallError, ManagementClient } from "@starling/management-client";
@@ -23,6 +24,8 @@ import { WireGuardDevice } from "../wireguard/device.js";
 import type { AgentConfig, StateDir, WireGuardBackendPreference } from "./state-dir.js";
 
 export const WIREGUARD_MTU = 1280;
+/** Retries of coming back up after a daemon restart (management may still be down). */
+const RESTORE_RETRY = resolveBackoff({ initialDelayMs: 1_000, maxDelayMs: 30_000 });
 const PORT_REWRITE_TABLE = "starling-paths";
 const INTERFACE_NAME = /^[a-zA-Z0-9_=+.-]{1,15}$/;
 
@@ -110,7 +113,7 @@ export class Agent {
 			} catch (err) {
 				if (err instanceof AgentError && err.code === GrpcStatus.ALREADY_EXISTS) return;
 				if (!this.options.stateDir.loadConfig().wantUp) return;
-				const delay = Math.min(30_000, 1000 * 2 ** attempt);
+				const delay = backoffDelay(attempt, RESTORE_RETRY);
 				this.options.logger.warn(
 					{ error: (err as Error).message, retryInMs: delay },
 					"coming back up failed",

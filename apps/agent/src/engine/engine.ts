@@ -1,3 +1,4 @@
+import { backoffDelay, resolveBackoff } from "@starling/backoff";
 import { BoxChannel, decodeKey, encodeKey, type KeyPair } from "@starling/crypto";
 import type { Logger } from "@starling/log";
 import {
@@ -28,6 +29,8 @@ const PERSISTENT_KEEPALIVE_S = 25;
 const STALE_HANDSHAKE_MS = 190_000;
 /** Overlay addresses are never offered as ICE candidates. */
 const OVERLAY_PREFIX = "100.64.0.0/10";
+/** Retries of the first signal connection; the client reconnects by itself after that. */
+const SIGNAL_RECONNECT = resolveBackoff({ initialDelayMs: 500, maxDelayMs: 15_000, jitter: 0.5 });
 /** A connected ICE session stays open this long after the path is handed to WireGuard. */
 const ICE_LINGER_MS = 5_000;
 /** Messages to peers are held this long while signal is (re)connecting. */
@@ -422,7 +425,7 @@ export class Engine {
 			if (this.signal !== signal || this.stopped) return;
 			signal.connect().catch((err: Error) => {
 				this.signalError = err.message;
-				const delay = Math.min(15_000, 500 * 2 ** attempt) * (0.5 + this.random() / 2);
+				const delay = backoffDelay(attempt, SIGNAL_RECONNECT, this.random);
 				setTimeout(() => connect(attempt + 1), delay).unref();
 			});
 		};

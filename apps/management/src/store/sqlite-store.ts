@@ -468,16 +468,7 @@ export class SqliteStore implements Store {
 		userId: string,
 		audit: AuditFor<User>,
 	): Promise<User | undefined> {
-		return this.tx(() => {
-			const row = this.db
-				.prepare("SELECT * FROM users WHERE account_id = ? AND id = ?")
-				.get(accountId, userId) as Row | undefined;
-			if (!row) return undefined;
-			const user = toUser(row);
-			this.db.prepare("DELETE FROM users WHERE id = ?").run(userId);
-			this.insertEvents(audit(user, user));
-			return user;
-		});
+		return this.deleteAudited("users", toUser, accountId, userId, audit);
 	}
 
 	async getUser(userId: string): Promise<User | undefined> {
@@ -643,16 +634,9 @@ export class SqliteStore implements Store {
 		keyId: string,
 		audit?: AuditFor<SetupKey>,
 	): Promise<boolean> {
-		return this.tx(() => {
-			const row = this.db
-				.prepare("SELECT * FROM setup_keys WHERE account_id = ? AND id = ?")
-				.get(accountId, keyId) as Row | undefined;
-			if (!row) return false;
-			this.db.prepare("DELETE FROM setup_keys WHERE id = ?").run(keyId);
-			const key = toSetupKey(row);
-			if (audit) this.insertEvents(audit(key, key));
-			return true;
-		});
+		return (
+			(await this.deleteAudited("setup_keys", toSetupKey, accountId, keyId, audit)) !== undefined
+		);
 	}
 
 	async listGroups(accountId: string): Promise<Group[]> {
@@ -883,16 +867,7 @@ export class SqliteStore implements Store {
 		policyId: string,
 		audit: AuditFor<Policy>,
 	): Promise<Policy | undefined> {
-		return this.tx(() => {
-			const row = this.db
-				.prepare("SELECT * FROM policies WHERE account_id = ? AND id = ?")
-				.get(accountId, policyId) as Row | undefined;
-			if (!row) return undefined;
-			const policy = toPolicy(row);
-			this.db.prepare("DELETE FROM policies WHERE id = ?").run(policyId);
-			this.insertEvents(audit(policy, policy));
-			return policy;
-		});
+		return this.deleteAudited("policies", toPolicy, accountId, policyId, audit);
 	}
 
 	async listEvents(accountId: string, limit: number): Promise<AuditEvent[]> {
@@ -1129,15 +1104,30 @@ export class SqliteStore implements Store {
 		peerId: string,
 		audit?: AuditFor<Peer>,
 	): Promise<Peer | undefined> {
+		return this.deleteAudited("peers", toPeer, accountId, peerId, audit);
+	}
+
+	/**
+	 * Deletes one row of an account-scoped table and records its audit event
+	 * in the same transaction; undefined when the account has no such row.
+	 * `table` is one of our own table names, never input.
+	 */
+	private async deleteAudited<T>(
+		table: "users" | "setup_keys" | "policies" | "peers",
+		toDomain: (row: Row) => T,
+		accountId: string,
+		id: string,
+		audit?: AuditFor<T>,
+	): Promise<T | undefined> {
 		return this.tx(() => {
 			const row = this.db
-				.prepare("SELECT * FROM peers WHERE account_id = ? AND id = ?")
-				.get(accountId, peerId) as Row | undefined;
+				.prepare(`SELECT * FROM ${table} WHERE account_id = ? AND id = ?`)
+				.get(accountId, id) as Row | undefined;
 			if (!row) return undefined;
-			this.db.prepare("DELETE FROM peers WHERE id = ?").run(peerId);
-			const peer = toPeer(row);
-			if (audit) this.insertEvents(audit(peer, peer));
-			return peer;
+			this.db.prepare(`DELETE FROM ${table} WHERE id = ?`).run(id);
+			const item = toDomain(row);
+			if (audit) this.insertEvents(audit(item, item));
+			return item;
 		});
 	}
 }
