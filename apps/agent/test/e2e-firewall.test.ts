@@ -6,19 +6,11 @@
 // src/netfilter/firewall.lab.test.ts; policies through the REST API by the
 // access-control end-to-end tests.
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { type Host, Lab, type LabProcess, type Lan, labSkipReason } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { AgentHost, ControlPlane, waitFor as waitForEvery } from "./fixture.js";
 
-const ROOT = resolve(__dirname, "../../..");
-const CLI = resolve(ROOT, "apps/agent/dist/cli/main.js");
-const MANAGEMENT = resolve(ROOT, "apps/management/dist/main.js");
-const SIGNAL = resolve(ROOT, "apps/signal/dist/main.js");
-const NODE = process.execPath;
-const AGENT_ENV = {
-	STARLING_DATA_DIR: "/var/lib/starling",
-	STARLING_SOCKET: "/var/lib/starling/starling.sock",
-};
 /** What `status` says with an untouched account, whichever kind of management runs. */
 const OPEN_OR_DEFAULT_POLICY =
 	/^(open \(management sends no access policies\)|enforcing \(\d+ rules?\))$/;
@@ -31,42 +23,19 @@ const SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 if (labSkipReason) console.warn(`skipping the agent firewall end-to-end tests: ${labSkipReason}`);
 
-interface StatusJson {
-	state: string;
-	overlay_address: string;
-	firewall: string;
-	peers_connected: number;
-}
-
 describe.skipIf(labSkipReason)("the agent's firewall, end to end", () => {
 	let lab: Lab;
 	let lan: Lan;
-	let ctl: Host;
 	let managementUrl = "";
 	let setupKey = "";
 	const agents: { host: Host; daemon: LabProcess }[] = [];
 
-	function starling(host: Host, args: string[]) {
-		return host.exec(NODE, [CLI, ...args], {
-			env: AGENT_ENV,
-			allowFailure: true,
-			timeoutMs: 60_000,
-		});
-	}
-
-	async function status(host: Host): Promise<StatusJson> {
-		const r = await starling(host, ["status", "--json"]);
-		expect(r.exitCode, r.stderr).toBe(0);
-		return JSON.parse(r.stdout) as StatusJson;
-	}
-
+	const starling = (host: Host, args: string[]) => new AgentHost(host).starling(args);
+	const status = (host: Host) => new AgentHost(host).status();
 	async function startDaemon(host: Host, env: Record<string, string> = {}): Promise<LabProcess> {
-		const daemon = host.spawn(NODE, [CLI, "service", "run"], {
-			name: `agent-${host.name}`,
-			env: { ...AGENT_ENV, ...env },
-		});
-		await daemon.waitForOutput(/daemon listening/, 10_000);
-		return daemon;
+		const agent = new AgentHost(host);
+		await agent.startDaemon(env);
+		return agent.daemon!;
 	}
 
 	/** Our table as the kernel has it (the real nft, whatever the daemon's PATH). */
@@ -77,47 +46,16 @@ describe.skipIf(labSkipReason)("the agent's firewall, end to end", () => {
 		return r.exitCode === 0 ? r.stdout : undefined;
 	}
 
-	async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) {
-		const deadline = Date.now() + ms;
-		while (Date.now() < deadline) {
-			const v = await probe().catch(() => undefined);
-			if (v !== undefined) return v;
-			await new Promise((r) => setTimeout(r, 250));
-		}
-		throw new Error(`timed out waiting for ${what}`);
-	}
+	const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) =>
+		waitForEvery(what, probe, ms);
 
 	beforeAll(async () => {
 		lab = await Lab.create("fwe2e");
 		lan = await lab.lan("lan", "198.18.61.0/24");
-		ctl = await lab.host("ctl", { lan });
-		const signal = ctl.spawn(NODE, [SIGNAL], {
-			name: "signal",
-			env: { STARLING_SIGNAL_LISTEN: `${ctl.address}:10000` },
-		});
-		await signal.waitForOutput(/listening|serving/i, 10_000);
-		const management = ctl.spawn(NODE, [MANAGEMENT], {
-			name: "management",
-			env: {
-				STARLING_DATA_DIR: "/var/lib/starling/management",
-				STARLING_MANAGEMENT_LISTEN: `${ctl.address}:33073`,
-				STARLING_SIGNAL_URL: `http://${ctl.address}:10000`,
-				STARLING_ADMIN_TOKEN_FILE: "/var/lib/starling/admin-token",
-				STARLING_SYNC_FLUSH_MS: "20",
-			},
-		});
-		await management.waitForOutput(/management is serving/, 15_000);
-		managementUrl = `http://${ctl.address}:33073`;
-		const token = (await ctl.exec("cat", ["/var/lib/starling/admin-token"])).stdout.trim();
-		const body = JSON.stringify({
-			name: "fw",
-			type: "reusable",
-			expires_in: 3600,
-			auto_groups: [],
-			usage_limit: 0,
-		});
-		const script = `fetch(${JSON.stringify(`${managementUrl}/api/setup-keys`)}, {method: "POST", headers: {authorization: "Token " + ${JSON.stringify(token)}, "content-type": "application/json"}, body: ${JSON.stringify(body)}}).then(async r => console.log(JSON.stringify(await r.json())))`;
-		setupKey = (JSON.parse((await ctl.exec(NODE, ["-e", script])).stdout) as { key: string }).key;
+		const control = new ControlPlane(await lab.host("ctl", { lan }));
+		await control.start();
+		managementUrl = control.url;
+		setupKey = await control.createSetupKey("fw");
 		for (const name of ["a", "b"]) {
 			const host = await lab.host(name, { lan });
 			agents.push({ host, daemon: await startDaemon(host) });

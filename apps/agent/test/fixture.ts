@@ -162,10 +162,11 @@ export class AgentHost {
 		return this.host.name;
 	}
 
-	async startDaemon(): Promise<void> {
+	/** `env` adds to the daemon's environment (e.g. a PATH with a fake tool). */
+	async startDaemon(env: Record<string, string> = {}): Promise<void> {
 		this.daemon = this.host.spawn(NODE, [CLI, "service", "run"], {
 			name: `agent-${this.host.name}`,
-			env: AGENT_ENV,
+			env: { ...AGENT_ENV, ...env },
 		});
 		await this.daemon.waitForOutput(/daemon listening/, 10_000);
 	}
