@@ -25,6 +25,8 @@ import type { PeerDump } from "../wireguard/wg-dump.js";
 
 /** WireGuard keepalive on direct paths: below the 30 s a NAT keeps an idle UDP mapping. */
 const PERSISTENT_KEEPALIVE_S = 25;
+/** A direct path that delivers nothing for this long is considered lost (keepalives come every 25 s). */
+const SILENT_PATH_MS = 35_000;
 /** A connected path whose last handshake is older than this is considered lost. */
 const STALE_HANDSHAKE_MS = 190_000;
 /** Overlay addresses are never offered as ICE candidates. */
@@ -66,6 +68,8 @@ interface PeerState {
 	/** ICE sessions this peer has open, by our ICE session id. */
 	iceSessions: Set<string>;
 	keepalive: boolean;
+	/** WireGuard's received-bytes counter on the direct path, and when it last moved. */
+	pathRx: { bytes: number; at: number } | undefined;
 	/** WireGuard's endpoint for this peer through the relay bridge ("127.0.0.1:port"), once bound. */
 	relayEndpoint: string | undefined;
 }
@@ -233,6 +237,7 @@ export class Engine {
 			iceSessions: new Set(),
 			connectedIce: new Map(),
 			keepalive: false,
+			pathRx: undefined,
 			relayEndpoint: undefined,
 		};
 		this.peers.set(remote.wgPublicKey, state);
@@ -327,6 +332,7 @@ export class Engine {
 			case "path-up": {
 				const ice = state.connectedIce.get(command.sessionId);
 				state.connectedIce.clear();
+				state.pathRx = undefined;
 				state.path = {
 					local: command.local,
 					remote: command.remote,
@@ -361,6 +367,7 @@ export class Engine {
 			case "path-down":
 				this.options.logger.info({ peer: state.remote.name, reason: command.reason }, "path down");
 				state.path = undefined;
+				state.pathRx = undefined;
 				state.keepalive = false;
 				this.options.portRewriter.remove(key);
 				void this.options.portRewriter.apply().catch((err) => this.logError("port rewrite", err));
@@ -616,6 +623,20 @@ export class Engine {
 		const now = Date.now();
 		for (const state of this.peers.values()) {
 			if (!state.path) continue;
+			// Both sides send keepalives every 25 s on a direct path, so a path
+			// that delivers nothing for longer does not work (a NAT that changed
+			// the mapping ICE found, say): back to the relay and try again.
+			const rx = this.lastDump.get(state.remote.wgPublicKey)?.rxBytes ?? 0;
+			if (!state.pathRx || state.pathRx.bytes !== rx) {
+				state.pathRx = { bytes: rx, at: now };
+			} else if (now - state.pathRx.at > SILENT_PATH_MS) {
+				state.pathRx = undefined;
+				this.input(state, {
+					type: "path-lost",
+					reason: `nothing received on the direct path for ${SILENT_PATH_MS / 1000} s`,
+				});
+				continue;
+			}
 			const seen = this.lastDump.get(state.remote.wgPublicKey)?.latestHandshakeUnixSeconds ?? 0;
 			const since = seen > 0 ? now - seen * 1000 : Number.POSITIVE_INFINITY;
 			const upFor = state.conn.snapshot().connectedSince;
