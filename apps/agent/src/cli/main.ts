@@ -13,6 +13,9 @@ import { CommandError, run } from "../system/exec.js";
 import { AGENT_VERSION } from "../version.js";
 import { statusToJson, statusToText } from "./status-format.js";
 import { ServiceManager } from "./systemd.js";
+import { UninstallError, uninstallAgent } from "./uninstall.js";
+
+const DEFAULT_STATE_DIR = "/var/lib/starling";
 
 const USAGE = `usage: starling <command> [flags]
 
@@ -25,7 +28,10 @@ commands:
   status [--json] [--detail]
   login [--management-url URL] [--setup-key KEY]
   logout                go down and deregister this peer
-  service install|uninstall|start|stop|status|run
+  service install|start|stop|status|run
+  service uninstall [--purge] [--state-dir DIR]
+                        stop and remove the service, its interface and nftables
+                        tables; --purge also deletes the state (key, config)
   version
 
 global flags: --socket PATH (or STARLING_SOCKET; default ${DEFAULT_SOCKET_PATH})
@@ -226,7 +232,7 @@ async function serviceRun(args: string[]): Promise<void> {
 	const { values } = parse(args, { "state-dir": { type: "string" } });
 	const logger = createLogger("agent");
 	const stateDir = new StateDir(
-		values["state-dir"] ?? process.env.STARLING_DATA_DIR ?? "/var/lib/starling",
+		values["state-dir"] ?? process.env.STARLING_DATA_DIR ?? DEFAULT_STATE_DIR,
 	);
 	stateDir.ensure();
 	stateDir.loadOrCreateKeyPair();
@@ -252,7 +258,12 @@ async function serviceRun(args: string[]): Promise<void> {
 async function cmdService(args: string[]): Promise<void> {
 	const [action, ...rest] = args;
 	if (action === "run") return serviceRun(rest);
-	const { positionals } = parse(rest, {});
+	const { values, positionals } = parse(
+		rest,
+		action === "uninstall"
+			? { purge: { type: "boolean" }, "state-dir": { type: "string" } }
+			: ({} as Record<string, never>),
+	);
 	if (positionals.length > 0) throw new CliError(`unexpected argument '${positionals[0]}'`, 2);
 	const manager = new ServiceManager(run);
 	switch (action) {
@@ -263,16 +274,50 @@ async function cmdService(args: string[]): Promise<void> {
 				const v = process.env[name];
 				if (v) env[name] = v;
 			}
-			await manager.install(process.execPath, cli, env);
+			const result = await manager.install(process.execPath, cli, env);
 			process.stdout.write(
-				`Installed ${manager.unitPath}; start it with 'starling service start'\n`,
+				result.systemdRunning
+					? `Installed ${manager.unitPath}; start it with 'starling service start'\n`
+					: `Installed ${manager.unitPath}${result.enabled ? " (enabled)" : ""}; systemd is not running here, so it starts on the next boot under systemd\n`,
 			);
 			return;
 		}
-		case "uninstall":
-			await manager.uninstall();
-			process.stdout.write("Uninstalled the starling service\n");
+		case "uninstall": {
+			// What the installed unit told the daemon wins over this shell's environment.
+			const unitEnv = manager.installedEnvironment();
+			const stateDir =
+				(typeof values["state-dir"] === "string" ? values["state-dir"] : undefined) ??
+				unitEnv.STARLING_DATA_DIR ??
+				process.env.STARLING_DATA_DIR ??
+				DEFAULT_STATE_DIR;
+			const socket =
+				typeof values.socket === "string"
+					? values.socket
+					: (unitEnv.STARLING_SOCKET ?? socketPath(undefined));
+			const report = await uninstallAgent(run, manager, {
+				stateDir,
+				socketPath: socket,
+				purge: values.purge === true,
+			});
+			const lines = [
+				report.unitRemoved
+					? `Removed the starling service (${manager.unitPath})`
+					: "No starling service was installed",
+			];
+			if (report.interfaceRemoved) lines.push(`Removed interface ${report.interfaceRemoved}`);
+			if (report.tablesRemoved.length > 0) {
+				lines.push(`Removed nftables tables: ${report.tablesRemoved.join(", ")}`);
+			}
+			lines.push(
+				report.statePurged
+					? `Deleted the state in ${stateDir}`
+					: values.purge === true
+						? `No state in ${stateDir}`
+						: `Kept the state in ${stateDir} (this peer's key and config; --purge deletes it)`,
+			);
+			process.stdout.write(`${lines.join("\n")}\n`);
 			return;
+		}
 		case "start":
 			await manager.start();
 			process.stdout.write("Started the starling service\n");
@@ -323,7 +368,7 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
 	const message =
-		err instanceof CliError || err instanceof CommandError
+		err instanceof CliError || err instanceof CommandError || err instanceof UninstallError
 			? err.message
 			: err instanceof Error
 				? err.message.split("\n")[0]

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Runner } from "../system/exec.js";
 
@@ -31,10 +31,29 @@ WantedBy=multi-user.target
 `.replace(/\n\n\n/g, "\n\n");
 }
 
+/** The `Environment=NAME=value` lines of a unit, as written by renderUnit. */
+export function parseUnitEnvironment(unit: string): Record<string, string> {
+	const env: Record<string, string> = {};
+	for (const line of unit.split("\n")) {
+		const match = /^Environment=([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+		if (match?.[1] !== undefined && match[2] !== undefined) env[match[1]] = match[2];
+	}
+	return env;
+}
+
+export interface InstallResult {
+	/** systemd is the running init (sd_booted): the unit was loaded and enabled. */
+	systemdRunning: boolean;
+	/** The unit is enabled for multi-user.target (also offline, e.g. in a chroot). */
+	enabled: boolean;
+}
+
 export class ServiceManager {
 	constructor(
 		private readonly runner: Runner,
 		private readonly unitDir = process.env.STARLING_SYSTEMD_DIR ?? "/etc/systemd/system",
+		// sd_booted(3): this directory exists only while systemd is the init system.
+		private readonly systemdRunDir = "/run/systemd/system",
 	) {}
 
 	get unitPath(): string {
@@ -46,17 +65,48 @@ export class ServiceManager {
 		return stdout;
 	}
 
-	async install(nodePath: string, cliPath: string, env: Record<string, string>): Promise<void> {
-		mkdirSync(this.unitDir, { recursive: true });
-		writeFileSync(this.unitPath, renderUnit(nodePath, cliPath, env), { mode: 0o644 });
-		await this.systemctl("daemon-reload");
-		await this.systemctl("enable", UNIT_NAME);
+	/** The environment the installed unit gives the daemon; empty when no unit is installed. */
+	installedEnvironment(): Record<string, string> {
+		if (!existsSync(this.unitPath)) return {};
+		return parseUnitEnvironment(readFileSync(this.unitPath, "utf8"));
 	}
 
-	async uninstall(): Promise<void> {
+	/**
+	 * Writes the unit and enables it. Without a running systemd (a chroot, a
+	 * container, an image being built) the unit is still written and, where
+	 * systemctl exists, enabled offline, so it starts on the next boot.
+	 */
+	async install(
+		nodePath: string,
+		cliPath: string,
+		env: Record<string, string>,
+	): Promise<InstallResult> {
+		mkdirSync(this.unitDir, { recursive: true });
+		writeFileSync(this.unitPath, renderUnit(nodePath, cliPath, env), { mode: 0o644 });
+		if (existsSync(this.systemdRunDir)) {
+			await this.systemctl("daemon-reload");
+			await this.systemctl("enable", UNIT_NAME);
+			return { systemdRunning: true, enabled: true };
+		}
+		const { exitCode } = await this.runner("systemctl", ["enable", UNIT_NAME], {
+			allowFailure: true,
+		});
+		return { systemdRunning: false, enabled: exitCode === 0 };
+	}
+
+	/** Stops the service and disables it; no error when it is not there or systemd is not. */
+	async stopAndDisable(): Promise<void> {
 		await this.runner("systemctl", ["disable", "--now", UNIT_NAME], { allowFailure: true });
-		if (existsSync(this.unitPath)) rmSync(this.unitPath);
-		await this.runner("systemctl", ["daemon-reload"], { allowFailure: true });
+	}
+
+	/** Removes the unit file; true when there was one. */
+	async removeUnit(): Promise<boolean> {
+		const existed = existsSync(this.unitPath);
+		if (existed) rmSync(this.unitPath);
+		if (existsSync(this.systemdRunDir)) {
+			await this.runner("systemctl", ["daemon-reload"], { allowFailure: true });
+		}
+		return existed;
 	}
 
 	start(): Promise<string> {

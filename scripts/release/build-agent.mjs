@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+// Builds the agent's release artifact for linux-x64: a tarball that runs on a
+// Debian/Ubuntu server with nothing from npm, laid out as
+//
+//   starling-agent-<version>-linux-x64/
+//     bin/node                 the Node runtime that built it (Node 20+)
+//     bin/starling             sh wrapper: bin/node lib/starling.js "$@"
+//     lib/starling.js          the CLI and daemon, bundled with esbuild
+//     lib/ice-worker.js        the ICE worker the daemon forks (a second entry point)
+//     node_modules/@node-datachannel/linux-x64-gnu/   the prebuilt native addon
+//     package.json             name, version (read by `starling version`), type: module
+//     install.sh               scripts/install.sh
+//     LICENSES/                licenses of what is bundled
+//
+// Run `pnpm build` first (pnpm release:agent does both). Prints the tarball's path last.
+//   usage: node scripts/release/build-agent.mjs [--out DIR]
+
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+	chmodSync,
+	copyFileSync,
+	existsSync,
+	mkdirSync,
+	readFileSync,
+	rmSync,
+	writeFileSync,
+} from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const AGENT = join(ROOT, "apps/agent");
+const PLATFORM = "linux-x64";
+const NATIVE_PACKAGE = "@node-datachannel/linux-x64-gnu";
+
+function fail(message) {
+	process.stderr.write(`release: ${message}\n`);
+	process.exit(1);
+}
+
+const { values } = parseArgs({ options: { out: { type: "string" } } });
+const outDir = resolve(values.out ?? join(ROOT, "dist/release"));
+
+if (process.platform !== "linux" || process.arch !== "x64") {
+	fail(`the ${PLATFORM} artifact carries this machine's node binary: build it on ${PLATFORM}`);
+}
+const nodeMajor = Number(process.versions.node.split(".")[0]);
+if (nodeMajor < 20) fail(`Node 20 or later is needed, this is ${process.version}`);
+for (const entry of ["dist/cli/main.js", "dist/ice/ice-worker.js"]) {
+	if (!existsSync(join(AGENT, entry))) fail(`apps/agent/${entry} is missing: run 'pnpm build'`);
+}
+
+const { version } = JSON.parse(readFileSync(join(AGENT, "package.json"), "utf8"));
+const name = `starling-agent-${version}-${PLATFORM}`;
+const stage = join(outDir, name);
+rmSync(stage, { recursive: true, force: true });
+mkdirSync(join(stage, "bin"), { recursive: true });
+
+// esbuild is a root devDependency; resolve it from the root so this works from any cwd.
+const esbuild = await import(createRequire(join(ROOT, "package.json")).resolve("esbuild"));
+
+// The bundle is ESM, but some dependencies are CommonJS and call require() for
+// Node built-ins: give them one. No top-level `const require`, which would
+// clash with node-datachannel's own createRequire shim inside the bundle.
+const banner = [
+	'import { createRequire as __starlingCreateRequire } from "node:module";',
+	"globalThis.require ??= __starlingCreateRequire(import.meta.url);",
+].join("\n");
+
+const result = await esbuild.build({
+	absWorkingDir: ROOT,
+	entryPoints: {
+		// defaultWorkerPath() looks for ice-worker.js beside the module that forks it.
+		starling: join(AGENT, "dist/cli/main.js"),
+		"ice-worker": join(AGENT, "dist/ice/ice-worker.js"),
+	},
+	outdir: join(stage, "lib"),
+	bundle: true,
+	platform: "node",
+	format: "esm",
+	target: `node${nodeMajor}`,
+	// Loaded at run time from node_modules/ beside lib/ (see node-datachannel's loadBinding).
+	external: [NATIVE_PACKAGE, "*.node"],
+	banner: { js: banner },
+	legalComments: "eof",
+	metafile: true,
+	logLevel: "warning",
+});
+
+// node-datachannel picks its platform package at run time; copy the one for linux-x64 glibc.
+const agentRequire = createRequire(join(AGENT, "package.json"));
+const datachannelEntry = agentRequire.resolve("node-datachannel");
+const nativeManifest = createRequire(datachannelEntry).resolve(`${NATIVE_PACKAGE}/package.json`);
+const nativeDir = dirname(nativeManifest);
+const nativeTarget = join(stage, "node_modules", NATIVE_PACKAGE);
+mkdirSync(nativeTarget, { recursive: true });
+for (const file of ["package.json", "node_datachannel.node"]) {
+	copyFileSync(join(nativeDir, file), join(nativeTarget, file));
+}
+
+// Licenses of the runtime and of every package in the bundle that ships one.
+const licenses = join(stage, "LICENSES");
+mkdirSync(licenses);
+// package name -> its folder, for every package with a file in the bundle.
+const bundledPackages = new Map();
+for (const input of Object.keys(result.metafile.inputs)) {
+	const match = /^(.*node_modules\/((?:@[^/]+\/)?[^/]+))\//.exec(input);
+	if (match) bundledPackages.set(match[2], resolve(ROOT, match[1]));
+}
+bundledPackages.set(NATIVE_PACKAGE, nativeDir);
+const licenseIndex = [];
+for (const [pkg, dir] of [...bundledPackages].sort(([a], [b]) => a.localeCompare(b))) {
+	const file = ["LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "license"].find((f) =>
+		existsSync(join(dir, f)),
+	);
+	if (file) copyFileSync(join(dir, file), join(licenses, `${pkg.replace("/", "__")}.txt`));
+	licenseIndex.push(`${pkg}${file ? "" : " (no license file in the package)"}`);
+}
+writeFileSync(join(licenses, "INDEX.txt"), `${licenseIndex.join("\n")}\n`);
+
+// The runtime: this very node binary (dynamically linked against glibc and libstdc++).
+copyFileSync(process.execPath, join(stage, "bin/node"));
+chmodSync(join(stage, "bin/node"), 0o755);
+writeFileSync(
+	join(stage, "bin/starling"),
+	`#!/bin/sh
+# The Starling agent CLI, with the Node runtime shipped beside it.
+here=$(dirname "$(readlink -f "$0")")
+exec "$here/node" "$here/../lib/starling.js" "$@"
+`,
+	{ mode: 0o755 },
+);
+writeFileSync(
+	join(stage, "package.json"),
+	`${JSON.stringify(
+		{ name: "@starling/agent", version, private: true, type: "module", node: process.version },
+		null,
+		2,
+	)}\n`,
+);
+copyFileSync(join(ROOT, "scripts/install.sh"), join(stage, "install.sh"));
+chmodSync(join(stage, "install.sh"), 0o755);
+
+// Smoke test before packing: the staged CLI runs and reports the version.
+const reported = execFileSync(join(stage, "bin/starling"), ["version"], {
+	encoding: "utf8",
+}).trim();
+if (reported !== version)
+	fail(`the staged CLI reports version '${reported}', expected '${version}'`);
+
+const tarball = join(outDir, `${name}.tar.gz`);
+execFileSync("tar", ["-C", outDir, "--owner=0", "--group=0", "-czf", tarball, name]);
+const sha256 = createHash("sha256").update(readFileSync(tarball)).digest("hex");
+writeFileSync(`${tarball}.sha256`, `${sha256}  ${name}.tar.gz\n`);
+rmSync(stage, { recursive: true, force: true });
+process.stdout.write(`${tarball}\n`);
