@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import type { RelayConfig } from "@starling/proto";
 import { issueRelayCredential } from "@starling/relay-protocol";
+import { ConfigError, resolveSettings } from "@starling/service-runtime";
 import { z } from "zod";
 import { type IpamError, parseCidr } from "./core/ipam.js";
 
@@ -24,6 +25,8 @@ const list = z.string().transform((v) =>
 		.filter(Boolean),
 );
 
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
 /** Management configuration, from STARLING_* environment variables. */
 export const ManagementConfigSchema = z.object({
 	STARLING_DATA_DIR: z.string().min(1).default("./data"),
@@ -45,6 +48,7 @@ export const ManagementConfigSchema = z.object({
 	STARLING_ADMIN_TOKEN_FILE: z.string().min(1).optional(),
 	STARLING_SYNC_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(50),
 	STARLING_SYNC_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(25_000),
+	STARLING_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
 });
 
 export interface ManagementConfig {
@@ -63,24 +67,23 @@ export interface ManagementConfig {
 	adminTokenFile: string | undefined;
 	syncFlushMs: number;
 	syncHeartbeatMs: number;
+	logLevel: (typeof LOG_LEVELS)[number];
 }
 
-export class ConfigError extends Error {
-	override name = "ConfigError";
-}
+export { ConfigError } from "@starling/service-runtime";
 
 export function splitHostPort(value: string): { host: string; port: number } {
 	const i = value.lastIndexOf(":");
 	return { host: value.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(value.slice(i + 1)) };
 }
 
-/** Validates the environment; a bad value throws ConfigError naming the variable. */
+/**
+ * Validates the STARLING_* environment and the optional STARLING_CONFIG_FILE
+ * (the environment wins; empty values count as unset); a bad value throws
+ * ConfigError naming the variable.
+ */
 export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
-	const parsed = ManagementConfigSchema.safeParse(
-		Object.fromEntries(
-			Object.entries(env).filter(([k, v]) => k.startsWith("STARLING_") && v !== ""),
-		),
-	);
+	const parsed = ManagementConfigSchema.safeParse(resolveSettings(env));
 	if (!parsed.success) {
 		const issue = parsed.error.issues[0];
 		throw new ConfigError(
@@ -114,6 +117,7 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		adminTokenFile: c.STARLING_ADMIN_TOKEN_FILE,
 		syncFlushMs: c.STARLING_SYNC_FLUSH_MS,
 		syncHeartbeatMs: c.STARLING_SYNC_HEARTBEAT_MS,
+		logLevel: c.STARLING_LOG_LEVEL,
 	};
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import { createLogger } from "@starling/log";
+import { runService } from "@starling/service-runtime";
 import { createPersonalAccessToken, MAX_TOKEN_DAYS } from "./app/tokens.js";
 import { ConfigError, loadManagementConfig } from "./config.js";
 import { startManagement } from "./server.js";
@@ -9,7 +10,8 @@ import { SqliteStore } from "./store/sqlite-store.js";
 const USAGE = `usage: starling-management [serve]
        starling-management token create [--user USER_ID] [--name NAME] [--expires-in-days N]
 
-Configuration comes from STARLING_* environment variables (see apps/management/README.md).`;
+Configuration comes from STARLING_* environment variables and the optional JSON file
+named by STARLING_CONFIG_FILE (same names; the environment wins); see docker/README.md.`;
 
 function fail(message: string): never {
 	process.stderr.write(`starling-management: ${message}\n`);
@@ -17,42 +19,34 @@ function fail(message: string): never {
 }
 
 async function serve(): Promise<void> {
-	const config = loadManagementConfig(process.env);
-	const logger = createLogger("management");
-	const running = await startManagement(config, logger);
-	logger.info(
-		{ listen: `${config.listen.host}:${running.port}`, database: config.databasePath },
-		"management is serving gRPC and REST",
-	);
-	if (running.bootstrap) {
-		// The one time the first admin token is shown. It goes to stderr as a
-		// plain notice, never into the JSON log stream.
-		process.stderr.write(
-			[
-				"",
-				"  Starling management: first start, an admin account was created.",
-				`  Admin token (shown once; only its hash is stored): ${running.bootstrap.plainToken}`,
-				`  Try: curl -H 'Authorization: Token <token>' http://${config.listen.host}:${running.port}/api/peers`,
-				config.adminTokenFile ? `  Also written to ${config.adminTokenFile} (mode 0600).` : "",
-				"",
-			].join("\n"),
-		);
-	}
-	let stopping = false;
-	const stop = (signal: string) => {
-		if (stopping) return;
-		stopping = true;
-		logger.info({ signal }, "shutting down");
-		running.close().then(
-			() => process.exit(0),
-			(err) => {
-				logger.error({ err }, "shutdown failed");
-				process.exit(1);
-			},
-		);
-	};
-	process.on("SIGTERM", () => stop("SIGTERM"));
-	process.on("SIGINT", () => stop("SIGINT"));
+	await runService({
+		name: "starling-management",
+		loadConfig: loadManagementConfig,
+		createLogger: (config) => createLogger("management", { level: config.logLevel }),
+		async start(config, logger) {
+			const running = await startManagement(config, logger);
+			logger.info(
+				{ listen: `${config.listen.host}:${running.port}`, database: config.databasePath },
+				"management is serving gRPC and REST",
+			);
+			if (running.bootstrap) {
+				// The one time the first admin token is shown. It goes to stderr as a
+				// plain notice, never into the JSON log stream.
+				process.stderr.write(
+					[
+						"",
+						"  Starling management: first start, an admin account was created.",
+						`  Admin token (shown once; only its hash is stored): ${running.bootstrap.plainToken}`,
+						`  Try: curl -H 'Authorization: Token <token>' http://${config.listen.host}:${running.port}/api/peers`,
+						config.adminTokenFile ? `  Also written to ${config.adminTokenFile} (mode 0600).` : "",
+						"  Lost it? Mint another on the server: starling-management token create",
+						"",
+					].join("\n"),
+				);
+			}
+			return running;
+		},
+	});
 }
 
 /** Recovery path: mint a token for a user straight in the store (run on the server). */

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { MIN_SECRET_BYTES } from "@starling/relay-protocol";
+import { ConfigError, resolveSettings } from "@starling/service-runtime";
 import { z } from "zod";
 import {
 	DEFAULT_HELLO_TIMEOUT_MS,
@@ -28,10 +29,7 @@ export interface RelayConfig {
 	logLevel: LogLevel;
 }
 
-/** A bad environment value; the message names the variable. */
-export class ConfigError extends Error {
-	override name = "ConfigError";
-}
+export { ConfigError } from "@starling/service-runtime";
 
 const integer = (min: number, max: number) =>
 	z
@@ -71,15 +69,14 @@ export const RelayEnvSchema = z.object({
 });
 
 /**
- * Reads the relay's configuration from environment variables (empty values
- * count as unset). Throws ConfigError naming the first bad variable; reads
- * the TLS files, so an unreadable one is reported here too.
+ * Reads the relay's configuration from STARLING_* environment variables and
+ * the optional STARLING_CONFIG_FILE (empty values count as unset). Throws
+ * ConfigError naming the first bad variable; reads the TLS files, so an
+ * unreadable one is reported here too.
  */
 export function loadConfig(env: NodeJS.ProcessEnv): RelayConfig {
 	const relevant = Object.fromEntries(
-		Object.entries(env).filter(
-			([name, value]) => name in RelayEnvSchema.shape && value !== undefined && value !== "",
-		),
+		Object.entries(resolveSettings(env)).filter(([name]) => name in RelayEnvSchema.shape),
 	);
 	const parsed = RelayEnvSchema.safeParse(relevant);
 	if (!parsed.success) {

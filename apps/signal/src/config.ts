@@ -1,5 +1,9 @@
 import { isIP } from "node:net";
+import { ConfigError, resolveSettings } from "@starling/service-runtime";
+import { z } from "zod";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "./limits.js";
+
+export { ConfigError } from "@starling/service-runtime";
 
 export const DEFAULT_LISTEN = "127.0.0.1:10000";
 
@@ -13,37 +17,52 @@ export interface SignalConfig {
 	logLevel: LogLevel;
 }
 
-/** A bad environment value; the message names the variable. */
-export class ConfigError extends Error {
-	override name = "ConfigError";
-}
+/** The signal server's settings: every variable it reads, with defaults. */
+export const SignalEnvSchema = z.object({
+	STARLING_SIGNAL_LISTEN: z.string().default(DEFAULT_LISTEN),
+	STARLING_LOG_LEVEL: z
+		.string()
+		.refine((v) => (LOG_LEVELS as readonly string[]).includes(v), {
+			message: `must be one of ${LOG_LEVELS.join(", ")}`,
+		})
+		.default("info"),
+	STARLING_SIGNAL_HEARTBEAT_MS: z
+		.string()
+		.regex(/^\d+$/, "must be an integer number of milliseconds from 10 to 3600000")
+		.transform(Number)
+		.pipe(
+			z
+				.number()
+				.int()
+				.min(10, "must be an integer number of milliseconds from 10 to 3600000")
+				.max(3_600_000, "must be an integer number of milliseconds from 10 to 3600000"),
+		)
+		.optional(),
+});
 
-/** Reads the signal server's configuration from environment variables. */
+/**
+ * Reads the signal server's configuration from STARLING_* environment
+ * variables and the optional STARLING_CONFIG_FILE (empty values count as
+ * unset). Throws ConfigError naming the first bad variable.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv): SignalConfig {
-	const listen = env.STARLING_SIGNAL_LISTEN ?? DEFAULT_LISTEN;
-	const { host, port } = parseListen(listen);
-	const logLevel = env.STARLING_LOG_LEVEL ?? "info";
-	if (!isLogLevel(logLevel)) {
-		throw new ConfigError(
-			`STARLING_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}; got ${JSON.stringify(logLevel)}`,
-		);
+	const settings = resolveSettings(env);
+	const parsed = SignalEnvSchema.safeParse(settings);
+	if (!parsed.success) {
+		const issue = parsed.error.issues[0];
+		const name = String(issue?.path[0] ?? "configuration");
+		const got = settings[name];
+		const shown = got === undefined ? "" : `; got ${JSON.stringify(got)}`;
+		throw new ConfigError(`${name} ${issue?.message ?? "is invalid"}${shown}`);
 	}
-	const heartbeatText = env.STARLING_SIGNAL_HEARTBEAT_MS;
-	let heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
-	if (heartbeatText !== undefined) {
-		heartbeatIntervalMs = Number(heartbeatText);
-		if (
-			!/^\d+$/.test(heartbeatText) ||
-			!Number.isSafeInteger(heartbeatIntervalMs) ||
-			heartbeatIntervalMs < 10 ||
-			heartbeatIntervalMs > 3_600_000
-		) {
-			throw new ConfigError(
-				`STARLING_SIGNAL_HEARTBEAT_MS must be an integer number of milliseconds from 10 to 3600000; got ${JSON.stringify(heartbeatText)}`,
-			);
-		}
-	}
-	return { host, port, heartbeatIntervalMs, logLevel };
+	const c = parsed.data;
+	const { host, port } = parseListen(c.STARLING_SIGNAL_LISTEN);
+	return {
+		host,
+		port,
+		heartbeatIntervalMs: c.STARLING_SIGNAL_HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+		logLevel: c.STARLING_LOG_LEVEL as LogLevel,
+	};
 }
 
 /** Parses "host:port" or "[v6]:port" as STARLING_SIGNAL_LISTEN. Port 0 picks a free port. */
@@ -71,8 +90,4 @@ function isHostname(text: string): boolean {
 		text.length <= 253 &&
 		text.split(".").every((label) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label))
 	);
-}
-
-function isLogLevel(text: string): text is LogLevel {
-	return (LOG_LEVELS as readonly string[]).includes(text);
 }
