@@ -19,3 +19,4 @@ export {
 	type RelayWelcome,
 } from "./client.js";
 export { ABNORMAL_CLOSURE, RelayError } from "./errors.js";
+export { probeRelay, type RelayProbeOptions, type RelayProbeResult } from "./probe.js";

@@ -11,6 +11,7 @@ import { DEFAULT_SOCKET_PATH, startDaemonServer } from "../daemon/daemon-server.
 import { StateDir } from "../daemon/state-dir.js";
 import { CommandError, run } from "../system/exec.js";
 import { AGENT_VERSION } from "../version.js";
+import { cmdNetcheck } from "./netcheck.js";
 import { statusToJson, statusToText } from "./status-format.js";
 import { ServiceManager } from "./systemd.js";
 import { UninstallError, uninstallAgent } from "./uninstall.js";
@@ -28,6 +29,9 @@ commands:
   status [--json] [--detail]
   login [--management-url URL] [--setup-key KEY]
   logout                go down and deregister this peer
+  netcheck [--json] [--stun HOST[:PORT]]... [--relay URL]... [--timeout MS]
+                        this host's NAT (UDP, mapping), STUN and relay reachability,
+                        and why peers are not direct
   service install|start|stop|status|run
   service uninstall [--purge] [--state-dir DIR]
                         stop and remove the service, its interface and nftables
@@ -177,7 +181,7 @@ async function cmdStatus(args: string[]): Promise<void> {
 	const c = await client(socket);
 	try {
 		const status = await unary<{ detail: boolean }, DaemonStatus>(c.status.bind(c), {
-			detail: true,
+			detail: values.detail === true,
 		});
 		const detail = values.detail === true;
 		process.stdout.write(
@@ -349,6 +353,8 @@ async function main(argv: string[]): Promise<void> {
 			return cmdStatus(args);
 		case "login":
 			return cmdLogin(args);
+		case "netcheck":
+			return cmdNetcheck(args, { client, socketPath, usageError: (m) => new CliError(m, 2) });
 		case "service":
 			return cmdService(args);
 		case "version":

@@ -27,6 +27,11 @@ export function statusToJson(s: DaemonStatus, detail: boolean): Record<string, u
 		peers_connected: s.peersConnected,
 		peers_total: s.peersTotal,
 		firewall: s.firewall,
+		relay: {
+			url: s.relay?.url ?? "",
+			connected: s.relay?.connected ?? false,
+			error: s.relay?.error ?? "",
+		},
 	};
 	if (detail) out.peers = s.peers.map(peerToJson);
 	return out;
@@ -51,6 +56,7 @@ function peerToJson(p: PeerStatus): Record<string, unknown> {
 		latency_ms: p.latencyMs,
 		peer_online: p.peerOnline,
 		reason: p.reason,
+		relay_url: p.relayUrl ?? "",
 	};
 }
 
@@ -92,11 +98,12 @@ export function statusToText(s: DaemonStatus, detail: boolean, now = Date.now())
 				`  Status: ${cap(p.connectionState)}${p.reason ? ` (${p.reason})` : ""}`,
 				`  Peer online in management: ${p.peerOnline ? "yes" : "no"}`,
 				`  Connection type: ${p.pathType === "p2p" ? "P2P" : p.pathType === "relayed" ? "Relayed" : "-"}`,
+				`  Relay: ${p.relayUrl ? `${p.relayUrl}${p.pathType === "relayed" ? " (in use)" : " (fallback)"}` : "-"}`,
 				`  Local endpoint: ${p.localEndpoint || "-"}${p.localCandidateType ? ` (${p.localCandidateType})` : ""}`,
 				`  Remote endpoint: ${p.remoteEndpoint || "-"}${p.remoteCandidateType ? ` (${p.remoteCandidateType})` : ""}`,
 				`  Last WireGuard handshake: ${ago(p.lastHandshakeUnixMs, now)}`,
 				`  Transfer: ${bytes(p.bytesReceived)} received, ${bytes(p.bytesSent)} sent`,
-				`  Latency: ${p.latencyMs > 0 ? `${p.latencyMs.toFixed(1)} ms` : "-"}`,
+				`  Latency: ${p.latencyMs > 0 ? `${p.latencyMs.toFixed(p.latencyMs < 10 ? 2 : 1)} ms` : "-"}`,
 				"",
 			);
 		}
@@ -106,6 +113,7 @@ export function statusToText(s: DaemonStatus, detail: boolean, now = Date.now())
 		`State: ${cap(s.state)}`,
 		`Management: ${conn(s.management)}`,
 		`Signal: ${conn(s.signal)}`,
+		`Relay: ${conn(s.relay)}`,
 		`FQDN: ${s.fqdn || "-"}`,
 		`Overlay IP: ${s.overlayAddress || "-"}`,
 		`Interface type: ${s.interfaceType ? `${cap(s.interfaceType)} (${s.interfaceName}, port ${s.wireguardPort})` : "-"}`,

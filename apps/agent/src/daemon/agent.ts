@@ -15,6 +15,8 @@ import type {
 import { ControlLoop, oneLine } from "../control/control-loop.js";
 import { Engine } from "../engine/engine.js";
 import { IceAgent } from "../ice/ice-agent.js";
+import type { NetcheckInputs } from "../netcheck/netcheck.js";
+import { PeerLatency } from "../netcheck/peer-latency.js";
 import { DEFAULT_FIREWALL_TABLE, Firewall, renderFirewallRemoval } from "../netfilter/firewall.js";
 import { PortRewriter } from "../netfilter/port-rewrite.js";
 import type { Runner } from "../system/exec.js";
@@ -71,8 +73,13 @@ export class Agent {
 	private phase: "down" | "connecting" | "up" = "down";
 	private queue: Promise<unknown> = Promise.resolve();
 	private lastError = "";
+	/** The latest network map while up: netcheck's STUN servers and relays. */
+	private networkMap: NetworkMap | undefined;
+	private readonly peerLatency: PeerLatency;
 
-	constructor(private readonly options: AgentOptions) {}
+	constructor(private readonly options: AgentOptions) {
+		this.peerLatency = new PeerLatency(options.runner);
+	}
 
 	private serial<T>(op: () => Promise<T>): Promise<T> {
 		const next = this.queue.then(op, op);
@@ -266,6 +273,7 @@ export class Agent {
 				this.meta(),
 				{
 					onMap: (map: NetworkMap) => {
+						this.networkMap = map;
 						if (map.self?.address && device)
 							void device.applyAddresses([map.self.address]).catch(() => undefined);
 						engine.applyMap(map);
@@ -328,6 +336,7 @@ export class Agent {
 	private async teardown(): Promise<void> {
 		const r = this.running;
 		this.running = undefined;
+		this.networkMap = undefined;
 		this.phase = "down";
 		if (!r) return;
 		r.control.stop();
@@ -448,7 +457,10 @@ export class Agent {
 		const r = this.running;
 		const config = r?.config ?? this.options.stateDir.loadConfig();
 		const keyPair = r?.keyPair ?? this.options.stateDir.loadOrCreateKeyPair();
-		const peers = r ? await r.engine.peerStatuses() : [];
+		const relay = r?.engine.relayStatus() ?? { url: "", connected: false, error: "" };
+		const peers = r
+			? (await r.engine.peerStatuses()).map((p) => ({ ...p, relayUrl: relay.url }))
+			: [];
 		const management = r?.control.status ?? {
 			url: config.managementUrl,
 			connected: false,
@@ -467,12 +479,35 @@ export class Agent {
 			wireguardPort: config.wireguardPort,
 			peersConnected: peers.filter((p) => p.connectionState === "connected").length,
 			peersTotal: peers.length,
-			peers: detail ? peers : [],
+			peers: detail ? await this.peerLatency.fill(peers) : [],
 			firewall: r
 				? r.engine.firewallStatus()
 				: config.disableFirewall
 					? "disabled by operator"
 					: "",
+			relay,
+		};
+	}
+
+	/** What `starling netcheck` probes while up: the map's STUN servers and relays. */
+	async netcheckInputs(): Promise<Omit<NetcheckInputs, "source">> {
+		const r = this.running;
+		if (!r) {
+			throw new AgentError(
+				GrpcStatus.FAILED_PRECONDITION,
+				"not up, so there is no network map naming STUN servers and relays; run 'starling up' first, or 'starling netcheck --stun HOST:PORT' to probe without it",
+			);
+		}
+		const map = this.networkMap;
+		const relay = r.engine.relayStatus();
+		return {
+			stunServers: map?.stunServers.map((s) => s.uri) ?? [],
+			relayUrls: map?.relay?.urls ?? [],
+			relayAdmission: (url) =>
+				url === relay.url
+					? { admitted: relay.connected, error: relay.connected ? "" : relay.error || "connecting" }
+					: undefined,
+			peers: await r.engine.peerStatuses(),
 		};
 	}
 

@@ -4,6 +4,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@starling/log";
 import { type DaemonServiceServer, DaemonServiceService } from "@starling/proto";
 import { type Agent, AgentError } from "./agent.js";
+import { daemonNetcheck } from "./netcheck-rpc.js";
 
 export const DEFAULT_SOCKET_PATH = "/var/run/starling.sock";
 
@@ -75,6 +76,12 @@ export async function startDaemonServer(
 		login(call, callback) {
 			agent.login(call.request.managementUrl, call.request.setupKey).then(
 				(res) => callback(null, res),
+				(err) => callback(toStatus(err, logger)),
+			);
+		},
+		netcheck(call, callback) {
+			daemonNetcheck(agent, call.request).then(
+				(report) => callback(null, report),
 				(err) => callback(toStatus(err, logger)),
 			);
 		},

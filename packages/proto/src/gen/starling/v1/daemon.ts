@@ -105,6 +105,8 @@ export interface DaemonStatus {
    * or "" while down.
    */
   firewall: string;
+  /** The relay this peer's connection falls back to ("" when management names none). */
+  relay: ServiceConnection | undefined;
 }
 
 export interface PeerStatus {
@@ -131,6 +133,93 @@ export interface PeerStatus {
   peerOnline: boolean;
   /** Why the peer is not connected directly, when it is not. */
   reason: string;
+  /**
+   * The relay carrying this peer's traffic when path_type is "relayed", and
+   * its fallback otherwise (unset or "" when management names no relay;
+   * optional only so the engine, which builds PeerStatus, need not set it).
+   */
+  relayUrl?: string | undefined;
+}
+
+export interface NetcheckRequest {
+  /** How long each STUN server gets to answer; 0 means the default (2500). */
+  stunTimeoutMs: number;
+}
+
+/** One STUN destination, asked from the same local socket as all the others. */
+export interface NetcheckStunProbe {
+  /** As configured ("stun:host:port"), or "other-address of <server>". */
+  server: string;
+  /** The "ip:port" asked. */
+  address: string;
+  /** "configured" or "other-address" (the RFC 5780 alternate a server named). */
+  origin: string;
+  answered: boolean;
+  /** Round trip of the answered request. */
+  latencyMs: number;
+  /** "ip:port" the server saw this host at. */
+  mappedAddress: string;
+  /** Why there is no answer, one line. */
+  error: string;
+}
+
+export interface NetcheckRelayProbe {
+  url: string;
+  /** A WebSocket to it opened (no token is sent on this probe connection). */
+  reachable: boolean;
+  /** TCP (and TLS) connect plus the WebSocket upgrade. */
+  connectMs: number;
+  /** A WebSocket ping round trip. */
+  latencyMs: number;
+  error: string;
+  /**
+   * Whether the daemon's own relay connection is admitted with its token;
+   * unset when not known (the CLI probing without the daemon).
+   */
+  admitted?:
+    | boolean
+    | undefined;
+  /** Why it is not admitted, one line. */
+  admissionError: string;
+}
+
+export interface NetcheckPeer {
+  name: string;
+  fqdn: string;
+  overlayIp: string;
+  connectionState: string;
+  /** "relayed" or "" (not connected). */
+  pathType: string;
+  /** Why the peer has no direct path, e.g. "relayed: ice failed: ...". */
+  reason: string;
+}
+
+/** The stable form behind `starling netcheck --json` (snake_case). See apps/agent/README.md. */
+export interface NetcheckReport {
+  /** "daemon" (STUN and relays from the network map) or "cli" (from flags). */
+  source: string;
+  /** Some STUN server answered over UDP; unset when there was none to ask. */
+  udpReachable?:
+    | boolean
+    | undefined;
+  /** "ip:port" the first answering server saw, or "". */
+  mappedAddress: string;
+  /** The local UDP port all STUN requests were sent from. */
+  localPort: number;
+  behindNat?:
+    | boolean
+    | undefined;
+  /** "endpoint-independent", "endpoint-dependent" or "unknown". */
+  mapping: string;
+  /** How the mapping verdict was reached, or why it is unknown. */
+  mappingDetail: string;
+  /** Every STUN answer kept the local port; unset without answers. */
+  portPreserved?: boolean | undefined;
+  stun: NetcheckStunProbe[];
+  relays: NetcheckRelayProbe[];
+  /** Peers without a direct path (relayed, connecting or failed). */
+  peers: NetcheckPeer[];
+  durationMs: number;
 }
 
 function createBaseUpRequest(): UpRequest {
@@ -790,6 +879,7 @@ function createBaseDaemonStatus(): DaemonStatus {
     peersTotal: 0,
     peers: [],
     firewall: "",
+    relay: undefined,
   };
 }
 
@@ -836,6 +926,9 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
     }
     if (message.firewall !== "") {
       writer.uint32(114).string(message.firewall);
+    }
+    if (message.relay !== undefined) {
+      ServiceConnection.encode(message.relay, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -965,6 +1058,14 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
             message.firewall = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.relay = ServiceConnection.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1000,6 +1101,9 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
     message.peersTotal = object.peersTotal ?? 0;
     message.peers = object.peers?.map((e) => PeerStatus.fromPartial(e)) || [];
     message.firewall = object.firewall ?? "";
+    message.relay = (object.relay !== undefined && object.relay !== null)
+      ? ServiceConnection.fromPartial(object.relay)
+      : undefined;
     return message;
   },
 };
@@ -1022,6 +1126,7 @@ function createBasePeerStatus(): PeerStatus {
     latencyMs: 0,
     peerOnline: false,
     reason: "",
+    relayUrl: undefined,
   };
 }
 
@@ -1074,6 +1179,9 @@ export const PeerStatus: MessageFns<PeerStatus> = {
     }
     if (message.reason !== "") {
       writer.uint32(130).string(message.reason);
+    }
+    if (message.relayUrl !== undefined) {
+      writer.uint32(138).string(message.relayUrl);
     }
     return writer;
   },
@@ -1219,6 +1327,14 @@ export const PeerStatus: MessageFns<PeerStatus> = {
             message.reason = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.relayUrl = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1252,6 +1368,631 @@ export const PeerStatus: MessageFns<PeerStatus> = {
     message.latencyMs = object.latencyMs ?? 0;
     message.peerOnline = object.peerOnline ?? false;
     message.reason = object.reason ?? "";
+    message.relayUrl = object.relayUrl ?? undefined;
+    return message;
+  },
+};
+
+function createBaseNetcheckRequest(): NetcheckRequest {
+  return { stunTimeoutMs: 0 };
+}
+
+export const NetcheckRequest: MessageFns<NetcheckRequest> = {
+  encode(message: NetcheckRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.stunTimeoutMs !== 0) {
+      writer.uint32(8).uint32(message.stunTimeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetcheckRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetcheckRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.stunTimeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<NetcheckRequest>): NetcheckRequest {
+    return NetcheckRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NetcheckRequest>): NetcheckRequest {
+    const message = createBaseNetcheckRequest();
+    message.stunTimeoutMs = object.stunTimeoutMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseNetcheckStunProbe(): NetcheckStunProbe {
+  return { server: "", address: "", origin: "", answered: false, latencyMs: 0, mappedAddress: "", error: "" };
+}
+
+export const NetcheckStunProbe: MessageFns<NetcheckStunProbe> = {
+  encode(message: NetcheckStunProbe, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.server !== "") {
+      writer.uint32(10).string(message.server);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    if (message.origin !== "") {
+      writer.uint32(26).string(message.origin);
+    }
+    if (message.answered !== false) {
+      writer.uint32(32).bool(message.answered);
+    }
+    if (message.latencyMs !== 0) {
+      writer.uint32(41).double(message.latencyMs);
+    }
+    if (message.mappedAddress !== "") {
+      writer.uint32(50).string(message.mappedAddress);
+    }
+    if (message.error !== "") {
+      writer.uint32(58).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetcheckStunProbe {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetcheckStunProbe();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.server = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.origin = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.answered = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.latencyMs = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.mappedAddress = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<NetcheckStunProbe>): NetcheckStunProbe {
+    return NetcheckStunProbe.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NetcheckStunProbe>): NetcheckStunProbe {
+    const message = createBaseNetcheckStunProbe();
+    message.server = object.server ?? "";
+    message.address = object.address ?? "";
+    message.origin = object.origin ?? "";
+    message.answered = object.answered ?? false;
+    message.latencyMs = object.latencyMs ?? 0;
+    message.mappedAddress = object.mappedAddress ?? "";
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseNetcheckRelayProbe(): NetcheckRelayProbe {
+  return { url: "", reachable: false, connectMs: 0, latencyMs: 0, error: "", admitted: undefined, admissionError: "" };
+}
+
+export const NetcheckRelayProbe: MessageFns<NetcheckRelayProbe> = {
+  encode(message: NetcheckRelayProbe, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.url !== "") {
+      writer.uint32(10).string(message.url);
+    }
+    if (message.reachable !== false) {
+      writer.uint32(16).bool(message.reachable);
+    }
+    if (message.connectMs !== 0) {
+      writer.uint32(25).double(message.connectMs);
+    }
+    if (message.latencyMs !== 0) {
+      writer.uint32(33).double(message.latencyMs);
+    }
+    if (message.error !== "") {
+      writer.uint32(42).string(message.error);
+    }
+    if (message.admitted !== undefined) {
+      writer.uint32(48).bool(message.admitted);
+    }
+    if (message.admissionError !== "") {
+      writer.uint32(58).string(message.admissionError);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetcheckRelayProbe {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetcheckRelayProbe();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.url = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.reachable = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.connectMs = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.latencyMs = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.admitted = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.admissionError = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<NetcheckRelayProbe>): NetcheckRelayProbe {
+    return NetcheckRelayProbe.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NetcheckRelayProbe>): NetcheckRelayProbe {
+    const message = createBaseNetcheckRelayProbe();
+    message.url = object.url ?? "";
+    message.reachable = object.reachable ?? false;
+    message.connectMs = object.connectMs ?? 0;
+    message.latencyMs = object.latencyMs ?? 0;
+    message.error = object.error ?? "";
+    message.admitted = object.admitted ?? undefined;
+    message.admissionError = object.admissionError ?? "";
+    return message;
+  },
+};
+
+function createBaseNetcheckPeer(): NetcheckPeer {
+  return { name: "", fqdn: "", overlayIp: "", connectionState: "", pathType: "", reason: "" };
+}
+
+export const NetcheckPeer: MessageFns<NetcheckPeer> = {
+  encode(message: NetcheckPeer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.fqdn !== "") {
+      writer.uint32(18).string(message.fqdn);
+    }
+    if (message.overlayIp !== "") {
+      writer.uint32(26).string(message.overlayIp);
+    }
+    if (message.connectionState !== "") {
+      writer.uint32(34).string(message.connectionState);
+    }
+    if (message.pathType !== "") {
+      writer.uint32(42).string(message.pathType);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetcheckPeer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetcheckPeer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fqdn = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.overlayIp = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.connectionState = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pathType = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<NetcheckPeer>): NetcheckPeer {
+    return NetcheckPeer.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NetcheckPeer>): NetcheckPeer {
+    const message = createBaseNetcheckPeer();
+    message.name = object.name ?? "";
+    message.fqdn = object.fqdn ?? "";
+    message.overlayIp = object.overlayIp ?? "";
+    message.connectionState = object.connectionState ?? "";
+    message.pathType = object.pathType ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseNetcheckReport(): NetcheckReport {
+  return {
+    source: "",
+    udpReachable: undefined,
+    mappedAddress: "",
+    localPort: 0,
+    behindNat: undefined,
+    mapping: "",
+    mappingDetail: "",
+    portPreserved: undefined,
+    stun: [],
+    relays: [],
+    peers: [],
+    durationMs: 0,
+  };
+}
+
+export const NetcheckReport: MessageFns<NetcheckReport> = {
+  encode(message: NetcheckReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.source !== "") {
+      writer.uint32(10).string(message.source);
+    }
+    if (message.udpReachable !== undefined) {
+      writer.uint32(16).bool(message.udpReachable);
+    }
+    if (message.mappedAddress !== "") {
+      writer.uint32(26).string(message.mappedAddress);
+    }
+    if (message.localPort !== 0) {
+      writer.uint32(32).uint32(message.localPort);
+    }
+    if (message.behindNat !== undefined) {
+      writer.uint32(40).bool(message.behindNat);
+    }
+    if (message.mapping !== "") {
+      writer.uint32(50).string(message.mapping);
+    }
+    if (message.mappingDetail !== "") {
+      writer.uint32(58).string(message.mappingDetail);
+    }
+    if (message.portPreserved !== undefined) {
+      writer.uint32(64).bool(message.portPreserved);
+    }
+    for (const v of message.stun) {
+      NetcheckStunProbe.encode(v!, writer.uint32(74).fork()).join();
+    }
+    for (const v of message.relays) {
+      NetcheckRelayProbe.encode(v!, writer.uint32(82).fork()).join();
+    }
+    for (const v of message.peers) {
+      NetcheckPeer.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(97).double(message.durationMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetcheckReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetcheckReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.udpReachable = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mappedAddress = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.localPort = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.behindNat = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.mapping = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.mappingDetail = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.portPreserved = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.stun.push(NetcheckStunProbe.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.relays.push(NetcheckRelayProbe.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.peers.push(NetcheckPeer.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.durationMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<NetcheckReport>): NetcheckReport {
+    return NetcheckReport.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NetcheckReport>): NetcheckReport {
+    const message = createBaseNetcheckReport();
+    message.source = object.source ?? "";
+    message.udpReachable = object.udpReachable ?? undefined;
+    message.mappedAddress = object.mappedAddress ?? "";
+    message.localPort = object.localPort ?? 0;
+    message.behindNat = object.behindNat ?? undefined;
+    message.mapping = object.mapping ?? "";
+    message.mappingDetail = object.mappingDetail ?? "";
+    message.portPreserved = object.portPreserved ?? undefined;
+    message.stun = object.stun?.map((e) => NetcheckStunProbe.fromPartial(e)) || [];
+    message.relays = object.relays?.map((e) => NetcheckRelayProbe.fromPartial(e)) || [];
+    message.peers = object.peers?.map((e) => NetcheckPeer.fromPartial(e)) || [];
+    message.durationMs = object.durationMs ?? 0;
     return message;
   },
 };
@@ -1316,6 +2057,19 @@ export const DaemonServiceService = {
       Buffer.from(DaemonLogoutResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DaemonLogoutResponse => DaemonLogoutResponse.decode(value),
   },
+  /**
+   * Probes this host's NAT with the network map's STUN servers and relays,
+   * and lists the peers without a direct path, each with the reason.
+   */
+  netcheck: {
+    path: "/starling.v1.DaemonService/Netcheck" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: NetcheckRequest): Buffer => Buffer.from(NetcheckRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): NetcheckRequest => NetcheckRequest.decode(value),
+    responseSerialize: (value: NetcheckReport): Buffer => Buffer.from(NetcheckReport.encode(value).finish()),
+    responseDeserialize: (value: Buffer): NetcheckReport => NetcheckReport.decode(value),
+  },
 } as const;
 
 export interface DaemonServiceServer extends UntypedServiceImplementation {
@@ -1332,6 +2086,11 @@ export interface DaemonServiceServer extends UntypedServiceImplementation {
   login: handleUnaryCall<DaemonLoginRequest, DaemonLoginResponse>;
   /** Goes down and deregisters this peer from management. */
   logout: handleUnaryCall<DaemonLogoutRequest, DaemonLogoutResponse>;
+  /**
+   * Probes this host's NAT with the network map's STUN servers and relays,
+   * and lists the peers without a direct path, each with the reason.
+   */
+  netcheck: handleUnaryCall<NetcheckRequest, NetcheckReport>;
 }
 
 export interface DaemonServiceClient extends Client {
@@ -1401,6 +2160,25 @@ export interface DaemonServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DaemonLogoutResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Probes this host's NAT with the network map's STUN servers and relays,
+   * and lists the peers without a direct path, each with the reason.
+   */
+  netcheck(
+    request: NetcheckRequest,
+    callback: (error: ServiceError | null, response: NetcheckReport) => void,
+  ): ClientUnaryCall;
+  netcheck(
+    request: NetcheckRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: NetcheckReport) => void,
+  ): ClientUnaryCall;
+  netcheck(
+    request: NetcheckRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: NetcheckReport) => void,
   ): ClientUnaryCall;
 }
 
