@@ -2,6 +2,7 @@
 // "internet" itself), all in one network, so every pair of kinds is one
 // cell. Every cell must ping; where the facts of NAT traversal are clear the
 // path type must match (P2P or relayed). The grid is printed as a table.
+import { writeFileSync } from "node:fs";
 import { Lab, labSkipReason, type NatKind, type Router } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, ControlPlane, waitFor } from "./fixture.js";
@@ -12,14 +13,13 @@ type Kind = "public" | "eim" | "masq" | "symmetric" | "double" | "udp-blocked";
 const KINDS: Kind[] = ["public", "eim", "masq", "symmetric", "double", "udp-blocked"];
 
 /**
- * Expected path per cell where it is decided and shown to work here:
- * P2P whenever one side is publicly reachable; relayed whenever UDP is
- * blocked, and for symmetric against symmetric or port-restricted NATs
- * (networking-facts.md). Cells left open must work either way.
- *
- * Not yet: NAT against NAT with server-reflexive candidates (eim against
- * double) should be P2P but is relayed today; see the issue note. The grid
- * prints what each cell did.
+ * Expected path per cell where the facts of NAT traversal decide it
+ * (networking-facts.md): P2P whenever one side is publicly reachable or both
+ * map endpoint-independently with filtering that lets a punched hole in (eim
+ * and double NAT); relayed whenever UDP is blocked, and for symmetric against
+ * symmetric or port-restricted NATs. A masquerade-only router lets the peer's
+ * first packet claim the mapping, so its cells depend on who sends first:
+ * either path, but they must ping.
  */
 function expected(x: Kind, y: Kind): "p2p" | "relayed" | undefined {
 	const pair = new Set([x, y]);
@@ -27,6 +27,8 @@ function expected(x: Kind, y: Kind): "p2p" | "relayed" | undefined {
 	if (pair.has("public")) return "p2p";
 	if (x === "symmetric" && y === "symmetric") return "relayed";
 	if (pair.has("symmetric") && (pair.has("eim") || pair.has("double"))) return "relayed";
+	if ((pair.has("eim") || pair.has("double")) && !pair.has("masq") && !pair.has("symmetric"))
+		return "p2p";
 	return undefined;
 }
 
@@ -34,6 +36,9 @@ describe.skipIf(labSkipReason)("NAT grid", () => {
 	let lab: Lab;
 	let ctl: ControlPlane;
 	const agents = new Map<Kind, AgentHost>();
+	/** A second host on the double NAT's home LAN, beside "double". */
+	let neighbour: AgentHost;
+	let homeLanPrefix = "";
 
 	beforeAll(async () => {
 		lab = await Lab.create("natg");
@@ -69,8 +74,10 @@ describe.skipIf(labSkipReason)("NAT grid", () => {
 			"double",
 			new AgentHost(await lab.host("double", { lan: home, gateway: homeRouter })),
 		);
+		homeLanPrefix = `198.18.${n - 1}.`;
+		neighbour = new AgentHost(await lab.host("neighb", { lan: home, gateway: homeRouter }));
 		agents.set("udp-blocked", new AgentHost(await behind("udp-blocked", "udp-blocked")));
-		for (const a of agents.values()) await a.startDaemon();
+		for (const a of [...agents.values(), neighbour]) await a.startDaemon();
 	}, 120_000);
 
 	afterEach((context) => {
@@ -79,6 +86,13 @@ describe.skipIf(labSkipReason)("NAT grid", () => {
 	});
 
 	afterAll(async () => {
+		// STARLING_TEST_LOG_DIR=dir keeps every agent's log for a look afterwards.
+		if (process.env.STARLING_TEST_LOG_DIR)
+			for (const a of [...agents.values(), neighbour])
+				writeFileSync(
+					`${process.env.STARLING_TEST_LOG_DIR}/${a.name}.log`,
+					a.daemon?.output() ?? "",
+				);
 		await lab?.destroy();
 	}, 60_000);
 
@@ -148,4 +162,31 @@ describe.skipIf(labSkipReason)("NAT grid", () => {
 			if (want) expect(cell.path, `${cell.x}-${cell.y}`).toBe(want);
 		}
 	}, 240_000);
+
+	it("two agents on the same LAN behind one NAT connect over host candidates", async () => {
+		const key = await ctl.createSetupKey("neighbours");
+		const up = await neighbour.starling(["up", "--management-url", ctl.url, "--setup-key", key]);
+		expect(up.exitCode, up.stderr).toBe(0);
+		// "double" is up since the grid test (run alone, it joins here).
+		const double = agents.get("double")!;
+		if ((await double.status()).overlay_address === "") {
+			const r = await double.starling(["up", "--management-url", ctl.url, "--setup-key", key]);
+			expect(r.exitCode, r.stderr).toBe(0);
+		}
+		const doubleIp = await double.overlayIp();
+		const peer = await waitFor(
+			"neighbour's direct path to double",
+			async () => {
+				const p = (await neighbour.status()).peers?.find((x) => x.overlay_ip === doubleIp);
+				return p?.path_type === "p2p" ? p : undefined;
+			},
+			45_000,
+		);
+		// Both ends of the path are addresses on the home LAN itself: no NAT in between.
+		expect(peer.remote_endpoint.startsWith(homeLanPrefix), peer.remote_endpoint).toBe(true);
+		expect(peer.local_endpoint.startsWith(homeLanPrefix), peer.local_endpoint).toBe(true);
+		// "prflx" when the peer's check arrives before its candidate did: the same LAN address.
+		expect(["host", "prflx"]).toContain(peer.remote_candidate_type);
+		expect(await neighbour.host.ping(doubleIp, { count: 1, timeoutSeconds: 2 })).toBeTruthy();
+	}, 90_000);
 });

@@ -55,6 +55,10 @@ export class ControlPlane {
 		return `http://${this.host.address}:33073`;
 	}
 
+	get stunUrl(): string {
+		return `stun:${this.host.address}:3478`;
+	}
+
 	get relayUrl(): string {
 		return `ws://${this.host.address}:33080`;
 	}
@@ -123,6 +127,7 @@ export class ControlPlane {
 				...(this.options.relay
 					? { STARLING_RELAY_URLS: this.relayUrl, STARLING_RELAY_SECRET: RELAY_SECRET }
 					: {}),
+				...(this.options.stun ? { STARLING_STUN_URLS: this.stunUrl } : {}),
 			},
 		});
 		await this.management.waitForOutput(/management is serving/, 15_000);

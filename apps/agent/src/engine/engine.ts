@@ -61,7 +61,18 @@ interface PeerState {
 	conn: PeerConnection;
 	timers: Map<string, NodeJS.Timeout>;
 	path:
-		| { local: PeerEndpoint; remote: PeerEndpoint; rttMs: number | undefined; socketPort: number }
+		| {
+				local: PeerEndpoint;
+				remote: PeerEndpoint;
+				rttMs: number | undefined;
+				socketPort: number;
+				/**
+				 * WireGuard has been given `remote` as the endpoint. From then on it
+				 * is left alone: WireGuard roams to wherever the peer's authenticated
+				 * packets come from, which beats ICE's report when the two differ.
+				 */
+				endpointApplied?: boolean;
+		  }
 		| undefined;
 	/** What ICE reported for sessions that connected, until the state machine acts on it. */
 	connectedIce: Map<number, { rttMs: number | undefined; socketPort: number }>;
@@ -578,6 +589,7 @@ export class Engine {
 			this.reconcileQueued = false;
 			if (this.stopped || !this.map) return;
 			try {
+				const endpointsSet: NonNullable<PeerState["path"]>[] = [];
 				await this.options.device.applyPeers(
 					[...this.peers.values()]
 						// A peer joins WireGuard only with somewhere to send: without an
@@ -589,7 +601,7 @@ export class Engine {
 							publicKey: p.remote.wgPublicKey,
 							allowedIps: p.remote.allowedIps,
 							// Direct when ICE found a path, else through the relay bridge.
-							endpoint: p.path ? endpointText(p.path.remote) : p.relayEndpoint,
+							endpoint: p.path ? directEndpoint(p.path, endpointsSet) : p.relayEndpoint,
 							persistentKeepalive: p.path
 								? p.keepalive
 									? PERSISTENT_KEEPALIVE_S
@@ -599,6 +611,7 @@ export class Engine {
 									: undefined,
 						})),
 				);
+				for (const path of endpointsSet) path.endpointApplied = true;
 			} catch (err) {
 				this.logError("wireguard reconcile", err);
 			}
@@ -689,8 +702,12 @@ export class Engine {
 								: "connecting",
 					pathType: direct ? "p2p" : relayed ? "relayed" : "",
 					localEndpoint: state.path ? endpointText(state.path.local) : "",
+					// Where WireGuard sends now: the peer's packets may come from
+					// another address than ICE reported (see the port rewrite).
 					remoteEndpoint: state.path
-						? endpointText(state.path.remote)
+						? wg?.endpoint && wg.endpoint !== state.relayEndpoint
+							? wg.endpoint
+							: endpointText(state.path.remote)
 						: relayed
 							? (this.relay?.url ?? "")
 							: "",
@@ -757,4 +774,18 @@ function toPeerEndpoint(c: { address: string; port: number; type: string }): Pee
 
 function fmt(e: PeerEndpoint): string {
 	return `${endpointText(e)} (${e.type})`;
+}
+
+/**
+ * WireGuard's endpoint for a direct path: ICE's remote address the first
+ * time (noted in `applied`), then undefined, which keeps whatever WireGuard
+ * has roamed to since.
+ */
+function directEndpoint(
+	path: NonNullable<PeerState["path"]>,
+	applied: NonNullable<PeerState["path"]>[],
+): string | undefined {
+	if (path.endpointApplied) return undefined;
+	applied.push(path);
+	return endpointText(path.remote);
 }

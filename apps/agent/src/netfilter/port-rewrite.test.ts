@@ -22,25 +22,43 @@ const peerB: PortRewriteEntry = {
 };
 
 describe("renderPortRewriteRules", () => {
-	it("writes one output and one prerouting rule per peer, replacing the table in one transaction", () => {
+	it("writes one output and one learning prerouting rule per peer, keeping the learned map", () => {
 		expect(renderPortRewriteRules(51820, [peerB, peerA])).toBe(
 			[
-				"table inet starling-paths",
-				"delete table inet starling-paths",
 				"table inet starling-paths {",
+				"\tmap learned {",
+				"\t\ttype ipv4_addr . inet_service : inet_service",
+				"\t\tflags dynamic, timeout",
+				"\t\ttimeout 90s",
+				"\t}",
 				"\tchain output {",
 				"\t\ttype filter hook output priority raw; policy accept;",
-				'\t\tip daddr 198.18.0.3 udp dport 50001 udp sport 51820 counter udp sport set 40001 notrack comment "AAAA+/aaaa="',
-				'\t\tip daddr 198.19.0.7 udp dport 61000 udp sport 51820 counter udp sport set 40002 notrack comment "BBBB+/bbbb="',
 				"\t}",
 				"\tchain prerouting {",
 				"\t\ttype filter hook prerouting priority raw; policy accept;",
-				'\t\tip saddr 198.18.0.3 udp sport 50001 udp dport 40001 @th,96,32 != 0x2112a442 counter udp dport set 51820 notrack comment "AAAA+/aaaa="',
-				'\t\tip saddr 198.19.0.7 udp sport 61000 udp dport 40002 @th,96,32 != 0x2112a442 counter udp dport set 51820 notrack comment "BBBB+/bbbb="',
+				"\t}",
+				"}",
+				"flush chain inet starling-paths output",
+				"flush chain inet starling-paths prerouting",
+				"table inet starling-paths {",
+				"\tchain output {",
+				'\t\tip daddr 198.18.0.3 udp dport 50001 udp sport 51820 counter udp sport set 40001 notrack comment "AAAA+/aaaa="',
+				'\t\tip daddr 198.19.0.7 udp dport 61000 udp sport 51820 counter udp sport set 40002 notrack comment "BBBB+/bbbb="',
+				'\t\tudp sport 51820 udp sport set ip daddr . udp dport map @learned notrack comment "learned"',
+				"\t}",
+				"\tchain prerouting {",
+				'\t\tudp dport 40001 @th,96,32 != 0x2112a442 update @learned { ip saddr . udp sport : 40001 } counter udp dport set 51820 notrack comment "AAAA+/aaaa="',
+				'\t\tudp dport 40002 @th,96,32 != 0x2112a442 update @learned { ip saddr . udp sport : 40002 } counter udp dport set 51820 notrack comment "BBBB+/bbbb="',
 				"\t}",
 				"}",
 				"",
 			].join("\n"),
+		);
+	});
+
+	it("refuses two peers on the same ICE port", () => {
+		expect(() => renderPortRewriteRules(51820, [peerA, { ...peerB, localPort: 40001 }])).toThrow(
+			/both have local port 40001/,
 		);
 	});
 

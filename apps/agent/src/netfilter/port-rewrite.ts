@@ -6,13 +6,25 @@
  * NATs lie between). WireGuard keeps listening on its one port W, with the
  * peer's endpoint set to R:Pr. In our own nftables table:
  *   output:     ip daddr R udp dport Pr udp sport W  →  udp sport set L, notrack
- *   prerouting: ip saddr R udp sport Pr udp dport L, not STUN  →  udp dport set W, notrack
+ *   prerouting: udp dport L, not STUN  →  learn (source → L), udp dport set W, notrack
+ *   output:     udp sport W, (daddr . dport) learned  →  udp sport set <learned L>, notrack
  * so on the wire the traffic uses L, exactly what the NATs have seen. The
  * rules are stateless (notrack, at raw priority, before conntrack): the
  * conntrack-based variant (SNAT/DNAT) lost races against stray [UNREPLIED]
  * entries; this one held 16 of 16 (docs: networking-facts, "Many peers on one
  * WireGuard port"). A host firewall that only accepts established traffic
  * must also accept untracked packets.
+ *
+ * Learning: the address ICE reports is not always where the peer's packets
+ * come from. libjuice sometimes names the peer's host candidate when the
+ * working pair was peer-reflexive (seen in the NAT grid: a private address,
+ * unreachable), and a masquerade-only NAT can re-map under the first packets.
+ * So whatever reaches port L (WireGuard authenticates it, as it does on W)
+ * is handed to WireGuard and its source is remembered in the `learned` map;
+ * WireGuard roams its endpoint to the source of authenticated packets, and
+ * the learned entry makes its replies leave from L too. Entries expire
+ * unless refreshed (keepalives come every 25 s), and the map survives
+ * applies, which replace only the rules.
  *
  * STUN packets (magic cookie 0x2112A442 at UDP payload offset 4; WireGuard
  * messages have their receiver index there) are left alone, so the ICE
@@ -30,6 +42,10 @@ export const DEFAULT_PORT_REWRITE_TABLE = "starling-paths";
 
 /** Matches UDP packets that are not STUN: the 32 bits after the UDP header's 8 bytes and STUN's first 4. */
 const NOT_STUN = "@th,96,32 != 0x2112a442";
+/** The map of learned peer sources (address . port) to our ICE port for them. */
+const LEARNED_MAP = "learned";
+/** Longer than the 25 s keepalive, so a live path's entry never lapses. */
+const LEARNED_TIMEOUT_S = 90;
 
 export interface PortRewriteEntry {
 	/** The peer's WireGuard public key; also the rules' comment, to find them again. */
@@ -88,10 +104,12 @@ function endpointKey(entry: PortRewriteEntry): string {
 }
 
 /**
- * An `nft -f` script that replaces the whole table in one transaction: the
- * `table` line creates it if missing so the `delete` can't fail, then the
- * full definition follows. Nothing outside the table is touched. Entries are
- * written sorted by peer key, so the same set always renders the same text.
+ * An `nft -f` script that replaces the table's rules in one transaction and
+ * keeps its `learned` map: the first block creates the table, map and chains
+ * when missing (and changes nothing when present), the flushes empty the
+ * chains, then the full rule set follows. Nothing outside the table is
+ * touched. Entries are written sorted by peer key, so the same set always
+ * renders the same text.
  */
 export function renderPortRewriteRules(
 	wgPort: number,
@@ -101,6 +119,7 @@ export function renderPortRewriteRules(
 	checkPort(wgPort, "WireGuard port");
 	checkTableName(tableName);
 	const endpoints = new Map<string, string>();
+	const localPorts = new Map<number, string>();
 	for (const entry of entries) {
 		validatePortRewriteEntry(entry, wgPort);
 		const other = endpoints.get(endpointKey(entry));
@@ -110,6 +129,13 @@ export function renderPortRewriteRules(
 			);
 		}
 		endpoints.set(endpointKey(entry), entry.peerKey);
+		const samePort = localPorts.get(entry.localPort);
+		if (samePort !== undefined) {
+			throw new Error(
+				`peers ${samePort} and ${entry.peerKey} both have local port ${entry.localPort}`,
+			);
+		}
+		localPorts.set(entry.localPort, entry.peerKey);
 	}
 	const sorted = [...entries].sort((a, b) =>
 		a.peerKey < b.peerKey ? -1 : a.peerKey > b.peerKey ? 1 : 0,
@@ -120,19 +146,37 @@ export function renderPortRewriteRules(
 	);
 	const prerouting = sorted.map(
 		(e) =>
-			`\t\tip saddr ${e.remoteAddress} udp sport ${e.remotePort} udp dport ${e.localPort} ${NOT_STUN} counter udp dport set ${wgPort} notrack comment "${e.peerKey}"`,
+			`\t\tudp dport ${e.localPort} ${NOT_STUN} update @${LEARNED_MAP} { ip saddr . udp sport : ${e.localPort} } counter udp dport set ${wgPort} notrack comment "${e.peerKey}"`,
 	);
+	// raw priority (-300): before conntrack (-200), which is what makes notrack work.
+	const hook = (name: string) => `\t\ttype filter hook ${name} priority raw; policy accept;`;
 	return [
-		`table inet ${tableName}`,
-		`delete table inet ${tableName}`,
 		`table inet ${tableName} {`,
+		`\tmap ${LEARNED_MAP} {`,
+		"\t\ttype ipv4_addr . inet_service : inet_service",
+		"\t\tflags dynamic, timeout",
+		`\t\ttimeout ${LEARNED_TIMEOUT_S}s`,
+		"\t}",
 		"\tchain output {",
-		// raw priority (-300): before conntrack (-200), which is what makes notrack work.
-		"\t\ttype filter hook output priority raw; policy accept;",
-		...output,
+		hook("output"),
 		"\t}",
 		"\tchain prerouting {",
-		"\t\ttype filter hook prerouting priority raw; policy accept;",
+		hook("prerouting"),
+		"\t}",
+		"}",
+		`flush chain inet ${tableName} output`,
+		`flush chain inet ${tableName} prerouting`,
+		`table inet ${tableName} {`,
+		"\tchain output {",
+		...output,
+		// Sources learned on an ICE port: WireGuard replies to where the peer's packets came from.
+		...(sorted.length > 0
+			? [
+					`\t\tudp sport ${wgPort} udp sport set ip daddr . udp dport map @${LEARNED_MAP} notrack comment "learned"`,
+				]
+			: []),
+		"\t}",
+		"\tchain prerouting {",
 		...prerouting,
 		"\t}",
 		"}",
@@ -158,6 +202,7 @@ export function parsePortRewriteCounters(json: string): Map<string, PeerCounters
 		if (!isRecord(item) || !isRecord(item.rule)) continue;
 		const rule = item.rule;
 		if (typeof rule.comment !== "string" || !Array.isArray(rule.expr)) continue;
+		if (rule.comment === "learned") continue;
 		const counter = rule.expr
 			.map((expr) => (isRecord(expr) && isRecord(expr.counter) ? expr.counter : undefined))
 			.find((c) => c !== undefined);
@@ -217,14 +262,18 @@ export class PortRewriter {
 
 	/**
 	 * Sets (or replaces) the rewrite for one peer; takes effect on apply().
-	 * Another peer's entry with the same remote endpoint is dropped: one NAT
-	 * mapping belongs to one peer at a time, so that entry is stale.
+	 * Another peer's entry with the same remote endpoint or local port is
+	 * dropped: one NAT mapping or ICE port belongs to one peer at a time, so
+	 * that entry is stale.
 	 */
 	set(peerKey: string, entry: Omit<PortRewriteEntry, "peerKey"> & { peerKey?: string }): void {
 		const full: PortRewriteEntry = { ...entry, peerKey };
 		validatePortRewriteEntry(full, this.wgPort);
 		for (const [otherKey, other] of this.entries) {
-			if (otherKey !== peerKey && endpointKey(other) === endpointKey(full)) {
+			if (
+				otherKey !== peerKey &&
+				(endpointKey(other) === endpointKey(full) || other.localPort === full.localPort)
+			) {
 				this.entries.delete(otherKey);
 			}
 		}
