@@ -61,7 +61,8 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	-h | --help)
-		sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+		# The comment block at the top of this file.
+		awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 		exit 0
 		;;
 	-*) die "unknown option '$1' (see --help)" ;;
@@ -129,7 +130,8 @@ else
 		tarball="$work/starling-agent.tar.gz"
 		say "downloading $artifact"
 		if command -v curl >/dev/null 2>&1; then
-			curl -fsSL -o "$tarball" "$artifact" || die "download failed: $artifact"
+			error=$(curl -fsSL -o "$tarball" "$artifact" 2>&1) ||
+				die "download failed: $artifact ($(echo "$error" | head -n 1))"
 		elif command -v wget >/dev/null 2>&1; then
 			wget -q -O "$tarball" "$artifact" || die "download failed: $artifact"
 		else

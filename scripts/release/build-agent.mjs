@@ -117,8 +117,22 @@ for (const [pkg, dir] of [...bundledPackages].sort(([a], [b]) => a.localeCompare
 		existsSync(join(dir, f)),
 	);
 	if (file) copyFileSync(join(dir, file), join(licenses, `${pkg.replace("/", "__")}.txt`));
-	licenseIndex.push(`${pkg}${file ? "" : " (no license file in the package)"}`);
+	const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+	const declared = typeof manifest.license === "string" ? manifest.license : "see the package";
+	licenseIndex.push(
+		`${pkg} ${manifest.version}: ${declared}${file ? "" : " (no license file shipped)"}`,
+	);
 }
+// Node's own license: beside the binary in an official tarball, in doc/ for distribution packages.
+const nodeLicense = [
+	join(dirname(process.execPath), "../LICENSE"),
+	join(dirname(process.execPath), "../share/doc/node/LICENSE"),
+	join(dirname(process.execPath), "../share/doc/nodejs/LICENSE"),
+].find((f) => existsSync(f));
+if (nodeLicense) copyFileSync(nodeLicense, join(licenses, "node.txt"));
+licenseIndex.unshift(
+	`node ${process.version}${nodeLicense ? "" : " (license file not found beside the binary)"}`,
+);
 writeFileSync(join(licenses, "INDEX.txt"), `${licenseIndex.join("\n")}\n`);
 
 // The runtime: this very node binary (dynamically linked against glibc and libstdc++).

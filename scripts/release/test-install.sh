@@ -7,7 +7,8 @@
 #   without TARBALL it builds one with scripts/release/build-agent.mjs (run `pnpm build` first)
 #
 # What it checks, in order:
-#   1. errors: not root, a missing tarball, a file that is no release: one line, exit 1
+#   1. errors: not root, a missing tarball, a file that is no release, a URL
+#      without curl/wget: one line, exit 1
 #   2. install from the tarball in a root without wg/nft/systemd: the Debian
 #      packages get installed (and wireguard-go when the kernel has no WireGuard),
 #      `starling version` works, no unit (no systemctl), the installed daemon
@@ -16,7 +17,8 @@
 #      (idempotent upgrade): the unit is written and enabled, `systemd-analyze
 #      verify` accepts it and rejects a broken copy, the key is unchanged
 #   4. install.sh --uninstall: unit, files and command gone, state kept
-#   5. install, then install.sh --uninstall --purge: state gone
+#   5. install from an http URL (served on loopback, fetched with curl), then
+#      install.sh --uninstall --purge: state gone
 #
 # The chroot shares the host's network (apt needs it) but nothing here
 # creates interfaces: the WireGuard probe runs in a throwaway namespace, and
@@ -72,8 +74,10 @@ version=$(node -p 'require("./apps/agent/package.json").version')
 rootfs_tar=$(sh scripts/ci/debian-rootfs.sh | tail -n 1)
 
 root=$(mktemp -d /var/tmp/starling-install-test.XXXXXX)
+http_pid=""
 cleanup() {
 	status=$?
+	if [ -n "$http_pid" ]; then kill "$http_pid" 2>/dev/null || true; fi
 	remove_root "$root" || status=1
 	say "$( [ $status = 0 ] && echo passed || echo FAILED ) in $(($(date +%s) - started)) s"
 	exit $status
@@ -114,6 +118,7 @@ expect_error "no such file: /tmp/nope.tar.gz" sh /tmp/install.sh /tmp/nope.tar.g
 echo "not a tarball" >"$root/tmp/bogus.tar.gz"
 expect_error "is not a gzip tarball" sh /tmp/install.sh /tmp/bogus.tar.gz
 expect_error "--purge only goes with --uninstall" sh /tmp/install.sh --purge "$artifact"
+expect_error "neither curl nor wget is installed" sh /tmp/install.sh "http://127.0.0.1:9/$(basename "$tarball")"
 
 # --- 2. install from the tarball into a root without wg, nft, systemd
 in_root sh /tmp/install.sh "$artifact" | tee "$root/tmp/install-1.log"
@@ -172,7 +177,8 @@ ok "systemd-analyze verify rejects a broken copy: $(head -n 1 "$root/tmp/verify-
 ok "upgrade kept /var/lib/starling (same key) and left no staging folders"
 
 # --- 4. uninstall keeps the state
-in_root sh /tmp/install.sh --uninstall | tee "$root/tmp/uninstall.log"
+# The documented way: the copy of install.sh in the installed release.
+in_root sh /opt/starling/install.sh --uninstall | tee "$root/tmp/uninstall.log"
 [ ! -e "$unit" ] || fail "the unit is still there after --uninstall"
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants/starling.service" ] || fail "the unit is still enabled"
 [ ! -e "$root/opt/starling" ] && [ ! -e "$root/usr/local/bin/starling" ] || fail "files left after --uninstall"
@@ -180,8 +186,27 @@ in_root sh /tmp/install.sh --uninstall | tee "$root/tmp/uninstall.log"
 grep -q "Kept the state in /var/lib/starling" "$root/tmp/uninstall.log" || fail "--uninstall did not say it kept the state"
 ok "--uninstall removed the unit, /opt/starling and the command, and kept the state"
 
-# --- 5. uninstall --purge deletes it
-in_root sh /tmp/install.sh "$artifact" >/dev/null
+# --- 5. install from a URL (the tarball served on loopback), then uninstall --purge deletes the state
+in_root sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null'
+node -e '
+	const { createReadStream } = require("node:fs");
+	const server = require("node:http").createServer((req, res) => {
+		if (req.url !== "/" + require("node:path").basename(process.argv[1])) { res.writeHead(404).end(); return; }
+		res.writeHead(200, { "content-type": "application/gzip" });
+		createReadStream(process.argv[1]).pipe(res);
+	});
+	server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+' "$tarball" >"$root/tmp/http.port" &
+http_pid=$!
+for _ in $(seq 50); do [ -s "$root/tmp/http.port" ] && break; sleep 0.1; done
+url=http://127.0.0.1:$(cat "$root/tmp/http.port")/$(basename "$tarball")
+expect_error "download failed: http://127.0.0.1" sh /tmp/install.sh "$url.missing"
+in_root sh /tmp/install.sh "$url" >"$root/tmp/install-url.log"
+kill "$http_pid"
+http_pid=""
+grep -q "downloading $url" "$root/tmp/install-url.log" || fail "install.sh did not download from $url"
+[ "$(in_root starling version)" = "$version" ] || fail "'starling version' fails after installing from $url"
+ok "installed from $url (curl), starling version = $version"
 [ -f "$unit" ] || fail "reinstall wrote no unit"
 in_root sh /tmp/install.sh --uninstall --purge
 [ ! -e "$root/var/lib/starling" ] || fail "--purge left /var/lib/starling"
