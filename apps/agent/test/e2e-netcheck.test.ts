@@ -201,6 +201,9 @@ describe.skipIf(labSkipReason)("netcheck", () => {
 		const bad = await agents.get("eim")!.starling(["netcheck", "--stun", "turn:x:1"]);
 		expect(bad.exitCode).toBe(2);
 		expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+		const noDaemon = await agents.get("eim")!.starling(["netcheck", "--socket", "/tmp/none.sock"]);
+		expect(noDaemon.exitCode).toBe(1);
+		expect(noDaemon.stderr).toMatch(/^starling: the starling daemon is not running/);
 	}, 60_000);
 
 	it("says why a peer is relayed, and status --detail shows each path", async () => {
@@ -264,6 +267,14 @@ describe.skipIf(labSkipReason)("netcheck", () => {
 		const check = await blocked.starling(["netcheck"]);
 		expect(check.stdout).toMatch(/UDP: not reachable/);
 		expect(check.stdout).toMatch(/: relayed: ice/i);
+		console.log(`starling netcheck (udp-blocked):\n${check.stdout}`);
+		console.log(`starling status --detail (public):\n${text.stdout}`);
+
+		// Down, the daemon has no map to take servers from: one line saying what to do.
+		expect((await blocked.starling(["down"])).exitCode).toBe(0);
+		const down = await blocked.starling(["netcheck"]);
+		expect(down.exitCode).toBe(1);
+		expect(down.stderr).toMatch(/not up.*--stun/);
 	}, 90_000);
 });
 

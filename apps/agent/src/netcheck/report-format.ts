@@ -70,7 +70,7 @@ export function netcheckToText(r: NetcheckReport): string {
 	for (const s of r.stun) {
 		const where = s.address && !s.server.endsWith(s.address) ? ` (${s.address})` : "";
 		lines.push(
-			`  ${s.server}${where}: ${s.answered ? `saw ${s.mappedAddress}, ${ms(s.latencyMs)}` : `no answer${s.error ? `: ${s.error}` : ""}`}`,
+			`  ${s.server}${where}: ${s.answered ? `saw ${s.mappedAddress}, ${ms(s.latencyMs)}` : s.error || "no answer"}`,
 		);
 	}
 	lines.push("Relays:");
