@@ -96,4 +96,43 @@ describe.skipIf(labSkipReason)("relay fallback", () => {
 		const peer = (await a.status()).peers?.[0];
 		expect(peer?.remote_endpoint).toMatch(/^198\.18\.12\.\d+:\d+$/);
 	}, 90_000);
+
+	it("a direct path that stops delivering goes back to the relay within 10 s, and P2P comes back", async () => {
+		const ipOfB = await b.overlayIp();
+		expect((await a.status()).peers?.[0]?.path_type).toBe("p2p");
+		// The path dies under traffic (as when a NAT drops the mapping).
+		await blockUdp(a, b);
+		await blockUdp(b, a);
+		const blockedAt = Date.now();
+		let firstLostAt: number | undefined;
+		let backAt: number | undefined;
+		while (Date.now() - blockedAt < 30_000) {
+			const at = Date.now();
+			const ok = await a.host.ping(ipOfB, { count: 1, timeoutSeconds: 1 });
+			if (!ok) firstLostAt ??= at;
+			else if (firstLostAt !== undefined) {
+				backAt = Date.now();
+				break;
+			}
+			await new Promise((r) => setTimeout(r, 200));
+		}
+		expect(firstLostAt, "the block did not stop the direct path").toBeDefined();
+		expect(backAt, "pings did not come back through the relay within 30 s").toBeDefined();
+		const outageS = (backAt! - blockedAt) / 1000;
+		console.log(`direct path blocked: pings back through the relay after ${outageS.toFixed(1)} s`);
+		expect(outageS).toBeLessThanOrEqual(10);
+		expect((await a.status()).peers?.[0]?.path_type).toBe("relayed");
+		// One side's probes noticed (the status shows the latest retry's failure by now).
+		const logs = `${a.daemon?.output()}\n${b.daemon?.output()}`;
+		expect(logs).toMatch(/path lost: no answer on the direct path/);
+		// ICE keeps being retried while relayed: unblocked, the path is direct again.
+		for (const x of [a, b]) await x.host.exec("nft", ["delete", "table", "inet", "test-block"]);
+		await waitFor(
+			"a direct path again",
+			async () => ((await a.status()).peers?.[0]?.path_type === "p2p" ? true : undefined),
+			75_000,
+			1_000,
+		);
+		expect(await a.host.ping(ipOfB, { count: 1, timeoutSeconds: 2 })).toBe(true);
+	}, 150_000);
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { backoffDelay, resolveBackoff } from "@starling/backoff";
 import { BoxChannel, decodeKey, encodeKey, type KeyPair } from "@starling/crypto";
 import type { Logger } from "@starling/log";
@@ -22,6 +23,8 @@ import { type Firewall, inboundRulesFor } from "../netfilter/firewall.js";
 import type { PortRewriter } from "../netfilter/port-rewrite.js";
 import type { WireGuardDevice } from "../wireguard/device.js";
 import type { PeerDump } from "../wireguard/wg-dump.js";
+import { DEFAULT_PATH_PROBE, PathProbe, type PathProbeOptions } from "./path-probe.js";
+import { ProbeSocket } from "./probe-socket.js";
 
 /** WireGuard keepalive on direct paths: below the 30 s a NAT keeps an idle UDP mapping. */
 const PERSISTENT_KEEPALIVE_S = 25;
@@ -52,6 +55,8 @@ export interface EngineOptions {
 	firewall?: Firewall | undefined;
 	logger: Logger;
 	random?: () => number;
+	/** Direct-path liveness probing (tests shorten it). */
+	pathProbe?: PathProbeOptions;
 }
 
 interface PeerState {
@@ -83,6 +88,10 @@ interface PeerState {
 	pathRx: { bytes: number; at: number } | undefined;
 	/** WireGuard's endpoint for this peer through the relay bridge ("127.0.0.1:port"), once bound. */
 	relayEndpoint: string | undefined;
+	/** Liveness probing of the direct path, from its ICE port once ICE let go of it. */
+	probe: { watch: PathProbe; socket: ProbeSocket | undefined } | undefined;
+	/** WireGuard's transmit counter at the last health check. */
+	lastTxBytes: number | undefined;
 }
 
 /**
@@ -101,6 +110,7 @@ export class Engine {
 	private reconcileQueued = false;
 	private reconciling: Promise<void> = Promise.resolve();
 	private readonly healthTimer: NodeJS.Timeout;
+	private readonly probeTimer: NodeJS.Timeout;
 	private lastDump = new Map<string, PeerDump>();
 	private stopped = false;
 	private readonly random: () => number;
@@ -159,6 +169,8 @@ export class Engine {
 		);
 		this.healthTimer = setInterval(() => void this.checkHealth(), 5_000);
 		this.healthTimer.unref();
+		this.probeTimer = setInterval(() => this.probePaths(), 1_000);
+		this.probeTimer.unref();
 	}
 
 	/** Applies a (full) network map: WireGuard peers, connections, signal. */
@@ -250,6 +262,8 @@ export class Engine {
 			keepalive: false,
 			pathRx: undefined,
 			relayEndpoint: undefined,
+			probe: undefined,
+			lastTxBytes: undefined,
 		};
 		this.peers.set(remote.wgPublicKey, state);
 		this.options.logger.info(
@@ -271,6 +285,7 @@ export class Engine {
 		this.input(state, { type: "stop" });
 		for (const t of state.timers.values()) clearTimeout(t);
 		this.peers.delete(key);
+		this.closeProbe(state);
 		if (state.relayEndpoint)
 			void this.relay?.bridge.removePeer(state.publicKey).catch(() => undefined);
 		this.options.portRewriter.remove(key);
@@ -350,6 +365,7 @@ export class Engine {
 					rttMs: ice?.rttMs,
 					socketPort: ice?.socketPort ?? command.local.port,
 				};
+				this.startProbe(state, state.path.socketPort);
 				this.options.portRewriter.set(key, {
 					peerKey: key,
 					localPort: state.path.socketPort,
@@ -380,6 +396,7 @@ export class Engine {
 				state.path = undefined;
 				state.pathRx = undefined;
 				state.keepalive = false;
+				this.closeProbe(state);
 				this.options.portRewriter.remove(key);
 				void this.options.portRewriter.apply().catch((err) => this.logError("port rewrite", err));
 				this.queueReconcile();
@@ -639,6 +656,10 @@ export class Engine {
 			// Both sides send keepalives every 25 s on a direct path, so a path
 			// that delivers nothing for longer does not work (a NAT that changed
 			// the mapping ICE found, say): back to the relay and try again.
+			const tx = this.lastDump.get(state.remote.wgPublicKey)?.txBytes ?? 0;
+			if (state.lastTxBytes !== undefined && tx !== state.lastTxBytes)
+				state.probe?.watch.noteSending(now);
+			state.lastTxBytes = tx;
 			const rx = this.lastDump.get(state.remote.wgPublicKey)?.rxBytes ?? 0;
 			if (!state.pathRx || state.pathRx.bytes !== rx) {
 				state.pathRx = { bytes: rx, at: now };
@@ -716,7 +737,7 @@ export class Engine {
 					lastHandshakeUnixMs: handshakeMs,
 					bytesReceived: wg?.rxBytes ?? 0,
 					bytesSent: wg?.txBytes ?? 0,
-					latencyMs: state.path?.rttMs ?? 0,
+					latencyMs: state.probe?.watch.rttMs ?? state.path?.rttMs ?? 0,
 					peerOnline: state.remote.connected,
 					reason: direct
 						? ""
@@ -736,12 +757,68 @@ export class Engine {
 		};
 	}
 
+	/**
+	 * Starts watching a new direct path. Probes go out from the ICE port, which
+	 * the ICE worker keeps while its session lingers; the socket opens after.
+	 */
+	private startProbe(state: PeerState, port: number): void {
+		this.closeProbe(state);
+		const probe: NonNullable<PeerState["probe"]> = {
+			watch: new PathProbe(Date.now(), this.options.pathProbe ?? DEFAULT_PATH_PROBE, (n) =>
+				randomBytes(n),
+			),
+			socket: undefined,
+		};
+		state.probe = probe;
+		this.setTimer(state, "probe-open", ICE_LINGER_MS + 100, () => {
+			void ProbeSocket.open(port, (id) => probe.watch.onAnswer(id, Date.now())).then(
+				(socket) => {
+					if (state.probe === probe && !this.stopped) probe.socket = socket;
+					else socket.close();
+				},
+				(err) => this.logError("path probe socket", err),
+			);
+		});
+	}
+
+	private closeProbe(state: PeerState): void {
+		const t = state.timers.get("probe-open");
+		if (t) clearTimeout(t);
+		state.timers.delete("probe-open");
+		state.probe?.socket?.close();
+		state.probe = undefined;
+	}
+
+	/** Once a second: probe active direct paths; a silent one goes back to the relay. */
+	private probePaths(): void {
+		const now = Date.now();
+		for (const state of this.peers.values()) {
+			const probe = state.probe;
+			if (!state.path || !probe?.socket) continue;
+			const action = probe.watch.tick(now);
+			if (action?.type === "send") {
+				// Where WireGuard sends: it roams to where the peer's packets come from.
+				const wgEndpoint = this.lastDump.get(state.remote.wgPublicKey)?.endpoint;
+				const target =
+					wgEndpoint && wgEndpoint !== state.relayEndpoint ? parseEndpoint(wgEndpoint) : undefined;
+				const { address, port } = target ?? state.path.remote;
+				probe.socket.send(action.transactionId, address, port);
+			} else if (action?.type === "lost") {
+				this.input(state, {
+					type: "path-lost",
+					reason: `no answer on the direct path for ${(action.silentMs / 1000).toFixed(1)} s`,
+				});
+			}
+		}
+	}
+
 	/** Stops every connection, ICE session and timer. The caller removes the interface. */
 	async stop(): Promise<void> {
 		if (this.stopped) return;
 		for (const key of [...this.peers.keys()]) this.removePeer(key);
 		this.stopped = true;
 		clearInterval(this.healthTimer);
+		clearInterval(this.probeTimer);
 		await this.reconciling;
 		await this.signal?.close();
 		this.signal = undefined;
@@ -788,4 +865,11 @@ function directEndpoint(
 	if (path.endpointApplied) return undefined;
 	applied.push(path);
 	return endpointText(path.remote);
+}
+
+/** "198.18.0.2:51820" → address and port; undefined for anything else (IPv6 is not probed). */
+function parseEndpoint(text: string): { address: string; port: number } | undefined {
+	const match = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
+	if (!match) return undefined;
+	return { address: match[1]!, port: Number(match[2]) };
 }

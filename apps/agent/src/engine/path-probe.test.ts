@@ -1,0 +1,93 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { PathProbe, type PathProbeOptions } from "./path-probe.js";
+
+const OPTIONS: PathProbeOptions = { intervalMs: 2_000, lostAfterMs: 6_500, activeForMs: 15_000 };
+
+function counterBytes(): (n: number) => Uint8Array {
+	let next = 0;
+	return (n) => {
+		const out = new Uint8Array(n);
+		new DataView(out.buffer).setUint32(0, next++);
+		return out;
+	};
+}
+
+describe("PathProbe", () => {
+	it("sends nothing and never calls an idle path lost", () => {
+		const probe = new PathProbe(0, OPTIONS, counterBytes());
+		for (let t = 0; t <= 120_000; t += 1_000) expect(probe.tick(t)).toBeUndefined();
+	});
+
+	it("probes every interval while sending, and stays up while answers come", () => {
+		const probe = new PathProbe(0, OPTIONS, counterBytes());
+		let sent = 0;
+		for (let t = 0; t <= 60_000; t += 1_000) {
+			probe.noteSending(t);
+			const action = probe.tick(t);
+			expect(action?.type).not.toBe("lost");
+			if (action?.type === "send") {
+				sent++;
+				expect(probe.onAnswer(action.transactionId, t + 30)).toBe(true);
+			}
+		}
+		expect(sent).toBe(31);
+		expect(probe.rttMs).toBe(30);
+	});
+
+	it("calls an active path lost once, lostAfterMs after the last answer", () => {
+		const probe = new PathProbe(0, OPTIONS, counterBytes());
+		const lost: number[] = [];
+		for (let t = 0; t <= 30_000; t += 500) {
+			probe.noteSending(t);
+			const action = probe.tick(t);
+			if (action?.type === "send" && t < 4_000) probe.onAnswer(action.transactionId, t + 10);
+			if (action?.type === "lost") lost.push(t);
+		}
+		// Last answer at 2 s + 10 ms; 6.5 s of silence → lost at the first tick from 8.51 s.
+		expect(lost).toEqual([9_000]);
+	});
+
+	it("ignores answers it did not ask for, and a second answer to the same probe", () => {
+		const probe = new PathProbe(0, OPTIONS, counterBytes());
+		probe.noteSending(0);
+		const action = probe.tick(0);
+		expect(action?.type).toBe("send");
+		if (action?.type !== "send") return;
+		expect(probe.onAnswer(new Uint8Array(12).fill(9), 5)).toBe(false);
+		expect(probe.onAnswer(action.transactionId, 5)).toBe(true);
+		expect(probe.onAnswer(action.transactionId, 6)).toBe(false);
+	});
+
+	it("judges a path that wakes up after a quiet spell afresh", () => {
+		const probe = new PathProbe(0, OPTIONS, counterBytes());
+		for (let t = 0; t < 100_000; t += 1_000) probe.tick(t);
+		probe.noteSending(100_000);
+		expect(probe.tick(100_000)?.type).toBe("send");
+		expect(probe.tick(101_000)).toBeUndefined();
+	});
+
+	it("property: with answers lost at random, 'lost' comes exactly when silence reaches lostAfterMs", () => {
+		fc.assert(
+			fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 200 }), (delivered) => {
+				const probe = new PathProbe(0, OPTIONS, counterBytes());
+				let lastHeard = 0;
+				let i = 0;
+				for (let t = 0; t <= 200_000; t += 1_000) {
+					probe.noteSending(t);
+					const action = probe.tick(t);
+					if (action?.type === "lost") {
+						expect(t - lastHeard).toBeGreaterThanOrEqual(OPTIONS.lostAfterMs);
+						expect(t - lastHeard).toBeLessThan(OPTIONS.lostAfterMs + 1_000);
+						return;
+					}
+					expect(t - lastHeard).toBeLessThan(OPTIONS.lostAfterMs);
+					if (action?.type === "send" && delivered[i++ % delivered.length]) {
+						probe.onAnswer(action.transactionId, t);
+						lastHeard = t;
+					}
+				}
+			}),
+		);
+	});
+});

@@ -1,0 +1,100 @@
+/**
+ * Liveness of a direct path, sans-IO: while traffic flows to a peer, probe
+ * the path every `intervalMs` and call it lost when no answer came for
+ * `lostAfterMs`. WireGuard's own timers cannot tell fast enough: a receiver
+ * with nothing to send answers only with a keepalive 10 s later, and
+ * persistent keepalives come every 25 s, so silence means "dead" only after
+ * half a minute. Probes are STUN binding requests sent from the ICE port to
+ * where the peer's WireGuard packets come from (the adapter's business);
+ * the peer's daemon answers them from its own ICE port.
+ *
+ * Idle paths are not probed (no cost for quiet peers); silence is only
+ * counted while we are sending, so a path that went quiet and wakes up is
+ * judged afresh.
+ */
+
+export interface PathProbeOptions {
+	/** Time between probes while the path carries traffic. */
+	intervalMs: number;
+	/** No answer for this long while active: the path is lost. */
+	lostAfterMs: number;
+	/** The path counts as active this long after we last saw traffic leave. */
+	activeForMs: number;
+}
+
+export const DEFAULT_PATH_PROBE: PathProbeOptions = {
+	intervalMs: 2_000,
+	lostAfterMs: 6_500,
+	activeForMs: 15_000,
+};
+
+export type PathProbeAction =
+	| { type: "send"; transactionId: Uint8Array }
+	| { type: "lost"; silentMs: number };
+
+/** Outstanding probes kept for matching answers; older ones are forgotten. */
+const MAX_OUTSTANDING = 8;
+
+export class PathProbe {
+	private lastHeardAt: number;
+	private lastSentAt = Number.NEGATIVE_INFINITY;
+	private activeUntil = Number.NEGATIVE_INFINITY;
+	private readonly outstanding = new Map<string, number>();
+	private reportedLost = false;
+	/** Round trip of the last answered probe. */
+	rttMs: number | undefined;
+
+	constructor(
+		now: number,
+		private readonly options: PathProbeOptions = DEFAULT_PATH_PROBE,
+		private readonly randomBytes: (length: number) => Uint8Array,
+	) {
+		this.lastHeardAt = now;
+	}
+
+	/** Traffic left for the peer (WireGuard's transmit counter moved). */
+	noteSending(now: number): void {
+		this.activeUntil = now + this.options.activeForMs;
+	}
+
+	/** What to do now; call about once a second. "lost" is reported once. */
+	tick(now: number): PathProbeAction | undefined {
+		if (this.reportedLost) return undefined;
+		if (now > this.activeUntil) {
+			// Idle: nothing to judge. Silence starts counting when traffic does.
+			this.lastHeardAt = now;
+			this.outstanding.clear();
+			return undefined;
+		}
+		const silentMs = now - this.lastHeardAt;
+		if (silentMs >= this.options.lostAfterMs) {
+			this.reportedLost = true;
+			return { type: "lost", silentMs };
+		}
+		if (now - this.lastSentAt < this.options.intervalMs) return undefined;
+		const transactionId = this.randomBytes(12);
+		this.outstanding.set(hex(transactionId), now);
+		while (this.outstanding.size > MAX_OUTSTANDING) {
+			const oldest = this.outstanding.keys().next().value;
+			if (oldest === undefined) break;
+			this.outstanding.delete(oldest);
+		}
+		this.lastSentAt = now;
+		return { type: "send", transactionId };
+	}
+
+	/** An answer arrived; true when it answers one of our probes. */
+	onAnswer(transactionId: Uint8Array, now: number): boolean {
+		const key = hex(transactionId);
+		const sentAt = this.outstanding.get(key);
+		if (sentAt === undefined) return false;
+		this.outstanding.delete(key);
+		this.lastHeardAt = Math.max(this.lastHeardAt, now);
+		this.rttMs = now - sentAt;
+		return true;
+	}
+}
+
+function hex(bytes: Uint8Array): string {
+	return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+}
