@@ -135,4 +135,58 @@ describe.skipIf(labSkipReason)("relay fallback", () => {
 		);
 		expect(await a.host.ping(ipOfB, { count: 1, timeoutSeconds: 2 })).toBe(true);
 	}, 150_000);
+
+	it("a relay restart moves relayed peers back onto it without manual action", async () => {
+		const ipOfB = await b.overlayIp();
+		await blockUdp(a, b);
+		await blockUdp(b, a);
+		await waitFor(
+			"a relayed path",
+			async () => ((await a.status()).peers?.[0]?.path_type === "relayed" ? true : undefined),
+			30_000,
+			500,
+		);
+		await ctl.relay?.kill("SIGKILL");
+		expect(await a.host.ping(ipOfB, { count: 1, timeoutSeconds: 1 })).toBe(false);
+		await ctl.startRelay();
+		const restartedAt = Date.now();
+		await waitFor(
+			"a pings b through the restarted relay",
+			async () => ((await a.host.ping(ipOfB, { count: 1, timeoutSeconds: 1 })) ? true : undefined),
+			45_000,
+			200,
+		);
+		console.log(
+			`relay restarted: pings back after ${((Date.now() - restartedAt) / 1000).toFixed(1)} s`,
+		);
+		const peer = (await a.status()).peers?.[0];
+		expect(peer?.path_type).toBe("relayed");
+		expect(peer?.remote_endpoint).toBe(ctl.relayUrl);
+		for (const x of [a, b]) await x.host.exec("nft", ["delete", "table", "inet", "test-block"]);
+	}, 120_000);
+
+	it("an established direct path survives signal and management being stopped", async () => {
+		const ipOfB = await b.overlayIp();
+		await waitFor(
+			"a direct path",
+			async () => ((await a.status()).peers?.[0]?.path_type === "p2p" ? true : undefined),
+			75_000,
+			1_000,
+		);
+		await ctl.signal?.kill();
+		await ctl.management?.kill();
+		try {
+			// 40 s: past the 25 s keepalives and the 35 s silence rule, with traffic all along.
+			let lost = 0;
+			for (let i = 0; i < 200; i++) {
+				if (!(await a.host.ping(ipOfB, { count: 1, timeoutSeconds: 1 }))) lost++;
+				await new Promise((r) => setTimeout(r, 200));
+			}
+			expect(lost).toBeLessThanOrEqual(1);
+			expect((await a.status()).peers?.[0]?.path_type).toBe("p2p");
+		} finally {
+			await ctl.startSignal();
+			await ctl.startManagement();
+		}
+	}, 150_000);
 });
