@@ -3,18 +3,28 @@
 // scripts/demo-overlay.mjs (which imports the compiled bench/dist/lib-lab.js).
 // Everything runs inside lab namespaces on 198.18.0.0/15; nothing touches the
 // root namespace.
+import { randomBytes } from "node:crypto";
 import { readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
-import { type Host, Lab, type LabProcess, type Lan, labSkipReason } from "@starling/lab";
+import {
+	type Host,
+	Lab,
+	type LabProcess,
+	type Lan,
+	labSkipReason,
+	type NatKind,
+	type Router,
+} from "@starling/lab";
 import { repoRoot } from "./lib-control-plane.js";
 
-export type { Host, LabProcess, Lan };
+export type { Host, LabProcess, Lan, NatKind, Router };
 export { Lab, labSkipReason };
 
 export const NODE = process.execPath;
 export const CLI = join(repoRoot, "apps/agent/dist/cli/main.js");
 export const MANAGEMENT = join(repoRoot, "apps/management/dist/main.js");
 export const SIGNAL = join(repoRoot, "apps/signal/dist/main.js");
+export const RELAY = join(repoRoot, "apps/relay/dist/main.js");
 /** The agent's defaults; inside a lab host /var/lib/starling is the host's own state directory. */
 export const AGENT_ENV = {
 	STARLING_DATA_DIR: "/var/lib/starling",
@@ -22,6 +32,8 @@ export const AGENT_ENV = {
 };
 export const MANAGEMENT_PORT = 33073;
 export const SIGNAL_PORT = 10000;
+export const STUN_PORT = 3478;
+export const RELAY_PORT = 33080;
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -50,8 +62,18 @@ export interface LabControlPlane {
 	host: Host;
 	management: LabProcess;
 	signal: LabProcess;
+	/** coturn (`--stun-only`), when started with `stun: true`. */
+	stun?: LabProcess;
+	/** The relay, when started with `relay`. */
+	relay?: LabProcess;
+	/** The host the relay runs in (the control host or one of its own). */
+	relayHost?: Host;
 	/** Management URL as the agents use it. */
 	url: string;
+	/** `stun:<ctl address>:3478` when STUN runs. */
+	stunUrl?: string;
+	/** `ws://<relay host address>:33080` when the relay runs. */
+	relayUrl?: string;
 	adminToken: string;
 	/** A reusable setup key. */
 	setupKey: string;
@@ -59,8 +81,90 @@ export interface LabControlPlane {
 	api(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }>;
 }
 
-/** Starts signal and management in `host` and creates a reusable setup key. */
-export async function startLabControlPlane(host: Host): Promise<LabControlPlane> {
+export interface LabControlPlaneOptions {
+	/**
+	 * Starts coturn as a plain STUN server in the control host and hands it to the agents
+	 * (management's STARLING_STUN_URLS): without it agents gather no server-reflexive candidates
+	 * and two NATed agents cannot go P2P.
+	 */
+	stun?: boolean;
+	/**
+	 * Starts the relay and hands it to the agents (STARLING_RELAY_URLS, with a fresh shared
+	 * STARLING_RELAY_SECRET): `true` runs it in the control host, a Host runs it there (its own
+	 * namespace).
+	 */
+	relay?: boolean | Host;
+}
+
+/** coturn as a plain STUN server (Debian's turnserver), as in the compose deployment. */
+export async function startStun(host: Host): Promise<LabProcess> {
+	const stun = host.spawn(
+		"turnserver",
+		[
+			"-n",
+			"--stun-only",
+			"-L",
+			host.address,
+			"--listening-port",
+			String(STUN_PORT),
+			"--no-cli",
+			"--no-tls",
+			"--no-dtls",
+			"--log-file",
+			"stdout",
+			"--simple-log",
+		],
+		{ name: "coturn" },
+	);
+	await stun.waitForOutput(/Relay ports initialization done/i, 20_000);
+	// Its listener opens right after the relay ports.
+	await waitFor(
+		"coturn listening",
+		async () => {
+			const r = await host.exec("ss", ["-lun", `sport = :${STUN_PORT}`]);
+			return r.stdout.includes(`:${STUN_PORT}`) ? true : undefined;
+		},
+		10_000,
+		100,
+	);
+	return stun;
+}
+
+/** The relay (apps/relay) in `host`, listening on its lab address. */
+export async function startRelay(host: Host, secret: string): Promise<LabProcess> {
+	const relay = host.spawn(NODE, [RELAY], {
+		name: "relay",
+		env: {
+			STARLING_RELAY_LISTEN: `${host.address}:${RELAY_PORT}`,
+			STARLING_RELAY_SECRET: secret,
+			STARLING_LOG_LEVEL: "warn",
+		},
+	});
+	await waitFor(
+		"relay listening",
+		async () => {
+			const r = await host.exec("ss", ["-ltn", `sport = :${RELAY_PORT}`]);
+			return r.stdout.includes(`:${RELAY_PORT}`) ? true : undefined;
+		},
+		20_000,
+		100,
+	);
+	return relay;
+}
+
+/** Starts signal and management in `host` (plus STUN and a relay if asked) and creates a reusable setup key. */
+export async function startLabControlPlane(
+	host: Host,
+	options: LabControlPlaneOptions = {},
+): Promise<LabControlPlane> {
+	const stun = options.stun ? await startStun(host) : undefined;
+	const stunUrl = stun ? `stun:${host.address}:${STUN_PORT}` : undefined;
+	const relayHost =
+		options.relay === true ? host : options.relay ? (options.relay as Host) : undefined;
+	// A fresh secret per run, shared by management (which issues relay tokens) and the relay.
+	const relaySecret = randomBytes(32).toString("base64");
+	const relay = relayHost ? await startRelay(relayHost, relaySecret) : undefined;
+	const relayUrl = relayHost ? `ws://${relayHost.address}:${RELAY_PORT}` : undefined;
 	const signal = host.spawn(NODE, [SIGNAL], {
 		name: "signal",
 		env: { STARLING_SIGNAL_LISTEN: `${host.address}:${SIGNAL_PORT}` },
@@ -73,6 +177,8 @@ export async function startLabControlPlane(host: Host): Promise<LabControlPlane>
 			STARLING_SIGNAL_URL: `http://${host.address}:${SIGNAL_PORT}`,
 			STARLING_ADMIN_TOKEN_FILE: "/var/lib/starling/admin-token",
 			STARLING_SYNC_FLUSH_MS: "20",
+			...(stunUrl ? { STARLING_STUN_URLS: stunUrl } : {}),
+			...(relayUrl ? { STARLING_RELAY_URLS: relayUrl, STARLING_RELAY_SECRET: relaySecret } : {}),
 		},
 	});
 	await Promise.all([
@@ -95,7 +201,20 @@ export async function startLabControlPlane(host: Host): Promise<LabControlPlane>
 	});
 	if (key.status !== 200) throw new Error(`POST /api/setup-keys: ${JSON.stringify(key)}`);
 	const setupKey = (key.json as { key: string }).key;
-	return { host, management, signal, url, adminToken, setupKey, api };
+	return {
+		host,
+		management,
+		signal,
+		stun,
+		relay,
+		relayHost,
+		url,
+		stunUrl,
+		relayUrl,
+		adminToken,
+		setupKey,
+		api,
+	};
 }
 
 /** `starling status --json --detail` (apps/agent/README.md). */
@@ -119,6 +238,11 @@ export interface StatusJson {
 		remote_endpoint: string;
 		last_handshake: string | null;
 		latency_ms: number;
+		local_candidate_type?: string;
+		remote_candidate_type?: string;
+		relay_url?: string;
+		peer_online?: boolean;
+		reason?: string;
 	}[];
 }
 
@@ -196,9 +320,16 @@ export async function startAgent(
 	name: string,
 	env: Record<string, string> = {},
 ): Promise<LabAgent> {
-	const host = await lab.host(name, { lan });
+	return startAgentIn(await lab.host(name, { lan }), env);
+}
+
+/** Starts the agent daemon in an existing host (e.g. one behind a NAT router). */
+export async function startAgentIn(
+	host: Host,
+	env: Record<string, string> = {},
+): Promise<LabAgent> {
 	const agent = new LabAgent(host, spawnDaemon(host, env));
-	await agent.daemon.waitForOutput(/daemon listening/, 20_000);
+	await agent.daemon.waitForOutput(/daemon listening/, 30_000);
 	return agent;
 }
 
@@ -299,3 +430,150 @@ export function freeOverlay24(used: string[]): string {
 	}
 	throw new Error("no free /24 in 100.64.0.0/10");
 }
+
+/**
+ * Where an agent sits, as in the NAT grid (issue 4): on the simulated internet itself, or
+ * behind a router of one kind. "double" is an endpoint-independent home router behind an
+ * endpoint-independent carrier-grade NAT.
+ */
+export type NetworkKind = "public" | "eim" | "masq" | "symmetric" | "double" | "udp-blocked";
+export const NETWORK_KINDS: readonly NetworkKind[] = [
+	"public",
+	"eim",
+	"masq",
+	"symmetric",
+	"double",
+	"udp-blocked",
+];
+const NAT_OF: Record<Exclude<NetworkKind, "public" | "double">, NatKind> = {
+	eim: "eim",
+	masq: "masquerade-only",
+	symmetric: "symmetric",
+	"udp-blocked": "udp-blocked",
+};
+
+export interface PlacedHost {
+	host: Host;
+	/** The routers between the host and the internet, innermost first. */
+	routers: Router[];
+	/** The address the internet sees the host's traffic come from. */
+	publicAddress: string;
+}
+
+/**
+ * Makes host `name` in a network of `kind` hanging off `internet`. Each router gets its own LAN
+ * from `nextSubnet()` and is named `r-<name>` (the carrier-grade NAT of "double": `c-<name>`).
+ */
+export async function placeHost(
+	lab: Lab,
+	internet: Lan,
+	kind: NetworkKind,
+	name: string,
+	nextSubnet: () => string,
+): Promise<PlacedHost> {
+	if (kind === "public") {
+		const host = await lab.host(name, { lan: internet });
+		return { host, routers: [], publicAddress: host.address };
+	}
+	if (kind === "double") {
+		const isp = await lab.lan(`i-${name}`, nextSubnet());
+		const cgnat = await lab.router(`c-${name}`, { wan: internet, lan: isp, nat: "eim" });
+		const home = await lab.lan(`l-${name}`, nextSubnet());
+		const router = await lab.router(`r-${name}`, {
+			wan: isp,
+			lan: home,
+			nat: "eim",
+			wanGateway: cgnat,
+		});
+		const host = await lab.host(name, { lan: home, gateway: router });
+		return { host, routers: [router, cgnat], publicAddress: cgnat.wanAddress };
+	}
+	const lan = await lab.lan(`l-${name}`, nextSubnet());
+	const router = await lab.router(`r-${name}`, { wan: internet, lan, nat: NAT_OF[kind] });
+	const host = await lab.host(name, { lan, gateway: router });
+	return { host, routers: [router], publicAddress: router.wanAddress };
+}
+
+/** A fresh WireGuard key pair made in `host`; the private key is written to /var/lib/starling/<ifname>.key. */
+export async function wireguardKey(host: Host, ifname: string): Promise<string> {
+	const priv = (await host.exec("wg", ["genkey"])).stdout.trim();
+	const pub = (await host.exec("wg", ["pubkey"], { input: `${priv}\n` })).stdout.trim();
+	await host.exec("sh", [
+		"-c",
+		`umask 077; printf '%s\\n' "$1" > /var/lib/starling/${ifname}.key`,
+		"sh",
+		priv,
+	]);
+	return pub;
+}
+
+export interface HandMadeWireguard {
+	ifname: string;
+	listenPort: number;
+	/** This side's tunnel address (a /24 is added to the interface). */
+	address: string;
+	mtu: number;
+	peer: {
+		publicKey: string;
+		endpoint: string;
+		allowedIp: string;
+		/** Seconds; both sides sending lets them punch through NATs. */
+		persistentKeepalive?: number;
+	};
+}
+
+/**
+ * Plain wireguard-go set up by hand (no Starling): starts `wireguard-go -f <ifname>` in `host`
+ * (the lab's private mount namespace gives it its own /run/wireguard) and configures it with
+ * `wg set` and `ip`. The key must be in place (wireguardKey).
+ */
+export async function startHandMadeWireguard(
+	host: Host,
+	config: HandMadeWireguard,
+): Promise<LabProcess> {
+	const proc = host.spawn("wireguard-go", ["-f", config.ifname], {
+		name: `wireguard-go-${config.ifname}`,
+	});
+	await waitFor(`${host.name}: ${config.ifname} ready`, async () => {
+		const r = await host.exec("wg", ["show", config.ifname], { allowFailure: true });
+		return r.exitCode === 0 ? true : undefined;
+	});
+	await host.exec("wg", [
+		"set",
+		config.ifname,
+		"listen-port",
+		String(config.listenPort),
+		"private-key",
+		`/var/lib/starling/${config.ifname}.key`,
+		"peer",
+		config.peer.publicKey,
+		"endpoint",
+		config.peer.endpoint,
+		"allowed-ips",
+		`${config.peer.allowedIp}/32`,
+		...(config.peer.persistentKeepalive
+			? ["persistent-keepalive", String(config.peer.persistentKeepalive)]
+			: []),
+	]);
+	await host.exec("ip", ["addr", "add", `${config.address}/24`, "dev", config.ifname]);
+	await host.exec("ip", ["link", "set", config.ifname, "mtu", String(config.mtu), "up"]);
+	return proc;
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+	const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+	const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+	return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+}
+
+/** The 1-minute load average. */
+export const loadAverage = (): number =>
+	Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+
+export const median = (xs: number[]): number => {
+	if (xs.length === 0) return Number.NaN;
+	const s = [...xs].sort((a, b) => a - b);
+	const mid = Math.floor(s.length / 2);
+	return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
