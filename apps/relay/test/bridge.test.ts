@@ -82,6 +82,48 @@ describe("RelayUdpBridge", () => {
 		});
 	});
 
+	it("hands interleaved packets of two peers to WireGuard from each peer's own port", async () => {
+		relay = await startTestRelay();
+		const [alice, bob, carol] = [identity(), identity(), identity()];
+		const [a, b, c] = [
+			relayClient(relay, alice),
+			relayClient(relay, bob),
+			relayClient(relay, carol),
+		];
+		clients.push(a, b, c);
+		await Promise.all([a.connect(), b.connect(), c.connect()]);
+		const wgA = await fakeWireguard();
+		const wgB = await fakeWireguard();
+		const wgC = await fakeWireguard();
+		sockets.push(wgA.socket, wgB.socket, wgC.socket);
+		const bridgeA = new RelayUdpBridge({ relay: a, wireguardPort: wgA.port });
+		const bridgeB = new RelayUdpBridge({ relay: b, wireguardPort: wgB.port });
+		const bridgeC = new RelayUdpBridge({ relay: c, wireguardPort: wgC.port });
+		bridges.push(bridgeA, bridgeB, bridgeC);
+		const bobOnA = await bridgeA.addPeer(bob.publicKey);
+		const carolOnA = await bridgeA.addPeer(carol.publicKey);
+		const aliceOnB = await bridgeB.addPeer(alice.publicKey);
+		const aliceOnC = await bridgeC.addPeer(alice.publicKey);
+		for (let i = 0; i < 200; i++) {
+			// Runs of 1-3 packets from one peer, then the other.
+			const from = Math.floor(i / (1 + (i % 3))) % 2 === 0 ? "bob" : "carol";
+			if (from === "bob") wgB.socket.send(`bob ${i}`, aliceOnB, "127.0.0.1");
+			else wgC.socket.send(`carol ${i}`, aliceOnC, "127.0.0.1");
+			if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
+		}
+		await waitFor(() => wgA.received.length === 200, "all 200 at A");
+		for (const { msg, from } of wgA.received) {
+			expect(from.port, msg.toString()).toBe(msg.toString().startsWith("bob") ? bobOnA : carolOnA);
+		}
+		// A removed peer's packets are dropped, the other's still arrive.
+		await bridgeA.removePeer(bob.publicKey);
+		wgB.socket.send("bob after removal", aliceOnB, "127.0.0.1");
+		wgC.socket.send("carol after removal", aliceOnC, "127.0.0.1");
+		await waitFor(() => wgA.received.length === 201, "carol's packet");
+		await new Promise((resolve) => setTimeout(resolve, 100));
+		expect(wgA.received.map((r) => r.msg.toString()).slice(200)).toEqual(["carol after removal"]);
+	});
+
 	it("ignores datagrams from anything but WireGuard's port, and drops packets of removed peers", async () => {
 		relay = await startTestRelay();
 		const alice = identity();

@@ -66,6 +66,8 @@ export class RelayUdpBridge {
 	private readonly byKey = new Map<string, Promise<PeerBridge>>();
 	private readonly onPacket: (from: Uint8Array, payload: Buffer) => void;
 	private unknownPeerPackets = 0;
+	/** The peer of the last packet from the relay (see onPacket). */
+	private lastBridge: PeerBridge | undefined;
 	private closed = false;
 
 	constructor(options: RelayUdpBridgeOptions) {
@@ -83,12 +85,17 @@ export class RelayUdpBridge {
 		this.socketBufferBytes = options.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES;
 		this.logger = options.logger ?? createLogger("relay-bridge", { level: "silent" });
 		this.onPacket = (from, payload) => {
-			const bridge = this.byPeerId.get(
-				Buffer.from(from.buffer, from.byteOffset, 32).toString("latin1"),
-			);
-			if (bridge === undefined) {
-				this.unknownPeerPackets++;
-				return;
+			// Bulk traffic comes from one peer at a time: compare against the last
+			// one before building a map key (an allocation per packet).
+			const id = Buffer.from(from.buffer, from.byteOffset, 32);
+			let bridge = this.lastBridge;
+			if (bridge === undefined || !id.equals(bridge.peerId)) {
+				bridge = this.byPeerId.get(id.toString("latin1"));
+				if (bridge === undefined) {
+					this.unknownPeerPackets++;
+					return;
+				}
+				this.lastBridge = bridge;
 			}
 			bridge.stats.toWireguardPackets++;
 			bridge.stats.toWireguardBytes += payload.length;
@@ -127,6 +134,7 @@ export class RelayUdpBridge {
 		const bridge = await pending.catch(() => undefined);
 		if (bridge === undefined) return;
 		this.byPeerId.delete(Buffer.from(bridge.peerId).toString("latin1"));
+		if (this.lastBridge === bridge) this.lastBridge = undefined;
 		await closeSocket(bridge.socket);
 	}
 
@@ -158,6 +166,7 @@ export class RelayUdpBridge {
 		const pending = [...this.byKey.values()];
 		this.byKey.clear();
 		this.byPeerId.clear();
+		this.lastBridge = undefined;
 		await Promise.all(
 			pending.map(async (p) => {
 				const bridge = await p.catch(() => undefined);
