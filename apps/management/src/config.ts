@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { join } from "node:path";
 import type { RelayConfig } from "@starling/proto";
 import { issueRelayCredential } from "@starling/relay-protocol";
@@ -31,9 +32,20 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 export const ManagementConfigSchema = z.object({
 	STARLING_DATA_DIR: z.string().min(1).default("./data"),
 	STARLING_MANAGEMENT_LISTEN: hostPort.default("127.0.0.1:33073"),
-	STARLING_SIGNAL_URL: z.string().url().default("http://127.0.0.1:10000"),
-	STARLING_STUN_URLS: list.default([]),
-	STARLING_RELAY_URLS: list.default([]),
+	STARLING_PUBLIC_HOST: z
+		.string()
+		.refine(
+			(v) =>
+				isIP(v) !== 0 ||
+				/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(
+					v,
+				),
+			"expected the host name or IP address agents reach this server at, e.g. starling.example.com",
+		)
+		.optional(),
+	STARLING_SIGNAL_URL: z.string().url().optional(),
+	STARLING_STUN_URLS: list.optional(),
+	STARLING_RELAY_URLS: list.optional(),
 	STARLING_RELAY_SECRET: z
 		.string()
 		.refine((v) => Buffer.byteLength(v, "utf8") >= 16, "must be at least 16 bytes")
@@ -91,7 +103,8 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		);
 	}
 	const c = parsed.data;
-	if (c.STARLING_RELAY_URLS.length > 0 && c.STARLING_RELAY_SECRET === undefined) {
+	const urls = serviceUrls(c);
+	if (urls.relayUrls.length > 0 && c.STARLING_RELAY_SECRET === undefined) {
 		throw new ConfigError(
 			"invalid STARLING_RELAY_SECRET: required when STARLING_RELAY_URLS is set",
 		);
@@ -106,9 +119,7 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		dataDir: c.STARLING_DATA_DIR,
 		databasePath: join(c.STARLING_DATA_DIR, "management.db"),
 		listen: splitHostPort(c.STARLING_MANAGEMENT_LISTEN),
-		signalUrl: c.STARLING_SIGNAL_URL,
-		stunUrls: c.STARLING_STUN_URLS,
-		relayUrls: c.STARLING_RELAY_URLS,
+		...urls,
 		relaySecret: c.STARLING_RELAY_SECRET,
 		relayTokenTtlMs: c.STARLING_RELAY_TOKEN_TTL_S * 1000,
 		networkRange: c.STARLING_NETWORK_RANGE,
@@ -118,6 +129,27 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		syncFlushMs: c.STARLING_SYNC_FLUSH_MS,
 		syncHeartbeatMs: c.STARLING_SYNC_HEARTBEAT_MS,
 		logLevel: c.STARLING_LOG_LEVEL,
+	};
+}
+
+/**
+ * The URLs handed to agents: each as configured, or else derived from
+ * STARLING_PUBLIC_HOST with the default ports (signal http://HOST:10000, STUN
+ * stun:HOST:3478, and relay ws://HOST:33080 when a relay secret is set).
+ * Without either, signal defaults to http://127.0.0.1:10000 and there is no
+ * STUN or relay.
+ */
+function serviceUrls(
+	c: z.infer<typeof ManagementConfigSchema>,
+): Pick<ManagementConfig, "signalUrl" | "stunUrls" | "relayUrls"> {
+	const host = c.STARLING_PUBLIC_HOST;
+	const inUrl = host !== undefined && isIP(host) === 6 ? `[${host}]` : host;
+	return {
+		signalUrl: c.STARLING_SIGNAL_URL ?? `http://${inUrl ?? "127.0.0.1"}:10000`,
+		stunUrls: c.STARLING_STUN_URLS ?? (inUrl ? [`stun:${inUrl}:3478`] : []),
+		relayUrls:
+			c.STARLING_RELAY_URLS ??
+			(inUrl && c.STARLING_RELAY_SECRET !== undefined ? [`ws://${inUrl}:33080`] : []),
 	};
 }
 

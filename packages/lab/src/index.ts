@@ -31,5 +31,6 @@ export {
 } from "./nat.js";
 export type { LabProcess } from "./process.js";
 export { NS_PREFIX, STATE_DIR } from "./registry.js";
+export { addRootUplink, type RootUplink, type RootUplinkOptions } from "./root-uplink.js";
 export { type ExecOptions, type ExecResult, LabCommandError } from "./run.js";
 export { computeSkipReason, labSkipReason, REQUIRED_TOOLS } from "./skip.js";

@@ -1,0 +1,88 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError, loadManagementConfig } from "./config.js";
+
+const SECRET = "0123456789abcdef0123456789abcdef";
+const dir = mkdtempSync(join(tmpdir(), "starling-mgmt-config-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("management service URLs", () => {
+	it("defaults to a local signal server, no STUN and no relay", () => {
+		expect(loadManagementConfig({})).toMatchObject({
+			signalUrl: "http://127.0.0.1:10000",
+			stunUrls: [],
+			relayUrls: [],
+		});
+	});
+
+	it("derives all three from STARLING_PUBLIC_HOST, the relay only with a secret", () => {
+		expect(loadManagementConfig({ STARLING_PUBLIC_HOST: "vpn.example.com" })).toMatchObject({
+			signalUrl: "http://vpn.example.com:10000",
+			stunUrls: ["stun:vpn.example.com:3478"],
+			relayUrls: [],
+		});
+		expect(
+			loadManagementConfig({ STARLING_PUBLIC_HOST: "2001:db8::1", STARLING_RELAY_SECRET: SECRET }),
+		).toMatchObject({
+			signalUrl: "http://[2001:db8::1]:10000",
+			stunUrls: ["stun:[2001:db8::1]:3478"],
+			relayUrls: ["ws://[2001:db8::1]:33080"],
+		});
+	});
+
+	it("keeps explicit URLs over derived ones", () => {
+		const config = loadManagementConfig({
+			STARLING_PUBLIC_HOST: "vpn.example.com",
+			STARLING_SIGNAL_URL: "https://vpn.example.com:443",
+			STARLING_STUN_URLS: "stun:stun.example.net:3478, stun:vpn.example.com:3478",
+			STARLING_RELAY_URLS: "wss://vpn.example.com/relay",
+			STARLING_RELAY_SECRET: SECRET,
+		});
+		expect(config).toMatchObject({
+			signalUrl: "https://vpn.example.com:443",
+			stunUrls: ["stun:stun.example.net:3478", "stun:vpn.example.com:3478"],
+			relayUrls: ["wss://vpn.example.com/relay"],
+		});
+	});
+
+	it("reads STARLING_CONFIG_FILE, the environment winning", () => {
+		const file = join(dir, "management.json");
+		writeFileSync(
+			file,
+			JSON.stringify({
+				STARLING_PUBLIC_HOST: "file.example.com",
+				STARLING_RELAY_SECRET: SECRET,
+				STARLING_SYNC_FLUSH_MS: 10,
+				STARLING_STUN_URLS: ["stun:a.example.com:3478", "stun:b.example.com:3478"],
+			}),
+		);
+		const config = loadManagementConfig({
+			STARLING_CONFIG_FILE: file,
+			STARLING_PUBLIC_HOST: "env.example.com",
+		});
+		expect(config).toMatchObject({
+			signalUrl: "http://env.example.com:10000",
+			stunUrls: ["stun:a.example.com:3478", "stun:b.example.com:3478"],
+			relayUrls: ["ws://env.example.com:33080"],
+			syncFlushMs: 10,
+		});
+	});
+
+	it("names the variable when a value is wrong, wherever it came from", () => {
+		const file = join(dir, "bad.json");
+		writeFileSync(file, JSON.stringify({ STARLING_SYNC_FLUSH_MS: 5000 }));
+		const cases: [NodeJS.ProcessEnv, RegExp][] = [
+			[{ STARLING_PUBLIC_HOST: "not a host" }, /^invalid STARLING_PUBLIC_HOST: /],
+			[{ STARLING_SIGNAL_URL: "nope" }, /^invalid STARLING_SIGNAL_URL: /],
+			[{ STARLING_RELAY_URLS: "ws://r:33080" }, /^invalid STARLING_RELAY_SECRET: required/],
+			[{ STARLING_CONFIG_FILE: file }, /^invalid STARLING_SYNC_FLUSH_MS: /],
+			[{ STARLING_CONFIG_FILE: join(dir, "none.json") }, /^STARLING_CONFIG_FILE cannot be read/],
+		];
+		for (const [env, expected] of cases) {
+			expect(() => loadManagementConfig(env)).toThrow(ConfigError);
+			expect(() => loadManagementConfig(env)).toThrow(expected);
+		}
+	});
+});

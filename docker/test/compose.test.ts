@@ -1,0 +1,304 @@
+// The compose stack for real: images built from this repository (see
+// scripts/ci/docker-test.sh), brought up on a docker network inside
+// 198.18.0.0/15, two agents in lab namespaces joining through the published
+// ports with a setup key made over REST, pinging each other over the overlay;
+// then `docker-compose restart`, after which the tunnels still carry traffic,
+// the agents re-sync and every bit of state (peer addresses, the admin token)
+// is still there. Everything is torn down even on failure.
+
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { AgentHost, waitFor } from "../../apps/agent/test/fixture.js";
+import { addRootUplink, type Host, Lab, labSkipReason } from "../../packages/lab/dist/index.js";
+
+const ROOT = resolve(__dirname, "../..");
+const PROJECT = "starlingci";
+/** The docker network of the stack, the uplink between lab and root namespace, and the agents' LAN. */
+const DOCKER_SUBNET = "198.18.200.0/24";
+const UPLINK_SUBNET = "198.18.201.0/30";
+const AGENT_LAN = "198.18.202.0/24";
+
+interface Run {
+	stdout: string;
+	stderr: string;
+	code: number;
+}
+
+function run(command: string, args: string[], timeoutMs = 180_000): Promise<Run> {
+	return new Promise((resolvePromise) => {
+		execFile(
+			command,
+			args,
+			{ cwd: ROOT, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+			(err, stdout, stderr) => {
+				const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+				resolvePromise({ stdout, stderr, code });
+			},
+		);
+	});
+}
+
+const workDir = mkdtempSync(join(tmpdir(), "starling-compose-test-"));
+const envFile = join(workDir, "compose.env");
+
+function compose(args: string[], timeoutMs?: number): Promise<Run> {
+	return run(
+		"docker-compose",
+		[
+			"-p",
+			PROJECT,
+			"-f",
+			"docker/docker-compose.yml",
+			"-f",
+			"docker/test/compose.ci.yml",
+			"--env-file",
+			envFile,
+			...args,
+		],
+		timeoutMs,
+	);
+}
+
+async function mustCompose(args: string[], timeoutMs?: number): Promise<string> {
+	const r = await compose(args, timeoutMs);
+	if (r.code !== 0) {
+		throw new Error(`docker-compose ${args.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
+	}
+	return r.stdout;
+}
+
+/** Waits until every container of the stack reports healthy; returns the seconds it took. */
+async function waitHealthy(timeoutMs = 90_000): Promise<number> {
+	const started = Date.now();
+	await waitFor(
+		"all containers healthy",
+		async () => {
+			const ids = (await mustCompose(["ps", "-q"])).trim().split("\n").filter(Boolean);
+			if (ids.length !== 4) return undefined;
+			const r = await run("docker", ["inspect", "-f", "{{.State.Health.Status}}", ...ids]);
+			const states = r.stdout.trim().split("\n");
+			return states.every((s) => s === "healthy") ? true : undefined;
+		},
+		timeoutMs,
+		500,
+	);
+	return (Date.now() - started) / 1000;
+}
+
+describe("docker compose stack with agents in lab namespaces", () => {
+	let lab: Lab;
+	let publicHost = "";
+	let managementUrl = "";
+	let adminToken = "";
+	const agents: AgentHost[] = [];
+
+	async function api(
+		method: string,
+		path: string,
+		token: string,
+		body?: unknown,
+	): Promise<{ status: number; json: unknown }> {
+		const res = await fetch(`${managementUrl}${path}`, {
+			method,
+			headers: { authorization: `Token ${token}`, "content-type": "application/json" },
+			body: body === undefined ? undefined : JSON.stringify(body),
+			signal: AbortSignal.timeout(10_000),
+		});
+		return { status: res.status, json: await res.json().catch(() => null) };
+	}
+
+	async function peersByName(): Promise<Map<string, { ip: string; connected: boolean }>> {
+		const r = await api("GET", "/api/peers", adminToken);
+		expect(r.status).toBe(200);
+		const peers = r.json as { name: string; ip: string; connected: boolean }[];
+		return new Map(peers.map((p) => [p.name, { ip: p.ip, connected: p.connected }]));
+	}
+
+	beforeAll(async () => {
+		if (labSkipReason) throw new Error(`the compose test needs the network lab: ${labSkipReason}`);
+		// The lab's own sweep removes namespaces of a crashed run; this the stack.
+		writeFileSync(envFile, "STARLING_PUBLIC_HOST=cleanup.invalid\nSTARLING_RELAY_SECRET=x\n");
+		await compose(["down", "-v", "--remove-orphans", "--timeout", "5"]);
+
+		lab = await Lab.create("dkr");
+		const lan = await lab.lan("lan", AGENT_LAN);
+		const gw: Host = await lab.host("gw", { lan });
+		const uplink = await addRootUplink(lab, gw, { subnet: UPLINK_SUBNET, routes: [AGENT_LAN] });
+		publicHost = uplink.rootAddress;
+		managementUrl = `http://${publicHost}:33073`;
+		for (const name of ["a", "b"]) {
+			const host = await lab.host(name, { lan });
+			await host.addRoute(UPLINK_SUBNET, gw.address);
+			agents.push(new AgentHost(host));
+		}
+
+		writeFileSync(
+			envFile,
+			[
+				`STARLING_PUBLIC_HOST=${publicHost}`,
+				`STARLING_RELAY_SECRET=${randomBytes(24).toString("base64")}`,
+				`STARLING_BIND_ADDRESS=${publicHost}`,
+				`STARLING_STUN_BIND_ADDRESS=${publicHost}`,
+				`STARLING_CI_SUBNET=${DOCKER_SUBNET}`,
+				`STARLING_IMAGE_PREFIX=${process.env.STARLING_IMAGE_PREFIX ?? "starling-ci"}`,
+				"STARLING_LOG_LEVEL=info",
+				"",
+			].join("\n"),
+		);
+		await mustCompose(["up", "-d", "--no-build"]);
+		const seconds = await waitHealthy();
+		console.log(`stack healthy ${seconds.toFixed(1)} s after docker-compose up -d returned`);
+
+		// The first admin token, shown once on management's stderr.
+		const logs = await mustCompose(["logs", "--no-color", "management"]);
+		const match = /Admin token \(shown once[^)]*\): (\S+)/.exec(logs);
+		if (!match) throw new Error(`no admin token in management's logs:\n${logs}`);
+		adminToken = match[1]!;
+		for (const a of agents) await a.startDaemon();
+	});
+
+	afterEach(async (context) => {
+		if (context.task.result?.state !== "fail") return;
+		for (const a of agents) console.error(a.logs());
+		console.error((await compose(["logs", "--no-color", "--tail", "60"])).stdout);
+	});
+
+	afterAll(async () => {
+		const down = await compose(["down", "-v", "--remove-orphans", "--timeout", "10"]);
+		await lab?.destroy();
+		rmSync(workDir, { recursive: true, force: true });
+		expect(down.code, down.stderr).toBe(0);
+		const left = await run("docker", [
+			"ps",
+			"-aq",
+			"--filter",
+			`label=com.docker.compose.project=${PROJECT}`,
+		]);
+		expect(left.stdout.trim()).toBe("");
+	});
+
+	it("agents join with a setup key made over REST and ping each other over the overlay", async () => {
+		const key = await api("POST", "/api/setup-keys", adminToken, {
+			name: "compose-test",
+			type: "reusable",
+			expires_in: 3600,
+			auto_groups: [],
+			usage_limit: 0,
+		});
+		expect(key.status).toBe(200);
+		const setupKey = (key.json as { key: string }).key;
+		for (const a of agents) {
+			const r = await a.starling([
+				"up",
+				"--management-url",
+				managementUrl,
+				"--setup-key",
+				setupKey,
+			]);
+			expect(r.exitCode, r.stderr).toBe(0);
+		}
+		const [a, b] = agents as [AgentHost, AgentHost];
+		const ipB = await b.overlayIp();
+		const ipA = await a.overlayIp();
+		await waitFor(
+			"a pings b over the overlay",
+			async () => ((await a.host.ping(ipB, { count: 1, timeoutSeconds: 1 })) ? true : undefined),
+			30_000,
+		);
+		await waitFor(
+			"b pings a over the overlay",
+			async () => ((await b.host.ping(ipA, { count: 1, timeoutSeconds: 1 })) ? true : undefined),
+			30_000,
+		);
+		for (const agent of agents) {
+			const s = await agent.status();
+			expect(s.management.connected).toBe(true);
+			expect(s.signal.connected).toBe(true);
+			expect(s.peers_connected).toBe(1);
+		}
+		const peers = await peersByName();
+		expect(peers.size).toBe(2);
+		expect([...peers.values()].map((p) => p.ip).sort()).toEqual([ipA, ipB].sort());
+	});
+
+	it("survives docker-compose restart: tunnels keep carrying traffic, agents re-sync, state is kept", async () => {
+		const [a, b] = agents as [AgentHost, AgentHost];
+		const ipsBefore = [await a.overlayIp(), await b.overlayIp()];
+		const peersBefore = await peersByName();
+
+		// Pings every 0.2 s from a to b for the whole restart.
+		const pinger = a.host.spawn("ping", ["-n", "-i", "0.2", "-w", "45", ipsBefore[1]!], {
+			name: "ping-during-restart",
+		});
+		await new Promise((r) => setTimeout(r, 2_000));
+		const restartStarted = Date.now();
+		await mustCompose(["restart", "--timeout", "10"], 120_000);
+		const restartSeconds = (Date.now() - restartStarted) / 1000;
+		const healthySeconds = await waitHealthy();
+		console.log(
+			`docker-compose restart took ${restartSeconds.toFixed(1)} s, healthy ${healthySeconds.toFixed(1)} s later`,
+		);
+
+		// Agents re-sync: both say management and signal are connected again, and
+		// management (which marks every peer disconnected when it starts) sees them connected.
+		for (const agent of agents) {
+			await waitFor(
+				`${agent.name} reconnected to management and signal`,
+				async () => {
+					const s = await agent.status();
+					return s.management.connected && s.signal.connected ? true : undefined;
+				},
+				60_000,
+			);
+		}
+		const peersAfter = await waitFor(
+			"management sees both peers connected",
+			async () => {
+				const peers = await peersByName();
+				return [...peers.values()].every((p) => p.connected) ? peers : undefined;
+			},
+			60_000,
+		);
+		// Same peers, same addresses, and the same admin token still works (it just did).
+		expect(peersAfter).toEqual(peersBefore);
+		expect([await a.overlayIp(), await b.overlayIp()]).toEqual(ipsBefore);
+		// The token was printed on the first start only: state was found, not recreated.
+		const logs = await mustCompose(["logs", "--no-color", "management"]);
+		expect(logs.match(/Admin token \(shown once/g)).toHaveLength(1);
+
+		await pinger.exited;
+		const summary = /(\d+) packets transmitted, (\d+) received/.exec(pinger.output());
+		expect(summary, pinger.output()).not.toBeNull();
+		const sent = Number(summary![1]);
+		const received = Number(summary![2]);
+		console.log(`pings across the restart: ${received}/${sent} answered`);
+		expect(sent).toBeGreaterThan(50);
+		// WireGuard between the agents does not depend on the control plane.
+		expect(received / sent).toBeGreaterThan(0.9);
+		await waitFor("b pings a after the restart", async () =>
+			(await b.host.ping(ipsBefore[0]!, { count: 1, timeoutSeconds: 1 })) ? true : undefined,
+		);
+	});
+
+	it("mints a recovery admin token with docker-compose exec", async () => {
+		const out = await mustCompose([
+			"exec",
+			"-T",
+			"management",
+			"starling-management",
+			"token",
+			"create",
+			"--name",
+			"recovery",
+		]);
+		const token = out.trim();
+		expect(token).toMatch(/^\S{20,}$/);
+		expect(token).not.toBe(adminToken);
+		expect((await api("GET", "/api/peers", token)).status).toBe(200);
+		expect((await api("GET", "/api/peers", "not-a-token")).status).toBe(401);
+	});
+});

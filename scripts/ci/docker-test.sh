@@ -1,0 +1,18 @@
+#!/bin/sh
+# CI: the docker compose deployment end to end (docker/test/compose.test.ts).
+# Installs and starts Docker when needed (and stops a dockerd it started),
+# builds the images without any registry, then runs the test, which brings the
+# stack up, joins two lab agents, restarts the stack and tears it all down.
+#   usage: sh scripts/ci/docker-test.sh      (root; after `pnpm install` and `pnpm build`)
+set -eu
+cd "$(dirname "$0")/../.."
+started="$(date +%s)"
+
+sh scripts/ci/docker-daemon.sh start
+trap 'sh scripts/ci/docker-daemon.sh stop' EXIT
+trap 'exit 130' INT TERM
+
+sh scripts/ci/docker-images.sh
+echo "docker-test: images ready after $(($(date +%s) - started)) s" >&2
+pnpm exec vitest run --config docker/test/vitest.config.ts
+echo "docker-test: done in $(($(date +%s) - started)) s" >&2
