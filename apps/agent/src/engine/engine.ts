@@ -697,11 +697,14 @@ export class Engine {
 				const wg = this.lastDump.get(state.remote.wgPublicKey);
 				const direct = snap.state === "connected" && state.path !== undefined;
 				const handshakeMs = (wg?.latestHandshakeUnixSeconds ?? 0) * 1000;
-				// Relayed: no direct path, WireGuard's endpoint is the relay bridge, and
+				// Relayed: no direct path, the peer online, WireGuard's endpoint is the relay bridge, and
 				// its handshakes are recent (WireGuard rekeys every 2 minutes under traffic
 				// and keepalives).
+				// A peer that management reports offline (`starling down`) is not
+				// connected, even while its last handshake is still recent.
 				const relayed =
 					!direct &&
+					state.remote.connected &&
 					state.relayEndpoint !== undefined &&
 					wg?.endpoint === state.relayEndpoint &&
 					handshakeMs > 0 &&
@@ -773,8 +776,10 @@ export class Engine {
 		this.setTimer(state, "probe-open", ICE_LINGER_MS + 100, () => {
 			void ProbeSocket.open(port, (id) => probe.watch.onAnswer(id, Date.now())).then(
 				(socket) => {
-					if (state.probe === probe && !this.stopped) probe.socket = socket;
-					else socket.close();
+					if (state.probe === probe && !this.stopped) {
+						probe.socket = socket;
+						probe.watch.begin(Date.now());
+					} else socket.close();
 				},
 				(err) => this.logError("path probe socket", err),
 			);

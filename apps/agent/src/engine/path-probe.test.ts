@@ -48,6 +48,15 @@ describe("PathProbe", () => {
 		expect(lost).toEqual([9_000]);
 	});
 
+	it("counts silence from begin(), when probing could start, not from construction", () => {
+		const probe = new PathProbe(0, OPTIONS, counterBytes());
+		probe.noteSending(5_000);
+		probe.begin(5_000);
+		expect(probe.tick(5_000)?.type).toBe("send");
+		expect(probe.tick(11_000)?.type).toBe("send");
+		expect(probe.tick(11_500)?.type).toBe("lost");
+	});
+
 	it("ignores answers it did not ask for, and a second answer to the same probe", () => {
 		const probe = new PathProbe(0, OPTIONS, counterBytes());
 		probe.noteSending(0);

@@ -22,9 +22,10 @@ export interface PathProbeOptions {
 	activeForMs: number;
 }
 
+/** Three to four unanswered probes: a lost path is back on the relay within ~6 s. */
 export const DEFAULT_PATH_PROBE: PathProbeOptions = {
-	intervalMs: 2_000,
-	lostAfterMs: 6_500,
+	intervalMs: 1_500,
+	lostAfterMs: 5_000,
 	activeForMs: 15_000,
 };
 
@@ -50,6 +51,16 @@ export class PathProbe {
 		private readonly randomBytes: (length: number) => Uint8Array,
 	) {
 		this.lastHeardAt = now;
+	}
+
+	/**
+	 * Probing can start now (the socket is open): silence counts from here,
+	 * not from when the path came up.
+	 */
+	begin(now: number): void {
+		this.lastHeardAt = now;
+		this.lastSentAt = Number.NEGATIVE_INFINITY;
+		this.outstanding.clear();
 	}
 
 	/** Traffic left for the peer (WireGuard's transmit counter moved). */
