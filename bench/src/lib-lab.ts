@@ -15,7 +15,7 @@ import {
 	type NatKind,
 	type Router,
 } from "@starling/lab";
-import { repoRoot } from "./lib-control-plane.js";
+import { log, repoRoot } from "./lib-control-plane.js";
 
 export type { Host, LabProcess, Lan, NatKind, Router };
 export { Lab, labSkipReason };
@@ -36,6 +36,49 @@ export const STUN_PORT = 3478;
 export const RELAY_PORT = 33080;
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Runs a lab benchmark and exits: when the lab cannot run here it prints `{bench, skipped}`;
+ * otherwise it makes lab `labName`, runs `measure` in it and prints what that returns as ONE
+ * JSON line, last on stdout. On failure it prints the lab's process logs (to stderr) and the
+ * error, and exits 1. The lab is destroyed however the run ends.
+ */
+export function runLabBenchmark(
+	bench: string,
+	labName: string,
+	measure: (lab: Lab) => Promise<object>,
+): void {
+	// Exit explicitly: the lab's teardown leaves a 5 s safety timer that would keep Node waiting.
+	benchmarkInLab(bench, labName, measure).then(
+		() => process.exit(0),
+		(err) => {
+			console.error(err);
+			process.exit(1);
+		},
+	);
+}
+
+async function benchmarkInLab(
+	bench: string,
+	labName: string,
+	measure: (lab: Lab) => Promise<object>,
+): Promise<void> {
+	if (labSkipReason) {
+		log(`skipped: ${labSkipReason}`);
+		process.stdout.write(`${JSON.stringify({ bench, skipped: labSkipReason })}\n`);
+		return;
+	}
+	const lab = await Lab.create(labName);
+	try {
+		const result = await measure(lab);
+		process.stdout.write(`${JSON.stringify(result)}\n`);
+	} catch (err) {
+		log(lab.logs());
+		throw err;
+	} finally {
+		await lab.destroy();
+	}
+}
 
 /** Polls `probe` until it returns something other than undefined. */
 export async function waitFor<T>(

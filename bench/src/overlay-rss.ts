@@ -17,10 +17,9 @@ import { log, percentile, round } from "./lib-control-plane.js";
 import {
 	childPids,
 	cmdline,
-	Lab,
 	type LabAgent,
-	labSkipReason,
 	nodeBinaryRss,
+	runLabBenchmark,
 	sleep,
 	startAgent,
 	startLabControlPlane,
@@ -60,103 +59,79 @@ function children(agent: LabAgent): { ice?: number; wg?: number } {
 
 const mb = (bytes: number | undefined) => (bytes === undefined ? null : round(bytes / MB, 1));
 
-async function main(): Promise<void> {
-	if (labSkipReason) {
-		log(`skipped: ${labSkipReason}`);
-		process.stdout.write(`${JSON.stringify({ bench: "overlay-rss", skipped: labSkipReason })}\n`);
-		return;
+const loadAtStart = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+runLabBenchmark("overlay-rss", "brss", async (lab) => {
+	const lan = await lab.lan("lan", "198.18.44.0/24");
+	log("starting management and signal in host ctl");
+	const ctl = await startLabControlPlane(await lab.host("ctl", { lan }));
+	log(`starting ${peers + 1} agent daemons`);
+	const agents: LabAgent[] = [];
+	for (const name of ["m", ...Array.from({ length: peers }, (_, i) => `p${i + 1}`)]) {
+		agents.push(await startAgent(lab, lan, name, nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}));
 	}
-	const loadAtStart = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
-	const lab = await Lab.create("brss");
-	try {
-		const lan = await lab.lan("lan", "198.18.44.0/24");
-		log("starting management and signal in host ctl");
-		const ctl = await startLabControlPlane(await lab.host("ctl", { lan }));
-		log(`starting ${peers + 1} agent daemons`);
-		const agents: LabAgent[] = [];
-		for (const name of ["m", ...Array.from({ length: peers }, (_, i) => `p${i + 1}`)]) {
-			agents.push(
-				await startAgent(lab, lan, name, nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
-			);
-		}
-		await sleep(2000);
-		const m = agents[0]!;
-		const before = agents.map((a) => memory(a.pid)!);
-		log(`m's daemon (pid ${m.pid}) right after start: ${mb(before[0]!.rss)} MB`);
+	await sleep(2000);
+	const m = agents[0]!;
+	const before = agents.map((a) => memory(a.pid)!);
+	log(`m's daemon (pid ${m.pid}) right after start: ${mb(before[0]!.rss)} MB`);
 
-		log(`starling up on all ${agents.length} agents`);
-		const upStart = Date.now();
-		for (const a of agents) await a.up(ctl);
-		const s = await m.waitConnected(peers, 180_000);
-		log(
-			`m has ${s.peers_connected}/${s.peers_total} peers connected after ${Date.now() - upStart} ms`,
-		);
-		// The others too (a full mesh), so that nothing is still negotiating.
-		for (const a of agents.slice(1)) await a.waitConnected(peers, 120_000);
-		log(`full mesh connected after ${Date.now() - upStart} ms; idle for ${idleSeconds} s`);
-		await sleep(idleSeconds * 1000);
-		const again = await m.status();
-		if (again.peers_connected !== peers)
-			throw new Error(`m has only ${again.peers_connected}/${peers} peers connected after idling`);
+	log(`starling up on all ${agents.length} agents`);
+	const upStart = Date.now();
+	for (const a of agents) await a.up(ctl);
+	const s = await m.waitConnected(peers, 180_000);
+	log(
+		`m has ${s.peers_connected}/${s.peers_total} peers connected after ${Date.now() - upStart} ms`,
+	);
+	// The others too (a full mesh), so that nothing is still negotiating.
+	for (const a of agents.slice(1)) await a.waitConnected(peers, 120_000);
+	log(`full mesh connected after ${Date.now() - upStart} ms; idle for ${idleSeconds} s`);
+	await sleep(idleSeconds * 1000);
+	const again = await m.status();
+	if (again.peers_connected !== peers)
+		throw new Error(`m has only ${again.peers_connected}/${peers} peers connected after idling`);
 
-		const after = agents.map((a) => {
-			const c = children(a);
-			return { daemon: memory(a.pid)!, ice: memory(c.ice), wg: memory(c.wg) };
-		});
-		const mAfter = after[0]!;
-		const sumM = mAfter.daemon.rss + (mAfter.ice?.rss ?? 0);
-		const iceShared = children(m).ice;
-		const sumUnique = sumM - (iceShared === undefined ? 0 : nodeBinaryRss(iceShared));
-		const sorted = (xs: number[]) => [...xs].sort((x, y) => x - y);
-		const others = sorted(after.slice(1).map((x) => x.daemon.rss));
-		const othersSum = sorted(after.slice(1).map((x) => x.daemon.rss + (x.ice?.rss ?? 0)));
-		const result = {
-			bench: "overlay-rss",
-			...(nodeOptions ? { node_options: nodeOptions } : {}),
-			peers,
-			idle_seconds: idleSeconds,
-			daemon_rss_mb: mb(mAfter.daemon.rss),
-			daemon_anon_mb: mb(mAfter.daemon.anon),
-			ice_worker_running: mAfter.ice !== undefined,
-			ice_worker_rss_mb: mb(mAfter.ice?.rss),
-			ice_worker_anon_mb: mb(mAfter.ice?.anon),
-			daemon_plus_ice_worker_mb: mb(sumM),
-			daemon_plus_ice_worker_node_binary_once_mb: mb(sumUnique),
-			wireguard_go_rss_mb: mb(mAfter.wg?.rss),
-			baseline_daemon_rss_after_start_mb: mb(before[0]!.rss),
-			baseline_daemon_anon_after_start_mb: mb(before[0]!.anon),
-			ratio_daemon_to_baseline: round(mAfter.daemon.rss / before[0]!.rss, 2),
-			target_mb: 80,
-			others_daemon_rss_mb: {
-				min: mb(others[0]),
-				p50: mb(percentile(others, 50)),
-				max: mb(others.at(-1)),
-			},
-			others_daemon_plus_ice_worker_mb: {
-				min: mb(othersSum[0]),
-				p50: mb(percentile(othersSum, 50)),
-				max: mb(othersSum.at(-1)),
-			},
-			others_baseline_rss_mb: {
-				min: mb(Math.min(...before.slice(1).map((b) => b.rss))),
-				max: mb(Math.max(...before.slice(1).map((b) => b.rss))),
-			},
-			loadavg_1m_at_start: loadAtStart,
-		};
-		process.stdout.write(`${JSON.stringify(result)}\n`);
-	} catch (err) {
-		log(lab.logs());
-		throw err;
-	} finally {
-		await lab.destroy();
-	}
-}
-
-// Exit explicitly: the lab's teardown leaves a 5 s safety timer that would keep Node waiting.
-main().then(
-	() => process.exit(0),
-	(err) => {
-		console.error(err);
-		process.exit(1);
-	},
-);
+	const after = agents.map((a) => {
+		const c = children(a);
+		return { daemon: memory(a.pid)!, ice: memory(c.ice), wg: memory(c.wg) };
+	});
+	const mAfter = after[0]!;
+	const sumM = mAfter.daemon.rss + (mAfter.ice?.rss ?? 0);
+	const iceShared = children(m).ice;
+	const sumUnique = sumM - (iceShared === undefined ? 0 : nodeBinaryRss(iceShared));
+	const sorted = (xs: number[]) => [...xs].sort((x, y) => x - y);
+	const others = sorted(after.slice(1).map((x) => x.daemon.rss));
+	const othersSum = sorted(after.slice(1).map((x) => x.daemon.rss + (x.ice?.rss ?? 0)));
+	const result = {
+		bench: "overlay-rss",
+		...(nodeOptions ? { node_options: nodeOptions } : {}),
+		peers,
+		idle_seconds: idleSeconds,
+		daemon_rss_mb: mb(mAfter.daemon.rss),
+		daemon_anon_mb: mb(mAfter.daemon.anon),
+		ice_worker_running: mAfter.ice !== undefined,
+		ice_worker_rss_mb: mb(mAfter.ice?.rss),
+		ice_worker_anon_mb: mb(mAfter.ice?.anon),
+		daemon_plus_ice_worker_mb: mb(sumM),
+		daemon_plus_ice_worker_node_binary_once_mb: mb(sumUnique),
+		wireguard_go_rss_mb: mb(mAfter.wg?.rss),
+		baseline_daemon_rss_after_start_mb: mb(before[0]!.rss),
+		baseline_daemon_anon_after_start_mb: mb(before[0]!.anon),
+		ratio_daemon_to_baseline: round(mAfter.daemon.rss / before[0]!.rss, 2),
+		target_mb: 80,
+		others_daemon_rss_mb: {
+			min: mb(others[0]),
+			p50: mb(percentile(others, 50)),
+			max: mb(others.at(-1)),
+		},
+		others_daemon_plus_ice_worker_mb: {
+			min: mb(othersSum[0]),
+			p50: mb(percentile(othersSum, 50)),
+			max: mb(othersSum.at(-1)),
+		},
+		others_baseline_rss_mb: {
+			min: mb(Math.min(...before.slice(1).map((b) => b.rss))),
+			max: mb(Math.max(...before.slice(1).map((b) => b.rss))),
+		},
+		loadavg_1m_at_start: loadAtStart,
+	};
+	return result;
+});

@@ -22,9 +22,8 @@ import { readFileSync } from "node:fs";
 import { log, percentile, round } from "./lib-control-plane.js";
 import {
 	freeOverlay24,
-	Lab,
 	type LabAgent,
-	labSkipReason,
+	runLabBenchmark,
 	sleep,
 	startAgent,
 	startLabControlPlane,
@@ -89,181 +88,159 @@ async function takeDown(a: LabAgent, b: LabAgent, ipOfB: string): Promise<void> 
 	}
 }
 
-async function main(): Promise<void> {
-	if (labSkipReason) {
-		log(`skipped: ${labSkipReason}`);
-		process.stdout.write(`${JSON.stringify({ bench: "overlay-up", skipped: labSkipReason })}\n`);
-		return;
-	}
-	const loadAtStart = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
-	const lab = await Lab.create("btup");
-	try {
-		const lan = await lab.lan("lan", "198.18.42.0/24");
-		log("starting management and signal in host ctl");
-		const ctl = await startLabControlPlane(await lab.host("ctl", { lan }));
-		const a = await startAgent(lab, lan, "a");
-		const b = await startAgent(lab, lan, "b");
-		log("first up on a and b (registration)");
-		await a.up(ctl);
-		await b.up(ctl);
-		await Promise.all([a.waitConnected(1), b.waitConnected(1)]);
-		const ipOfA = await a.overlayIp();
-		let ipOfB = await b.overlayIp();
+const loadAtStart = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+runLabBenchmark("overlay-up", "btup", async (lab) => {
+	const lan = await lab.lan("lan", "198.18.42.0/24");
+	log("starting management and signal in host ctl");
+	const ctl = await startLabControlPlane(await lab.host("ctl", { lan }));
+	const a = await startAgent(lab, lan, "a");
+	const b = await startAgent(lab, lan, "b");
+	log("first up on a and b (registration)");
+	await a.up(ctl);
+	await b.up(ctl);
+	await Promise.all([a.waitConnected(1), b.waitConnected(1)]);
+	const ipOfA = await a.overlayIp();
+	let ipOfB = await b.overlayIp();
+	await takeDown(a, b, ipOfB);
+
+	// The baseline's wireguard-go pair: a's side stays up; b's side is started from scratch
+	// in every baseline iteration.
+	const subnet = freeOverlay24([`${ipOfA}/16`, `${ipOfB}/16`]);
+	const prefix = subnet.split("/")[0]!.split(".").slice(0, 3).join(".");
+	const [baseA, baseB] = [`${prefix}.1`, `${prefix}.2`];
+	const keyOf = async (agent: LabAgent) => {
+		const priv = (await agent.host.exec("wg", ["genkey"])).stdout.trim();
+		const pub = (await agent.host.exec("wg", ["pubkey"], { input: `${priv}\n` })).stdout.trim();
+		await agent.host.exec("sh", [
+			"-c",
+			`umask 077; printf '%s\\n' "$1" > /var/lib/starling/${BASELINE_IF}.key`,
+			"sh",
+			priv,
+		]);
+		return pub;
+	};
+	const [pubA, pubB] = [await keyOf(a), await keyOf(b)];
+	a.host.spawn("wireguard-go", ["-f", BASELINE_IF], { name: "wireguard-go-baseline" });
+	await waitFor("a: wgb0", async () =>
+		(await a.host.exec("wg", ["show", BASELINE_IF], { allowFailure: true })).exitCode === 0
+			? true
+			: undefined,
+	);
+	await a.host.exec("wg", [
+		"set",
+		BASELINE_IF,
+		"listen-port",
+		String(BASELINE_PORT),
+		"private-key",
+		`/var/lib/starling/${BASELINE_IF}.key`,
+		"peer",
+		pubB,
+		"endpoint",
+		`${b.host.address}:${BASELINE_PORT}`,
+		"allowed-ips",
+		`${baseB}/32`,
+	]);
+	await a.host.exec("ip", ["addr", "add", `${baseA}/24`, "dev", BASELINE_IF]);
+	await a.host.exec("ip", ["link", "set", BASELINE_IF, "mtu", "1280", "up"]);
+	const baselineScript = [
+		"set -e",
+		// Own pid file, so that we stop exactly this process afterwards.
+		`wireguard-go -f ${BASELINE_IF} >/dev/null 2>&1 & echo $! > /var/lib/starling/${BASELINE_IF}.pid`,
+		`while [ ! -S /var/run/wireguard/${BASELINE_IF}.sock ]; do sleep 0.005; done`,
+		`wg set ${BASELINE_IF} listen-port ${BASELINE_PORT} private-key /var/lib/starling/${BASELINE_IF}.key peer ${pubA} endpoint ${a.host.address}:${BASELINE_PORT} allowed-ips ${baseA}/32`,
+		`ip addr add ${baseB}/24 dev ${BASELINE_IF}`,
+		`echo "link-up $(date +%s.%N)"`,
+		`ip link set ${BASELINE_IF} mtu 1280 up`,
+		"set +e",
+		pingLoop(baseA),
+	].join("\n");
+
+	const agentSamples: {
+		first_ping_ms: number;
+		up_returned_ms: number;
+		path_up_ms?: number;
+	}[] = [];
+	const baselineSamples: { first_ping_ms: number; link_up_to_ping_ms: number }[] = [];
+	const statusCallMs: number[] = [];
+	for (let i = 0; i < iterations; i++) {
+		// The agent: b is down, a has seen it go.
+		const t0 = Date.now();
+		const ping = b.host.exec("sh", ["-c", pingLoop(ipOfA)], { timeoutMs: 30_000 });
+		const upArgs = mode === "down" ? ["up"] : ["up", "--setup-key", ctl.setupKey];
+		const up = b.cli(upArgs).then((r) => ({ r, at: Date.now() }));
+		const [pinged, upDone] = await Promise.all([ping, up]);
+		if (upDone.r.exitCode !== 0) throw new Error(`starling up on b: ${upDone.r.stderr}`);
+		const sample = {
+			first_ping_ms: round(firstReplyAt(pinged.stdout) - t0, 0),
+			up_returned_ms: upDone.at - t0,
+			path_up_ms: (() => {
+				const t = logTime(b.daemon.output(), "direct path up", t0);
+				return t === undefined ? undefined : t - t0;
+			})(),
+		};
+		agentSamples.push(sample);
+		log(
+			`agent ${i + 1}/${iterations}: first ping after ${sample.first_ping_ms} ms (up returned after ${sample.up_returned_ms} ms, path up after ${sample.path_up_ms ?? "?"} ms)`,
+		);
+		const s0 = performance.now();
+		const st = await b.cli(["status"]);
+		statusCallMs.push(performance.now() - s0);
+		if (st.exitCode !== 0) throw new Error(`starling status: ${st.stderr}`);
+		ipOfB = await b.overlayIp();
 		await takeDown(a, b, ipOfB);
 
-		// The baseline's wireguard-go pair: a's side stays up; b's side is started from scratch
-		// in every baseline iteration.
-		const subnet = freeOverlay24([`${ipOfA}/16`, `${ipOfB}/16`]);
-		const prefix = subnet.split("/")[0]!.split(".").slice(0, 3).join(".");
-		const [baseA, baseB] = [`${prefix}.1`, `${prefix}.2`];
-		const keyOf = async (agent: LabAgent) => {
-			const priv = (await agent.host.exec("wg", ["genkey"])).stdout.trim();
-			const pub = (await agent.host.exec("wg", ["pubkey"], { input: `${priv}\n` })).stdout.trim();
-			await agent.host.exec("sh", [
-				"-c",
-				`umask 077; printf '%s\\n' "$1" > /var/lib/starling/${BASELINE_IF}.key`,
-				"sh",
-				priv,
-			]);
-			return pub;
-		};
-		const [pubA, pubB] = [await keyOf(a), await keyOf(b)];
-		a.host.spawn("wireguard-go", ["-f", BASELINE_IF], { name: "wireguard-go-baseline" });
-		await waitFor("a: wgb0", async () =>
-			(await a.host.exec("wg", ["show", BASELINE_IF], { allowFailure: true })).exitCode === 0
-				? true
-				: undefined,
+		// The baseline, in the same hosts while b's agent is down.
+		const t1 = Date.now();
+		const out = await b.host.exec("sh", ["-c", baselineScript], { timeoutMs: 30_000 });
+		const linkUp = Number(/^link-up (\d+\.\d+)$/m.exec(out.stdout)?.[1]) * 1000;
+		const reply = firstReplyAt(out.stdout);
+		baselineSamples.push({
+			first_ping_ms: round(reply - t1, 0),
+			link_up_to_ping_ms: round(reply - linkUp, 1),
+		});
+		log(
+			`baseline ${i + 1}/${iterations}: first ping after ${round(reply - t1, 0)} ms (${round(reply - linkUp, 1)} ms after link up)`,
 		);
-		await a.host.exec("wg", [
-			"set",
-			BASELINE_IF,
-			"listen-port",
-			String(BASELINE_PORT),
-			"private-key",
-			`/var/lib/starling/${BASELINE_IF}.key`,
-			"peer",
-			pubB,
-			"endpoint",
-			`${b.host.address}:${BASELINE_PORT}`,
-			"allowed-ips",
-			`${baseB}/32`,
+		await b.host.exec("sh", [
+			"-c",
+			`kill $(cat /var/lib/starling/${BASELINE_IF}.pid); while [ -S /var/run/wireguard/${BASELINE_IF}.sock ]; do sleep 0.01; done; ip link del ${BASELINE_IF} 2>/dev/null; true`,
 		]);
-		await a.host.exec("ip", ["addr", "add", `${baseA}/24`, "dev", BASELINE_IF]);
-		await a.host.exec("ip", ["link", "set", BASELINE_IF, "mtu", "1280", "up"]);
-		const baselineScript = [
-			"set -e",
-			// Own pid file, so that we stop exactly this process afterwards.
-			`wireguard-go -f ${BASELINE_IF} >/dev/null 2>&1 & echo $! > /var/lib/starling/${BASELINE_IF}.pid`,
-			`while [ ! -S /var/run/wireguard/${BASELINE_IF}.sock ]; do sleep 0.005; done`,
-			`wg set ${BASELINE_IF} listen-port ${BASELINE_PORT} private-key /var/lib/starling/${BASELINE_IF}.key peer ${pubA} endpoint ${a.host.address}:${BASELINE_PORT} allowed-ips ${baseA}/32`,
-			`ip addr add ${baseB}/24 dev ${BASELINE_IF}`,
-			`echo "link-up $(date +%s.%N)"`,
-			`ip link set ${BASELINE_IF} mtu 1280 up`,
-			"set +e",
-			pingLoop(baseA),
-		].join("\n");
-
-		const agentSamples: {
-			first_ping_ms: number;
-			up_returned_ms: number;
-			path_up_ms?: number;
-		}[] = [];
-		const baselineSamples: { first_ping_ms: number; link_up_to_ping_ms: number }[] = [];
-		const statusCallMs: number[] = [];
-		for (let i = 0; i < iterations; i++) {
-			// The agent: b is down, a has seen it go.
-			const t0 = Date.now();
-			const ping = b.host.exec("sh", ["-c", pingLoop(ipOfA)], { timeoutMs: 30_000 });
-			const upArgs = mode === "down" ? ["up"] : ["up", "--setup-key", ctl.setupKey];
-			const up = b.cli(upArgs).then((r) => ({ r, at: Date.now() }));
-			const [pinged, upDone] = await Promise.all([ping, up]);
-			if (upDone.r.exitCode !== 0) throw new Error(`starling up on b: ${upDone.r.stderr}`);
-			const sample = {
-				first_ping_ms: round(firstReplyAt(pinged.stdout) - t0, 0),
-				up_returned_ms: upDone.at - t0,
-				path_up_ms: (() => {
-					const t = logTime(b.daemon.output(), "direct path up", t0);
-					return t === undefined ? undefined : t - t0;
-				})(),
-			};
-			agentSamples.push(sample);
-			log(
-				`agent ${i + 1}/${iterations}: first ping after ${sample.first_ping_ms} ms (up returned after ${sample.up_returned_ms} ms, path up after ${sample.path_up_ms ?? "?"} ms)`,
-			);
-			const s0 = performance.now();
-			const st = await b.cli(["status"]);
-			statusCallMs.push(performance.now() - s0);
-			if (st.exitCode !== 0) throw new Error(`starling status: ${st.stderr}`);
-			ipOfB = await b.overlayIp();
-			await takeDown(a, b, ipOfB);
-
-			// The baseline, in the same hosts while b's agent is down.
-			const t1 = Date.now();
-			const out = await b.host.exec("sh", ["-c", baselineScript], { timeoutMs: 30_000 });
-			const linkUp = Number(/^link-up (\d+\.\d+)$/m.exec(out.stdout)?.[1]) * 1000;
-			const reply = firstReplyAt(out.stdout);
-			baselineSamples.push({
-				first_ping_ms: round(reply - t1, 0),
-				link_up_to_ping_ms: round(reply - linkUp, 1),
-			});
-			log(
-				`baseline ${i + 1}/${iterations}: first ping after ${round(reply - t1, 0)} ms (${round(reply - linkUp, 1)} ms after link up)`,
-			);
-			await b.host.exec("sh", [
-				"-c",
-				`kill $(cat /var/lib/starling/${BASELINE_IF}.pid); while [ -S /var/run/wireguard/${BASELINE_IF}.sock ]; do sleep 0.01; done; ip link del ${BASELINE_IF} 2>/dev/null; true`,
-			]);
-			await sleep(200);
-		}
-		const sorted = (xs: number[]) => [...xs].sort((x, y) => x - y);
-		const firstPing = sorted(agentSamples.map((s) => s.first_ping_ms));
-		const upReturned = sorted(agentSamples.map((s) => s.up_returned_ms));
-		const pathUp = sorted(
-			agentSamples.flatMap((s) => (s.path_up_ms === undefined ? [] : [s.path_up_ms])),
-		);
-		const pathUpToPing = sorted(
-			agentSamples.flatMap((s) =>
-				s.path_up_ms === undefined ? [] : [s.first_ping_ms - s.path_up_ms],
-			),
-		);
-		const baseline = sorted(baselineSamples.map((s) => s.first_ping_ms));
-		const baselineLink = sorted(baselineSamples.map((s) => s.link_up_to_ping_ms));
-		const status = sorted(statusCallMs);
-		const result = {
-			bench: "overlay-up",
-			mode,
-			iterations,
-			ping_interval_ms: PING_INTERVAL_S * 1000,
-			up_to_first_ping_p50_ms: round(percentile(firstPing, 50), 0),
-			up_to_first_ping_p95_ms: round(percentile(firstPing, 95), 0),
-			up_to_first_ping_max_ms: round(firstPing.at(-1)!, 0),
-			up_returned_p50_ms: round(percentile(upReturned, 50), 0),
-			path_up_p50_ms: round(percentile(pathUp, 50), 0),
-			path_up_to_first_ping_p50_ms: round(percentile(pathUpToPing, 50), 0),
-			baseline_wg_start_to_first_ping_p50_ms: round(percentile(baseline, 50), 0),
-			baseline_wg_start_to_first_ping_p95_ms: round(percentile(baseline, 95), 0),
-			baseline_link_up_to_first_ping_p50_ms: round(percentile(baselineLink, 50), 1),
-			status_call_p50_ms: round(percentile(status, 50), 0),
-			ratio_p50: round(percentile(firstPing, 50) / percentile(baseline, 50), 2),
-			target_ms: 2000,
-			loadavg_1m_at_start: loadAtStart,
-			samples_ms: firstPing.map((x) => round(x, 0)),
-			baseline_samples_ms: baseline.map((x) => round(x, 0)),
-		};
-		process.stdout.write(`${JSON.stringify(result)}\n`);
-	} catch (err) {
-		log(lab.logs());
-		throw err;
-	} finally {
-		await lab.destroy();
+		await sleep(200);
 	}
-}
-
-// Exit explicitly: the lab's teardown leaves a 5 s safety timer that would keep Node waiting.
-main().then(
-	() => process.exit(0),
-	(err) => {
-		console.error(err);
-		process.exit(1);
-	},
-);
+	const sorted = (xs: number[]) => [...xs].sort((x, y) => x - y);
+	const firstPing = sorted(agentSamples.map((s) => s.first_ping_ms));
+	const upReturned = sorted(agentSamples.map((s) => s.up_returned_ms));
+	const pathUp = sorted(
+		agentSamples.flatMap((s) => (s.path_up_ms === undefined ? [] : [s.path_up_ms])),
+	);
+	const pathUpToPing = sorted(
+		agentSamples.flatMap((s) =>
+			s.path_up_ms === undefined ? [] : [s.first_ping_ms - s.path_up_ms],
+		),
+	);
+	const baseline = sorted(baselineSamples.map((s) => s.first_ping_ms));
+	const baselineLink = sorted(baselineSamples.map((s) => s.link_up_to_ping_ms));
+	const status = sorted(statusCallMs);
+	const result = {
+		bench: "overlay-up",
+		mode,
+		iterations,
+		ping_interval_ms: PING_INTERVAL_S * 1000,
+		up_to_first_ping_p50_ms: round(percentile(firstPing, 50), 0),
+		up_to_first_ping_p95_ms: round(percentile(firstPing, 95), 0),
+		up_to_first_ping_max_ms: round(firstPing.at(-1)!, 0),
+		up_returned_p50_ms: round(percentile(upReturned, 50), 0),
+		path_up_p50_ms: round(percentile(pathUp, 50), 0),
+		path_up_to_first_ping_p50_ms: round(percentile(pathUpToPing, 50), 0),
+		baseline_wg_start_to_first_ping_p50_ms: round(percentile(baseline, 50), 0),
+		baseline_wg_start_to_first_ping_p95_ms: round(percentile(baseline, 95), 0),
+		baseline_link_up_to_first_ping_p50_ms: round(percentile(baselineLink, 50), 1),
+		status_call_p50_ms: round(percentile(status, 50), 0),
+		ratio_p50: round(percentile(firstPing, 50) / percentile(baseline, 50), 2),
+		target_ms: 2000,
+		loadavg_1m_at_start: loadAtStart,
+		samples_ms: firstPing.map((x) => round(x, 0)),
+		baseline_samples_ms: baseline.map((x) => round(x, 0)),
+	};
+	return result;
+});

@@ -30,13 +30,12 @@ import {
 	cpuSeconds,
 	freeOverlay24,
 	type Host,
-	Lab,
 	type LabAgent,
-	labSkipReason,
 	loadAverage,
 	median,
 	placeHost,
 	type Router,
+	runLabBenchmark,
 	type StatusJson,
 	sleep,
 	startAgentIn,
@@ -139,252 +138,229 @@ async function setRelayOnly(routers: Router[], on: boolean): Promise<void> {
 	}
 }
 
-async function main(): Promise<void> {
-	if (labSkipReason) {
-		log(`skipped: ${labSkipReason}`);
-		process.stdout.write(
-			`${JSON.stringify({ bench: "p2p-throughput", skipped: labSkipReason })}\n`,
+const loadAtStart = loadAverage();
+runLabBenchmark("p2p-throughput", "bp2p", async (lab) => {
+	const internet = await lab.lan("inet", "198.18.50.0/24");
+	let third = 51;
+	const nextSubnet = () => `198.18.${third++}.0/24`;
+	const relayHost = await lab.host("relay", { lan: internet });
+	log("starting management, signal, coturn (ctl) and the relay (its own host)");
+	const ctl = await startLabControlPlane(await lab.host("ctl", { lan: internet }), {
+		stun: true,
+		relay: relayHost,
+	});
+	const placedA = await placeHost(lab, internet, "eim", "a", nextSubnet);
+	const placedB = await placeHost(lab, internet, "eim", "b", nextSubnet);
+	const routers = [...placedA.routers, ...placedB.routers];
+	const [a, b] = await Promise.all([startAgentIn(placedA.host), startAgentIn(placedB.host)]);
+	log("starling up on a and b");
+	await a.up(ctl);
+	await b.up(ctl);
+	const ipOfA = await a.overlayIp();
+	const ipOfB = await b.overlayIp();
+
+	/** Waits until both agents show `path` for each other and b's overlay ping reaches a. */
+	const waitForPath = async (path: "p2p" | "relayed") => {
+		const t0 = Date.now();
+		const [pb, pa] = await Promise.all([
+			waitFor(
+				`b's path to a is ${path}`,
+				async () => {
+					const p = await peerOf(b, ipOfA);
+					return p?.path_type === path ? p : undefined;
+				},
+				60_000,
+				300,
+			),
+			waitFor(
+				`a's path to b is ${path}`,
+				async () => {
+					const p = await peerOf(a, ipOfB);
+					return p?.path_type === path ? p : undefined;
+				},
+				60_000,
+				300,
+			),
+		]);
+		await waitFor("overlay ping b→a", async () =>
+			(await b.host.ping(ipOfA, { count: 1, timeoutSeconds: 1 })) ? true : undefined,
 		);
-		return;
-	}
-	const loadAtStart = loadAverage();
-	const lab = await Lab.create("bp2p");
-	try {
-		const internet = await lab.lan("inet", "198.18.50.0/24");
-		let third = 51;
-		const nextSubnet = () => `198.18.${third++}.0/24`;
-		const relayHost = await lab.host("relay", { lan: internet });
-		log("starting management, signal, coturn (ctl) and the relay (its own host)");
-		const ctl = await startLabControlPlane(await lab.host("ctl", { lan: internet }), {
-			stun: true,
-			relay: relayHost,
-		});
-		const placedA = await placeHost(lab, internet, "eim", "a", nextSubnet);
-		const placedB = await placeHost(lab, internet, "eim", "b", nextSubnet);
-		const routers = [...placedA.routers, ...placedB.routers];
-		const [a, b] = await Promise.all([startAgentIn(placedA.host), startAgentIn(placedB.host)]);
-		log("starling up on a and b");
-		await a.up(ctl);
-		await b.up(ctl);
-		const ipOfA = await a.overlayIp();
-		const ipOfB = await b.overlayIp();
-
-		/** Waits until both agents show `path` for each other and b's overlay ping reaches a. */
-		const waitForPath = async (path: "p2p" | "relayed") => {
-			const t0 = Date.now();
-			const [pb, pa] = await Promise.all([
-				waitFor(
-					`b's path to a is ${path}`,
-					async () => {
-						const p = await peerOf(b, ipOfA);
-						return p?.path_type === path ? p : undefined;
-					},
-					60_000,
-					300,
-				),
-				waitFor(
-					`a's path to b is ${path}`,
-					async () => {
-						const p = await peerOf(a, ipOfB);
-						return p?.path_type === path ? p : undefined;
-					},
-					60_000,
-					300,
-				),
-			]);
-			await waitFor("overlay ping b→a", async () =>
-				(await b.host.ping(ipOfA, { count: 1, timeoutSeconds: 1 })) ? true : undefined,
-			);
-			log(
-				`  path ${path} after ${((Date.now() - t0) / 1000).toFixed(1)} s: b ${pb.local_endpoint || "-"} (${pb.local_candidate_type || "-"}) → ${pb.remote_endpoint} (${pb.remote_candidate_type || "-"}); a → ${pa.remote_endpoint}`,
-			);
-			return pb;
-		};
-		/** b goes down and up again (a fresh ICE attempt), once a has seen it go. */
-		const bounceB = async () => {
-			await b.down();
-			await waitFor("a sees b go", async () => {
-				const p = await peerOf(a, ipOfB);
-				// Management's word (peer_online): with a relay, a keeps showing the peer as
-				// relayed while WireGuard's last handshake is recent.
-				return p && (p.peer_online === false || p.connection_state !== "connected")
-					? true
-					: undefined;
-			});
-			await b.up();
-		};
-
-		const p2pPeer = await waitForPath("p2p");
-		const endpoints = {
-			local: p2pPeer.local_endpoint,
-			local_type: p2pPeer.local_candidate_type ?? "",
-			remote: p2pPeer.remote_endpoint,
-			remote_type: p2pPeer.remote_candidate_type ?? "",
-		};
-
-		const subnet = freeOverlay24([`${ipOfA}/16`, `${ipOfB}/16`]);
-		const prefix = subnet.split("/")[0]!.split(".").slice(0, 3).join(".");
-		const [baseA, baseB] = [`${prefix}.1`, `${prefix}.2`];
 		log(
-			`baseline: wireguard-go ${BASELINE_IF} ${baseA} ↔ ${baseB}, endpoints ${placedB.publicAddress}:${BASELINE_PORT} / ${placedA.publicAddress}:${BASELINE_PORT}`,
+			`  path ${path} after ${((Date.now() - t0) / 1000).toFixed(1)} s: b ${pb.local_endpoint || "-"} (${pb.local_candidate_type || "-"}) → ${pb.remote_endpoint} (${pb.remote_candidate_type || "-"}); a → ${pa.remote_endpoint}`,
 		);
-		const [pubA, pubB] = [
-			await wireguardKey(a.host, BASELINE_IF),
-			await wireguardKey(b.host, BASELINE_IF),
-		];
-		await startHandMadeWireguard(a.host, {
-			ifname: BASELINE_IF,
-			listenPort: BASELINE_PORT,
-			address: baseA,
-			mtu: MTU,
-			peer: {
-				publicKey: pubB,
-				endpoint: `${placedB.publicAddress}:${BASELINE_PORT}`,
-				allowedIp: baseB,
-				persistentKeepalive: 1,
-			},
+		return pb;
+	};
+	/** b goes down and up again (a fresh ICE attempt), once a has seen it go. */
+	const bounceB = async () => {
+		await b.down();
+		await waitFor("a sees b go", async () => {
+			const p = await peerOf(a, ipOfB);
+			// Management's word (peer_online): with a relay, a keeps showing the peer as
+			// relayed while WireGuard's last handshake is recent.
+			return p && (p.peer_online === false || p.connection_state !== "connected")
+				? true
+				: undefined;
 		});
-		await startHandMadeWireguard(b.host, {
-			ifname: BASELINE_IF,
-			listenPort: BASELINE_PORT,
-			address: baseB,
-			mtu: MTU,
-			peer: {
-				publicKey: pubA,
-				endpoint: `${placedA.publicAddress}:${BASELINE_PORT}`,
-				allowedIp: baseA,
-				persistentKeepalive: 1,
-			},
-		});
-		await waitFor(
-			"baseline tunnel answers ping",
-			async () => ((await b.host.ping(baseA, { count: 1, timeoutSeconds: 1 })) ? true : undefined),
-			30_000,
-		);
+		await b.up();
+	};
 
-		const server = a.host.spawn("iperf3", ["-s", "--forceflush"], { name: "iperf3-server" });
-		await server.waitForOutput(/Server listening/, 10_000);
-		const relayPid = ctl.relay!.pid;
+	const p2pPeer = await waitForPath("p2p");
+	const endpoints = {
+		local: p2pPeer.local_endpoint,
+		local_type: p2pPeer.local_candidate_type ?? "",
+		remote: p2pPeer.remote_endpoint,
+		remote_type: p2pPeer.remote_candidate_type ?? "",
+	};
 
-		const runs: IperfRun[] = [];
-		let pathChanged = 0;
-		const measure = async (roundNo: number, path: PathName) => {
-			const target = path === "baseline" ? baseA : ipOfA;
-			for (const reverse of [false, true]) {
-				const direction: Direction = reverse ? "a_to_b" : "b_to_a";
-				log(`round ${roundNo}/${rounds}: ${path} ${direction.replace(/_/g, " ")} (${seconds} s)`);
-				const cpu0 = cpuSeconds(relayPid);
-				const t0 = performance.now();
-				const r = await iperf(b.host, a.host, target, reverse);
-				const relayCpu = (cpuSeconds(relayPid) - cpu0) / ((performance.now() - t0) / 1000);
-				const run: IperfRun = {
-					round: roundNo,
-					path,
-					direction,
-					mbps: round(r.mbps, 1),
-					retransmits: r.retransmits,
-					udp_rcvbuf_drops: r.drops,
-				};
-				if (path === "relayed") run.relay_cpu = round(relayCpu);
-				if (path !== "baseline") {
-					run.path_after = (await peerOf(b, ipOfA))?.path_type ?? "";
-					if (run.path_after !== path) {
-						pathChanged++;
-						log(`  WARNING: the path changed to "${run.path_after}" during the run`);
-					}
-				}
-				runs.push(run);
-				log(
-					`  ${run.mbps} Mbit/s, ${r.retransmits} retransmits, ${r.drops} UDP receive-buffer drops${run.relay_cpu === undefined ? "" : `, relay CPU ${run.relay_cpu}`}`,
-				);
-				await sleep(500);
-			}
-		};
+	const subnet = freeOverlay24([`${ipOfA}/16`, `${ipOfB}/16`]);
+	const prefix = subnet.split("/")[0]!.split(".").slice(0, 3).join(".");
+	const [baseA, baseB] = [`${prefix}.1`, `${prefix}.2`];
+	log(
+		`baseline: wireguard-go ${BASELINE_IF} ${baseA} ↔ ${baseB}, endpoints ${placedB.publicAddress}:${BASELINE_PORT} / ${placedA.publicAddress}:${BASELINE_PORT}`,
+	);
+	const [pubA, pubB] = [
+		await wireguardKey(a.host, BASELINE_IF),
+		await wireguardKey(b.host, BASELINE_IF),
+	];
+	await startHandMadeWireguard(a.host, {
+		ifname: BASELINE_IF,
+		listenPort: BASELINE_PORT,
+		address: baseA,
+		mtu: MTU,
+		peer: {
+			publicKey: pubB,
+			endpoint: `${placedB.publicAddress}:${BASELINE_PORT}`,
+			allowedIp: baseB,
+			persistentKeepalive: 1,
+		},
+	});
+	await startHandMadeWireguard(b.host, {
+		ifname: BASELINE_IF,
+		listenPort: BASELINE_PORT,
+		address: baseB,
+		mtu: MTU,
+		peer: {
+			publicKey: pubA,
+			endpoint: `${placedA.publicAddress}:${BASELINE_PORT}`,
+			allowedIp: baseA,
+			persistentKeepalive: 1,
+		},
+	});
+	await waitFor(
+		"baseline tunnel answers ping",
+		async () => ((await b.host.ping(baseA, { count: 1, timeoutSeconds: 1 })) ? true : undefined),
+		30_000,
+	);
 
-		let mode: "p2p" | "relayed" = "p2p";
-		for (let i = 1; i <= rounds; i++) {
-			if (mode !== "p2p" && paths.includes("p2p")) {
-				log("lifting the UDP block; b down/up for a fresh ICE attempt");
-				await setRelayOnly(routers, false);
-				await bounceB();
-				await waitForPath("p2p");
-				mode = "p2p";
-			}
-			await measure(i, "baseline");
-			if (paths.includes("p2p")) {
-				const p = await peerOf(b, ipOfA);
-				if (p?.path_type !== "p2p") throw new Error(`b's path to a is "${p?.path_type}", not p2p`);
-				await measure(i, "p2p");
-			}
-			if (paths.includes("relayed")) {
-				log("routers drop all UDP but the baseline's; b down/up, so the agents stay relayed");
-				await setRelayOnly(routers, true);
-				await bounceB();
-				await waitForPath("relayed");
-				mode = "relayed";
-				await measure(i, "relayed");
-			}
-		}
-		await setRelayOnly(routers, false);
+	const server = a.host.spawn("iperf3", ["-s", "--forceflush"], { name: "iperf3-server" });
+	await server.waitForOutput(/Server listening/, 10_000);
+	const relayPid = ctl.relay!.pid;
 
-		const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-		const pick = (path: PathName, direction?: Direction) =>
-			runs.filter((r) => r.path === path && (direction === undefined || r.direction === direction));
-		const figures: Record<string, number> = {};
-		for (const path of ["p2p", "relayed"] as const) {
-			if (!paths.includes(path)) continue;
-			const perRun: number[] = [];
-			for (const direction of ["b_to_a", "a_to_b"] as const) {
-				const agent = mean(pick(path, direction).map((r) => r.mbps));
-				const base = mean(pick("baseline", direction).map((r) => r.mbps));
-				figures[`${path}_${direction}_mbps`] = round(agent, 1);
-				figures[`${path}_ratio_${direction}`] = round(agent / base, 3);
-				for (const r of pick(path, direction)) {
-					const b0 = pick("baseline", direction).find((x) => x.round === r.round);
-					if (b0) perRun.push(r.mbps / b0.mbps);
+	const runs: IperfRun[] = [];
+	let pathChanged = 0;
+	const measure = async (roundNo: number, path: PathName) => {
+		const target = path === "baseline" ? baseA : ipOfA;
+		for (const reverse of [false, true]) {
+			const direction: Direction = reverse ? "a_to_b" : "b_to_a";
+			log(`round ${roundNo}/${rounds}: ${path} ${direction.replace(/_/g, " ")} (${seconds} s)`);
+			const cpu0 = cpuSeconds(relayPid);
+			const t0 = performance.now();
+			const r = await iperf(b.host, a.host, target, reverse);
+			const relayCpu = (cpuSeconds(relayPid) - cpu0) / ((performance.now() - t0) / 1000);
+			const run: IperfRun = {
+				round: roundNo,
+				path,
+				direction,
+				mbps: round(r.mbps, 1),
+				retransmits: r.retransmits,
+				udp_rcvbuf_drops: r.drops,
+			};
+			if (path === "relayed") run.relay_cpu = round(relayCpu);
+			if (path !== "baseline") {
+				run.path_after = (await peerOf(b, ipOfA))?.path_type ?? "";
+				if (run.path_after !== path) {
+					pathChanged++;
+					log(`  WARNING: the path changed to "${run.path_after}" during the run`);
 				}
 			}
-			figures[`${path}_ratio`] = round(
-				mean(pick(path).map((r) => r.mbps)) / mean(pick("baseline").map((r) => r.mbps)),
-				3,
+			runs.push(run);
+			log(
+				`  ${run.mbps} Mbit/s, ${r.retransmits} retransmits, ${r.drops} UDP receive-buffer drops${run.relay_cpu === undefined ? "" : `, relay CPU ${run.relay_cpu}`}`,
 			);
-			figures[`${path}_ratio_median`] = round(median(perRun), 3);
-			if (path === "relayed")
-				figures.relay_cpu_cores = round(mean(pick("relayed").map((r) => r.relay_cpu ?? 0)));
+			await sleep(500);
 		}
-		for (const direction of ["b_to_a", "a_to_b"] as const)
-			figures[`baseline_${direction}_mbps`] = round(
-				mean(pick("baseline", direction).map((r) => r.mbps)),
-				1,
-			);
-		const result = {
-			bench: "p2p-throughput",
-			rounds,
-			seconds,
-			mtu: MTU,
-			nat: "eim/eim",
-			...figures,
-			target_p2p_ratio: 0.95,
-			target_relayed_ratio: 0.5,
-			p2p_path: endpoints,
-			runs_with_path_change: pathChanged,
-			loadavg_1m_at_start: loadAtStart,
-			loadavg_1m_at_end: loadAverage(),
-			runs,
-		};
-		process.stdout.write(`${JSON.stringify(result)}\n`);
-	} catch (err) {
-		log(lab.logs());
-		throw err;
-	} finally {
-		await lab.destroy();
+	};
+
+	let mode: "p2p" | "relayed" = "p2p";
+	for (let i = 1; i <= rounds; i++) {
+		if (mode !== "p2p" && paths.includes("p2p")) {
+			log("lifting the UDP block; b down/up for a fresh ICE attempt");
+			await setRelayOnly(routers, false);
+			await bounceB();
+			await waitForPath("p2p");
+			mode = "p2p";
+		}
+		await measure(i, "baseline");
+		if (paths.includes("p2p")) {
+			const p = await peerOf(b, ipOfA);
+			if (p?.path_type !== "p2p") throw new Error(`b's path to a is "${p?.path_type}", not p2p`);
+			await measure(i, "p2p");
+		}
+		if (paths.includes("relayed")) {
+			log("routers drop all UDP but the baseline's; b down/up, so the agents stay relayed");
+			await setRelayOnly(routers, true);
+			await bounceB();
+			await waitForPath("relayed");
+			mode = "relayed";
+			await measure(i, "relayed");
+		}
 	}
-}
+	await setRelayOnly(routers, false);
 
-main().then(
-	() => process.exit(0),
-	(err) => {
-		console.error(err);
-		process.exit(1);
-	},
-);
+	const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+	const pick = (path: PathName, direction?: Direction) =>
+		runs.filter((r) => r.path === path && (direction === undefined || r.direction === direction));
+	const figures: Record<string, number> = {};
+	for (const path of ["p2p", "relayed"] as const) {
+		if (!paths.includes(path)) continue;
+		const perRun: number[] = [];
+		for (const direction of ["b_to_a", "a_to_b"] as const) {
+			const agent = mean(pick(path, direction).map((r) => r.mbps));
+			const base = mean(pick("baseline", direction).map((r) => r.mbps));
+			figures[`${path}_${direction}_mbps`] = round(agent, 1);
+			figures[`${path}_ratio_${direction}`] = round(agent / base, 3);
+			for (const r of pick(path, direction)) {
+				const b0 = pick("baseline", direction).find((x) => x.round === r.round);
+				if (b0) perRun.push(r.mbps / b0.mbps);
+			}
+		}
+		figures[`${path}_ratio`] = round(
+			mean(pick(path).map((r) => r.mbps)) / mean(pick("baseline").map((r) => r.mbps)),
+			3,
+		);
+		figures[`${path}_ratio_median`] = round(median(perRun), 3);
+		if (path === "relayed")
+			figures.relay_cpu_cores = round(mean(pick("relayed").map((r) => r.relay_cpu ?? 0)));
+	}
+	for (const direction of ["b_to_a", "a_to_b"] as const)
+		figures[`baseline_${direction}_mbps`] = round(
+			mean(pick("baseline", direction).map((r) => r.mbps)),
+			1,
+		);
+	const result = {
+		bench: "p2p-throughput",
+		rounds,
+		seconds,
+		mtu: MTU,
+		nat: "eim/eim",
+		...figures,
+		target_p2p_ratio: 0.95,
+		target_relayed_ratio: 0.5,
+		p2p_path: endpoints,
+		runs_with_path_change: pathChanged,
+		loadavg_1m_at_start: loadAtStart,
+		loadavg_1m_at_end: loadAverage(),
+		runs,
+	};
+	return result;
+});
