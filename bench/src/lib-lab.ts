@@ -14,6 +14,7 @@ import {
 	labSkipReason,
 	type NatKind,
 	type Router,
+	startStunServer,
 } from "@starling/lab";
 import { log, repoRoot } from "./lib-control-plane.js";
 
@@ -139,40 +140,6 @@ export interface LabControlPlaneOptions {
 	relay?: boolean | Host;
 }
 
-/** coturn as a plain STUN server (Debian's turnserver), as in the compose deployment. */
-export async function startStun(host: Host): Promise<LabProcess> {
-	const stun = host.spawn(
-		"turnserver",
-		[
-			"-n",
-			"--stun-only",
-			"-L",
-			host.address,
-			"--listening-port",
-			String(STUN_PORT),
-			"--no-cli",
-			"--no-tls",
-			"--no-dtls",
-			"--log-file",
-			"stdout",
-			"--simple-log",
-		],
-		{ name: "coturn" },
-	);
-	await stun.waitForOutput(/Relay ports initialization done/i, 20_000);
-	// Its listener opens right after the relay ports.
-	await waitFor(
-		"coturn listening",
-		async () => {
-			const r = await host.exec("ss", ["-lun", `sport = :${STUN_PORT}`]);
-			return r.stdout.includes(`:${STUN_PORT}`) ? true : undefined;
-		},
-		10_000,
-		100,
-	);
-	return stun;
-}
-
 /** The relay (apps/relay) in `host`, listening on its lab address. */
 export async function startRelay(host: Host, secret: string): Promise<LabProcess> {
 	const relay = host.spawn(NODE, [RELAY], {
@@ -200,7 +167,7 @@ export async function startLabControlPlane(
 	host: Host,
 	options: LabControlPlaneOptions = {},
 ): Promise<LabControlPlane> {
-	const stun = options.stun ? await startStun(host) : undefined;
+	const stun = options.stun ? await startStunServer(host, { port: STUN_PORT }) : undefined;
 	const stunUrl = stun ? `stun:${host.address}:${STUN_PORT}` : undefined;
 	const relayHost =
 		options.relay === true ? host : options.relay ? (options.relay as Host) : undefined;

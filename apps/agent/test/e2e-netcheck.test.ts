@@ -4,7 +4,7 @@
 // coturn listens on two addresses of the control host, so it supports
 // RFC 5780 and names its alternate address in every answer: management hands
 // out ONE STUN URL and the agent still compares two server addresses.
-import { Lab, labSkipReason } from "@starling/lab";
+import { Lab, labSkipReason, startStunServer } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, ControlPlane, type PeerJson, waitFor } from "./fixture.js";
 
@@ -71,27 +71,7 @@ describe.skipIf(labSkipReason)("netcheck", () => {
 		ctl = new ControlPlane(ctlHost, { relay: true, stun: true });
 		// The control plane piece by piece, for a coturn on two addresses (RFC 5780
 		// needs two IPs; it then also listens on the alternate port, 3479).
-		ctl.stun = ctlHost.spawn(
-			"turnserver",
-			[
-				"-n",
-				"--stun-only",
-				"-L",
-				ctlHost.address,
-				"-L",
-				altAddress,
-				"--listening-port",
-				"3478",
-				"--no-cli",
-				"--no-tls",
-				"--no-dtls",
-				"--log-file",
-				"stdout",
-				"--simple-log",
-			],
-			{ name: "coturn" },
-		);
-		await ctl.stun.waitForOutput(/Relay ports initialization done/i, 10_000);
+		ctl.stun = await startStunServer(ctlHost, { addresses: [ctlHost.address, altAddress] });
 		await ctl.startSignal();
 		await ctl.startRelay();
 		await ctl.startManagement();

@@ -1,7 +1,7 @@
 // Shared pieces of the agent's end-to-end tests: the control plane and
 // agents as real processes in lab hosts, and the CLI's JSON status.
 import { resolve } from "node:path";
-import type { Host, LabProcess } from "@starling/lab";
+import { type Host, type LabProcess, startStunServer } from "@starling/lab";
 import { expect } from "vitest";
 
 const ROOT = resolve(__dirname, "../../..");
@@ -71,29 +71,9 @@ export class ControlPlane {
 		this.token = (await this.host.exec("cat", ["/var/lib/starling/admin-token"])).stdout.trim();
 	}
 
-	/** coturn as a plain STUN server (Debian's turnserver), as in the compose deployment. */
+	/** coturn as a plain STUN server, as in the compose deployment. */
 	async startStun(): Promise<void> {
-		this.stun = this.host.spawn(
-			"turnserver",
-			[
-				"-n",
-				"--stun-only",
-				"-L",
-				this.host.address,
-				"--listening-port",
-				"3478",
-				"--no-cli",
-				"--no-tls",
-				"--no-dtls",
-				"--log-file",
-				"stdout",
-				"--simple-log",
-			],
-			{ name: "coturn" },
-		);
-		await this.stun.waitForOutput(/Relay ports initialization done/i, 10_000);
-		// Its listener opens right after the relay ports; give it a moment.
-		await new Promise((r) => setTimeout(r, 300));
+		this.stun = await startStunServer(this.host);
 	}
 
 	async startSignal(): Promise<void> {

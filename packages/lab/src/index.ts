@@ -34,3 +34,4 @@ export { NS_PREFIX, STATE_DIR } from "./registry.js";
 export { addRootUplink, type RootUplink, type RootUplinkOptions } from "./root-uplink.js";
 export { type ExecOptions, type ExecResult, LabCommandError } from "./run.js";
 export { computeSkipReason, labSkipReason, REQUIRED_TOOLS } from "./skip.js";
+export { STUN_PORT, type StunServerOptions, startStunServer } from "./stun.js";
