@@ -13,12 +13,13 @@ import {
 	type Lan,
 	labSkipReason,
 	type NatKind,
+	type NetworkKind,
 	type Router,
 	startStunServer,
 } from "@starling/lab";
 import { log, repoRoot } from "./lib-control-plane.js";
 
-export type { Host, LabProcess, Lan, NatKind, Router };
+export type { Host, LabProcess, Lan, NatKind, NetworkKind, Router };
 export { Lab, labSkipReason };
 
 export const NODE = process.execPath;
@@ -441,20 +442,6 @@ export function freeOverlay24(used: string[]): string {
 	throw new Error("no free /24 in 100.64.0.0/10");
 }
 
-/**
- * Where an agent sits, as in the NAT grid (issue 4): on the simulated internet itself, or
- * behind a router of one kind. "double" is an endpoint-independent home router behind an
- * endpoint-independent carrier-grade NAT.
- */
-export type NetworkKind = "public" | "eim" | "masq" | "symmetric" | "double" | "udp-blocked";
-export const NETWORK_KINDS: readonly NetworkKind[] = [
-	"public",
-	"eim",
-	"masq",
-	"symmetric",
-	"double",
-	"udp-blocked",
-];
 const NAT_OF: Record<Exclude<NetworkKind, "public" | "double">, NatKind> = {
 	eim: "eim",
 	masq: "masquerade-only",

@@ -22,14 +22,13 @@
 // Targets (issue 4): first ping ≤ 2 s in every cell (the relay is there from
 // the start); P2P across easy NATs (public, eim, double) ≤ 5 s.
 // Usage: pnpm bench nat-grid-up [rounds=2] [window_s=20]
+import { type ExpectedPath, expectedPath, NETWORK_KINDS, type NetworkKind } from "@starling/lab";
 import { log, percentile, round } from "./lib-control-plane.js";
 import {
 	freeOverlay24,
 	type LabAgent,
 	loadAverage,
 	median,
-	NETWORK_KINDS,
-	type NetworkKind,
 	placeHost,
 	runLabBenchmark,
 	sleep,
@@ -55,23 +54,6 @@ const SHORT: Record<NetworkKind, string> = {
 	double: "dbl",
 	"udp-blocked": "udpb",
 };
-
-/**
- * The path the facts of NAT traversal decide (networking-facts.md), the same rule as the
- * e2e NAT grid test: P2P when one side is public or both map endpoint-independently with
- * filtering that lets a punched hole in; relayed when UDP is blocked and for symmetric against
- * symmetric or port-restricted. Masquerade-only cells depend on who sends first: either.
- */
-function expected(x: NetworkKind, y: NetworkKind): "p2p" | "relayed" | "either" {
-	const pair = new Set([x, y]);
-	if (pair.has("udp-blocked")) return "relayed";
-	if (pair.has("public")) return "p2p";
-	if (x === "symmetric" && y === "symmetric") return "relayed";
-	if (pair.has("symmetric") && (pair.has("eim") || pair.has("double"))) return "relayed";
-	if ((pair.has("eim") || pair.has("double")) && !pair.has("masq") && !pair.has("symmetric"))
-		return "p2p";
-	return "either";
-}
 
 /** The easy-NAT cells that the ≤ 5 s P2P target is about. */
 const easy = (x: NetworkKind, y: NetworkKind) =>
@@ -115,7 +97,7 @@ interface Sample {
 interface Cell {
 	first: NetworkKind;
 	second: NetworkKind;
-	expected: "p2p" | "relayed" | "either";
+	expected: ExpectedPath;
 	samples: Sample[];
 }
 
@@ -234,7 +216,7 @@ runLabBenchmark("nat-grid-up", "bgrid", async (lab) => {
 			cells.set(`${first}|${second}`, {
 				first,
 				second,
-				expected: expected(first, second),
+				expected: expectedPath(first, second),
 				samples: [],
 			});
 

@@ -1,41 +1,27 @@
 // The NAT grid: one agent behind each kind of router (and one on the
 // "internet" itself), all in one network, so every pair of kinds is one
 // cell. Every cell must ping; where the facts of NAT traversal are clear the
-// path type must match (P2P or relayed). The grid is printed as a table.
+// path type must match (P2P or relayed: expectedPath in packages/lab/src/
+// nat-grid.ts). The grid is printed as a table.
 import { writeFileSync } from "node:fs";
-import { Lab, labSkipReason, type NatKind, type Router } from "@starling/lab";
+import {
+	expectedPath,
+	Lab,
+	labSkipReason,
+	type NatKind,
+	NETWORK_KINDS,
+	type NetworkKind,
+	type Router,
+} from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, ControlPlane, waitFor } from "./fixture.js";
 
 if (labSkipReason) console.warn(`skipping the NAT grid: ${labSkipReason}`);
 
-type Kind = "public" | "eim" | "masq" | "symmetric" | "double" | "udp-blocked";
-const KINDS: Kind[] = ["public", "eim", "masq", "symmetric", "double", "udp-blocked"];
-
-/**
- * Expected path per cell where the facts of NAT traversal decide it
- * (networking-facts.md): P2P whenever one side is publicly reachable or both
- * map endpoint-independently with filtering that lets a punched hole in (eim
- * and double NAT); relayed whenever UDP is blocked, and for symmetric against
- * symmetric or port-restricted NATs. A masquerade-only router lets the peer's
- * first packet claim the mapping, so its cells depend on who sends first:
- * either path, but they must ping.
- */
-function expected(x: Kind, y: Kind): "p2p" | "relayed" | undefined {
-	const pair = new Set([x, y]);
-	if (pair.has("udp-blocked")) return "relayed";
-	if (pair.has("public")) return "p2p";
-	if (x === "symmetric" && y === "symmetric") return "relayed";
-	if (pair.has("symmetric") && (pair.has("eim") || pair.has("double"))) return "relayed";
-	if ((pair.has("eim") || pair.has("double")) && !pair.has("masq") && !pair.has("symmetric"))
-		return "p2p";
-	return undefined;
-}
-
 describe.skipIf(labSkipReason)("NAT grid", () => {
 	let lab: Lab;
 	let ctl: ControlPlane;
-	const agents = new Map<Kind, AgentHost>();
+	const agents = new Map<NetworkKind, AgentHost>();
 	/** A second host on the double NAT's home LAN, beside "double". */
 	let neighbour: AgentHost;
 	let homeLanPrefix = "";
@@ -46,7 +32,7 @@ describe.skipIf(labSkipReason)("NAT grid", () => {
 		ctl = new ControlPlane(await lab.host("ctl", { lan: internet }), { relay: true, stun: true });
 		await ctl.start();
 		let n = 201;
-		const behind = async (kind: Kind, nat: NatKind, wanGateway?: Router) => {
+		const behind = async (kind: NetworkKind, nat: NatKind, wanGateway?: Router) => {
 			const lan = await lab.lan(`l${n}`, `198.18.${n++}.0/24`);
 			const router = await lab.router(`r-${kind}`, {
 				wan: wanGateway ? wanGateway.lan : internet,
@@ -103,12 +89,19 @@ describe.skipIf(labSkipReason)("NAT grid", () => {
 			expect(r.exitCode, `${a.name}: ${r.stderr}`).toBe(0);
 		}
 		const upAt = Date.now();
-		const ips = new Map<Kind, string>();
+		const ips = new Map<NetworkKind, string>();
 		for (const [kind, a] of agents) ips.set(kind, await a.overlayIp());
 
-		const cells: { x: Kind; y: Kind; firstPingS: number; path: string; candidates: string }[] = [];
-		const pairs: [Kind, Kind][] = [];
-		for (const [i, x] of KINDS.entries()) for (const y of KINDS.slice(i + 1)) pairs.push([x, y]);
+		const cells: {
+			x: NetworkKind;
+			y: NetworkKind;
+			firstPingS: number;
+			path: string;
+			candidates: string;
+		}[] = [];
+		const pairs: [NetworkKind, NetworkKind][] = [];
+		for (const [i, x] of NETWORK_KINDS.entries())
+			for (const y of NETWORK_KINDS.slice(i + 1)) pairs.push([x, y]);
 		await Promise.all(
 			pairs.map(async ([x, y]) => {
 				const from = agents.get(x)!;
@@ -135,7 +128,7 @@ describe.skipIf(labSkipReason)("NAT grid", () => {
 							? `${peer.local_endpoint} → ${peer.remote_endpoint}`
 							: (peer?.reason ?? "");
 				}
-				return cells.every((c) => expected(c.x, c.y) !== "p2p" || c.path === "p2p")
+				return cells.every((c) => expectedPath(c.x, c.y) !== "p2p" || c.path === "p2p")
 					? true
 					: undefined;
 			},
@@ -148,18 +141,19 @@ describe.skipIf(labSkipReason)("NAT grid", () => {
 			...cells
 				.sort(
 					(a, b) =>
-						KINDS.indexOf(a.x) - KINDS.indexOf(b.x) || KINDS.indexOf(a.y) - KINDS.indexOf(b.y),
+						NETWORK_KINDS.indexOf(a.x) - NETWORK_KINDS.indexOf(b.x) ||
+						NETWORK_KINDS.indexOf(a.y) - NETWORK_KINDS.indexOf(b.y),
 				)
 				.map(
 					(c) =>
-						`| ${c.x} | ${c.y} | ${c.path || "-"} | ${expected(c.x, c.y) ?? "either"} | ${c.firstPingS.toFixed(1)} | ${c.candidates} |`,
+						`| ${c.x} | ${c.y} | ${c.path || "-"} | ${expectedPath(c.x, c.y)} | ${c.firstPingS.toFixed(1)} | ${c.candidates} |`,
 				),
 		].join("\n");
 		console.log(`NAT grid:\n${table}`);
 		for (const cell of cells) {
 			expect(["p2p", "relayed"], `${cell.x}-${cell.y}`).toContain(cell.path);
-			const want = expected(cell.x, cell.y);
-			if (want) expect(cell.path, `${cell.x}-${cell.y}`).toBe(want);
+			const want = expectedPath(cell.x, cell.y);
+			if (want !== "either") expect(cell.path, `${cell.x}-${cell.y}`).toBe(want);
 		}
 	}, 240_000);
 

@@ -29,6 +29,7 @@ export {
 	natRuleset,
 	type PortForward,
 } from "./nat.js";
+export { type ExpectedPath, expectedPath, NETWORK_KINDS, type NetworkKind } from "./nat-grid.js";
 export type { LabProcess } from "./process.js";
 export { NS_PREFIX, STATE_DIR } from "./registry.js";
 export { addRootUplink, type RootUplink, type RootUplinkOptions } from "./root-uplink.js";
