@@ -557,6 +557,53 @@ export async function startHandMadeWireguard(
 	return proc;
 }
 
+/** UDP receive-buffer drops in `host` so far (/proc/net/snmp RcvbufErrors). */
+export async function udpRcvbufErrors(host: Host): Promise<number> {
+	const { stdout } = await host.exec("cat", ["/proc/net/snmp"]);
+	const lines = stdout.split("\n").filter((l) => l.startsWith("Udp:"));
+	const names = lines[0]!.split(/\s+/);
+	const values = lines[1]!.split(/\s+/);
+	return Number(values[names.indexOf("RcvbufErrors")] ?? 0);
+}
+
+/**
+ * One iperf3 TCP run of `seconds` from `client` to `target` (an `iperf3 -s` in `server`);
+ * `reverse` (-R) makes the server send. `mbps` is the receiver's rate (sum_received), `drops`
+ * the UDP receive-buffer drops in the receiving host during the run.
+ */
+export async function iperf(
+	client: Host,
+	server: Host,
+	target: string,
+	seconds: number,
+	reverse: boolean,
+): Promise<{ mbps: number; retransmits: number; drops: number }> {
+	const receiver = reverse ? client : server;
+	const dropsBefore = await udpRcvbufErrors(receiver);
+	const args = ["-c", target, "-t", String(seconds), "-J", ...(reverse ? ["-R"] : [])];
+	const r = await client.exec("iperf3", args, {
+		allowFailure: true,
+		timeoutMs: (seconds + 30) * 1000,
+	});
+	const drops = (await udpRcvbufErrors(receiver)) - dropsBefore;
+	let json: {
+		error?: string;
+		end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } };
+	};
+	try {
+		json = JSON.parse(r.stdout);
+	} catch {
+		throw new Error(`iperf3 ${args.join(" ")}: ${r.stderr.trim() || r.stdout.slice(0, 300)}`);
+	}
+	if (json.error || !json.end?.sum_received)
+		throw new Error(`iperf3 ${args.join(" ")}: ${json.error ?? "no result"}`);
+	return {
+		mbps: json.end.sum_received.bits_per_second / 1e6,
+		retransmits: json.end.sum_sent?.retransmits ?? 0,
+		drops,
+	};
+}
+
 /** CPU seconds (user + system) a process has used so far. */
 export function cpuSeconds(pid: number): number {
 	const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { log, round } from "./lib-control-plane.js";
 import {
 	freeOverlay24,
+	iperf,
 	type LabAgent,
 	runLabBenchmark,
 	sleep,
@@ -29,14 +30,6 @@ interface IperfRun {
 	retransmits: number;
 	/** UDP receive-buffer drops in the receiving host during the run (/proc/net/snmp RcvbufErrors). */
 	udp_rcvbuf_drops: number;
-}
-
-async function udpRcvbufErrors(agent: LabAgent): Promise<number> {
-	const { stdout } = await agent.host.exec("cat", ["/proc/net/snmp"]);
-	const lines = stdout.split("\n").filter((l) => l.startsWith("Udp:"));
-	const names = lines[0]!.split(/\s+/);
-	const values = lines[1]!.split(/\s+/);
-	return Number(values[names.indexOf("RcvbufErrors")] ?? 0);
 }
 
 /** Hand-made wireguard-go tunnel wgb0 between a and b, endpoints set directly. */
@@ -91,41 +84,6 @@ async function setUpBaseline(
 	return addrs;
 }
 
-async function iperf(
-	client: LabAgent,
-	server: LabAgent,
-	target: string,
-	reverse: boolean,
-): Promise<{ mbps: number; retransmits: number; drops: number }> {
-	const receiver = reverse ? client : server;
-	const dropsBefore = await udpRcvbufErrors(receiver);
-	const args = ["-c", target, "-t", String(seconds), "-J", ...(reverse ? ["-R"] : [])];
-	const r = await client.host.exec("iperf3", args, {
-		allowFailure: true,
-		timeoutMs: (seconds + 30) * 1000,
-	});
-	const drops = (await udpRcvbufErrors(receiver)) - dropsBefore;
-	let json: {
-		error?: string;
-		end?: {
-			sum_received?: { bits_per_second: number };
-			sum_sent?: { retransmits?: number };
-		};
-	};
-	try {
-		json = JSON.parse(r.stdout);
-	} catch {
-		throw new Error(`iperf3 ${args.join(" ")}: ${r.stderr.trim() || r.stdout.slice(0, 300)}`);
-	}
-	if (json.error || !json.end?.sum_received)
-		throw new Error(`iperf3 ${args.join(" ")}: ${json.error ?? "no result"}`);
-	return {
-		mbps: json.end.sum_received.bits_per_second / 1e6,
-		retransmits: json.end.sum_sent?.retransmits ?? 0,
-		drops,
-	};
-}
-
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
 const loadAtStart = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
@@ -165,7 +123,7 @@ runLabBenchmark("overlay-throughput", "bthr", async (lab) => {
 			for (const reverse of [false, true]) {
 				const direction = reverse ? "a_to_b" : "b_to_a";
 				log(`round ${i + 1}/${rounds}: ${path} ${direction.replace(/_/g, " ")} (${seconds} s)`);
-				const r = await iperf(b, a, target, reverse);
+				const r = await iperf(b.host, a.host, target, seconds, reverse);
 				runs.push({
 					path,
 					direction,

@@ -29,7 +29,7 @@ import { log, round } from "./lib-control-plane.js";
 import {
 	cpuSeconds,
 	freeOverlay24,
-	type Host,
+	iperf,
 	type LabAgent,
 	loadAverage,
 	median,
@@ -70,46 +70,6 @@ interface IperfRun {
 	relay_cpu?: number;
 	/** The agent's path_type (b's view of a) after the run, for P2P and relayed runs. */
 	path_after?: string;
-}
-
-async function udpRcvbufErrors(host: Host): Promise<number> {
-	const { stdout } = await host.exec("cat", ["/proc/net/snmp"]);
-	const lines = stdout.split("\n").filter((l) => l.startsWith("Udp:"));
-	const names = lines[0]!.split(/\s+/);
-	const values = lines[1]!.split(/\s+/);
-	return Number(values[names.indexOf("RcvbufErrors")] ?? 0);
-}
-
-async function iperf(
-	client: Host,
-	server: Host,
-	target: string,
-	reverse: boolean,
-): Promise<{ mbps: number; retransmits: number; drops: number }> {
-	const receiver = reverse ? client : server;
-	const dropsBefore = await udpRcvbufErrors(receiver);
-	const args = ["-c", target, "-t", String(seconds), "-J", ...(reverse ? ["-R"] : [])];
-	const r = await client.exec("iperf3", args, {
-		allowFailure: true,
-		timeoutMs: (seconds + 30) * 1000,
-	});
-	const drops = (await udpRcvbufErrors(receiver)) - dropsBefore;
-	let json: {
-		error?: string;
-		end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } };
-	};
-	try {
-		json = JSON.parse(r.stdout);
-	} catch {
-		throw new Error(`iperf3 ${args.join(" ")}: ${r.stderr.trim() || r.stdout.slice(0, 300)}`);
-	}
-	if (json.error || !json.end?.sum_received)
-		throw new Error(`iperf3 ${args.join(" ")}: ${json.error ?? "no result"}`);
-	return {
-		mbps: json.end.sum_received.bits_per_second / 1e6,
-		retransmits: json.end.sum_sent?.retransmits ?? 0,
-		drops,
-	};
 }
 
 /** The peer entry for `overlayIp` in `agent`'s detailed status. */
@@ -265,7 +225,7 @@ runLabBenchmark("p2p-throughput", "bp2p", async (lab) => {
 			log(`round ${roundNo}/${rounds}: ${path} ${direction.replace(/_/g, " ")} (${seconds} s)`);
 			const cpu0 = cpuSeconds(relayPid);
 			const t0 = performance.now();
-			const r = await iperf(b.host, a.host, target, reverse);
+			const r = await iperf(b.host, a.host, target, seconds, reverse);
 			const relayCpu = (cpuSeconds(relayPid) - cpu0) / ((performance.now() - t0) / 1000);
 			const run: IperfRun = {
 				round: roundNo,
