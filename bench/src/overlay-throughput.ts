@@ -13,8 +13,10 @@ import {
 	runLabBenchmark,
 	sleep,
 	startAgent,
+	startHandMadeWireguard,
 	startLabControlPlane,
 	waitFor,
+	wireguardKey,
 } from "./lib-lab.js";
 
 const rounds = Number(process.argv[2] ?? 2);
@@ -40,43 +42,20 @@ async function setUpBaseline(
 ): Promise<[string, string]> {
 	const base = subnet24.split("/")[0]!.split(".").slice(0, 3).join(".");
 	const addrs: [string, string] = [`${base}.1`, `${base}.2`];
-	const hosts = [a, b];
-	const keys: { priv: string; pub: string }[] = [];
-	for (const h of hosts) {
-		const priv = (await h.host.exec("wg", ["genkey"])).stdout.trim();
-		const pub = (await h.host.exec("wg", ["pubkey"], { input: `${priv}\n` })).stdout.trim();
-		keys.push({ priv, pub });
-		// Runs in the host's private mount namespace: its own /run/wireguard/wgb0.sock.
-		h.host.spawn("wireguard-go", ["-f", BASELINE_IF], { name: "wireguard-go-baseline" });
-	}
-	for (const [i, h] of hosts.entries()) {
-		const other = hosts[1 - i]!;
-		await waitFor(`${h.name}: ${BASELINE_IF} ready`, async () => {
-			const r = await h.host.exec("wg", ["show", BASELINE_IF], { allowFailure: true });
-			return r.exitCode === 0 ? true : undefined;
+	const hosts = [a.host, b.host];
+	const keys = [await wireguardKey(a.host, BASELINE_IF), await wireguardKey(b.host, BASELINE_IF)];
+	for (const [i, host] of hosts.entries()) {
+		await startHandMadeWireguard(host, {
+			ifname: BASELINE_IF,
+			listenPort: BASELINE_PORT,
+			address: addrs[i]!,
+			mtu: MTU,
+			peer: {
+				publicKey: keys[1 - i]!,
+				endpoint: `${hosts[1 - i]!.address}:${BASELINE_PORT}`,
+				allowedIp: addrs[1 - i]!,
+			},
 		});
-		await h.host.exec("sh", [
-			"-c",
-			`umask 077; printf '%s\\n' "$1" > /var/lib/starling/${BASELINE_IF}.key`,
-			"sh",
-			keys[i]!.priv,
-		]);
-		await h.host.exec("wg", [
-			"set",
-			BASELINE_IF,
-			"listen-port",
-			String(BASELINE_PORT),
-			"private-key",
-			`/var/lib/starling/${BASELINE_IF}.key`,
-			"peer",
-			keys[1 - i]!.pub,
-			"endpoint",
-			`${other.host.address}:${BASELINE_PORT}`,
-			"allowed-ips",
-			`${addrs[1 - i]}/32`,
-		]);
-		await h.host.exec("ip", ["addr", "add", `${addrs[i]}/24`, "dev", BASELINE_IF]);
-		await h.host.exec("ip", ["link", "set", BASELINE_IF, "mtu", String(MTU), "up"]);
 	}
 	await waitFor("baseline tunnel answers ping", async () =>
 		(await b.host.ping(addrs[0], { count: 1, timeoutSeconds: 1 })) ? true : undefined,

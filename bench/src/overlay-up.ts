@@ -26,8 +26,10 @@ import {
 	runLabBenchmark,
 	sleep,
 	startAgent,
+	startHandMadeWireguard,
 	startLabControlPlane,
 	waitFor,
+	wireguardKey,
 } from "./lib-lab.js";
 
 const iterations = Number(process.argv[2] ?? 10);
@@ -108,40 +110,17 @@ runLabBenchmark("overlay-up", "btup", async (lab) => {
 	const subnet = freeOverlay24([`${ipOfA}/16`, `${ipOfB}/16`]);
 	const prefix = subnet.split("/")[0]!.split(".").slice(0, 3).join(".");
 	const [baseA, baseB] = [`${prefix}.1`, `${prefix}.2`];
-	const keyOf = async (agent: LabAgent) => {
-		const priv = (await agent.host.exec("wg", ["genkey"])).stdout.trim();
-		const pub = (await agent.host.exec("wg", ["pubkey"], { input: `${priv}\n` })).stdout.trim();
-		await agent.host.exec("sh", [
-			"-c",
-			`umask 077; printf '%s\\n' "$1" > /var/lib/starling/${BASELINE_IF}.key`,
-			"sh",
-			priv,
-		]);
-		return pub;
-	};
-	const [pubA, pubB] = [await keyOf(a), await keyOf(b)];
-	a.host.spawn("wireguard-go", ["-f", BASELINE_IF], { name: "wireguard-go-baseline" });
-	await waitFor("a: wgb0", async () =>
-		(await a.host.exec("wg", ["show", BASELINE_IF], { allowFailure: true })).exitCode === 0
-			? true
-			: undefined,
-	);
-	await a.host.exec("wg", [
-		"set",
-		BASELINE_IF,
-		"listen-port",
-		String(BASELINE_PORT),
-		"private-key",
-		`/var/lib/starling/${BASELINE_IF}.key`,
-		"peer",
-		pubB,
-		"endpoint",
-		`${b.host.address}:${BASELINE_PORT}`,
-		"allowed-ips",
-		`${baseB}/32`,
-	]);
-	await a.host.exec("ip", ["addr", "add", `${baseA}/24`, "dev", BASELINE_IF]);
-	await a.host.exec("ip", ["link", "set", BASELINE_IF, "mtu", "1280", "up"]);
+	const [pubA, pubB] = [
+		await wireguardKey(a.host, BASELINE_IF),
+		await wireguardKey(b.host, BASELINE_IF),
+	];
+	await startHandMadeWireguard(a.host, {
+		ifname: BASELINE_IF,
+		listenPort: BASELINE_PORT,
+		address: baseA,
+		mtu: 1280,
+		peer: { publicKey: pubB, endpoint: `${b.host.address}:${BASELINE_PORT}`, allowedIp: baseB },
+	});
 	const baselineScript = [
 		"set -e",
 		// Own pid file, so that we stop exactly this process afterwards.
