@@ -4,6 +4,8 @@
  * for tests to answer. Decoding never throws: bad input is a result.
  */
 
+import { crc32 } from "@starling/crypto";
+
 export const MAGIC_COOKIE = 0x2112a442;
 export const HEADER_BYTES = 20;
 export const TRANSACTION_ID_BYTES = 12;
@@ -56,23 +58,6 @@ export function isStunMessage(data: Uint8Array): boolean {
 	if (data.length < HEADER_BYTES) return false;
 	const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
 	return (data[0]! & 0xc0) === 0 && view.getUint32(4) === MAGIC_COOKIE;
-}
-
-// --- CRC-32 (IEEE), for FINGERPRINT; zlib.crc32 is missing from older Node 20 releases ---
-const CRC_TABLE = (() => {
-	const table = new Uint32Array(256);
-	for (let n = 0; n < 256; n++) {
-		let c = n;
-		for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-		table[n] = c >>> 0;
-	}
-	return table;
-})();
-
-export function crc32(data: Uint8Array): number {
-	let crc = 0xffffffff;
-	for (const byte of data) crc = CRC_TABLE[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
-	return (crc ^ 0xffffffff) >>> 0;
 }
 
 // --- decoding ---

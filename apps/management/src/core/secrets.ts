@@ -1,4 +1,5 @@
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { crc32 } from "@starling/crypto";
 import { randomBase62 } from "./random.js";
 
 // Setup keys and personal access tokens are shown once and stored only as
@@ -46,27 +47,10 @@ export function isWellFormedToken(token: string): boolean {
 	return /^[0-9A-Za-z]+$/.test(body) && checksum(body) === token.slice(-TOKEN_CHECKSUM);
 }
 
-const CRC_TABLE = (() => {
-	const table = new Uint32Array(256);
-	for (let n = 0; n < 256; n++) {
-		let c = n;
-		for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-		table[n] = c >>> 0;
-	}
-	return table;
-})();
-
-function crc32(text: string): number {
-	let crc = 0xffffffff;
-	for (const byte of Buffer.from(text, "utf8"))
-		crc = (CRC_TABLE[(crc ^ byte) & 0xff] ?? 0) ^ (crc >>> 8);
-	return (crc ^ 0xffffffff) >>> 0;
-}
-
 const B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 function checksum(body: string): string {
-	let n = crc32(body);
+	let n = crc32(Buffer.from(body, "utf8"));
 	let out = "";
 	for (let i = 0; i < TOKEN_CHECKSUM; i++) {
 		out = B62[n % 62] + out;
