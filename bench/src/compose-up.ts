@@ -15,9 +15,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, log, repoRoot, round } from "./lib-control-plane.js";
+import { freePort, log, numberArg, repoRoot, round } from "./lib-control-plane.js";
 
-const runs = Number(process.argv[2] ?? 3);
+const runs = numberArg(1, "runs", 3);
 const PROJECT = "starlingbench";
 const PREFIX = "starling-ci";
 const SUBNET = "198.18.203.0/24";

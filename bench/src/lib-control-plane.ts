@@ -11,6 +11,22 @@ export function log(message: string): void {
 	process.stderr.write(`[bench] ${message}\n`);
 }
 
+/**
+ * The positional argument at `position` (1 = first after the benchmark's
+ * name) as a positive number, or `fallback` when absent. Anything else stops
+ * the benchmark with one line and exit code 2, before any lab is built.
+ */
+export function numberArg(position: number, name: string, fallback: number): number {
+	const text = process.argv[position + 1];
+	if (text === undefined || text === "") return fallback;
+	const value = Number(text);
+	if (!Number.isFinite(value) || value <= 0) {
+		process.stderr.write(`bench: ${name} must be a positive number, got ${JSON.stringify(text)}\n`);
+		process.exit(2);
+	}
+	return value;
+}
+
 export async function freePort(): Promise<number> {
 	return new Promise((resolvePort, reject) => {
 		const s = createServer();

@@ -23,7 +23,7 @@
 // the start); P2P across easy NATs (public, eim, double) ≤ 5 s.
 // Usage: pnpm bench nat-grid-up [rounds=2] [window_s=20]
 import { type ExpectedPath, expectedPath, NETWORK_KINDS, type NetworkKind } from "@starling/lab";
-import { log, percentile, round } from "./lib-control-plane.js";
+import { log, numberArg, percentile, round } from "./lib-control-plane.js";
 import {
 	freeOverlay24,
 	type LabAgent,
@@ -39,8 +39,8 @@ import {
 	wireguardKey,
 } from "./lib-lab.js";
 
-const rounds = Number(process.argv[2] ?? 2);
-const windowMs = Number(process.argv[3] ?? 20) * 1000;
+const rounds = numberArg(1, "rounds", 2);
+const windowMs = numberArg(2, "window seconds", 20) * 1000;
 const PING_INTERVAL_S = 0.05;
 const PING_GIVE_UP_S = 30;
 const BASELINE_IF = "wgb0";

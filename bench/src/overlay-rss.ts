@@ -13,7 +13,7 @@
 // their ICE workers, which inherit the environment), to try V8 flags.
 // Usage: pnpm bench overlay-rss [peers=10] [idle=10]
 import { readFileSync } from "node:fs";
-import { log, percentile, round } from "./lib-control-plane.js";
+import { log, numberArg, percentile, round } from "./lib-control-plane.js";
 import {
 	childPids,
 	cmdline,
@@ -25,8 +25,8 @@ import {
 	startLabControlPlane,
 } from "./lib-lab.js";
 
-const peers = Number(process.argv[2] ?? 10);
-const idleSeconds = Number(process.argv[3] ?? 10);
+const peers = numberArg(1, "peers", 10);
+const idleSeconds = numberArg(2, "idle seconds", 10);
 const MB = 2 ** 20;
 const nodeOptions = process.env.BENCH_AGENT_NODE_OPTIONS ?? "";
 

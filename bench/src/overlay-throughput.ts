@@ -5,7 +5,7 @@
 // `rounds` rounds: baseline b→a, a→b (iperf3 -R), overlay b→a, a→b.
 // Usage: pnpm bench overlay-throughput [rounds=2] [seconds=10]
 import { readFileSync } from "node:fs";
-import { log, round } from "./lib-control-plane.js";
+import { log, numberArg, round } from "./lib-control-plane.js";
 import {
 	freeOverlay24,
 	iperf,
@@ -19,8 +19,8 @@ import {
 	wireguardKey,
 } from "./lib-lab.js";
 
-const rounds = Number(process.argv[2] ?? 2);
-const seconds = Number(process.argv[3] ?? 10);
+const rounds = numberArg(1, "rounds", 2);
+const seconds = numberArg(2, "seconds", 10);
 const BASELINE_IF = "wgb0";
 const BASELINE_PORT = 51900;
 const MTU = 1280; // the agent's default, so both tunnels carry the same packet sizes

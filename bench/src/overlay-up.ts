@@ -19,7 +19,7 @@
 // meets b as a new peer.
 // Usage: pnpm bench overlay-up [iterations=10] [down|rejoin]
 import { readFileSync } from "node:fs";
-import { log, percentile, round } from "./lib-control-plane.js";
+import { log, numberArg, percentile, round } from "./lib-control-plane.js";
 import {
 	freeOverlay24,
 	type LabAgent,
@@ -32,7 +32,7 @@ import {
 	wireguardKey,
 } from "./lib-lab.js";
 
-const iterations = Number(process.argv[2] ?? 10);
+const iterations = numberArg(1, "iterations", 10);
 const mode = process.argv[3] ?? "down";
 if (mode !== "down" && mode !== "rejoin") throw new Error(`unknown mode ${mode} (down or rejoin)`);
 const BASELINE_IF = "wgb0";

@@ -25,7 +25,7 @@
 // rounds and its ratio to the baseline's mean; the median of the per-run
 // ratios (each run against the baseline run of the same round and direction).
 // Usage: pnpm bench p2p-throughput [rounds=3] [seconds=10] [paths=p2p,relayed]
-import { log, round } from "./lib-control-plane.js";
+import { log, numberArg, round } from "./lib-control-plane.js";
 import {
 	cpuSeconds,
 	freeOverlay24,
@@ -45,8 +45,8 @@ import {
 	wireguardKey,
 } from "./lib-lab.js";
 
-const rounds = Number(process.argv[2] ?? 3);
-const seconds = Number(process.argv[3] ?? 10);
+const rounds = numberArg(1, "rounds", 3);
+const seconds = numberArg(2, "seconds", 10);
 const paths = (process.argv[4] ?? "p2p,relayed").split(",");
 for (const p of paths) if (p !== "p2p" && p !== "relayed") throw new Error(`unknown path ${p}`);
 const BASELINE_IF = "wgb0";

@@ -32,11 +32,11 @@ import {
 } from "@starling/management";
 import { NetworkMap, NetworkMapDelta } from "@starling/proto";
 import autocannon from "autocannon";
-import { log, round, startManagementProcess } from "./lib-control-plane.js";
+import { log, numberArg, round, startManagementProcess } from "./lib-control-plane.js";
 
-const peerCount = Number(process.argv[2] ?? 5000);
-const groupCount = Number(process.argv[3] ?? 100);
-const policyCount = Number(process.argv[4] ?? 200);
+const peerCount = numberArg(1, "peers", 5000);
+const groupCount = numberArg(2, "groups", 100);
+const policyCount = numberArg(3, "policies", 200);
 const RUNS = 5;
 const REST_SECONDS = 10;
 

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { RelayClient, RelayUdpBridge } from "@starling/relay-client";
 import { issueRelayToken } from "@starling/relay-protocol";
-import { log, repoRoot, round } from "./lib-control-plane.js";
+import { log, numberArg, repoRoot, round } from "./lib-control-plane.js";
 import { type Host, Lab, labSkipReason, sleep, waitFor } from "./lib-lab.js";
 
 const SECRET = "relay-wireguard bench secret, not for production";
@@ -115,8 +115,8 @@ function cpuSeconds(pid: number): number {
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
 async function main(): Promise<void> {
-	const rounds = Number(process.argv[2] ?? 1);
-	const seconds = Number(process.argv[3] ?? 8);
+	const rounds = numberArg(1, "rounds", 1);
+	const seconds = numberArg(2, "seconds", 8);
 	if (labSkipReason) {
 		log(`skipped: ${labSkipReason}`);
 		process.stdout.write(

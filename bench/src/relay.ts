@@ -11,9 +11,9 @@ import { createSocket, type Socket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { RelayClient } from "@starling/relay-client";
 import { issueRelayToken, peerIdOf } from "@starling/relay-protocol";
-import { freePort, log, repoRoot, round } from "./lib-control-plane.js";
+import { freePort, log, numberArg, repoRoot, round } from "./lib-control-plane.js";
 
-const seconds = Number(process.argv[2] ?? 4);
+const seconds = numberArg(1, "seconds", 4);
 const pairCounts = (process.argv[3] ?? "1,10,50").split(",").map(Number);
 const PACKET_BYTES = 1200;
 const WARMUP_MS = 500;

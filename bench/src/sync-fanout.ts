@@ -10,13 +10,14 @@ import { NetworkMap, type PeerSystemMeta } from "@starling/proto";
 import {
 	createSetupKeyViaApi,
 	log,
+	numberArg,
 	percentile,
 	pool,
 	round,
 	startManagementProcess,
 } from "./lib-control-plane.js";
 
-const agentCount = Number(process.argv[2] ?? 1000);
+const agentCount = numberArg(1, "agents", 1000);
 const CONCURRENCY = 32;
 const meta = (hostname: string): PeerSystemMeta => ({
 	hostname,
