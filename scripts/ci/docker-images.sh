@@ -1,25 +1,36 @@
 #!/bin/sh
-# Builds the compose stack's images for CI without any image registry: a local
-# Node 20 base (docker-base-image.sh) and, because containers here cannot reach
-# the npm registry through this machine's TLS-inspecting egress, production
-# trees built on the host (docker/build-trees.sh, after `pnpm install`) that
-# docker/Dockerfile takes with PREBUILT=1. The Dockerfile's stages after that
-# (runtime root, service images) are the ones users build.
+# Builds the compose stack's images for CI the way users build them (from
+# source: `docker-compose build`), with two stand-ins for what our CI machines
+# lack: a local Node 20 base image, since no image registry is reachable
+# (docker-base-image.sh), and this machine's extra CA certificates in
+# docker/ca-certificates/, since its outgoing TLS is intercepted and the build
+# stage must trust the interceptor to reach the npm registry.
 #   usage: sh scripts/ci/docker-images.sh     (needs dockerd: docker-daemon.sh start)
 set -eu
 cd "$(dirname "$0")/../.."
 
 base="$(sh scripts/ci/docker-base-image.sh)"
 work="$(mktemp -d)"
-trap 'rm -rf "$work" docker/prebuilt.tar' EXIT INT TERM
-sh docker/build-trees.sh "$work/trees"
-tar -C "$work/trees" -cf docker/prebuilt.tar .
+copied=""
+cleanup() {
+	rm -rf "$work"
+	# Only the copies made here; certificates a user put there stay.
+	for cert in $copied; do rm -f "$cert"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The local CAs Debian's trust store adds (update-ca-certificates' folder).
+for cert in $(find /usr/local/share/ca-certificates -type f -name '*.crt' 2>/dev/null | sort); do
+	copy="docker/ca-certificates/ci-host-$(basename "$cert")"
+	cp -f "$cert" "$copy"
+	copied="$copied $copy"
+done
 
 # Its own settings file, so a docker/.env of a real deployment plays no part.
 cat >"$work/build.env" <<ENV
 STARLING_NODE_IMAGE=$base
 STARLING_DEBIAN_IMAGE=starling-ci/debian:bookworm-minbase
-STARLING_PREBUILT=1
 STARLING_IMAGE_PREFIX=${STARLING_IMAGE_PREFIX:-starling-ci}
 STARLING_PUBLIC_HOST=build.invalid
 STARLING_RELAY_SECRET=unused-at-build-time

@@ -1,8 +1,9 @@
 #!/bin/sh
 # CI: the docker compose deployment end to end (docker/test/compose.test.ts).
 # Installs and starts Docker when needed (and stops a dockerd it started),
-# builds the images without any registry, then runs the test, which brings the
-# stack up, joins two lab agents, restarts the stack and tears it all down.
+# builds the images from source as users do (docker-images.sh), then runs the
+# test, which brings the stack up, joins two lab agents, restarts the stack
+# and tears it all down. About 6 minutes from cold, most of it the image build.
 #   usage: sh scripts/ci/docker-test.sh      (root; after `pnpm install` and `pnpm build`)
 set -eu
 cd "$(dirname "$0")/../.."
