@@ -100,6 +100,24 @@ describe.skipIf(labSkipReason)("relay fallback", () => {
 	it("a direct path that stops delivering goes back to the relay within 10 s, and P2P comes back", async () => {
 		const ipOfB = await b.overlayIp();
 		expect((await a.status()).peers?.[0]?.path_type).toBe("p2p");
+		// WireGuard itself sends directly: if it roamed to the relay bridge (the
+		// peer's last packets through the relay), the engine puts it back.
+		for (const x of [a, b])
+			await waitFor(
+				`${x.name}'s WireGuard endpoint is direct`,
+				async () => {
+					const r = await x.host.exec("wg", ["show", "starling0", "endpoints"]);
+					return /\s198\.18\.12\.\d+:\d+/.test(r.stdout) ? true : undefined;
+				},
+				15_000,
+				500,
+			);
+		// An established path: probing starts once ICE has let go of its port
+		// (3 s after the path came up) and sees traffic.
+		for (let i = 0; i < 30; i++) {
+			await a.host.ping(ipOfB, { count: 1, timeoutSeconds: 1 });
+			await new Promise((r) => setTimeout(r, 200));
+		}
 		// The path dies under traffic (as when a NAT drops the mapping).
 		await blockUdp(a, b);
 		await blockUdp(b, a);
@@ -119,7 +137,18 @@ describe.skipIf(labSkipReason)("relay fallback", () => {
 		expect(firstLostAt, "the block did not stop the direct path").toBeDefined();
 		expect(backAt, "pings did not come back through the relay within 30 s").toBeDefined();
 		const outageS = (backAt! - blockedAt) / 1000;
-		console.log(`direct path blocked: pings back through the relay after ${outageS.toFixed(1)} s`);
+		const pathDown = [a, b].map((x) => {
+			const line = x.daemon
+				?.output()
+				.split("\n")
+				.findLast((l) => l.includes('"msg":"path down"'));
+			const at = line ? Date.parse(JSON.parse(line).time as string) : Number.NaN;
+			const reason = line ? (JSON.parse(line).reason as string) : "";
+			return `${x.name} ${((at - blockedAt) / 1000).toFixed(1)} s, ${reason}`;
+		});
+		console.log(
+			`direct path blocked: pings back through the relay after ${outageS.toFixed(1)} s (path down: ${pathDown.join(", ")})`,
+		);
 		expect(outageS).toBeLessThanOrEqual(10);
 		expect((await a.status()).peers?.[0]?.path_type).toBe("relayed");
 		// One side's probes noticed (the status shows the latest retry's failure by now).

@@ -80,6 +80,16 @@ describe.skipIf(labSkipReason)("the release artifact in lab hosts", () => {
 		ctl = new ControlPlane(await lab.host("ctl", { lan }));
 		await ctl.start();
 		for (const name of ["a", "b"]) hosts.push(await lab.host(name, { lan }));
+		// `service uninstall` runs `systemctl disable`, which without a running
+		// systemd edits /etc/systemd/system directly: give each host its own, so
+		// a machine that has Starling installed keeps its unit.
+		for (const host of hosts) {
+			const present = await host.exec("test", ["-d", "/etc/systemd/system"], {
+				allowFailure: true,
+			});
+			if (present.exitCode === 0)
+				await host.exec("mount", ["-t", "tmpfs", "lab-systemd", "/etc/systemd/system"]);
+		}
 		for (const host of hosts) await startDaemon(host);
 	}, 120_000);
 

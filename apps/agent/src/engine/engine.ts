@@ -37,7 +37,7 @@ const OVERLAY_PREFIX = "100.64.0.0/10";
 /** Retries of the first signal connection; the client reconnects by itself after that. */
 const SIGNAL_RECONNECT = resolveBackoff({ initialDelayMs: 500, maxDelayMs: 15_000, jitter: 0.5 });
 /** A connected ICE session stays open this long after the path is handed to WireGuard. */
-const ICE_LINGER_MS = 5_000;
+const ICE_LINGER_MS = 3_000;
 /** Messages to peers are held this long while signal is (re)connecting. */
 const UNSENT_SIGNAL_TTL_MS = 5_000;
 /** Signal messages from peers not (yet) in our map are kept this long, in case the map catches up. */
@@ -77,6 +77,8 @@ interface PeerState {
 				 * packets come from, which beats ICE's report when the two differ.
 				 */
 				endpointApplied?: boolean;
+				/** The last direct address WireGuard sent to (from its dump), once seen. */
+				lastDirectEndpoint?: string;
 		  }
 		| undefined;
 	/** What ICE reported for sessions that connected, until the state machine acts on it. */
@@ -169,7 +171,7 @@ export class Engine {
 		);
 		this.healthTimer = setInterval(() => void this.checkHealth(), 5_000);
 		this.healthTimer.unref();
-		this.probeTimer = setInterval(() => this.probePaths(), 1_000);
+		this.probeTimer = setInterval(() => this.probePaths(), 500);
 		this.probeTimer.unref();
 	}
 
@@ -618,7 +620,14 @@ export class Engine {
 							publicKey: p.remote.wgPublicKey,
 							allowedIps: p.remote.allowedIps,
 							// Direct when ICE found a path, else through the relay bridge.
-							endpoint: p.path ? directEndpoint(p.path, endpointsSet) : p.relayEndpoint,
+							endpoint: p.path
+								? directEndpoint(
+										p.path,
+										this.lastDump.get(p.remote.wgPublicKey)?.endpoint,
+										p.relayEndpoint,
+										endpointsSet,
+									)
+								: p.relayEndpoint,
 							persistentKeepalive: p.path
 								? p.keepalive
 									? PERSISTENT_KEEPALIVE_S
@@ -656,6 +665,10 @@ export class Engine {
 			// Both sides send keepalives every 25 s on a direct path, so a path
 			// that delivers nothing for longer does not work (a NAT that changed
 			// the mapping ICE found, say): back to the relay and try again.
+			// Roamed to the relay bridge while the direct path is up: put it back.
+			const wgEndpoint = this.lastDump.get(state.remote.wgPublicKey)?.endpoint;
+			if (state.path.endpointApplied && wgEndpoint && wgEndpoint === state.relayEndpoint)
+				this.queueReconcile();
 			const tx = this.lastDump.get(state.remote.wgPublicKey)?.txBytes ?? 0;
 			if (state.lastTxBytes !== undefined && tx !== state.lastTxBytes)
 				state.probe?.watch.noteSending(now);
@@ -794,7 +807,7 @@ export class Engine {
 		state.probe = undefined;
 	}
 
-	/** Once a second: probe active direct paths; a silent one goes back to the relay. */
+	/** Twice a second: probe active direct paths; a silent one goes back to the relay. */
 	private probePaths(): void {
 		const now = Date.now();
 		for (const state of this.peers.values()) {
@@ -804,8 +817,11 @@ export class Engine {
 			if (action?.type === "send") {
 				// Where WireGuard sends: it roams to where the peer's packets come from.
 				const wgEndpoint = this.lastDump.get(state.remote.wgPublicKey)?.endpoint;
-				const target =
-					wgEndpoint && wgEndpoint !== state.relayEndpoint ? parseEndpoint(wgEndpoint) : undefined;
+				const direct =
+					wgEndpoint && wgEndpoint !== state.relayEndpoint
+						? wgEndpoint
+						: state.path.lastDirectEndpoint;
+				const target = direct ? parseEndpoint(direct) : undefined;
 				const { address, port } = target ?? state.path.remote;
 				probe.socket.send(action.transactionId, address, port);
 			} else if (action?.type === "lost") {
@@ -861,15 +877,23 @@ function fmt(e: PeerEndpoint): string {
 /**
  * WireGuard's endpoint for a direct path: ICE's remote address the first
  * time (noted in `applied`), then undefined, which keeps whatever WireGuard
- * has roamed to since.
+ * has roamed to since — unless it roamed to the relay bridge (packets the
+ * peer still sent through the relay while it switched): then back to the
+ * last direct address it used.
  */
 function directEndpoint(
 	path: NonNullable<PeerState["path"]>,
+	wgEndpoint: string | undefined,
+	relayEndpoint: string | undefined,
 	applied: NonNullable<PeerState["path"]>[],
 ): string | undefined {
-	if (path.endpointApplied) return undefined;
+	const onRelay = wgEndpoint !== undefined && wgEndpoint === relayEndpoint;
+	if (path.endpointApplied && !onRelay) {
+		if (wgEndpoint) path.lastDirectEndpoint = wgEndpoint;
+		return undefined;
+	}
 	applied.push(path);
-	return endpointText(path.remote);
+	return path.lastDirectEndpoint ?? endpointText(path.remote);
 }
 
 /** "198.18.0.2:51820" → address and port; undefined for anything else (IPv6 is not probed). */

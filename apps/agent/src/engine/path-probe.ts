@@ -22,10 +22,10 @@ export interface PathProbeOptions {
 	activeForMs: number;
 }
 
-/** Three to four unanswered probes: a lost path is back on the relay within ~6 s. */
+/** Four unanswered probes: a lost path is back on the relay within ~5 s. */
 export const DEFAULT_PATH_PROBE: PathProbeOptions = {
-	intervalMs: 1_500,
-	lostAfterMs: 5_000,
+	intervalMs: 1_000,
+	lostAfterMs: 4_000,
 	activeForMs: 15_000,
 };
 
