@@ -49,7 +49,7 @@ function httpGet(request, { host, port }, path) {
 	req.end();
 }
 
-/** A gRPC call to a method no server has: an answer (UNIMPLEMENTED) proves it serves calls. */
+/** A gRPC call to a path no service defines: any HTTP 200 with a gRPC status proves the server handles calls. */
 function grpcAnswers({ host, port }) {
 	const session = connect(`http://${host.includes(":") ? `[${host}]` : host}:${port}`);
 	session.setTimeout(TIMEOUT_MS, () => done(false, "gRPC: timed out"));

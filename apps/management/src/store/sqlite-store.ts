@@ -367,35 +367,35 @@ export class SqliteStore implements Store {
 
 	/** Throws StoreReferenceError naming the ids that are not groups of the account. */
 	private assertGroups(accountId: string, groupIds: readonly string[]): void {
-		if (groupIds.length === 0) return;
-		const known = new Set(
-			(
-				this.db
-					.prepare(
-						"SELECT id FROM groups WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))",
-					)
-					.all(accountId, JSON.stringify([...new Set(groupIds)])) as Row[]
-			).map((r) => String(r.id)),
-		);
-		const missing = [...new Set(groupIds)].filter((id) => !known.has(id));
-		if (missing.length > 0)
-			throw new StoreReferenceError(`unknown group id(s): ${missing.join(", ")}`);
+		this.assertKnownIds("groups", "group", accountId, groupIds);
 	}
 
+	/** Throws StoreReferenceError naming the ids that are not peers of the account. */
 	private assertPeers(accountId: string, peerIds: readonly string[]): void {
-		if (peerIds.length === 0) return;
+		this.assertKnownIds("peers", "peer", accountId, peerIds);
+	}
+
+	/** `table` is one of our own table names, never input. */
+	private assertKnownIds(
+		table: "groups" | "peers",
+		noun: string,
+		accountId: string,
+		ids: readonly string[],
+	): void {
+		if (ids.length === 0) return;
+		const unique = [...new Set(ids)];
 		const known = new Set(
 			(
 				this.db
 					.prepare(
-						"SELECT id FROM peers WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))",
+						`SELECT id FROM ${table} WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`,
 					)
-					.all(accountId, JSON.stringify([...new Set(peerIds)])) as Row[]
+					.all(accountId, JSON.stringify(unique)) as Row[]
 			).map((r) => String(r.id)),
 		);
-		const missing = [...new Set(peerIds)].filter((id) => !known.has(id));
+		const missing = unique.filter((id) => !known.has(id));
 		if (missing.length > 0)
-			throw new StoreReferenceError(`unknown peer id(s): ${missing.join(", ")}`);
+			throw new StoreReferenceError(`unknown ${noun} id(s): ${missing.join(", ")}`);
 	}
 
 	private insertUser(user: User): void {
@@ -1114,7 +1114,7 @@ export class SqliteStore implements Store {
 	 */
 	private async deleteAudited<T>(
 		table: "users" | "setup_keys" | "policies" | "peers",
-		toDomain: (row: Row) => T,
+		fromRow: (row: Row) => T,
 		accountId: string,
 		id: string,
 		audit?: AuditFor<T>,
@@ -1125,7 +1125,7 @@ export class SqliteStore implements Store {
 				.get(accountId, id) as Row | undefined;
 			if (!row) return undefined;
 			this.db.prepare(`DELETE FROM ${table} WHERE id = ?`).run(id);
-			const item = toDomain(row);
+			const item = fromRow(row);
 			if (audit) this.insertEvents(audit(item, item));
 			return item;
 		});
