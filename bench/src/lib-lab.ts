@@ -12,6 +12,7 @@ import {
 	type LabProcess,
 	type Lan,
 	labSkipReason,
+	waitFor as labWaitFor,
 	type NatKind,
 	type NetworkKind,
 	type Router,
@@ -82,25 +83,14 @@ async function benchmarkInLab(
 	}
 }
 
-/** Polls `probe` until it returns something other than undefined. */
-export async function waitFor<T>(
+/** The lab's waitFor, with a longer default for benchmarks on loaded machines. */
+export function waitFor<T>(
 	what: string,
 	probe: () => Promise<T | undefined>,
 	timeoutMs = 20_000,
 	intervalMs = 250,
 ): Promise<T> {
-	const deadline = Date.now() + timeoutMs;
-	let last: unknown;
-	while (Date.now() < deadline) {
-		try {
-			const v = await probe();
-			if (v !== undefined) return v;
-		} catch (err) {
-			last = err;
-		}
-		await sleep(intervalMs);
-	}
-	throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+	return labWaitFor(what, probe, timeoutMs, intervalMs);
 }
 
 export interface LabControlPlane {

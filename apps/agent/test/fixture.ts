@@ -17,25 +17,7 @@ export const AGENT_ENV = {
 /** Test-only shared secret between management and relay (lab hosts only). */
 const RELAY_SECRET = "lab-relay-secret-0123456789abcdef0123456789";
 
-export async function waitFor<T>(
-	what: string,
-	probe: () => Promise<T | undefined>,
-	timeoutMs = 15_000,
-	intervalMs = 250,
-): Promise<T> {
-	const deadline = Date.now() + timeoutMs;
-	let last: unknown;
-	while (Date.now() < deadline) {
-		try {
-			const v = await probe();
-			if (v !== undefined) return v;
-		} catch (err) {
-			last = err;
-		}
-		await new Promise((r) => setTimeout(r, intervalMs));
-	}
-	throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
+export { waitFor } from "@starling/lab";
 
 /** Management, signal and optionally a relay, as processes in one lab host. */
 export class ControlPlane {

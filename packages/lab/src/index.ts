@@ -36,3 +36,4 @@ export { addRootUplink, type RootUplink, type RootUplinkOptions } from "./root-u
 export { type ExecOptions, type ExecResult, LabCommandError } from "./run.js";
 export { computeSkipReason, labSkipReason, REQUIRED_TOOLS } from "./skip.js";
 export { STUN_PORT, type StunServerOptions, startStunServer } from "./stun.js";
+export { waitFor } from "./wait.js";
