@@ -25,13 +25,22 @@ const REDACTED_PATHS = [
 	"headers.authorization",
 ];
 
-/** JSON logs, one event per line, secrets redacted. Level from STARLING_LOG_LEVEL. */
+/**
+ * JSON logs on stdout, one event per line, secrets redacted. Level from STARLING_LOG_LEVEL.
+ *
+ * Written synchronously: pino's default asynchronous stdout let the flush at exit overtake
+ * a write still in flight, so a service's last lines came out of order (or were lost on a
+ * crash). Our services log a few lines per event, not per packet, so the cost is small.
+ */
 export function createLogger(service: string, options: LoggerOptions = {}): Logger {
-	return pino({
-		level: process.env.STARLING_LOG_LEVEL ?? "info",
-		base: { service },
-		redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
-		timestamp: pino.stdTimeFunctions.isoTime,
-		...options,
-	});
+	return pino(
+		{
+			level: process.env.STARLING_LOG_LEVEL ?? "info",
+			base: { service },
+			redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
+			timestamp: pino.stdTimeFunctions.isoTime,
+			...options,
+		},
+		pino.destination({ dest: 1, sync: true }),
+	);
 }
