@@ -4,13 +4,16 @@
 // ports with a setup key made over REST, pinging each other over the overlay;
 // then `docker-compose restart`, after which the tunnels still carry traffic,
 // the agents re-sync and every bit of state (peer addresses, the admin token)
-// is still there. Everything is torn down even on failure.
+// is still there. Last, a third agent as users install it: scripts/install.sh
+// and the release tarball on a Debian container that boots systemd, joined with
+// `starling up`, restarted by systemd, then uninstalled. Everything is torn
+// down even on failure.
 
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, waitFor } from "../../apps/agent/test/fixture.js";
 import { addRootUplink, type Host, Lab, labSkipReason } from "../../packages/lab/dist/index.js";
@@ -21,6 +24,9 @@ const PROJECT = "starlingci";
 const DOCKER_SUBNET = "198.18.200.0/24";
 const UPLINK_SUBNET = "198.18.201.0/30";
 const AGENT_LAN = "198.18.202.0/24";
+/** The Debian container booting systemd (docker/test/systemd-host), on the stack's network. */
+const SYSTEMD_HOST = `${PROJECT}-systemd-host`;
+const SYSTEMD_HOST_IMAGE = "starling-ci/systemd-host:local";
 
 interface Run {
 	stdout: string;
@@ -61,6 +67,19 @@ function compose(args: string[], timeoutMs?: number): Promise<Run> {
 		],
 		timeoutMs,
 	);
+}
+
+async function mustRun(command: string, args: string[], timeoutMs?: number): Promise<string> {
+	const r = await run(command, args, timeoutMs);
+	if (r.code !== 0) {
+		throw new Error(`${command} ${args.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
+	}
+	return r.stdout;
+}
+
+/** A command in the systemd container. */
+function onSystemdHost(args: string[], timeoutMs?: number): Promise<Run> {
+	return run("docker", ["exec", SYSTEMD_HOST, ...args], timeoutMs);
 }
 
 async function mustCompose(args: string[], timeoutMs?: number): Promise<string> {
@@ -122,6 +141,7 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		if (labSkipReason) throw new Error(`the compose test needs the network lab: ${labSkipReason}`);
 		// The lab's own sweep removes namespaces of a crashed run; this the stack.
 		writeFileSync(envFile, "STARLING_PUBLIC_HOST=cleanup.invalid\nSTARLING_RELAY_SECRET=x\n");
+		await run("docker", ["rm", "-f", SYSTEMD_HOST]);
 		await compose(["down", "-v", "--remove-orphans", "--timeout", "5"]);
 
 		lab = await Lab.create("dkr");
@@ -165,9 +185,12 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		if (context.task.result?.state !== "fail") return;
 		for (const a of agents) console.error(a.logs());
 		console.error((await compose(["logs", "--no-color", "--tail", "60"])).stdout);
+		const journal = await onSystemdHost(["journalctl", "--no-pager", "-n", "80", "-u", "starling"]);
+		if (journal.code === 0) console.error(journal.stdout);
 	});
 
 	afterAll(async () => {
+		await run("docker", ["rm", "-f", SYSTEMD_HOST]);
 		const down = await compose(["down", "-v", "--remove-orphans", "--timeout", "10"]);
 		await lab?.destroy();
 		rmSync(workDir, { recursive: true, force: true });
@@ -301,4 +324,139 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		expect((await api("GET", "/api/peers", token)).status).toBe(200);
 		expect((await api("GET", "/api/peers", "not-a-token")).status).toBe(401);
 	});
+
+	it("an agent installed by install.sh under systemd joins with `starling up`, survives a service restart, and uninstalls", async () => {
+		const tarball = process.env.STARLING_CI_AGENT_TARBALL;
+		if (!tarball)
+			throw new Error("STARLING_CI_AGENT_TARBALL is not set: run scripts/ci/docker-test.sh");
+		// systemd as PID 1 needs SYS_ADMIN and the cgroup tree; the agent needs NET_ADMIN and a TUN device.
+		await mustRun("docker", [
+			"run",
+			"-d",
+			"--name",
+			SYSTEMD_HOST,
+			"--hostname",
+			"server-1",
+			"--cap-add",
+			"SYS_ADMIN",
+			"--cap-add",
+			"NET_ADMIN",
+			"--device",
+			"/dev/net/tun",
+			"--tmpfs",
+			"/run",
+			"--tmpfs",
+			"/run/lock",
+			"-v",
+			"/sys/fs/cgroup:/sys/fs/cgroup:rw",
+			"--network",
+			`${PROJECT}_default`,
+			SYSTEMD_HOST_IMAGE,
+		]);
+		const state = await waitFor(
+			"systemd finished booting",
+			async () => {
+				const r = await onSystemdHost(["systemctl", "is-system-running"]);
+				const s = r.stdout.trim();
+				return s === "running" || s === "degraded" ? s : undefined;
+			},
+			60_000,
+		);
+		if (state === "degraded") {
+			console.log(`systemd degraded: ${(await onSystemdHost(["systemctl", "--failed"])).stdout}`);
+		}
+		await mustRun("docker", ["cp", tarball, `${SYSTEMD_HOST}:/root/`]);
+		await mustRun("docker", ["cp", "scripts/install.sh", `${SYSTEMD_HOST}:/root/install.sh`]);
+
+		// The live-systemd branch of install.sh: packages, files, unit, and the service started.
+		const install = await onSystemdHost(
+			["sh", "/root/install.sh", `/root/${basename(tarball)}`],
+			300_000,
+		);
+		expect(install.code, install.stdout + install.stderr).toBe(0);
+		expect(install.stdout).toContain("starling.service is running");
+		expect(
+			(await onSystemdHost(["systemctl", "is-enabled", "starling.service"])).stdout.trim(),
+		).toBe("enabled");
+
+		const key = await api("POST", "/api/setup-keys", adminToken, {
+			name: "systemd-host",
+			type: "one-off",
+			expires_in: 3600,
+			auto_groups: [],
+			usage_limit: 1,
+		});
+		expect(key.status).toBe(200);
+		const up = await onSystemdHost(
+			[
+				"starling",
+				"up",
+				"--management-url",
+				managementUrl,
+				"--setup-key",
+				(key.json as { key: string }).key,
+			],
+			60_000,
+		);
+		expect(up.code, up.stdout + up.stderr).toBe(0);
+
+		const [a] = agents as [AgentHost];
+		const ipA = await a.overlayIp();
+		const serverStatus = async () =>
+			JSON.parse((await onSystemdHost(["starling", "status", "--json"])).stdout) as {
+				overlay_address: string;
+				peers_connected: number;
+				management: { connected: boolean };
+			};
+		const ipServer = (await serverStatus()).overlay_address.split("/")[0]!;
+		const pingsBothWays = async (when: string) => {
+			await waitFor(
+				`the systemd host pings a ${when}`,
+				async () =>
+					(await onSystemdHost(["ping", "-n", "-c", "1", "-W", "1", ipA])).code === 0
+						? true
+						: undefined,
+				30_000,
+			);
+			await waitFor(
+				`a pings the systemd host ${when}`,
+				async () =>
+					(await a.host.ping(ipServer, { count: 1, timeoutSeconds: 1 })) ? true : undefined,
+				30_000,
+			);
+		};
+		await pingsBothWays("after up");
+		expect((await peersByName()).get("server-1")?.ip).toBe(ipServer);
+
+		// systemd restarts the daemon: it comes back on its own, same address, no second `up`.
+		await mustRun("docker", ["exec", SYSTEMD_HOST, "systemctl", "restart", "starling.service"]);
+		await waitFor(
+			"the restarted service is connected to both lab agents",
+			async () => {
+				const s = await serverStatus().catch(() => undefined);
+				return s?.management.connected && s.peers_connected === 2 ? true : undefined;
+			},
+			60_000,
+		);
+		expect((await serverStatus()).overlay_address.split("/")[0]).toBe(ipServer);
+		await pingsBothWays("after systemctl restart");
+
+		// install.sh --uninstall while systemd runs the service: unit, interface,
+		// nftables tables and files gone; the peer's key kept.
+		const keyBefore = await mustRun("docker", [
+			"exec",
+			SYSTEMD_HOST,
+			"cat",
+			"/var/lib/starling/private.key",
+		]);
+		const uninstall = await onSystemdHost(["sh", "/root/install.sh", "--uninstall"], 60_000);
+		expect(uninstall.code, uninstall.stdout + uninstall.stderr).toBe(0);
+		expect((await onSystemdHost(["systemctl", "cat", "starling.service"])).code).not.toBe(0);
+		expect((await onSystemdHost(["ip", "link", "show", "dev", "starling0"])).code).not.toBe(0);
+		expect((await onSystemdHost(["nft", "list", "tables"])).stdout).not.toMatch(/starling/);
+		expect((await onSystemdHost(["sh", "-c", "command -v starling"])).code).not.toBe(0);
+		expect(
+			await mustRun("docker", ["exec", SYSTEMD_HOST, "cat", "/var/lib/starling/private.key"]),
+		).toBe(keyBefore);
+	}, 420_000);
 });

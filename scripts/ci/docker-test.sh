@@ -2,8 +2,9 @@
 # CI: the docker compose deployment end to end (docker/test/compose.test.ts).
 # Installs and starts Docker when needed (and stops a dockerd it started),
 # builds the images from source as users do (docker-images.sh), then runs the
-# test, which brings the stack up, joins two lab agents, restarts the stack
-# and tears it all down. About 6 minutes from cold, most of it the image build.
+# test, which brings the stack up, joins two lab agents and one installed by
+# install.sh on a container booting systemd, restarts the stack and tears it
+# all down. About 6 minutes from cold, most of it the image build.
 #   usage: sh scripts/ci/docker-test.sh      (root; after `pnpm install` and `pnpm build`)
 set -eu
 cd "$(dirname "$0")/../.."
@@ -14,6 +15,14 @@ trap 'sh scripts/ci/docker-daemon.sh stop' EXIT
 trap 'exit 130' INT TERM
 
 sh scripts/ci/docker-images.sh
-echo "docker-test: images ready after $(($(date +%s) - started)) s" >&2
+# A Debian server booting systemd, and the agent's release tarball, for the
+# install.sh-under-systemd part of the test.
+docker build -q -t starling-ci/systemd-host:local \
+	--build-arg BASE=starling-ci/debian:bookworm-minbase docker/test/systemd-host >/dev/null
+release_dir="$(mktemp -d)"
+trap 'rm -rf "$release_dir"; sh scripts/ci/docker-daemon.sh stop' EXIT
+STARLING_CI_AGENT_TARBALL="$(node scripts/release/build-agent.mjs --out "$release_dir" | tail -n 1)"
+export STARLING_CI_AGENT_TARBALL
+echo "docker-test: images and release ready after $(($(date +%s) - started)) s" >&2
 pnpm exec vitest run --config docker/test/vitest.config.ts
 echo "docker-test: done in $(($(date +%s) - started)) s" >&2
