@@ -428,6 +428,23 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		await pingsBothWays("after up");
 		expect((await peersByName()).get("server-1")?.ip).toBe(ipServer);
 
+		// netcheck on the installed agent reaches the stack's STUN and relay through the published ports.
+		const netcheck = await onSystemdHost(["starling", "netcheck", "--json"], 30_000);
+		expect(netcheck.code, netcheck.stderr).toBe(0);
+		const report = JSON.parse(netcheck.stdout) as {
+			udp_reachable: boolean | null;
+			stun: { server: string; answered: boolean }[];
+			relays: { url: string; reachable: boolean; admitted: boolean | null }[];
+		};
+		expect(report.udp_reachable).toBe(true);
+		expect(report.stun.map((x) => [x.server, x.answered])).toContainEqual([
+			`stun:${publicHost}:3478`,
+			true,
+		]);
+		expect(report.relays.map((r) => [r.url, r.reachable, r.admitted])).toEqual([
+			[`ws://${publicHost}:33080`, true, true],
+		]);
+
 		// systemd restarts the daemon: it comes back on its own, same address, no second `up`.
 		await mustRun("docker", ["exec", SYSTEMD_HOST, "systemctl", "restart", "starling.service"]);
 		await waitFor(
