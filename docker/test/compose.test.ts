@@ -5,9 +5,9 @@
 // then `docker-compose restart`, after which the tunnels still carry traffic,
 // the agents re-sync and every bit of state (peer addresses, the admin token)
 // is still there. Last, a third agent as users install it: scripts/install.sh
-// and the release tarball on a Debian container that boots systemd, joined with
-// `starling up`, restarted by systemd, then uninstalled. Everything is torn
-// down even on failure.
+// and the release tarball on a Debian container that boots systemd, joined
+// with `starling up`, restarted by systemd, upgraded in place, uninstalled.
+// Everything is torn down even on failure.
 
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -325,7 +325,7 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		expect((await api("GET", "/api/peers", "not-a-token")).status).toBe(401);
 	});
 
-	it("an agent installed by install.sh under systemd joins with `starling up`, survives a service restart, and uninstalls", async () => {
+	it("an agent installed by install.sh under systemd joins with `starling up`, survives a service restart and an upgrade, and uninstalls", async () => {
 		const tarball = process.env.STARLING_CI_AGENT_TARBALL;
 		if (!tarball)
 			throw new Error("STARLING_CI_AGENT_TARBALL is not set: run scripts/ci/docker-test.sh");
@@ -457,6 +457,35 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		);
 		expect((await serverStatus()).overlay_address.split("/")[0]).toBe(ipServer);
 		await pingsBothWays("after systemctl restart");
+
+		// Running install.sh again is an upgrade: the running service restarts on the new files
+		// and comes back as it was (same peer, same address), without another `up`.
+		const pidBefore = (
+			await onSystemdHost(["systemctl", "show", "-p", "MainPID", "--value", "starling"])
+		).stdout.trim();
+		const upgrade = await onSystemdHost(
+			["sh", "/root/install.sh", `/root/${basename(tarball)}`],
+			120_000,
+		);
+		expect(upgrade.code, upgrade.stdout + upgrade.stderr).toBe(0);
+		expect(upgrade.stdout).toContain("upgraded to");
+		const pidAfter = (
+			await onSystemdHost(["systemctl", "show", "-p", "MainPID", "--value", "starling"])
+		).stdout.trim();
+		expect(pidAfter).not.toBe(pidBefore);
+		expect((await onSystemdHost(["systemctl", "is-active", "starling"])).stdout.trim()).toBe(
+			"active",
+		);
+		await waitFor(
+			"the upgraded service is connected to both lab agents",
+			async () => {
+				const s = await serverStatus().catch(() => undefined);
+				return s?.management.connected && s.peers_connected === 2 ? true : undefined;
+			},
+			60_000,
+		);
+		expect((await serverStatus()).overlay_address.split("/")[0]).toBe(ipServer);
+		await pingsBothWays("after the upgrade");
 
 		// install.sh --uninstall while systemd runs the service: unit, interface,
 		// nftables tables and files gone; the peer's key kept.
