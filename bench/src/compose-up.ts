@@ -23,7 +23,9 @@ const PREFIX = "starling-ci";
 const SUBNET = "198.18.203.0/24";
 const HOST = "127.0.0.1";
 const HEALTH_INTERVAL_S = 5;
-const SERVICES = ["management", "signal", "relay", "coturn"] as const;
+/** The stack's containers; coturn-alt runs the coturn image on a second port. */
+const SERVICES = ["management", "signal", "relay", "coturn", "coturn-alt"] as const;
+const IMAGES = ["management", "signal", "relay", "coturn"] as const;
 
 function sh(command: string, args: string[], timeoutMs = 600_000): Promise<string> {
 	return new Promise((resolve, reject) => {
@@ -162,7 +164,7 @@ async function composeUpOnce(): Promise<{
 	let readyAt = 0;
 	const ready = (async () => {
 		await waitUntil("the stack to answer", async () =>
-			(await controlPlaneAnswers(ports)) ? stunAnswers(3478) : false,
+			(await controlPlaneAnswers(ports)) && (await stunAnswers(3478)) ? stunAnswers(3479) : false,
 		);
 		readyAt = performance.now();
 	})();
@@ -267,7 +269,7 @@ async function main(): Promise<void> {
 				1,
 			);
 		const images: Record<string, number> = {};
-		for (const s of SERVICES) images[s] = await sizeMb(`${PREFIX}/${s}:local`);
+		for (const s of IMAGES) images[s] = await sizeMb(`${PREFIX}/${s}:local`);
 		const baseMb = await sizeMb(baseImage);
 		log(`image sizes (MB): ${JSON.stringify(images)}; base ${baseImage}: ${baseMb}`);
 

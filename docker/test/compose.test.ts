@@ -97,7 +97,7 @@ async function waitHealthy(timeoutMs = 90_000): Promise<number> {
 		"all containers healthy",
 		async () => {
 			const ids = (await mustCompose(["ps", "-q"])).trim().split("\n").filter(Boolean);
-			if (ids.length !== 4) return undefined;
+			if (ids.length !== 5) return undefined;
 			const r = await run("docker", ["inspect", "-f", "{{.State.Health.Status}}", ...ids]);
 			const states = r.stdout.trim().split("\n");
 			return states.every((s) => s === "healthy") ? true : undefined;
@@ -425,6 +425,19 @@ describe("docker compose stack with agents in lab namespaces", () => {
 				30_000,
 			);
 		};
+		/** A restarted daemon reconnects by itself: both lab agents, the same address, pings. */
+		const backAsBefore = async (when: string) => {
+			await waitFor(
+				`the service is connected to both lab agents ${when}`,
+				async () => {
+					const s = await serverStatus().catch(() => undefined);
+					return s?.management.connected && s.peers_connected === 2 ? true : undefined;
+				},
+				60_000,
+			);
+			expect((await serverStatus()).overlay_address.split("/")[0]).toBe(ipServer);
+			await pingsBothWays(when);
+		};
 		await pingsBothWays("after up");
 		expect((await peersByName()).get("server-1")?.ip).toBe(ipServer);
 
@@ -433,30 +446,36 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		expect(netcheck.code, netcheck.stderr).toBe(0);
 		const report = JSON.parse(netcheck.stdout) as {
 			udp_reachable: boolean | null;
+			mapping: string;
+			mapping_detail: string;
 			stun: { server: string; answered: boolean }[];
 			relays: { url: string; reachable: boolean; admitted: boolean | null }[];
 		};
 		expect(report.udp_reachable).toBe(true);
-		expect(report.stun.map((x) => [x.server, x.answered])).toContainEqual([
-			`stun:${publicHost}:3478`,
-			true,
+		// Both STUN ports of the stack answer, so the mapping has a verdict: docker's
+		// masquerade keeps one mapping per local socket.
+		// Exactly the two configured ports (no RFC 5780 "other address": that would be coturn's
+		// docker-internal one). Both answer, so the mapping gets a verdict. Which one depends on
+		// the vantage point: from inside the compose network the published ports go through
+		// docker's userland proxy, one per port, so the host looks mapped per destination.
+		expect(report.stun.map((x) => [x.server, x.answered])).toEqual([
+			[`stun:${publicHost}:3478`, true],
+			[`stun:${publicHost}:3479`, true],
 		]);
+		expect(report.mapping, report.mapping_detail).not.toBe("unknown");
+		// From outside docker (lab agent a, routed without NAT) the same two ports see one address.
+		const fromLab = await a.starling(["netcheck", "--json"]);
+		expect(fromLab.exitCode, fromLab.stderr).toBe(0);
+		const labReport = JSON.parse(fromLab.stdout) as typeof report & { behind_nat: boolean };
+		expect(labReport.stun.map((x) => x.answered)).toEqual([true, true]);
+		expect([labReport.mapping, labReport.behind_nat]).toEqual(["endpoint-independent", false]);
 		expect(report.relays.map((r) => [r.url, r.reachable, r.admitted])).toEqual([
 			[`ws://${publicHost}:33080`, true, true],
 		]);
 
 		// systemd restarts the daemon: it comes back on its own, same address, no second `up`.
 		await mustRun("docker", ["exec", SYSTEMD_HOST, "systemctl", "restart", "starling.service"]);
-		await waitFor(
-			"the restarted service is connected to both lab agents",
-			async () => {
-				const s = await serverStatus().catch(() => undefined);
-				return s?.management.connected && s.peers_connected === 2 ? true : undefined;
-			},
-			60_000,
-		);
-		expect((await serverStatus()).overlay_address.split("/")[0]).toBe(ipServer);
-		await pingsBothWays("after systemctl restart");
+		await backAsBefore("after systemctl restart");
 
 		// Running install.sh again is an upgrade: the running service restarts on the new files
 		// and comes back as it was (same peer, same address), without another `up`.
@@ -476,16 +495,7 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		expect((await onSystemdHost(["systemctl", "is-active", "starling"])).stdout.trim()).toBe(
 			"active",
 		);
-		await waitFor(
-			"the upgraded service is connected to both lab agents",
-			async () => {
-				const s = await serverStatus().catch(() => undefined);
-				return s?.management.connected && s.peers_connected === 2 ? true : undefined;
-			},
-			60_000,
-		);
-		expect((await serverStatus()).overlay_address.split("/")[0]).toBe(ipServer);
-		await pingsBothWays("after the upgrade");
+		await backAsBefore("after the upgrade");
 
 		// install.sh --uninstall while systemd runs the service: unit, interface,
 		// nftables tables and files gone; the peer's key kept.

@@ -32,6 +32,24 @@ describe("management service URLs", () => {
 		});
 	});
 
+	it("derives one STUN URL per port of STARLING_STUN_PORTS", () => {
+		expect(
+			loadManagementConfig({
+				STARLING_PUBLIC_HOST: "vpn.example.com",
+				STARLING_STUN_PORTS: "3478, 3479",
+			}).stunUrls,
+		).toEqual(["stun:vpn.example.com:3478", "stun:vpn.example.com:3479"]);
+		// Explicit URLs win; without a public host there is nothing to derive.
+		expect(
+			loadManagementConfig({
+				STARLING_PUBLIC_HOST: "vpn.example.com",
+				STARLING_STUN_PORTS: "3479",
+				STARLING_STUN_URLS: "stun:stun.example.net:3478",
+			}).stunUrls,
+		).toEqual(["stun:stun.example.net:3478"]);
+		expect(loadManagementConfig({ STARLING_STUN_PORTS: "3478,3479" }).stunUrls).toEqual([]);
+	});
+
 	it("keeps explicit URLs over derived ones", () => {
 		const config = loadManagementConfig({
 			STARLING_PUBLIC_HOST: "vpn.example.com",
@@ -76,6 +94,9 @@ describe("management service URLs", () => {
 		const cases: [NodeJS.ProcessEnv, RegExp][] = [
 			[{ STARLING_PUBLIC_HOST: "not a host" }, /^invalid STARLING_PUBLIC_HOST: /],
 			[{ STARLING_SIGNAL_URL: "nope" }, /^invalid STARLING_SIGNAL_URL: /],
+			[{ STARLING_STUN_PORTS: "3478,70000" }, /^invalid STARLING_STUN_PORTS: /],
+			[{ STARLING_STUN_PORTS: "3478,x" }, /^invalid STARLING_STUN_PORTS: /],
+			[{ STARLING_STUN_PORTS: " , " }, /^invalid STARLING_STUN_PORTS: expected at least one port/],
 			[{ STARLING_RELAY_URLS: "ws://r:33080" }, /^invalid STARLING_RELAY_SECRET: required/],
 			[{ STARLING_CONFIG_FILE: file }, /^invalid STARLING_SYNC_FLUSH_MS: /],
 			[{ STARLING_CONFIG_FILE: join(dir, "none.json") }, /^STARLING_CONFIG_FILE cannot be read/],

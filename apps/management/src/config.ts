@@ -26,6 +26,12 @@ const list = z.string().transform((v) =>
 		.filter(Boolean),
 );
 
+const port = z
+	.string()
+	.regex(/^\d{1,5}$/, "expected port numbers, e.g. 3478,3479")
+	.transform(Number)
+	.pipe(z.number().min(1).max(65_535, "ports are 1-65535"));
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /** Management configuration, from STARLING_* environment variables. */
@@ -45,6 +51,11 @@ export const ManagementConfigSchema = z.object({
 		.optional(),
 	STARLING_SIGNAL_URL: z.string().url().optional(),
 	STARLING_STUN_URLS: list.optional(),
+	// The ports STUN URLs are derived with (when STARLING_STUN_URLS is unset). Two ports of one
+	// server let `starling netcheck` tell a NAT that maps per destination port from one that does not.
+	STARLING_STUN_PORTS: list
+		.pipe(z.array(port).min(1, "expected at least one port, e.g. 3478"))
+		.default([3478]),
 	STARLING_RELAY_URLS: list.optional(),
 	STARLING_RELAY_SECRET: z
 		.string()
@@ -135,7 +146,8 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 /**
  * The URLs handed to agents: each as configured, or else derived from
  * STARLING_PUBLIC_HOST with the default ports (signal http://HOST:10000, STUN
- * stun:HOST:3478, and relay ws://HOST:33080 when a relay secret is set).
+ * stun:HOST:PORT for each of STARLING_STUN_PORTS (3478), and relay
+ * ws://HOST:33080 when a relay secret is set).
  * Without either, signal defaults to http://127.0.0.1:10000 and there is no
  * STUN or relay.
  */
@@ -146,7 +158,8 @@ function serviceUrls(
 	const inUrl = host !== undefined && isIP(host) === 6 ? `[${host}]` : host;
 	return {
 		signalUrl: c.STARLING_SIGNAL_URL ?? `http://${inUrl ?? "127.0.0.1"}:10000`,
-		stunUrls: c.STARLING_STUN_URLS ?? (inUrl ? [`stun:${inUrl}:3478`] : []),
+		stunUrls:
+			c.STARLING_STUN_URLS ?? (inUrl ? c.STARLING_STUN_PORTS.map((p) => `stun:${inUrl}:${p}`) : []),
 		relayUrls:
 			c.STARLING_RELAY_URLS ??
 			(inUrl && c.STARLING_RELAY_SECRET !== undefined ? [`ws://${inUrl}:33080`] : []),
