@@ -494,6 +494,24 @@ export async function wireguardKey(host: Host, ifname: string): Promise<string> 
 	return pub;
 }
 
+/**
+ * The addressing and keys of a hand-made wireguard-go pair beside the agents: `.1` and `.2`
+ * of a /24 none of `used` falls into, and a fresh key per side (written for `ifname`).
+ */
+export async function baselinePair(
+	sides: readonly [Host, Host],
+	used: string[],
+	ifname: string,
+): Promise<{ subnet: string; addresses: [string, string]; publicKeys: [string, string] }> {
+	const subnet = freeOverlay24(used);
+	const prefix = subnet.split("/")[0]!.split(".").slice(0, 3).join(".");
+	return {
+		subnet,
+		addresses: [`${prefix}.1`, `${prefix}.2`],
+		publicKeys: [await wireguardKey(sides[0], ifname), await wireguardKey(sides[1], ifname)],
+	};
+}
+
 export interface HandMadeWireguard {
 	ifname: string;
 	listenPort: number;

@@ -25,7 +25,7 @@
 import { type ExpectedPath, expectedPath, NETWORK_KINDS, type NetworkKind } from "@starling/lab";
 import { log, numberArg, percentile, round } from "./lib-control-plane.js";
 import {
-	freeOverlay24,
+	baselinePair,
 	type LabAgent,
 	loadAverage,
 	median,
@@ -36,7 +36,6 @@ import {
 	startHandMadeWireguard,
 	startLabControlPlane,
 	waitFor,
-	wireguardKey,
 } from "./lib-lab.js";
 
 const rounds = numberArg(1, "rounds", 2);
@@ -165,13 +164,10 @@ runLabBenchmark("nat-grid-up", "bgrid", async (lab) => {
 	// The baseline pair: wgb0 in pub1 stays up; pub2 starts its side from scratch each time.
 	const pub1 = firsts.get("public")!;
 	const pub2 = seconds.get("public")!;
-	const subnet = freeOverlay24([`${ipOf.get(pub1)}/16`]);
-	const prefix = subnet.split("/")[0]!.split(".").slice(0, 3).join(".");
-	const [base1, base2] = [`${prefix}.1`, `${prefix}.2`];
-	const [pubKey1, pubKey2] = [
-		await wireguardKey(pub1.host, BASELINE_IF),
-		await wireguardKey(pub2.host, BASELINE_IF),
-	];
+	const {
+		addresses: [base1, base2],
+		publicKeys: [pubKey1, pubKey2],
+	} = await baselinePair([pub1.host, pub2.host], [`${ipOf.get(pub1)}/16`], BASELINE_IF);
 	await startHandMadeWireguard(pub1.host, {
 		ifname: BASELINE_IF,
 		listenPort: BASELINE_PORT,

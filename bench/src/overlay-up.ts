@@ -21,7 +21,7 @@
 import { readFileSync } from "node:fs";
 import { log, numberArg, percentile, round } from "./lib-control-plane.js";
 import {
-	freeOverlay24,
+	baselinePair,
 	type LabAgent,
 	runLabBenchmark,
 	sleep,
@@ -29,7 +29,6 @@ import {
 	startHandMadeWireguard,
 	startLabControlPlane,
 	waitFor,
-	wireguardKey,
 } from "./lib-lab.js";
 
 const iterations = numberArg(1, "iterations", 10);
@@ -107,13 +106,10 @@ runLabBenchmark("overlay-up", "btup", async (lab) => {
 
 	// The baseline's wireguard-go pair: a's side stays up; b's side is started from scratch
 	// in every baseline iteration.
-	const subnet = freeOverlay24([`${ipOfA}/16`, `${ipOfB}/16`]);
-	const prefix = subnet.split("/")[0]!.split(".").slice(0, 3).join(".");
-	const [baseA, baseB] = [`${prefix}.1`, `${prefix}.2`];
-	const [pubA, pubB] = [
-		await wireguardKey(a.host, BASELINE_IF),
-		await wireguardKey(b.host, BASELINE_IF),
-	];
+	const {
+		addresses: [baseA, baseB],
+		publicKeys: [pubA, pubB],
+	} = await baselinePair([a.host, b.host], [`${ipOfA}/16`, `${ipOfB}/16`], BASELINE_IF);
 	await startHandMadeWireguard(a.host, {
 		ifname: BASELINE_IF,
 		listenPort: BASELINE_PORT,

@@ -27,8 +27,8 @@
 // Usage: pnpm bench p2p-throughput [rounds=3] [seconds=10] [paths=p2p,relayed]
 import { log, numberArg, round } from "./lib-control-plane.js";
 import {
+	baselinePair,
 	cpuSeconds,
-	freeOverlay24,
 	iperf,
 	type LabAgent,
 	loadAverage,
@@ -42,7 +42,6 @@ import {
 	startHandMadeWireguard,
 	startLabControlPlane,
 	waitFor,
-	wireguardKey,
 } from "./lib-lab.js";
 
 const rounds = numberArg(1, "rounds", 3);
@@ -172,16 +171,13 @@ runLabBenchmark("p2p-throughput", "bp2p", async (lab) => {
 		remote_type: p2pPeer.remote_candidate_type ?? "",
 	};
 
-	const subnet = freeOverlay24([`${ipOfA}/16`, `${ipOfB}/16`]);
-	const prefix = subnet.split("/")[0]!.split(".").slice(0, 3).join(".");
-	const [baseA, baseB] = [`${prefix}.1`, `${prefix}.2`];
+	const {
+		addresses: [baseA, baseB],
+		publicKeys: [pubA, pubB],
+	} = await baselinePair([a.host, b.host], [`${ipOfA}/16`, `${ipOfB}/16`], BASELINE_IF);
 	log(
 		`baseline: wireguard-go ${BASELINE_IF} ${baseA} ↔ ${baseB}, endpoints ${placedB.publicAddress}:${BASELINE_PORT} / ${placedA.publicAddress}:${BASELINE_PORT}`,
 	);
-	const [pubA, pubB] = [
-		await wireguardKey(a.host, BASELINE_IF),
-		await wireguardKey(b.host, BASELINE_IF),
-	];
 	await startHandMadeWireguard(a.host, {
 		ifname: BASELINE_IF,
 		listenPort: BASELINE_PORT,
