@@ -121,25 +121,19 @@ runLabBenchmark("p2p-throughput", "bp2p", async (lab) => {
 	/** Waits until both agents show `path` for each other and b's overlay ping reaches a. */
 	const waitForPath = async (path: "p2p" | "relayed") => {
 		const t0 = Date.now();
+		const pathOf = (from: typeof a, label: string, toIp: string) =>
+			waitFor(
+				`${label} is ${path}`,
+				async () => {
+					const p = await peerOf(from, toIp);
+					return p?.path_type === path ? p : undefined;
+				},
+				60_000,
+				300,
+			);
 		const [pb, pa] = await Promise.all([
-			waitFor(
-				`b's path to a is ${path}`,
-				async () => {
-					const p = await peerOf(b, ipOfA);
-					return p?.path_type === path ? p : undefined;
-				},
-				60_000,
-				300,
-			),
-			waitFor(
-				`a's path to b is ${path}`,
-				async () => {
-					const p = await peerOf(a, ipOfB);
-					return p?.path_type === path ? p : undefined;
-				},
-				60_000,
-				300,
-			),
+			pathOf(b, "b's path to a", ipOfA),
+			pathOf(a, "a's path to b", ipOfB),
 		]);
 		await waitFor("overlay ping b→a", async () =>
 			(await b.host.ping(ipOfA, { count: 1, timeoutSeconds: 1 })) ? true : undefined,
