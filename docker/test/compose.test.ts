@@ -51,24 +51,26 @@ function run(command: string, args: string[], timeoutMs = 180_000): Promise<Run>
 const workDir = mkdtempSync(join(tmpdir(), "starling-compose-test-"));
 const envFile = join(workDir, "compose.env");
 
-function compose(args: string[], timeoutMs?: number): Promise<Run> {
-	return run(
-		"docker-compose",
-		[
-			"-p",
-			PROJECT,
-			"-f",
-			"docker/docker-compose.yml",
-			"-f",
-			"docker/test/compose.ci.yml",
-			"--env-file",
-			envFile,
-			...args,
-		],
-		timeoutMs,
-	);
+/** Our project, files and env file before `args`. */
+function composeArgs(args: string[]): string[] {
+	return [
+		"-p",
+		PROJECT,
+		"-f",
+		"docker/docker-compose.yml",
+		"-f",
+		"docker/test/compose.ci.yml",
+		"--env-file",
+		envFile,
+		...args,
+	];
 }
 
+function compose(args: string[], timeoutMs?: number): Promise<Run> {
+	return run("docker-compose", composeArgs(args), timeoutMs);
+}
+
+/** Runs the command; its stdout, or an error with its stderr when it fails. */
 async function mustRun(command: string, args: string[], timeoutMs?: number): Promise<string> {
 	const r = await run(command, args, timeoutMs);
 	if (r.code !== 0) {
@@ -77,17 +79,13 @@ async function mustRun(command: string, args: string[], timeoutMs?: number): Pro
 	return r.stdout;
 }
 
+function mustCompose(args: string[], timeoutMs?: number): Promise<string> {
+	return mustRun("docker-compose", composeArgs(args), timeoutMs);
+}
+
 /** A command in the systemd container. */
 function onSystemdHost(args: string[], timeoutMs?: number): Promise<Run> {
 	return run("docker", ["exec", SYSTEMD_HOST, ...args], timeoutMs);
-}
-
-async function mustCompose(args: string[], timeoutMs?: number): Promise<string> {
-	const r = await compose(args, timeoutMs);
-	if (r.code !== 0) {
-		throw new Error(`docker-compose ${args.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
-	}
-	return r.stdout;
 }
 
 /** Waits until every container of the stack reports healthy; returns the seconds it took. */

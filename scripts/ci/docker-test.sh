@@ -10,8 +10,9 @@ set -eu
 cd "$(dirname "$0")/../.."
 started="$(date +%s)"
 
+release_dir="$(mktemp -d)"
 sh scripts/ci/docker-daemon.sh start
-trap 'sh scripts/ci/docker-daemon.sh stop' EXIT
+trap 'rm -rf "$release_dir"; sh scripts/ci/docker-daemon.sh stop' EXIT
 trap 'exit 130' INT TERM
 
 sh scripts/ci/docker-images.sh
@@ -19,8 +20,6 @@ sh scripts/ci/docker-images.sh
 # install.sh-under-systemd part of the test.
 docker build -q -t starling-ci/systemd-host:local \
 	--build-arg BASE=starling-ci/debian:bookworm-minbase docker/test/systemd-host >/dev/null
-release_dir="$(mktemp -d)"
-trap 'rm -rf "$release_dir"; sh scripts/ci/docker-daemon.sh stop' EXIT
 STARLING_CI_AGENT_TARBALL="$(node scripts/release/build-agent.mjs --out "$release_dir" | tail -n 1)"
 export STARLING_CI_AGENT_TARBALL
 echo "docker-test: images and release ready after $(($(date +%s) - started)) s" >&2
