@@ -27,6 +27,7 @@ import {
 	type Peer,
 	type Policy,
 	type PolicyRule,
+	registerPeer,
 	type ServiceEndpoints,
 	SqliteStore,
 } from "@starling/management";
@@ -331,7 +332,7 @@ async function restFigures() {
 		const hashed = createHash("sha256").update(plainKey, "utf8").digest("hex");
 		const t0 = performance.now();
 		for (let i = 0; i < peerCount; i++) {
-			const r = await store.registerPeer(hashed, {
+			const r = await registerPeer(store, hashed, {
 				wgPublicKey: encodeKey(generateKeyPair().publicKey),
 				name: `host-${i}`,
 				system: {

@@ -32,11 +32,17 @@ const port = z
 	.transform(Number)
 	.pipe(z.number().min(1).max(65_535, "ports are 1-65535"));
 
+/** Store backends (store/open-store.ts opens them). */
+export const STORE_KINDS = ["sqlite"] as const;
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /** Management configuration, from STARLING_* environment variables. */
 export const ManagementConfigSchema = z.object({
 	STARLING_DATA_DIR: z.string().min(1).default("./data"),
+	STARLING_STORE: z
+		.enum(STORE_KINDS, { message: `expected one of: ${STORE_KINDS.join(", ")}` })
+		.default("sqlite"),
 	STARLING_MANAGEMENT_LISTEN: hostPort.default("127.0.0.1:33073"),
 	STARLING_PUBLIC_HOST: z
 		.string()
@@ -76,6 +82,9 @@ export const ManagementConfigSchema = z.object({
 
 export interface ManagementConfig {
 	dataDir: string;
+	/** Which store backend holds the data. */
+	store: (typeof STORE_KINDS)[number];
+	/** The SQLite file (STARLING_STORE=sqlite). */
 	databasePath: string;
 	listen: { host: string; port: number };
 	signalUrl: string;
@@ -128,6 +137,7 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 	}
 	return {
 		dataDir: c.STARLING_DATA_DIR,
+		store: c.STARLING_STORE,
 		databasePath: join(c.STARLING_DATA_DIR, "management.db"),
 		listen: splitHostPort(c.STARLING_MANAGEMENT_LISTEN),
 		...urls,

@@ -1,5 +1,6 @@
 // Policy evaluation and map computation, for benchmarks and tools.
 export { bootstrapIfEmpty } from "./app/accounts.js";
+export { registerPeer } from "./app/peers.js";
 export { createSetupKey } from "./app/setup-keys.js";
 export * from "./config.js";
 export { deltaForViewer, MapTransition } from "./core/map-updates.js";
@@ -7,5 +8,6 @@ export { computeNetworkMap, type ServiceEndpoints } from "./core/network-map.js"
 export { type AccessConfig, AccessIndex } from "./core/policy.js";
 export type * from "./domain/types.js";
 export * from "./server.js";
-export { SqliteStore } from "./store/sqlite-store.js";
+export { openStore } from "./store/open-store.js";
+export { SqliteStore } from "./store/sqlite/sqlite-store.js";
 export type { Store } from "./store/store.js";

@@ -5,7 +5,7 @@ import { runService } from "@starling/service-runtime";
 import { createPersonalAccessToken, MAX_TOKEN_DAYS } from "./app/tokens.js";
 import { ConfigError, loadManagementConfig } from "./config.js";
 import { startManagement } from "./server.js";
-import { SqliteStore } from "./store/sqlite-store.js";
+import { openStore } from "./store/open-store.js";
 
 const USAGE = `usage: starling-management [serve]
        starling-management token create [--user USER_ID] [--name NAME] [--expires-in-days N]
@@ -65,15 +65,9 @@ async function createToken(args: string[]): Promise<void> {
 		fail(`--expires-in-days must be a whole number from 1 to ${MAX_TOKEN_DAYS}`);
 	}
 	const config = loadManagementConfig(process.env);
-	const store = SqliteStore.open(config.databasePath);
+	const store = await openStore(config);
 	try {
-		let user = values.user ? await store.getUser(values.user) : undefined;
-		if (!values.user) {
-			const first = store.db
-				.prepare("SELECT id FROM users WHERE role = 'owner' ORDER BY created_at LIMIT 1")
-				.get() as { id: string } | undefined;
-			user = first ? await store.getUser(first.id) : undefined;
-		}
+		const user = values.user ? await store.getUser(values.user) : await store.getFirstOwner();
 		if (!user)
 			fail(
 				values.user

@@ -4,12 +4,12 @@ import * as grpc from "@grpc/grpc-js";
 import { generateKeyPair, type KeyPair } from "@starling/crypto";
 import type { Logger } from "@starling/log";
 import type { FastifyInstance } from "fastify";
-import { type BootstrapResult, bootstrapIfEmpty } from "./app/accounts.js";
+import { type BootstrapResult, bootstrapIfEmpty, getOrCreateServerKey } from "./app/accounts.js";
 import { type ManagementConfig, relayConfigFor } from "./config.js";
 import type { ServiceEndpoints } from "./core/network-map.js";
 import { createManagementService, managementServiceDefinition } from "./grpc/management-grpc.js";
 import { buildRestApi } from "./rest/index.js";
-import { SqliteStore } from "./store/sqlite-store.js";
+import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import { OutputBudget } from "./sync/output-budget.js";
 import { SyncHub } from "./sync/sync-hub.js";
@@ -42,9 +42,9 @@ export async function startManagement(
 	config: ManagementConfig,
 	logger: Logger,
 ): Promise<RunningManagement> {
-	const store = SqliteStore.open(config.databasePath);
-	const serverKey = await store.getOrCreateServerKey(generateKeyPair);
-	await store.markAllPeersDisconnected(new Date());
+	const store = await openStore(config);
+	const serverKey = await getOrCreateServerKey(store, generateKeyPair, new Date());
+	await store.write((tx) => tx.markAllPeersDisconnected(new Date()));
 	const bootstrap = await bootstrapIfEmpty(
 		store,
 		{

@@ -208,7 +208,7 @@ describe("management over real gRPC", () => {
 		const revoked = await makeSetupKey(m);
 		const accountId = await accountIdOf(m);
 		const keys = await m.store.listSetupKeys(accountId);
-		await m.store.updateSetupKey(accountId, keys.at(-1)!.id, { revoked: true }, new Date());
+		await m.store.write((tx) => tx.updateSetupKey({ ...keys.at(-1)!, revoked: true }));
 		await expectCode(
 			agent().client.login(revoked, meta("x")),
 			grpc.status.PERMISSION_DENIED,
@@ -362,9 +362,7 @@ describe("relay tokens", () => {
 		});
 		try {
 			const { createSetupKey } = await import("../src/app/setup-keys.js");
-			const row = (rm.store as unknown as { db: { prepare(sql: string): { get(): unknown } } }).db
-				.prepare("SELECT id FROM accounts LIMIT 1")
-				.get() as { id: string };
+			const row = { id: await accountIdOf(rm) };
 			const { plainKey } = await createSetupKey(
 				rm.store,
 				row.id,

@@ -11,7 +11,8 @@ import { createPersonalAccessToken } from "../src/app/tokens.js";
 import { newId } from "../src/core/random.js";
 import type { Account, Peer, User, UserRole } from "../src/domain/types.js";
 import { buildRestApi } from "../src/rest/index.js";
-import { SqliteStore } from "../src/store/sqlite-store.js";
+import { checkpoint, countRows, dumpRows } from "../src/store/sqlite/inspect.js";
+import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import type { Store } from "../src/store/store.js";
 
 export const DEFAULTS: AccountDefaults = {
@@ -150,7 +151,7 @@ export class RestHarness {
 	async addUser(
 		role: UserRole,
 		account: Account = this.account,
-		opts: { tokenDays?: number; at?: Date } = {},
+		opts: { tokenDays?: number; at?: Date; serviceUser?: boolean } = {},
 	) {
 		const user: User = {
 			id: newId(),
@@ -158,12 +159,12 @@ export class RestHarness {
 			name: `${role} user`,
 			email: `${role}-${newId()}@example.test`,
 			role,
-			isServiceUser: false,
+			isServiceUser: opts.serviceUser ?? false,
 			blocked: false,
 			autoGroups: [],
 			createdAt: new Date(),
 		};
-		await this.store.createUser(user);
+		await this.store.write((tx) => tx.insertUser(user));
 		const { plainToken, token } = await createPersonalAccessToken(
 			this.store,
 			user,
@@ -257,10 +258,13 @@ export class RestHarness {
 		return peer;
 	}
 
+	/** The SQLite file behind `store`. */
+	get databasePath(): string {
+		return join(this.dir, "m.db");
+	}
+
 	count(table: string): number {
-		return Number(
-			(this.store.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n,
-		);
+		return countRows(this.databasePath, table);
 	}
 
 	/**
@@ -268,22 +272,12 @@ export class RestHarness {
 	 * authenticated request updates it): equal snapshots mean nothing changed.
 	 */
 	snapshot(): string {
-		const tables = (
-			this.store.db
-				.prepare(
-					"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-				)
-				.all() as { name: string }[]
-		).map((r) => r.name);
 		const out: Record<string, unknown[]> = {};
-		for (const t of tables) {
-			const rows = this.store.db.prepare(`SELECT * FROM ${t}`).all() as Record<string, unknown>[];
+		for (const [t, rows] of Object.entries(dumpRows(this.databasePath))) {
 			out[t] = rows
 				.map((r) => {
 					const copy = { ...r };
 					if (t === "personal_access_tokens") delete copy.last_used;
-					for (const [k, v] of Object.entries(copy))
-						if (Buffer.isBuffer(v)) copy[k] = v.toString("hex");
 					return JSON.stringify(copy);
 				})
 				.sort();
@@ -293,7 +287,7 @@ export class RestHarness {
 
 	/** Whether `needle` occurs anywhere in the database files (main file and WAL). */
 	databaseFilesContain(needle: string): boolean {
-		this.store.db.pragma("wal_checkpoint(FULL)");
+		checkpoint(this.databasePath);
 		const bytes = Buffer.from(needle, "utf8");
 		return readdirSync(this.dir).some((f) => readFileSync(join(this.dir, f)).includes(bytes));
 	}

@@ -30,11 +30,9 @@ export async function startTestManagement(
 }
 
 export async function accountIdOf(m: RunningManagement): Promise<string> {
-	const sqlite = m.store as unknown as { db: { prepare(sql: string): { get(): unknown } } };
-	const row = sqlite.db.prepare("SELECT id FROM accounts ORDER BY created_at LIMIT 1").get() as {
-		id: string;
-	};
-	return row.id;
+	const owner = await m.store.getFirstOwner();
+	if (!owner) throw new Error("management has no account yet");
+	return owner.accountId;
 }
 
 export async function makeSetupKey(

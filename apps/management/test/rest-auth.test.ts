@@ -29,7 +29,7 @@ describe("authentication", () => {
 			at: new Date(Date.now() - 2 * 86_400_000),
 		});
 		const blocked = await h.addUser("admin");
-		h.store.db.prepare("UPDATE users SET blocked = 1 WHERE id = ?").run(blocked.user.id);
+		await h.store.write((tx) => tx.updateUser({ ...blocked.user, blocked: true }));
 		const tampered = `${h.owner.token.slice(0, -1)}${h.owner.token.endsWith("a") ? "b" : "a"}`;
 		const headers: [string, Record<string, string>][] = [
 			["missing", {}],

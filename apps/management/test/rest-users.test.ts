@@ -35,7 +35,7 @@ describe("users", () => {
 
 	it("GET /api/users lists the account's users only", async () => {
 		const admin = await h.addUser("admin");
-		const member = await h.addUser("user");
+		const member = await h.addUser("user", h.account, { serviceUser: true });
 		await h.addAccount();
 		const res = await h.request("GET", "/api/users", { token: admin.token });
 		expect(res.status).toBe(200);
@@ -46,7 +46,6 @@ describe("users", () => {
 		expect(me).toMatchObject({ role: "admin", is_current: true });
 		expect(res.json.filter((u: { is_current: boolean }) => u.is_current)).toHaveLength(1);
 
-		h.store.db.prepare("UPDATE users SET is_service_user = 1 WHERE id = ?").run(member.user.id);
 		const service = await h.request("GET", "/api/users?service_user=true");
 		expect(service.json.map((u: { id: string }) => u.id)).toEqual([member.user.id]);
 		expect(service.json[0].is_service_user).toBe(true);
@@ -78,10 +77,8 @@ describe("personal access tokens", () => {
 		expect(Date.parse(pat.expiration_date) - Date.parse(pat.created_at)).toBe(30 * 86_400_000);
 
 		// Stored hashed only.
-		const row = h.store.db
-			.prepare("SELECT * FROM personal_access_tokens WHERE id = ?")
-			.get(pat.id) as Record<string, unknown>;
-		expect(row.hashed_token).toBe(hashSecret(plain));
+		const stored = await h.store.getToken(uid, pat.id);
+		expect(stored?.hashedToken).toBe(hashSecret(plain));
 		expect(h.databaseFilesContain(plain)).toBe(false);
 		expect(h.logsContain(plain)).toBe(false);
 

@@ -1,11 +1,12 @@
+import { defaultPolicy, overlappingNetwork } from "../core/account-rules.js";
 import { auditEvent, type Initiator } from "../core/audit.js";
 import { allocateSubnet, cidrContains, formatCidr, IpamError, parseCidr } from "../core/ipam.js";
 import { cryptoRandomInt, newId } from "../core/random.js";
 import type { Account, AccountSettings, NewAuditEvent, User } from "../domain/types.js";
-import type { Store } from "../store/store.js";
+import type { Store, StoredKeyPair, StoreWriter } from "../store/store.js";
 import { AppError, notFound, stored } from "./errors.js";
 import type { NetworkChangeSink } from "./events.js";
-import { createPersonalAccessToken } from "./tokens.js";
+import { newToken } from "./tokens.js";
 
 export interface AccountDefaults {
 	/** Pool that account networks are carved from, e.g. "100.64.0.0/10". */
@@ -21,8 +22,21 @@ export async function createAccount(
 	owner: { name: string; email: string },
 	now: Date,
 ): Promise<{ account: Account; owner: User }> {
+	return stored(store.write((tx) => insertAccount(tx, defaults, owner, now)));
+}
+
+/**
+ * Creates an account inside `tx`: a network no other account overlaps, the
+ * All group, the Default policy (All to All) and the owner.
+ */
+async function insertAccount(
+	tx: StoreWriter,
+	defaults: AccountDefaults,
+	owner: { name: string; email: string },
+	now: Date,
+): Promise<{ account: Account; owner: User }> {
 	const pool = parseCidr(defaults.networkPool);
-	const taken = (await store.listAccountNetworks()).map(parseCidr);
+	const taken = (await tx.listAccountNetworks()).map(parseCidr);
 	const network = allocateSubnet(pool, defaults.accountPrefixLength, taken, cryptoRandomInt);
 	const account: Account = {
 		id: newId(),
@@ -42,8 +56,35 @@ export async function createAccount(
 		autoGroups: [],
 		createdAt: now,
 	};
-	await store.createAccount(account, user);
+	const allGroupId = newId();
+	await tx.insertAccount(account);
+	await tx.insertGroup({
+		id: allGroupId,
+		accountId: account.id,
+		name: "All",
+		issued: "all",
+		peerIds: [],
+	});
+	await tx.insertPolicy(
+		defaultPolicy({ accountId: account.id, allGroupId, policyId: newId(), ruleId: newId() }, now),
+	);
+	await tx.insertUser(user);
 	return { account, owner: user };
+}
+
+/** The server's key pair, made with `generate` on the first start and kept in the store. */
+export async function getOrCreateServerKey(
+	store: Store,
+	generate: () => StoredKeyPair,
+	now: Date,
+): Promise<StoredKeyPair> {
+	return store.write(async (tx) => {
+		const existing = await tx.getServerKey();
+		if (existing) return existing;
+		const pair = generate();
+		await tx.insertServerKey(pair, now);
+		return pair;
+	});
 }
 
 export interface BootstrapResult {
@@ -64,21 +105,21 @@ export async function bootstrapIfEmpty(
 	now: Date,
 ): Promise<BootstrapResult | undefined> {
 	if ((await store.countUsers()) > 0) return undefined;
-	const { account, owner } = await createAccount(
-		store,
-		defaults,
-		{ name: "admin", email: "admin@localhost" },
-		now,
+	// Checked again inside the transaction: two first starts make one account.
+	return stored(
+		store.write(async (tx) => {
+			if ((await tx.countUsers()) > 0) return undefined;
+			const { account, owner } = await insertAccount(
+				tx,
+				defaults,
+				{ name: "admin", email: "admin@localhost" },
+				now,
+			);
+			const { plainToken, token } = newToken(owner, owner.id, "bootstrap", 365, now);
+			await tx.insertToken(token);
+			return { account, owner, plainToken };
+		}),
 	);
-	const { plainToken } = await createPersonalAccessToken(
-		store,
-		owner,
-		owner.id,
-		"bootstrap",
-		365,
-		now,
-	);
-	return { account, owner, plainToken };
 }
 
 /** Shortest and longest peer login expiration (NetBird's bounds): one hour to 180 days. */
@@ -121,33 +162,63 @@ export async function updateAccount(
 		}
 	}
 	const updated = await stored(
-		store.updateAccount(account.id, { settings: change.settings, network }, (before, after) => {
-			const out: NewAuditEvent[] = [];
-			const ev = (code: NewAuditEvent["activityCode"], meta: Record<string, string>) =>
-				out.push(auditEvent(account.id, initiator, code, account.id, now, meta));
-			const a = before.settings;
-			const b = after.settings;
-			if (a.peerLoginExpirationEnabled !== b.peerLoginExpirationEnabled)
-				ev(
-					b.peerLoginExpirationEnabled
-						? "account.setting.peer.login.expiration.enable"
-						: "account.setting.peer.login.expiration.disable",
-					{},
-				);
-			if (a.peerLoginExpirationSeconds !== b.peerLoginExpirationSeconds)
-				ev("account.setting.peer.login.expiration.update", {
-					old_seconds: String(a.peerLoginExpirationSeconds),
-					seconds: String(b.peerLoginExpirationSeconds),
-				});
-			if (before.network !== after.network)
-				ev("account.network.range.update", {
-					old_network_range: before.network,
-					network_range: after.network,
-				});
-			return out;
+		store.write(async (tx) => {
+			const before = await tx.getAccount(account.id);
+			if (!before) return undefined;
+			const after: Account = {
+				...before,
+				settings: change.settings,
+				network: network ?? before.network,
+			};
+			if (after.network !== before.network) {
+				if ((await tx.listPeers(account.id)).length > 0) {
+					throw new AppError(
+						422,
+						"the network range can only be changed while the account has no peers",
+					);
+				}
+				const others = (await tx.listAccountNetworks()).filter((n) => n !== before.network);
+				if (overlappingNetwork(after.network, others) !== undefined) {
+					throw new AppError(409, `network range ${after.network} overlaps another account's`);
+				}
+			}
+			await tx.updateAccount(after);
+			await tx.appendEvents(accountChangeEvents(initiator, before, after, now));
+			return after;
 		}),
 	);
 	if (!updated) throw notFound("account");
 	if (updated.network !== account.network) sink.accessChanged(account.id);
 	return updated;
+}
+
+function accountChangeEvents(
+	initiator: Initiator,
+	before: Account,
+	after: Account,
+	now: Date,
+): NewAuditEvent[] {
+	const out: NewAuditEvent[] = [];
+	const ev = (code: NewAuditEvent["activityCode"], meta: Record<string, string>) =>
+		out.push(auditEvent(after.id, initiator, code, after.id, now, meta));
+	const a = before.settings;
+	const b = after.settings;
+	if (a.peerLoginExpirationEnabled !== b.peerLoginExpirationEnabled)
+		ev(
+			b.peerLoginExpirationEnabled
+				? "account.setting.peer.login.expiration.enable"
+				: "account.setting.peer.login.expiration.disable",
+			{},
+		);
+	if (a.peerLoginExpirationSeconds !== b.peerLoginExpirationSeconds)
+		ev("account.setting.peer.login.expiration.update", {
+			old_seconds: String(a.peerLoginExpirationSeconds),
+			seconds: String(b.peerLoginExpirationSeconds),
+		});
+	if (before.network !== after.network)
+		ev("account.network.range.update", {
+			old_network_range: before.network,
+			network_range: after.network,
+		});
+	return out;
 }

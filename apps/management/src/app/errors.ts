@@ -17,8 +17,10 @@ export class AppError extends Error {
 export const notFound = (what: string) => new AppError(404, `${what} not found`);
 
 /**
- * Awaits a store call, turning its refusals into caller errors: a taken name
- * is a 409, a reference to nothing (or removing something in use) a 422.
+ * Awaits a store call, turning its refusals into caller errors: a unique
+ * constraint (a name or key taken meanwhile) is a 409, a reference to
+ * nothing a 422. The use cases check both first with readable messages;
+ * this is the backstop.
  */
 export async function stored<T>(call: Promise<T>): Promise<T> {
 	try {

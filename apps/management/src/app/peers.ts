@@ -1,8 +1,10 @@
 import { auditEvent, type Initiator } from "../core/audit.js";
+import { labelForRename, type NewPeer, planRegistration } from "../core/peer-registration.js";
+import { cryptoRandomInt, newId } from "../core/random.js";
 import { hashSecret } from "../core/secrets.js";
-import type { NewAuditEvent, Peer, PeerSystemInfo } from "../domain/types.js";
-import type { PeerUpdate, Store } from "../store/store.js";
-import { AppError, notFound } from "./errors.js";
+import type { NewAuditEvent, Peer, PeerSystemInfo, SetupKey } from "../domain/types.js";
+import type { Store } from "../store/store.js";
+import { AppError, notFound, stored } from "./errors.js";
 import type { NetworkChangeSink } from "./events.js";
 
 export interface LoginInput {
@@ -14,8 +16,8 @@ export interface LoginInput {
 
 /**
  * Logs a peer in by its WireGuard key, registering it first with a setup key
- * when the key is new (the store records the registration in the audit
- * log). Refusals are AppError(403) with a one-line reason.
+ * when the key is new (the registration is recorded in the audit log).
+ * Refusals are AppError(403) with a one-line reason.
  */
 export async function loginPeer(
 	store: Store,
@@ -25,13 +27,13 @@ export async function loginPeer(
 ): Promise<{ peer: Peer; registered: boolean }> {
 	const existing = await store.getPeerByPublicKey(input.wgPublicKey);
 	if (existing) {
-		const peer = (await store.recordPeerLogin(existing.id, input.system, now)) ?? existing;
+		const peer = (await recordPeerLogin(store, existing, input.system, now)) ?? existing;
 		return { peer, registered: false };
 	}
 	if (!input.setupKey) {
 		throw new AppError(403, "peer is not registered: a setup key is required for the first login");
 	}
-	const result = await store.registerPeer(hashSecret(input.setupKey.trim().toUpperCase()), {
+	const result = await registerPeer(store, hashSecret(input.setupKey.trim().toUpperCase()), {
 		wgPublicKey: input.wgPublicKey,
 		system: input.system,
 		name: input.system.hostname || "peer",
@@ -45,6 +47,80 @@ export async function loginPeer(
 	}
 	sink.peerChanged(result.peer);
 	return { peer: result.peer, registered: true };
+}
+
+export type RegisterResult =
+	| { ok: true; peer: Peer; setupKey: SetupKey; groupIds: string[] }
+	| { ok: false; reason: string };
+
+/**
+ * Registers a new peer with a setup key (by hash) in one write transaction:
+ * checks the key, gives the peer an address and DNS label unique in the
+ * account, counts the use, adds the peer to All and the key's auto-groups
+ * and records the registration in the audit log. Concurrent registrations
+ * with a one-off key register exactly one peer.
+ */
+export async function registerPeer(
+	store: Store,
+	hashedSetupKey: string,
+	input: NewPeer,
+): Promise<RegisterResult> {
+	return stored(
+		store.write(async (tx): Promise<RegisterResult> => {
+			const key = await tx.getSetupKeyByHash(hashedSetupKey);
+			if (!key) return { ok: false, reason: "setup key is not valid" };
+			if (await tx.getPeerByPublicKey(input.wgPublicKey)) {
+				return { ok: false, reason: "a peer with this WireGuard key is already registered" };
+			}
+			const account = await tx.getAccount(key.accountId);
+			if (!account) return { ok: false, reason: "setup key is not valid" };
+			const [peers, groups] = [await tx.listPeers(account.id), await tx.listGroups(account.id)];
+			const plan = planRegistration(
+				{ key, account, peers, groups },
+				input,
+				newId(),
+				cryptoRandomInt,
+			);
+			if (!plan.ok) return plan;
+			await tx.insertPeer(plan.peer);
+			await tx.updateSetupKey(plan.setupKey);
+			await tx.addPeerToGroups(account.id, plan.peer.id, plan.groupIds);
+			await tx.appendEvents([plan.event]);
+			return { ok: true, peer: plan.peer, setupKey: plan.setupKey, groupIds: plan.groupIds };
+		}),
+	);
+}
+
+/** Records a login of a registered peer (its system info may have changed). */
+export async function recordPeerLogin(
+	store: Store,
+	peer: Peer,
+	system: PeerSystemInfo,
+	at: Date,
+): Promise<Peer | undefined> {
+	return store.write(async (tx) => {
+		const current = await tx.getPeer(peer.accountId, peer.id);
+		if (!current) return undefined;
+		const after: Peer = { ...current, system, lastLogin: at };
+		await tx.updatePeer(after);
+		return after;
+	});
+}
+
+/** Records that a peer's Sync stream opened or closed. */
+export async function setPeerConnected(
+	store: Store,
+	peer: Peer,
+	connected: boolean,
+	at: Date,
+): Promise<Peer | undefined> {
+	return store.write(async (tx) => {
+		const current = await tx.getPeer(peer.accountId, peer.id);
+		if (!current) return undefined;
+		const after: Peer = { ...current, connected, lastSeen: at };
+		await tx.updatePeer(after);
+		return after;
+	});
 }
 
 /** Audit events for the differences between two versions of a peer. */
@@ -66,6 +142,12 @@ function peerUpdateEvents(initiator: Initiator, before: Peer, after: Peer, at: D
 	return out;
 }
 
+export interface PeerUpdate {
+	name?: string;
+	sshEnabled?: boolean;
+	loginExpirationEnabled?: boolean;
+}
+
 export async function updatePeer(
 	store: Store,
 	sink: NetworkChangeSink,
@@ -75,8 +157,22 @@ export async function updatePeer(
 	initiator?: Initiator,
 	now: Date = new Date(),
 ): Promise<Peer> {
-	const peer = await store.updatePeer(accountId, peerId, update, (before, after) =>
-		initiator ? peerUpdateEvents(initiator, before, after, now) : [],
+	const peer = await stored(
+		store.write(async (tx) => {
+			const before = await tx.getPeer(accountId, peerId);
+			if (!before) return undefined;
+			const name = update.name ?? before.name;
+			const after: Peer = {
+				...before,
+				name,
+				dnsLabel: labelForRename(before, name, await tx.listPeers(accountId)),
+				sshEnabled: update.sshEnabled ?? before.sshEnabled,
+				loginExpirationEnabled: update.loginExpirationEnabled ?? before.loginExpirationEnabled,
+			};
+			await tx.updatePeer(after);
+			if (initiator) await tx.appendEvents(peerUpdateEvents(initiator, before, after, now));
+			return after;
+		}),
 	);
 	if (!peer) throw notFound("peer");
 	sink.peerChanged(peer);
@@ -95,17 +191,20 @@ export async function deletePeer(
 	initiator?: Initiator,
 	now: Date = new Date(),
 ): Promise<Peer> {
-	const peer = await store.deletePeer(accountId, peerId, (p) =>
-		initiator
-			? [
-					auditEvent(accountId, initiator, "peer.delete", p.id, now, {
-						name: p.name,
-						ip: p.ip,
-						dns_label: p.dnsLabel,
-					}),
-				]
-			: [],
-	);
+	const peer = await store.write(async (tx) => {
+		const p = await tx.getPeer(accountId, peerId);
+		if (!p || !(await tx.deletePeer(accountId, peerId))) return undefined;
+		if (initiator) {
+			await tx.appendEvents([
+				auditEvent(accountId, initiator, "peer.delete", p.id, now, {
+					name: p.name,
+					ip: p.ip,
+					dns_label: p.dnsLabel,
+				}),
+			]);
+		}
+		return p;
+	});
 	if (!peer) throw notFound("peer");
 	sink.peerRemoved(peer);
 	return peer;

@@ -1,10 +1,12 @@
 import { auditEvent, type Initiator } from "../core/audit.js";
+import { groupsOfPolicy } from "../core/group-rules.js";
 import { AccessIndex, type CheckProtocol } from "../core/policy.js";
 import { newId } from "../core/random.js";
 import type { Account, Policy, PolicyRule } from "../domain/types.js";
 import type { Store } from "../store/store.js";
 import { AppError, notFound, stored } from "./errors.js";
 import type { NetworkChangeSink } from "./events.js";
+import { assertGroupsExist } from "./references.js";
 
 /** A rule as an admin writes it: `id` names an existing rule of the policy (update) or is absent. */
 export type RuleInput = Omit<PolicyRule, "id"> & { id?: string | undefined };
@@ -52,12 +54,16 @@ export async function createPolicy(
 		createdAt: now,
 	};
 	await stored(
-		store.createPolicy(policy, [
-			auditEvent(accountId, initiator, "policy.add", policy.id, now, {
-				name: policy.name,
-				enabled: String(policy.enabled),
-			}),
-		]),
+		store.write(async (tx) => {
+			await assertGroupsExist(tx, accountId, groupsOfPolicy(policy));
+			await tx.insertPolicy(policy);
+			await tx.appendEvents([
+				auditEvent(accountId, initiator, "policy.add", policy.id, now, {
+					name: policy.name,
+					enabled: String(policy.enabled),
+				}),
+			]);
+		}),
 	);
 	sink.accessChanged(accountId);
 	return policy;
@@ -72,17 +78,22 @@ export async function updatePolicy(
 	initiator: Initiator,
 	now: Date,
 ): Promise<Policy> {
-	const existing = await store.getPolicy(accountId, policyId);
-	if (!existing) throw notFound("policy");
-	const rules = withRuleIds(input.rules, existing.rules);
 	const updated = await stored(
-		store.updatePolicy(accountId, policyId, { ...input, rules }, (before, after) => [
-			auditEvent(accountId, initiator, "policy.update", policyId, now, {
-				name: after.name,
-				...(before.name !== after.name ? { old_name: before.name } : {}),
-				enabled: String(after.enabled),
-			}),
-		]),
+		store.write(async (tx) => {
+			const before = await tx.getPolicy(accountId, policyId);
+			if (!before) return undefined;
+			const after: Policy = { ...before, ...input, rules: withRuleIds(input.rules, before.rules) };
+			await assertGroupsExist(tx, accountId, groupsOfPolicy(after));
+			await tx.updatePolicy(after);
+			await tx.appendEvents([
+				auditEvent(accountId, initiator, "policy.update", policyId, now, {
+					name: after.name,
+					...(before.name !== after.name ? { old_name: before.name } : {}),
+					enabled: String(after.enabled),
+				}),
+			]);
+			return after;
+		}),
 	);
 	if (!updated) throw notFound("policy");
 	sink.accessChanged(accountId);
@@ -97,9 +108,14 @@ export async function deletePolicy(
 	initiator: Initiator,
 	now: Date,
 ): Promise<void> {
-	const deleted = await store.deletePolicy(accountId, policyId, (p) => [
-		auditEvent(accountId, initiator, "policy.delete", policyId, now, { name: p.name }),
-	]);
+	const deleted = await store.write(async (tx) => {
+		const policy = await tx.getPolicy(accountId, policyId);
+		if (!policy || !(await tx.deletePolicy(accountId, policyId))) return false;
+		await tx.appendEvents([
+			auditEvent(accountId, initiator, "policy.delete", policyId, now, { name: policy.name }),
+		]);
+		return true;
+	});
 	if (!deleted) throw notFound("policy");
 	sink.accessChanged(accountId);
 }
@@ -124,11 +140,11 @@ export async function checkPolicy(
 	account: Account,
 	input: CheckInput,
 ): Promise<CheckResult> {
-	const [peers, groups, policies] = await Promise.all([
-		store.listPeers(account.id),
-		store.listGroups(account.id),
-		store.listPolicies(account.id),
-	]);
+	const { peers, groups, policies } = await store.read(async (tx) => ({
+		peers: await tx.listPeers(account.id),
+		groups: await tx.listGroups(account.id),
+		policies: await tx.listPolicies(account.id),
+	}));
 	const index = AccessIndex.build(account, peers, { groups, policies });
 	const src = index.indexOfId(input.sourcePeerId);
 	if (src === undefined) throw notFound("source peer");

@@ -5,6 +5,7 @@ import { effectiveUsageLimit } from "../core/setup-keys.js";
 import type { NewAuditEvent, SetupKey, SetupKeyType } from "../domain/types.js";
 import type { Store } from "../store/store.js";
 import { AppError, notFound, stored } from "./errors.js";
+import { assertGroupsExist } from "./references.js";
 
 export interface NewSetupKeyInput {
 	name: string;
@@ -51,7 +52,13 @@ export async function createSetupKey(
 				}),
 			]
 		: [];
-	await stored(store.createSetupKey(key, audit));
+	await stored(
+		store.write(async (tx) => {
+			await assertGroupsExist(tx, accountId, key.autoGroups);
+			await tx.insertSetupKey(key);
+			await tx.appendEvents(audit);
+		}),
+	);
 	return { plainKey, key };
 }
 
@@ -71,38 +78,51 @@ export async function updateSetupKey(
 	initiator: Initiator,
 ): Promise<SetupKey> {
 	const updated = await stored(
-		store.updateSetupKey(
-			accountId,
-			keyId,
-			{
-				revoked: change.revoke ? true : undefined,
+		store.write(async (tx) => {
+			const before = await tx.getSetupKey(accountId, keyId);
+			if (!before) return undefined;
+			await assertGroupsExist(tx, accountId, change.autoGroups);
+			const after: SetupKey = {
+				...before,
+				revoked: change.revoke || before.revoked,
 				autoGroups: change.autoGroups,
-				name: change.name,
-			},
-			now,
-			(before, after) => {
-				const out: NewAuditEvent[] = [];
-				if (!before.revoked && after.revoked)
-					out.push(
-						auditEvent(accountId, initiator, "setupkey.revoke", keyId, now, { name: after.name }),
-					);
-				if (
-					before.name !== after.name ||
-					JSON.stringify(before.autoGroups) !== JSON.stringify(after.autoGroups)
-				) {
-					out.push(
-						auditEvent(accountId, initiator, "setupkey.update", keyId, now, {
-							name: after.name,
-							auto_groups: after.autoGroups.join(","),
-						}),
-					);
-				}
-				return out;
-			},
-		),
+				name: change.name ?? before.name,
+				updatedAt: now,
+			};
+			await tx.updateSetupKey(after);
+			await tx.appendEvents(setupKeyChangeEvents(initiator, before, after, now));
+			return after;
+		}),
 	);
 	if (!updated) throw notFound("setup key");
 	return updated;
+}
+
+function setupKeyChangeEvents(
+	initiator: Initiator,
+	before: SetupKey,
+	after: SetupKey,
+	now: Date,
+): NewAuditEvent[] {
+	const out: NewAuditEvent[] = [];
+	if (!before.revoked && after.revoked)
+		out.push(
+			auditEvent(after.accountId, initiator, "setupkey.revoke", after.id, now, {
+				name: after.name,
+			}),
+		);
+	if (
+		before.name !== after.name ||
+		JSON.stringify(before.autoGroups) !== JSON.stringify(after.autoGroups)
+	) {
+		out.push(
+			auditEvent(after.accountId, initiator, "setupkey.update", after.id, now, {
+				name: after.name,
+				auto_groups: after.autoGroups.join(","),
+			}),
+		);
+	}
+	return out;
 }
 
 export async function deleteSetupKey(
@@ -112,9 +132,14 @@ export async function deleteSetupKey(
 	now: Date,
 	initiator: Initiator,
 ): Promise<void> {
-	const deleted = await store.deleteSetupKey(accountId, keyId, (k) => [
-		auditEvent(accountId, initiator, "setupkey.delete", keyId, now, { name: k.name }),
-	]);
+	const deleted = await store.write(async (tx) => {
+		const key = await tx.getSetupKey(accountId, keyId);
+		if (!key || !(await tx.deleteSetupKey(accountId, keyId))) return false;
+		await tx.appendEvents([
+			auditEvent(accountId, initiator, "setupkey.delete", keyId, now, { name: key.name }),
+		]);
+		return true;
+	});
 	if (!deleted) throw notFound("setup key");
 }
 

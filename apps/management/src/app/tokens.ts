@@ -3,19 +3,18 @@ import { newId } from "../core/random.js";
 import { hashSecret, isWellFormedToken, newPersonalAccessToken } from "../core/secrets.js";
 import type { Account, PersonalAccessToken, User } from "../domain/types.js";
 import type { Store } from "../store/store.js";
-import { AppError } from "./errors.js";
+import { AppError, stored } from "./errors.js";
 
 export const MAX_TOKEN_DAYS = 365;
 
-export async function createPersonalAccessToken(
-	store: Store,
+/** A new token for `user`: the plain text (shown once) and what is stored (its hash). */
+export function newToken(
 	user: User,
 	createdBy: string,
 	name: string,
 	expiresInDays: number,
 	now: Date,
-	initiator?: Initiator,
-): Promise<{ plainToken: string; token: PersonalAccessToken }> {
+): { plainToken: string; token: PersonalAccessToken } {
 	const plainToken = newPersonalAccessToken();
 	const token: PersonalAccessToken = {
 		id: newId(),
@@ -27,16 +26,33 @@ export async function createPersonalAccessToken(
 		createdAt: now,
 		lastUsed: null,
 	};
-	const audit = initiator
-		? [
-				auditEvent(user.accountId, initiator, "personal.access.token.create", token.id, now, {
-					name,
-					user_id: user.id,
-					user_name: user.name,
-				}),
-			]
-		: [];
-	await store.createToken(token, audit);
+	return { plainToken, token };
+}
+
+export async function createPersonalAccessToken(
+	store: Store,
+	user: User,
+	createdBy: string,
+	name: string,
+	expiresInDays: number,
+	now: Date,
+	initiator?: Initiator,
+): Promise<{ plainToken: string; token: PersonalAccessToken }> {
+	const { plainToken, token } = newToken(user, createdBy, name, expiresInDays, now);
+	await stored(
+		store.write(async (tx) => {
+			await tx.insertToken(token);
+			if (initiator) {
+				await tx.appendEvents([
+					auditEvent(user.accountId, initiator, "personal.access.token.create", token.id, now, {
+						name,
+						user_id: user.id,
+						user_name: user.name,
+					}),
+				]);
+			}
+		}),
+	);
 	return { plainToken, token };
 }
 
@@ -47,16 +63,18 @@ export async function deletePersonalAccessToken(
 	now: Date,
 	initiator: Initiator,
 ): Promise<void> {
-	const token = await store.getToken(user.id, tokenId);
-	const deleted =
-		token !== undefined &&
-		(await store.deleteToken(user.id, tokenId, [
+	const deleted = await store.write(async (tx) => {
+		const token = await tx.getToken(user.id, tokenId);
+		if (!token || !(await tx.deleteToken(user.id, tokenId))) return false;
+		await tx.appendEvents([
 			auditEvent(user.accountId, initiator, "personal.access.token.delete", tokenId, now, {
 				name: token.name,
 				user_id: user.id,
 				user_name: user.name,
 			}),
-		]));
+		]);
+		return true;
+	});
 	if (!deleted) throw new AppError(404, "token not found");
 }
 
@@ -96,6 +114,6 @@ export async function authenticateToken(
 	if (!user || user.blocked) throw new AppError(401, "invalid token");
 	const account = await store.getAccount(user.accountId);
 	if (!account) throw new AppError(401, "invalid token");
-	await store.touchToken(token.id, now);
+	await store.write((tx) => tx.touchToken(token.id, now));
 	return { user, account, token };
 }

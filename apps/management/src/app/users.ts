@@ -3,6 +3,7 @@ import { newId } from "../core/random.js";
 import type { NewAuditEvent, User, UserRole } from "../domain/types.js";
 import type { Store } from "../store/store.js";
 import { AppError, notFound, stored } from "./errors.js";
+import { assertGroupsExist } from "./references.js";
 
 // Users of an account. Roles: one owner (made with the account; ownership
 // cannot be given away), admins and users. Owners and admins manage users;
@@ -39,16 +40,27 @@ export async function createUser(
 		createdAt: now,
 	};
 	await stored(
-		store.addUser(user, [
-			auditEvent(
-				actor.accountId,
-				initiator,
-				user.isServiceUser ? "service.user.create" : "user.create",
-				user.id,
-				now,
-				{ name: user.name, email: user.email, role: user.role },
-			),
-		]),
+		store.write(async (tx) => {
+			await assertGroupsExist(tx, user.accountId, user.autoGroups);
+			const email = user.email.toLowerCase();
+			if (
+				email !== "" &&
+				(await tx.listUsers(user.accountId)).some((u) => u.email.toLowerCase() === email)
+			) {
+				throw new AppError(409, `a user with email ${user.email} already exists`);
+			}
+			await tx.insertUser(user);
+			await tx.appendEvents([
+				auditEvent(
+					actor.accountId,
+					initiator,
+					user.isServiceUser ? "service.user.create" : "user.create",
+					user.id,
+					now,
+					{ name: user.name, email: user.email, role: user.role },
+				),
+			]);
+		}),
 	);
 	return user;
 }
@@ -67,8 +79,28 @@ export async function updateUser(
 	now: Date,
 	initiator: Initiator,
 ): Promise<User> {
-	const target = await store.getUser(userId);
-	if (!target || target.accountId !== actor.accountId) throw notFound("user");
+	const updated = await stored(
+		store.write(async (tx) => {
+			const target = await tx.getUser(userId);
+			if (!target || target.accountId !== actor.accountId) return undefined;
+			assertMayChange(actor, target, change);
+			await assertGroupsExist(tx, actor.accountId, change.autoGroups);
+			const after: User = {
+				...target,
+				role: change.role,
+				autoGroups: [...new Set(change.autoGroups)],
+				blocked: change.blocked,
+			};
+			await tx.updateUser(after);
+			await tx.appendEvents(userChangeEvents(actor.accountId, initiator, target, after, now));
+			return after;
+		}),
+	);
+	if (!updated) throw notFound("user");
+	return updated;
+}
+
+function assertMayChange(actor: User, target: User, change: UserChange): void {
 	if (target.role === "owner") {
 		if (actor.role !== "owner") throw new AppError(403, "only the owner may change the owner");
 		if (change.role !== "owner") {
@@ -83,27 +115,25 @@ export async function updateUser(
 	if (target.id === actor.id && change.blocked) {
 		throw new AppError(422, "you cannot block yourself");
 	}
-	const updated = await stored(
-		store.updateUser(
-			actor.accountId,
-			userId,
-			{ role: change.role, autoGroups: [...new Set(change.autoGroups)], blocked: change.blocked },
-			(before, after) => {
-				const out: NewAuditEvent[] = [];
-				const ev = (code: NewAuditEvent["activityCode"], meta: Record<string, string>) =>
-					out.push(auditEvent(actor.accountId, initiator, code, userId, now, meta));
-				if (before.role !== after.role)
-					ev("user.role.update", { name: after.name, old_role: before.role, role: after.role });
-				if (before.blocked !== after.blocked)
-					ev(after.blocked ? "user.block" : "user.unblock", { name: after.name });
-				if (JSON.stringify(before.autoGroups) !== JSON.stringify(after.autoGroups))
-					ev("user.group.update", { name: after.name, auto_groups: after.autoGroups.join(",") });
-				return out;
-			},
-		),
-	);
-	if (!updated) throw notFound("user");
-	return updated;
+}
+
+function userChangeEvents(
+	accountId: string,
+	initiator: Initiator,
+	before: User,
+	after: User,
+	now: Date,
+): NewAuditEvent[] {
+	const out: NewAuditEvent[] = [];
+	const ev = (code: NewAuditEvent["activityCode"], meta: Record<string, string>) =>
+		out.push(auditEvent(accountId, initiator, code, after.id, now, meta));
+	if (before.role !== after.role)
+		ev("user.role.update", { name: after.name, old_role: before.role, role: after.role });
+	if (before.blocked !== after.blocked)
+		ev(after.blocked ? "user.block" : "user.unblock", { name: after.name });
+	if (JSON.stringify(before.autoGroups) !== JSON.stringify(after.autoGroups))
+		ev("user.group.update", { name: after.name, auto_groups: after.autoGroups.join(",") });
+	return out;
 }
 
 /** Deletes a user and its tokens. */
@@ -114,19 +144,23 @@ export async function deleteUser(
 	now: Date,
 	initiator: Initiator,
 ): Promise<void> {
-	const target = await store.getUser(userId);
-	if (!target || target.accountId !== actor.accountId) throw notFound("user");
-	if (target.id === actor.id) throw new AppError(422, "you cannot delete yourself");
-	if (target.role === "owner") throw new AppError(403, "the owner cannot be deleted");
-	const deleted = await store.deleteUser(actor.accountId, userId, (u) => [
-		auditEvent(
-			actor.accountId,
-			initiator,
-			u.isServiceUser ? "service.user.delete" : "user.delete",
-			userId,
-			now,
-			{ name: u.name, email: u.email },
-		),
-	]);
+	const deleted = await store.write(async (tx) => {
+		const target = await tx.getUser(userId);
+		if (!target || target.accountId !== actor.accountId) return false;
+		if (target.id === actor.id) throw new AppError(422, "you cannot delete yourself");
+		if (target.role === "owner") throw new AppError(403, "the owner cannot be deleted");
+		if (!(await tx.deleteUser(actor.accountId, userId))) return false;
+		await tx.appendEvents([
+			auditEvent(
+				actor.accountId,
+				initiator,
+				target.isServiceUser ? "service.user.delete" : "user.delete",
+				userId,
+				now,
+				{ name: target.name, email: target.email },
+			),
+		]);
+		return true;
+	});
 	if (!deleted) throw notFound("user");
 }

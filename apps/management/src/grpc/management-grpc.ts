@@ -15,7 +15,7 @@ import {
 	SyncResponse,
 } from "@starling/proto";
 import { AppError } from "../app/errors.js";
-import { deletePeer, loginPeer } from "../app/peers.js";
+import { deletePeer, loginPeer, recordPeerLogin } from "../app/peers.js";
 import { type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
 import type { PeerSystemInfo } from "../domain/types.js";
 import type { Store } from "../store/store.js";
@@ -223,7 +223,7 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 				}
 				const meta = body.meta ? toSystemInfo(body.meta) : undefined;
 				const current = meta?.hostname
-					? ((await deps.store.recordPeerLogin(peer.id, meta, now())) ?? peer)
+					? ((await recordPeerLogin(deps.store, peer, meta, now())) ?? peer)
 					: peer;
 				if (closed) return;
 				// Backpressure by bytes, not messages: grpc-js buffers 16 messages

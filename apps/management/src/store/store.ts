@@ -1,82 +1,27 @@
 import type {
 	Account,
-	AccountSettings,
 	AuditEvent,
 	Group,
 	NewAuditEvent,
 	Peer,
-	PeerSystemInfo,
 	PersonalAccessToken,
 	Policy,
-	PolicyRule,
 	SetupKey,
 	User,
-	UserRole,
 } from "../domain/types.js";
 
-// The persistence boundary. Methods are async so that a PostgreSQL store can
-// implement the same interface; each method is one atomic unit of work.
+// The persistence boundary: storage only. Domain rules (the default policy,
+// network overlap, groups in use, address and DNS-label allocation) live in
+// core/ and are applied by the use cases in app/ inside `Store.write`, so a
+// backend implements rows and transactions, nothing else. The contract is
+// written out in store/README.md and checked by store/conformance/.
 
 export interface StoredKeyPair {
 	privateKey: Uint8Array;
 	publicKey: Uint8Array;
 }
 
-export interface NewPeer {
-	wgPublicKey: string;
-	system: PeerSystemInfo;
-	/** Requested name (usually the hostname); the label is made unique in the account. */
-	name: string;
-	now: Date;
-}
-
-export type RegisterResult =
-	| { ok: true; peer: Peer; setupKey: SetupKey; groupIds: string[] }
-	| { ok: false; reason: string };
-
-export interface PeerUpdate {
-	name?: string;
-	sshEnabled?: boolean;
-	loginExpirationEnabled?: boolean;
-}
-
-export interface SetupKeyUpdate {
-	revoked?: boolean;
-	autoGroups?: string[];
-	name?: string;
-}
-
-export interface GroupUpdate {
-	name: string;
-	peerIds: string[];
-}
-
-export interface PolicyInput {
-	name: string;
-	description: string;
-	enabled: boolean;
-	rules: PolicyRule[];
-}
-
-export interface UserUpdate {
-	role: UserRole;
-	autoGroups: string[];
-	blocked: boolean;
-}
-
-export interface AccountUpdate {
-	settings: AccountSettings;
-	/** A new account network; refused while the account has peers. */
-	network?: string;
-}
-
-/**
- * Audit events for a change, made inside the change's transaction from the
- * object as it was and as it is now: they are stored only if the change is.
- */
-export type AuditFor<T> = (before: T, after: T) => NewAuditEvent[];
-
-/** A unique name (or network) is taken. */
+/** A unique name, key, address or network is taken (a unique constraint refused the row). */
 export class StoreConflictError extends Error {
 	override name = "StoreConflictError";
 }
@@ -86,125 +31,126 @@ export class StoreReferenceError extends Error {
 	override name = "StoreReferenceError";
 }
 
-export interface Store {
-	close(): Promise<void>;
+/**
+ * Reads. Within one `Store.read` or `Store.write` every call sees the same
+ * snapshot (plus, in a write, the transaction's own changes). Lists have a
+ * stable order, given per method.
+ */
+export interface StoreReader {
+	getServerKey(): Promise<StoredKeyPair | undefined>;
 
-	/** Returns the persisted server key pair, creating it with `generate` the first time. */
-	getOrCreateServerKey(generate: () => StoredKeyPair): Promise<StoredKeyPair>;
-
-	/**
-	 * Creates an account with its All group, its Default policy (All to All,
-	 * every protocol, both ways) and its owner.
-	 */
-	createAccount(account: Account, owner: User): Promise<void>;
 	getAccount(accountId: string): Promise<Account | undefined>;
+	/** Every account's network (CIDR text), in no particular order. */
 	listAccountNetworks(): Promise<string[]>;
-	/**
-	 * Changes settings (and the network, only while the account has no peers:
-	 * StoreReferenceError otherwise; StoreConflictError when another account
-	 * has an overlapping network).
-	 */
-	updateAccount(
-		accountId: string,
-		update: AccountUpdate,
-		audit: AuditFor<Account>,
-	): Promise<Account | undefined>;
 
+	/** Users of all accounts. */
 	countUsers(): Promise<number>;
-	/** Plain insert (bootstrap, tests, the CLI): no audit event, no checks. */
-	createUser(user: User): Promise<void>;
-	/** Creates a user through the API: auto-groups must exist; the email is unique in the account. */
-	addUser(user: User, audit: NewAuditEvent[]): Promise<void>;
 	getUser(userId: string): Promise<User | undefined>;
+	/** The installation's oldest owner (the CLI's default user), if any. */
+	getFirstOwner(): Promise<User | undefined>;
+	/** Oldest first. */
 	listUsers(accountId: string): Promise<User[]>;
-	updateUser(
-		accountId: string,
-		userId: string,
-		update: UserUpdate,
-		audit: AuditFor<User>,
-	): Promise<User | undefined>;
-	deleteUser(accountId: string, userId: string, audit: AuditFor<User>): Promise<User | undefined>;
 
-	createToken(token: PersonalAccessToken, audit?: NewAuditEvent[]): Promise<void>;
 	getTokenByHash(hashedToken: string): Promise<PersonalAccessToken | undefined>;
 	getToken(userId: string, tokenId: string): Promise<PersonalAccessToken | undefined>;
+	/** Oldest first. */
 	listTokens(userId: string): Promise<PersonalAccessToken[]>;
-	deleteToken(userId: string, tokenId: string, audit?: NewAuditEvent[]): Promise<boolean>;
-	touchToken(tokenId: string, at: Date): Promise<void>;
 
-	/** Auto-groups must exist in the key's account (StoreReferenceError). */
-	createSetupKey(key: SetupKey, audit?: NewAuditEvent[]): Promise<void>;
 	getSetupKey(accountId: string, keyId: string): Promise<SetupKey | undefined>;
+	getSetupKeyByHash(hashedKey: string): Promise<SetupKey | undefined>;
+	/** Oldest first. */
 	listSetupKeys(accountId: string): Promise<SetupKey[]>;
-	updateSetupKey(
-		accountId: string,
-		keyId: string,
-		update: SetupKeyUpdate,
-		now: Date,
-		audit?: AuditFor<SetupKey>,
-	): Promise<SetupKey | undefined>;
-	deleteSetupKey(accountId: string, keyId: string, audit?: AuditFor<SetupKey>): Promise<boolean>;
 
+	/** By name; each group's peer ids sorted. */
 	listGroups(accountId: string): Promise<Group[]>;
+	/** The group's peer ids sorted. */
 	getGroup(accountId: string, groupId: string): Promise<Group | undefined>;
-	/** Peers must be the account's (StoreReferenceError); the name unique (StoreConflictError). */
-	createGroup(group: Group, audit: NewAuditEvent[]): Promise<void>;
-	/** Renames and replaces the membership. */
-	updateGroup(
-		accountId: string,
-		groupId: string,
-		update: GroupUpdate,
-		audit: AuditFor<Group>,
-	): Promise<Group | undefined>;
-	/** Refused (StoreReferenceError) while a policy, setup key or user names the group. */
-	deleteGroup(
-		accountId: string,
-		groupId: string,
-		audit: AuditFor<Group>,
-	): Promise<Group | undefined>;
 
 	/** In creation order. */
 	listPolicies(accountId: string): Promise<Policy[]>;
 	getPolicy(accountId: string, policyId: string): Promise<Policy | undefined>;
-	/** Groups named by rules must exist in the account (StoreReferenceError). */
-	createPolicy(policy: Policy, audit: NewAuditEvent[]): Promise<void>;
-	updatePolicy(
-		accountId: string,
-		policyId: string,
-		update: PolicyInput,
-		audit: AuditFor<Policy>,
-	): Promise<Policy | undefined>;
-	deletePolicy(
-		accountId: string,
-		policyId: string,
-		audit: AuditFor<Policy>,
-	): Promise<Policy | undefined>;
 
-	/** Newest first. */
+	/** Newest first, at most `limit`. */
 	listEvents(accountId: string, limit: number): Promise<AuditEvent[]>;
 
-	/**
-	 * Registers a new peer with a setup key, atomically: checks the key
-	 * (by hash) is usable, allocates an address and DNS label unique in the
-	 * account, counts the use, adds the peer to All and the key's
-	 * auto-groups, and records the registration in the audit log. Concurrent
-	 * calls with a one-off key register exactly one peer.
-	 */
-	registerPeer(hashedSetupKey: string, peer: NewPeer): Promise<RegisterResult>;
 	getPeerByPublicKey(wgPublicKey: string): Promise<Peer | undefined>;
 	getPeer(accountId: string, peerId: string): Promise<Peer | undefined>;
+	/** Oldest first (creation time, then id). */
 	listPeers(accountId: string): Promise<Peer[]>;
-	/** Groups (ids) each peer of the account belongs to. */
+	/** Groups (ids, sorted) each peer of the account belongs to; peers in no group are absent. */
 	listPeerGroupIds(accountId: string): Promise<Map<string, string[]>>;
-	updatePeer(
-		accountId: string,
-		peerId: string,
-		update: PeerUpdate,
-		audit?: AuditFor<Peer>,
-	): Promise<Peer | undefined>;
-	recordPeerLogin(peerId: string, system: PeerSystemInfo, at: Date): Promise<Peer | undefined>;
-	setPeerConnected(peerId: string, connected: boolean, at: Date): Promise<Peer | undefined>;
-	/** Marks every peer disconnected (after a restart no stream survives). */
+}
+
+/**
+ * Writes inside one transaction: plain row operations, no domain rules.
+ * Unique constraints (account network; user id; token hash; setup-key hash;
+ * group name in an account; peer WireGuard key; peer address and DNS label in
+ * an account) throw StoreConflictError. Rows of another account are never
+ * touched: every write is scoped by the account id it names. Deleting a row
+ * removes what belongs to it (a user's tokens, a peer's and a group's
+ * memberships).
+ */
+export interface StoreWriter extends StoreReader {
+	/** StoreConflictError when a key is already stored. */
+	insertServerKey(pair: StoredKeyPair, at: Date): Promise<void>;
+
+	insertAccount(account: Account): Promise<void>;
+	/** Stores `settings` and `network`; false when there is no such account. */
+	updateAccount(account: Account): Promise<boolean>;
+
+	insertUser(user: User): Promise<void>;
+	/** Stores role, autoGroups and blocked. */
+	updateUser(user: User): Promise<boolean>;
+	/** Removes the user and its tokens. */
+	deleteUser(accountId: string, userId: string): Promise<boolean>;
+
+	insertToken(token: PersonalAccessToken): Promise<void>;
+	touchToken(tokenId: string, at: Date): Promise<void>;
+	deleteToken(userId: string, tokenId: string): Promise<boolean>;
+
+	insertSetupKey(key: SetupKey): Promise<void>;
+	/** Stores name, revoked, autoGroups, usedTimes, lastUsed and updatedAt. */
+	updateSetupKey(key: SetupKey): Promise<boolean>;
+	deleteSetupKey(accountId: string, keyId: string): Promise<boolean>;
+
+	/** Inserts the group with its members (which must be peers of the account). */
+	insertGroup(group: Group): Promise<void>;
+	/** Stores the name and replaces the membership. */
+	updateGroup(group: Group): Promise<boolean>;
+	deleteGroup(accountId: string, groupId: string): Promise<boolean>;
+	/** Adds one peer to groups of its account (idempotent). */
+	addPeerToGroups(accountId: string, peerId: string, groupIds: readonly string[]): Promise<void>;
+
+	insertPolicy(policy: Policy): Promise<void>;
+	/** Stores name, description, enabled and rules. */
+	updatePolicy(policy: Policy): Promise<boolean>;
+	deletePolicy(accountId: string, policyId: string): Promise<boolean>;
+
+	insertPeer(peer: Peer): Promise<void>;
+	/** Stores every field but id, accountId, wgPublicKey, ip, setupKeyId, userId and createdAt. */
+	updatePeer(peer: Peer): Promise<boolean>;
+	/** Removes the peer and its memberships. */
+	deletePeer(accountId: string, peerId: string): Promise<boolean>;
+	/** Marks every connected peer disconnected, last seen `at` (after a restart no stream survives). */
 	markAllPeersDisconnected(at: Date): Promise<void>;
-	deletePeer(accountId: string, peerId: string, audit?: AuditFor<Peer>): Promise<Peer | undefined>;
+
+	appendEvents(events: readonly NewAuditEvent[]): Promise<void>;
+}
+
+export interface Store extends StoreReader {
+	/**
+	 * Runs `fn` on one consistent snapshot: every read in it agrees with every
+	 * other (REPEATABLE READ). Concurrent writes commit independently and are
+	 * not seen. `fn` must not call `read`/`write` on the same store (use `tx`).
+	 */
+	read<T>(fn: (tx: StoreReader) => Promise<T>): Promise<T>;
+	/**
+	 * Runs `fn` as one transaction, SERIALIZABLE with every other write (of
+	 * this instance and of others on the same database): all its changes
+	 * commit together, or none when `fn` throws (the error is re-thrown).
+	 * A backend may run `fn` again after a serialization failure, so `fn`
+	 * must have no effect outside `tx` before it returns.
+	 */
+	write<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T>;
+	close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from "@starling/log";
 import type { SelfConfig, SyncResponse } from "@starling/proto";
 import type { NetworkChangeSink } from "../app/events.js";
+import { setPeerConnected } from "../app/peers.js";
 import { deltaForViewer, MapTransition } from "../core/map-updates.js";
 import { computeNetworkMap, type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
 import { type AccessConfig, AccessIndex } from "../core/policy.js";
@@ -131,8 +132,7 @@ export class SyncHub implements NetworkChangeSink {
 			sink.end("shutdown", "management is shutting down");
 			return async () => {};
 		}
-		const connected =
-			(await this.options.store.setPeerConnected(peer.id, true, this.now())) ?? peer;
+		const connected = (await setPeerConnected(this.options.store, peer, true, this.now())) ?? peer;
 		// The account's state may have been dropped (no subscribers) while we waited: start over.
 		if (this.accounts.get(peer.accountId) !== state) return this.subscribe(peer, sink);
 		const previous = state.subscribers.get(peer.wgPublicKey);
@@ -168,7 +168,7 @@ export class SyncHub implements NetworkChangeSink {
 			if (this.closed) return;
 			const current = state.peers.get(peer.wgPublicKey);
 			if (!current) return;
-			const disconnected = await this.options.store.setPeerConnected(peer.id, false, this.now());
+			const disconnected = await setPeerConnected(this.options.store, peer, false, this.now());
 			if (disconnected && state.peers.has(peer.wgPublicKey)) {
 				this.setPeer(state, disconnected);
 				this.enqueue(state, disconnected.wgPublicKey, disconnected);
@@ -233,13 +233,18 @@ export class SyncHub implements NetworkChangeSink {
 		if (!pending) {
 			pending = (async () => {
 				const { store } = this.options;
-				const account = await store.getAccount(accountId);
-				if (!account) return undefined;
-				const [peers, groups, policies] = await Promise.all([
-					store.listPeers(accountId),
-					store.listGroups(accountId),
-					store.listPolicies(accountId),
-				]);
+				const snapshot = await store.read(async (tx) => {
+					const account = await tx.getAccount(accountId);
+					if (!account) return undefined;
+					return {
+						account,
+						peers: await tx.listPeers(accountId),
+						groups: await tx.listGroups(accountId),
+						policies: await tx.listPolicies(accountId),
+					};
+				});
+				if (!snapshot) return undefined;
+				const { account, peers, groups, policies } = snapshot;
 				const state: AccountState = {
 					account,
 					peers: new Map(peers.map((p) => [p.wgPublicKey, p])),
@@ -272,11 +277,11 @@ export class SyncHub implements NetworkChangeSink {
 					state.reloadNeeded = false;
 					const { store } = this.options;
 					const id = state.account.id;
-					const [account, groups, policies] = await Promise.all([
-						store.getAccount(id),
-						store.listGroups(id),
-						store.listPolicies(id),
-					]);
+					const { account, groups, policies } = await store.read(async (tx) => ({
+						account: await tx.getAccount(id),
+						groups: await tx.listGroups(id),
+						policies: await tx.listPolicies(id),
+					}));
 					if (account) state.account = account;
 					state.config = { groups, policies };
 					state.index = undefined;

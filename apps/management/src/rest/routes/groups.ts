@@ -4,7 +4,7 @@ import { initiatorOf } from "../../app/audit.js";
 import { notFound } from "../../app/errors.js";
 import { createGroup, deleteGroup, updateGroup } from "../../app/groups.js";
 import type { Group } from "../../domain/types.js";
-import type { Store } from "../../store/store.js";
+import type { StoreReader } from "../../store/store.js";
 import { authOf } from "../auth.js";
 import { groupJson } from "../mappers.js";
 import {
@@ -21,11 +21,11 @@ import { type RouteDeps, unique } from "./deps.js";
 
 const tags = ["Groups"];
 
-async function peerNames(store: Store, accountId: string): Promise<Map<string, string>> {
+async function peerNames(store: StoreReader, accountId: string): Promise<Map<string, string>> {
 	return new Map((await store.listPeers(accountId)).map((p) => [p.id, p.name]));
 }
 
-async function render(store: Store, group: Group) {
+async function render(store: StoreReader, group: Group) {
 	const names = await peerNames(store, group.accountId);
 	return groupJson(group, names, names.size);
 }
@@ -47,10 +47,10 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		},
 		async (request) => {
 			const { account } = authOf(request);
-			const [groups, names] = await Promise.all([
-				store.listGroups(account.id),
-				peerNames(store, account.id),
-			]);
+			const { groups, names } = await store.read(async (tx) => ({
+				groups: await tx.listGroups(account.id),
+				names: await peerNames(tx, account.id),
+			}));
 			return groups.map((g) => groupJson(g, names, names.size));
 		},
 	);

@@ -26,12 +26,12 @@ async function loadPeers(
 	store: Store,
 	account: Account,
 ): Promise<{ peers: Peer[]; ctx: PeerContext }> {
-	const [peers, groups, peerGroupIds, policies] = await Promise.all([
-		store.listPeers(account.id),
-		store.listGroups(account.id),
-		store.listPeerGroupIds(account.id),
-		store.listPolicies(account.id),
-	]);
+	const { peers, groups, peerGroupIds, policies } = await store.read(async (tx) => ({
+		peers: await tx.listPeers(account.id),
+		groups: await tx.listGroups(account.id),
+		peerGroupIds: await tx.listPeerGroupIds(account.id),
+		policies: await tx.listPolicies(account.id),
+	}));
 	return {
 		peers,
 		ctx: {

@@ -71,10 +71,10 @@ export const policyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { stor
 		},
 		async (request) => {
 			const { account } = authOf(request);
-			const [policies, groups] = await Promise.all([
-				store.listPolicies(account.id),
-				store.listGroups(account.id),
-			]);
+			const { policies, groups } = await store.read(async (tx) => ({
+				policies: await tx.listPolicies(account.id),
+				groups: await tx.listGroups(account.id),
+			}));
 			const byId = new Map(groups.map((g) => [g.id, g]));
 			return policies.map((p) => policyJson(p, byId));
 		},

@@ -1,4 +1,4 @@
-// Versioned schema migrations for the SQLite store. Append only: never edit
+// Versioned schema migrations of the SQLite store. Append only: never edit
 // a migration that has shipped; add a new one.
 
 export interface Migration {

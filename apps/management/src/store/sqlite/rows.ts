@@ -1,0 +1,144 @@
+import { intToIp } from "../../core/ipam.js";
+import type {
+	Account,
+	AccountSettings,
+	AuditEvent,
+	Group,
+	Peer,
+	PersonalAccessToken,
+	Policy,
+	SetupKey,
+	User,
+} from "../../domain/types.js";
+
+// Rows of the SQLite schema to domain objects and back: times are epoch
+// milliseconds, booleans 0/1, lists JSON text, peer addresses 32-bit integers.
+
+export type Row = Record<string, unknown>;
+
+export const ms = (d: Date) => d.getTime();
+export const optMs = (d: Date | null) => (d === null ? null : d.getTime());
+const date = (v: unknown) => new Date(Number(v));
+const optDate = (v: unknown) => (v === null || v === undefined ? null : new Date(Number(v)));
+const bool = (v: unknown) => v === 1 || v === 1n;
+export const flag = (b: boolean) => (b ? 1 : 0);
+
+export function toAccount(r: Row): Account {
+	return {
+		id: String(r.id),
+		network: String(r.network),
+		dnsDomain: String(r.dns_domain),
+		createdAt: date(r.created_at),
+		settings: JSON.parse(String(r.settings)) as AccountSettings,
+	};
+}
+
+export function toUser(r: Row): User {
+	return {
+		id: String(r.id),
+		accountId: String(r.account_id),
+		name: String(r.name),
+		email: String(r.email),
+		role: r.role as User["role"],
+		isServiceUser: bool(r.is_service_user),
+		blocked: bool(r.blocked),
+		autoGroups: JSON.parse(String(r.auto_groups ?? "[]")) as string[],
+		createdAt: date(r.created_at),
+	};
+}
+
+export function toPolicy(r: Row): Policy {
+	return {
+		id: String(r.id),
+		accountId: String(r.account_id),
+		name: String(r.name),
+		description: String(r.description),
+		enabled: bool(r.enabled),
+		rules: JSON.parse(String(r.rules)) as Policy["rules"],
+		createdAt: date(r.created_at),
+	};
+}
+
+export function toEvent(r: Row): AuditEvent {
+	return {
+		id: Number(r.id),
+		accountId: String(r.account_id),
+		timestamp: date(r.timestamp),
+		activityCode: r.activity_code as AuditEvent["activityCode"],
+		initiatorId: String(r.initiator_id),
+		initiatorName: String(r.initiator_name),
+		initiatorEmail: String(r.initiator_email),
+		targetId: String(r.target_id),
+		meta: JSON.parse(String(r.meta)) as Record<string, string>,
+	};
+}
+
+export function toToken(r: Row): PersonalAccessToken {
+	return {
+		id: String(r.id),
+		userId: String(r.user_id),
+		name: String(r.name),
+		hashedToken: String(r.hashed_token),
+		expiresAt: date(r.expires_at),
+		createdBy: String(r.created_by),
+		createdAt: date(r.created_at),
+		lastUsed: optDate(r.last_used),
+	};
+}
+
+export function toSetupKey(r: Row): SetupKey {
+	return {
+		id: String(r.id),
+		accountId: String(r.account_id),
+		name: String(r.name),
+		hashedKey: String(r.hashed_key),
+		keyPrefix: String(r.key_prefix),
+		type: r.type as SetupKey["type"],
+		createdAt: date(r.created_at),
+		updatedAt: date(r.updated_at),
+		expiresAt: optDate(r.expires_at),
+		revoked: bool(r.revoked),
+		usedTimes: Number(r.used_times),
+		lastUsed: optDate(r.last_used),
+		usageLimit: Number(r.usage_limit),
+		autoGroups: JSON.parse(String(r.auto_groups)) as string[],
+		ephemeral: bool(r.ephemeral),
+	};
+}
+
+export function toGroup(r: Row, peerIds: string[]): Group {
+	return {
+		id: String(r.id),
+		accountId: String(r.account_id),
+		name: String(r.name),
+		issued: r.issued as Group["issued"],
+		peerIds,
+	};
+}
+
+export function toPeer(r: Row): Peer {
+	return {
+		id: String(r.id),
+		accountId: String(r.account_id),
+		wgPublicKey: String(r.wg_public_key),
+		name: String(r.name),
+		dnsLabel: String(r.dns_label),
+		ip: intToIp(Number(r.ip)),
+		system: {
+			hostname: String(r.hostname),
+			os: String(r.os),
+			osVersion: String(r.os_version),
+			kernelVersion: String(r.kernel_version),
+			agentVersion: String(r.agent_version),
+		},
+		setupKeyId: r.setup_key_id === null ? null : String(r.setup_key_id),
+		userId: r.user_id === null ? null : String(r.user_id),
+		ephemeral: bool(r.ephemeral),
+		sshEnabled: bool(r.ssh_enabled),
+		loginExpirationEnabled: bool(r.login_expiration_enabled),
+		connected: bool(r.connected),
+		createdAt: date(r.created_at),
+		lastLogin: date(r.last_login),
+		lastSeen: date(r.last_seen),
+	};
+}
