@@ -14,6 +14,7 @@ describe("management service URLs", () => {
 			signalUrl: "http://127.0.0.1:10000",
 			stunUrls: [],
 			relayUrls: [],
+			store: "sqlite",
 		});
 	});
 
@@ -99,6 +100,7 @@ describe("management service URLs", () => {
 			[{ STARLING_STUN_PORTS: " , " }, /^invalid STARLING_STUN_PORTS: expected at least one port/],
 			[{ STARLING_RELAY_URLS: "ws://r:33080" }, /^invalid STARLING_RELAY_SECRET: required/],
 			[{ STARLING_CONFIG_FILE: file }, /^invalid STARLING_SYNC_FLUSH_MS: /],
+			[{ STARLING_STORE: "postgres" }, /^invalid STARLING_STORE: expected one of: sqlite$/],
 			[{ STARLING_CONFIG_FILE: join(dir, "none.json") }, /^STARLING_CONFIG_FILE cannot be read/],
 		];
 		for (const [env, expected] of cases) {

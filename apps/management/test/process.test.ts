@@ -128,6 +128,7 @@ describe("management process", () => {
 			["STARLING_MANAGEMENT_LISTEN", "nonsense"],
 			["STARLING_NETWORK_RANGE", "100.64.0.1/10"],
 			["STARLING_SIGNAL_URL", "not a url"],
+			["STARLING_STORE", "postgres"],
 		] as const) {
 			const err = await run(process.execPath, [MAIN], {
 				env: { ...process.env, STARLING_DATA_DIR: dir.path, [name]: value },
