@@ -165,7 +165,10 @@ export async function updatePeer(
 			const after: Peer = {
 				...before,
 				name,
-				dnsLabel: labelForRename(before, name, await tx.listPeers(accountId)),
+				dnsLabel:
+					name === before.name
+						? before.dnsLabel
+						: labelForRename(before, name, await tx.listPeers(accountId)),
 				sshEnabled: update.sshEnabled ?? before.sshEnabled,
 				loginExpirationEnabled: update.loginExpirationEnabled ?? before.loginExpirationEnabled,
 			};

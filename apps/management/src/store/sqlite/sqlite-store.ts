@@ -571,6 +571,7 @@ export class SqliteStore extends SingleReads {
 	private readonly reader: SqliteReader;
 	private readonly writer: SqliteWriter;
 	private queue: Promise<unknown> = Promise.resolve();
+	private closing = false;
 	private readonly inside = new AsyncLocalStorage<true>();
 
 	private constructor(db: Database.Database) {
@@ -600,7 +601,9 @@ export class SqliteStore extends SingleReads {
 		return Number(row.v ?? 0);
 	}
 
+	/** Lets the transactions already asked for finish, refuses new ones, then closes the file. */
 	async close(): Promise<void> {
+		this.closing = true;
 		await this.queue;
 		if (this.db.open) this.db.close();
 	}
@@ -637,7 +640,7 @@ export class SqliteStore extends SingleReads {
 				new Error("store.read/write called inside a transaction: use the transaction's reads"),
 			);
 		}
-		if (!this.db.open) return Promise.reject(new Error("the store is closed"));
+		if (this.closing) return Promise.reject(new Error("the store is closed"));
 		const run = this.queue.then(() => this.inside.run(true, job));
 		this.queue = run.catch(() => undefined);
 		return run;
