@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createAccount } from "../../app/accounts.js";
+import { bootstrapIfEmpty, createAccount, getOrCreateServerKey } from "../../app/accounts.js";
 import { AppError } from "../../app/errors.js";
 import { deleteGroup } from "../../app/groups.js";
 import { registerPeer } from "../../app/peers.js";
@@ -418,6 +418,33 @@ export function runStoreConformance(name: string, openFreshStore: () => Promise<
 		});
 
 		describe("concurrency through the use cases", () => {
+			it("first starts racing on two instances make one account and one server key", async () => {
+				const other = await fresh.openAnother();
+				const boots = await Promise.all(
+					Array.from({ length: 6 }, (_, i) =>
+						bootstrapIfEmpty(i % 2 ? store : other, DEFAULTS, new Date()),
+					),
+				);
+				expect(boots.filter((b) => b !== undefined)).toHaveLength(1);
+				expect(await store.countUsers()).toBe(1);
+				expect(await store.listAccountNetworks()).toHaveLength(1);
+
+				const keys = await Promise.all(
+					Array.from({ length: 6 }, (_, i) =>
+						getOrCreateServerKey(
+							i % 2 ? store : other,
+							() => ({
+								privateKey: randomBytes(32),
+								publicKey: randomBytes(32),
+							}),
+							new Date(),
+						),
+					),
+				);
+				const publics = new Set(keys.map((k) => Buffer.from(k.publicKey).toString("hex")));
+				expect(publics.size).toBe(1);
+			});
+
 			it("a one-off setup key registers exactly one peer under parallel logins on two instances", async () => {
 				const { account } = await createAccount(store, DEFAULTS, OWNER, new Date());
 				const key = f.setupKey(account.id, { type: "one-off", usageLimit: 1 });
