@@ -6,7 +6,7 @@
  */
 
 import { once } from "node:events";
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { type Host, Lab, type LabProcess, labSkipReason } from "@starling/lab";
@@ -15,10 +15,6 @@ import type { PeerCounters, PortRewriteEntry } from "../netfilter/port-rewrite.j
 import type { ConnectedEvent, FailedEvent } from "./ice-agent.js";
 
 const driverPath = fileURLToPath(new URL("../../dist/ice/test-driver.js", import.meta.url));
-const skipReason =
-	labSkipReason ??
-	(existsSync(driverPath) ? undefined : `${driverPath} missing (run tsc -b first)`);
-if (skipReason !== undefined) console.log(`skipping ICE lab tests: ${skipReason}`);
 
 const OVERLAY_EXCLUDED = /(^|\s)100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./;
 const WG_PORT = 51820;
@@ -208,7 +204,7 @@ async function connectPair(a: IceDriver, b: IceDriver, sessionId: string) {
 	return { a: asConnected(outcomeA), b: asConnected(outcomeB), wallMs };
 }
 
-describe.skipIf(skipReason !== undefined)("ICE in network namespaces", () => {
+describe.skipIf(labSkipReason)("ICE in network namespaces", () => {
 	let lab: Lab;
 	let hostA: Host;
 	let hostB: Host;

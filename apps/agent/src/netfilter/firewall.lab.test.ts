@@ -14,8 +14,6 @@ const NODE = process.execPath;
 const TCP_PORTS = [5432, 5433, 22, 7000];
 const UDP_PORT = 5353;
 
-if (labSkipReason) console.warn(`skipping the firewall lab tests: ${labSkipReason}`);
-
 /** Runs commands inside `host`, with the contract of system/exec.ts's `run`. */
 function labRunner(host: Host): Runner {
 	return async (command, args, options = {}) => {
