@@ -48,3 +48,4 @@ export {
 } from "./skip.js";
 export { STUN_PORT, type StunServerOptions, startStunServer } from "./stun.js";
 export { waitFor } from "./wait.js";
+export { startWireguardGo, type WireguardGoOptions } from "./wireguard-go.js";
