@@ -24,7 +24,7 @@ async function main() {
 	if (process.platform !== "linux") return say("skipped: network namespaces need Linux");
 	if (!existsSync(fileURLToPath(libUrl))) return say("skipped: not built yet (run pnpm build)");
 	const L = await import(libUrl.href);
-	if (L.labSkipReason) return say(`skipped: ${L.labSkipReason}`);
+	if (L.labUnavailable) return say(`skipped: ${L.labUnavailable}`);
 
 	const lab = await L.Lab.create("demo");
 	try {

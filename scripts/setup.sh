@@ -19,7 +19,7 @@ if [ -n "$missing" ]; then
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 	else
-		echo "setup: not root, so not installing Debian packages:$missing (network lab tests will be skipped)"
+		echo "setup: not root, so not installing Debian packages:$missing (the network-lab tests will fail unless STARLING_SKIP_LAB=1)"
 	fi
 fi
 

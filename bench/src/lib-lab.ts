@@ -11,7 +11,7 @@ import {
 	Lab,
 	type LabProcess,
 	type Lan,
-	labSkipReason,
+	labUnavailable,
 	waitFor as labWaitFor,
 	type NatKind,
 	type NetworkKind,
@@ -21,7 +21,7 @@ import {
 import { log, repoRoot } from "./lib-control-plane.js";
 
 export type { Host, LabProcess, Lan, NatKind, NetworkKind, Router };
-export { Lab, labSkipReason };
+export { Lab, labUnavailable };
 
 export const NODE = process.execPath;
 export const CLI = join(repoRoot, "apps/agent/dist/cli/main.js");
@@ -66,9 +66,9 @@ async function benchmarkInLab(
 	labName: string,
 	measure: (lab: Lab) => Promise<object>,
 ): Promise<void> {
-	if (labSkipReason) {
-		log(`skipped: ${labSkipReason}`);
-		process.stdout.write(`${JSON.stringify({ bench, skipped: labSkipReason })}\n`);
+	if (labUnavailable) {
+		log(`skipped: ${labUnavailable}`);
+		process.stdout.write(`${JSON.stringify({ bench, skipped: labUnavailable })}\n`);
 		return;
 	}
 	const lab = await Lab.create(labName);

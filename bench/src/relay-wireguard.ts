@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { RelayClient, RelayUdpBridge } from "@starling/relay-client";
 import { issueRelayToken } from "@starling/relay-protocol";
 import { log, numberArg, repoRoot, round } from "./lib-control-plane.js";
-import { type Host, Lab, labSkipReason, sleep, waitFor } from "./lib-lab.js";
+import { type Host, Lab, labUnavailable, sleep, waitFor } from "./lib-lab.js";
 
 const SECRET = "relay-wireguard bench secret, not for production";
 const RELAY_PORT = 33080;
@@ -117,10 +117,10 @@ const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 async function main(): Promise<void> {
 	const rounds = numberArg(1, "rounds", 1);
 	const seconds = numberArg(2, "seconds", 8);
-	if (labSkipReason) {
-		log(`skipped: ${labSkipReason}`);
+	if (labUnavailable) {
+		log(`skipped: ${labUnavailable}`);
 		process.stdout.write(
-			`${JSON.stringify({ bench: "relay-wireguard", skipped: labSkipReason })}\n`,
+			`${JSON.stringify({ bench: "relay-wireguard", skipped: labUnavailable })}\n`,
 		);
 		return;
 	}

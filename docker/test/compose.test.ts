@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, waitFor } from "../../apps/agent/test/fixture.js";
-import { addRootUplink, type Host, Lab, labSkipReason } from "../../packages/lab/dist/index.js";
+import { addRootUplink, type Host, Lab, labUnavailable } from "../../packages/lab/dist/index.js";
 
 const ROOT = resolve(__dirname, "../..");
 const PROJECT = "starlingci";
@@ -136,7 +136,8 @@ describe("docker compose stack with agents in lab namespaces", () => {
 	}
 
 	beforeAll(async () => {
-		if (labSkipReason) throw new Error(`the compose test needs the network lab: ${labSkipReason}`);
+		if (labUnavailable)
+			throw new Error(`the compose test needs the network lab: ${labUnavailable}`);
 		// The lab's own sweep removes namespaces of a crashed run; this the stack.
 		writeFileSync(envFile, "STARLING_PUBLIC_HOST=cleanup.invalid\nSTARLING_RELAY_SECRET=x\n");
 		await run("docker", ["rm", "-f", SYSTEMD_HOST]);

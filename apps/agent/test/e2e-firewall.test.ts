@@ -21,8 +21,6 @@ exit 1
 `;
 const SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-if (labSkipReason) console.warn(`skipping the agent firewall end-to-end tests: ${labSkipReason}`);
-
 describe.skipIf(labSkipReason)("the agent's firewall, end to end", () => {
 	let lab: Lab;
 	let lan: Lan;

@@ -4,8 +4,6 @@ import { Lab, type Lan, labSkipReason } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, ControlPlane, waitFor } from "./fixture.js";
 
-if (labSkipReason) console.warn(`skipping the agent end-to-end tests: ${labSkipReason}`);
-
 describe.skipIf(labSkipReason)("agents on one LAN", () => {
 	let lab: Lab;
 	let ctl: ControlPlane;

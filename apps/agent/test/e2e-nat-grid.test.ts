@@ -16,8 +16,6 @@ import {
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, ControlPlane, waitFor } from "./fixture.js";
 
-if (labSkipReason) console.warn(`skipping the NAT grid: ${labSkipReason}`);
-
 describe.skipIf(labSkipReason)("NAT grid", () => {
 	let lab: Lab;
 	let ctl: ControlPlane;

@@ -8,8 +8,6 @@ import { Lab, labSkipReason, startStunServer } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, ControlPlane, type PeerJson, waitFor } from "./fixture.js";
 
-if (labSkipReason) console.warn(`skipping the netcheck end-to-end tests: ${labSkipReason}`);
-
 interface NetcheckJson {
 	source: string;
 	udp_reachable: boolean | null;

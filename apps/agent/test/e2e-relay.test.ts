@@ -6,8 +6,6 @@ import { Lab, labSkipReason } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, ControlPlane, waitFor } from "./fixture.js";
 
-if (labSkipReason) console.warn(`skipping the relay end-to-end tests: ${labSkipReason}`);
-
 describe.skipIf(labSkipReason)("relay fallback", () => {
 	let lab: Lab;
 	let ctl: ControlPlane;

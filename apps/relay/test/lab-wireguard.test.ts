@@ -3,7 +3,7 @@
 // third host. Each peer's WireGuard endpoint for the other is a RelayUdpBridge
 // port on 127.0.0.1, fed by a RelayClient (test/fixtures/relay-peer.mjs).
 import { fileURLToPath } from "node:url";
-import { type Host, Lab, labSkipReason } from "@starling/lab";
+import { type Host, Lab, labSkipReason, startWireguardGo } from "@starling/lab";
 import { issueRelayToken } from "@starling/relay-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { metricValue, SECRET } from "./helpers.js";
@@ -53,7 +53,8 @@ describe.skipIf(labSkipReason)("wireguard-go through the relay (lab)", () => {
 			const priv = (await host.exec("wg", ["genkey"])).stdout.trim();
 			const pub = (await host.exec("wg", ["pubkey"], { input: `${priv}\n` })).stdout.trim();
 			keys.push({ priv, pub });
-			host.spawn("wireguard-go", ["-f", "wg0"], { name: "wireguard-go" });
+			// Ready once it says so: polling `wg show` can delete the socket it is about to listen on.
+			await startWireguardGo(host, "wg0", { name: "wireguard-go" });
 		}
 		for (const [i, [host, address]] of hosts.entries()) {
 			const other = hosts[1 - i]!;
@@ -75,10 +76,6 @@ describe.skipIf(labSkipReason)("wireguard-go through the relay (lab)", () => {
 			});
 			await peer.waitForOutput(/"bridgePort":\d+/, 10_000);
 			const bridgePort = Number(/"bridgePort":(\d+)/.exec(peer.output())?.[1]);
-			await waitUntil(
-				"wg0",
-				async () => (await host.exec("wg", ["show", "wg0"], { allowFailure: true })).exitCode === 0,
-			);
 			await host.exec("sh", [
 				"-c",
 				'umask 077; printf "%s\\n" "$1" > /var/lib/starling/wg0.key',

@@ -34,6 +34,18 @@ export type { LabProcess } from "./process.js";
 export { NS_PREFIX, STATE_DIR } from "./registry.js";
 export { addRootUplink, type RootUplink, type RootUplinkOptions } from "./root-uplink.js";
 export { type ExecOptions, type ExecResult, LabCommandError } from "./run.js";
-export { computeSkipReason, labSkipReason, REQUIRED_TOOLS } from "./skip.js";
+export {
+	decideLabGate,
+	type LabGate,
+	type LabHostFacts,
+	labSkipReason,
+	labUnavailable,
+	labUnavailableReason,
+	REQUIRED_TOOLS,
+	readLabHostFacts,
+	SKIP_LAB_VARIABLE,
+	skipLabRequested,
+} from "./skip.js";
 export { STUN_PORT, type StunServerOptions, startStunServer } from "./stun.js";
 export { waitFor } from "./wait.js";
+export { startWireguardGo, type WireguardGoOptions } from "./wireguard-go.js";

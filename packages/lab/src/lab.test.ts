@@ -14,8 +14,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Host, Lab, type Lan, labSkipReason, type Router } from "./index.js";
 import { type LabState, NETNS_DIR, ownProcessRef, processStart, STATE_DIR } from "./registry.js";
 
-if (labSkipReason) console.log(`[lab] skipping lab tests: ${labSkipReason}`);
-
 const node = process.execPath;
 
 /** TCP server on PORT, UDP echo servers on PORT and PORT+1; each answers with the source it saw. */

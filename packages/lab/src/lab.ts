@@ -36,7 +36,7 @@ import {
 	validateNodeName,
 } from "./registry.js";
 import { type ExecOptions, type ExecResult, run } from "./run.js";
-import { labSkipReason } from "./skip.js";
+import { labUnavailable } from "./skip.js";
 
 /** Where every host sees its own state directory (the agent's default data directory). */
 export const HOST_STATE_MOUNT = "/var/lib/starling";
@@ -444,7 +444,7 @@ export class Lab {
 	 */
 	static async create(name: string, options: LabOptions = {}): Promise<Lab> {
 		validateLabName(name);
-		if (labSkipReason) throw new Error(`cannot create lab ${name}: ${labSkipReason}`);
+		if (labUnavailable) throw new Error(`cannot create lab ${name}: ${labUnavailable}`);
 		mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
 		await removeLeftovers();
 		const dir = join(tmpdir(), "starling-lab", name);

@@ -6,19 +6,15 @@
  */
 
 import { once } from "node:events";
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
-import { type Host, Lab, type LabProcess, labSkipReason } from "@starling/lab";
+import { type Host, Lab, type LabProcess, labSkipReason, startWireguardGo } from "@starling/lab";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PeerCounters, PortRewriteEntry } from "../netfilter/port-rewrite.js";
 import type { ConnectedEvent, FailedEvent } from "./ice-agent.js";
 
 const driverPath = fileURLToPath(new URL("../../dist/ice/test-driver.js", import.meta.url));
-const skipReason =
-	labSkipReason ??
-	(existsSync(driverPath) ? undefined : `${driverPath} missing (run tsc -b first)`);
-if (skipReason !== undefined) console.log(`skipping ICE lab tests: ${skipReason}`);
 
 const OVERLAY_EXCLUDED = /(^|\s)100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./;
 const WG_PORT = 51820;
@@ -208,7 +204,7 @@ async function connectPair(a: IceDriver, b: IceDriver, sessionId: string) {
 	return { a: asConnected(outcomeA), b: asConnected(outcomeB), wallMs };
 }
 
-describe.skipIf(skipReason !== undefined)("ICE in network namespaces", () => {
+describe.skipIf(labSkipReason)("ICE in network namespaces", () => {
 	let lab: Lab;
 	let hostA: Host;
 	let hostB: Host;
@@ -241,18 +237,8 @@ describe.skipIf(skipReason !== undefined)("ICE in network namespaces", () => {
 	}, 30_000);
 
 	it("(a) connects two hosts on one LAN with host candidates, mirrored, and frees the port on close", async () => {
-		// The agent retries a failed attempt (with backoff); on a loaded CI machine
-		// the very first one, which also forks both workers, may time out.
-		let sessionId = "lan-1";
-		const {
-			a: onA,
-			b: onB,
-			wallMs,
-		} = await connectPair(a, b, sessionId).catch((err: unknown) => {
-			console.warn(`(a) first ICE attempt failed (${String(err).split("\n")[0]}); retrying once`);
-			sessionId = "lan-1-retry";
-			return connectPair(a, b, sessionId);
-		});
+		const sessionId = "lan-1";
+		const { a: onA, b: onB, wallMs } = await connectPair(a, b, sessionId);
 		console.log(
 			`(a) ICE connected: wall ${wallMs} ms (incl. worker fork), in worker a ${onA.elapsedMs} ms, b ${onB.elapsedMs} ms; ` +
 				`a ${onA.local.address}:${onA.localPort} ↔ b ${onB.local.address}:${onB.localPort} (${onA.local.type}/${onA.remote.type})`,
@@ -436,14 +422,8 @@ async function startWireGuard(
 	overlayAddress: string,
 	name = "wg0",
 ): Promise<LabProcess> {
-	const wireguard = host.spawn("wireguard-go", ["-f", name], { name: `wireguard-go ${name}` });
-	for (let attempt = 0; ; attempt++) {
-		const shown = await host.exec("wg", ["show", name], { allowFailure: true });
-		if (shown.exitCode === 0) break;
-		if (attempt > 100)
-			throw new Error(`${host.name}: ${name} never came up\n${wireguard.output()}`);
-		await new Promise((resolve) => setTimeout(resolve, 20));
-	}
+	// Not by polling `wg show`: that can delete the socket wireguard-go is about to listen on.
+	const wireguard = await startWireguardGo(host, name, { name: `wireguard-go ${name}` });
 	writeFileSync(`${host.stateDir}/${name}.key`, `${privateKey}\n`, { mode: 0o600 });
 	await host.exec("wg", [
 		"set",

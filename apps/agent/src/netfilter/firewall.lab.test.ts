@@ -3,7 +3,7 @@
 // through a Runner that executes inside that host.
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Host, Lab, type Lan, labSkipReason } from "@starling/lab";
+import { type Host, Lab, type Lan, labSkipReason, startWireguardGo } from "@starling/lab";
 import type { FirewallRule } from "@starling/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommandError, type Runner } from "../system/exec.js";
@@ -13,8 +13,6 @@ const IFACE = "st0";
 const NODE = process.execPath;
 const TCP_PORTS = [5432, 5433, 22, 7000];
 const UDP_PORT = 5353;
-
-if (labSkipReason) console.warn(`skipping the firewall lab tests: ${labSkipReason}`);
 
 /** Runs commands inside `host`, with the contract of system/exec.ts's `run`. */
 function labRunner(host: Host): Runner {
@@ -114,39 +112,6 @@ describe.skipIf(labSkipReason)("inbound firewall with real nftables (lab)", () =
 
 	const allowA5432: FirewallRule[] = [];
 
-	/**
-	 * Starts wireguard-go on IFACE. One full-suite run (of many) saw it exit at once with
-	 * "Failed to listen on uapi socket: no such file or directory" in a fresh node; not
-	 * reproduced since. So: on an early exit, print what the node's /run looked like and
-	 * try once more, rather than fail the whole file on an unexplained one-off.
-	 */
-	async function startWireguardGo(host: Host): Promise<void> {
-		for (let attempt = 1; ; attempt++) {
-			const wg = host.spawn("wireguard-go", ["-f", IFACE], {
-				name: `wireguard-go-${host.name}-${attempt}`,
-				env: { WG_PROCESS_FOREGROUND: "1", LOG_LEVEL: "error" },
-			});
-			let exited = false;
-			void wg.exited.then(() => {
-				exited = true;
-			});
-			const deadline = Date.now() + 5_000;
-			while ((await host.exec("wg", ["show", IFACE], { allowFailure: true })).exitCode !== 0) {
-				if (exited || Date.now() > deadline) break;
-				await new Promise((r) => setTimeout(r, 50));
-			}
-			if (!exited && Date.now() <= deadline) return;
-			const where = await host.exec(
-				"sh",
-				["-c", "ls -la /run /run/wireguard; grep -E ' /run | /var/run ' /proc/self/mountinfo"],
-				{ allowFailure: true },
-			);
-			const failure = `wireguard-go in ${host.name} did not start (attempt ${attempt}): ${wg.output()}\n${where.stdout}${where.stderr}`;
-			if (attempt >= 2 || !exited) throw new Error(failure);
-			console.warn(failure);
-		}
-	}
-
 	async function addNode(name: string, overlay: string): Promise<Node> {
 		const host = await lab.host(name, { lan });
 		const privateKey = (await host.exec("wg", ["genkey"])).stdout.trim();
@@ -156,7 +121,7 @@ describe.skipIf(labSkipReason)("inbound firewall with real nftables (lab)", () =
 		const keyFile = join(host.stateDir, "wg.key");
 		writeFileSync(keyFile, `${privateKey}\n`, { mode: 0o600 });
 		chmodSync(keyFile, 0o600);
-		await startWireguardGo(host);
+		await startWireguardGo(host, IFACE);
 		await host.exec("wg", [
 			"set",
 			IFACE,

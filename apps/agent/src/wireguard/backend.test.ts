@@ -172,6 +172,39 @@ describe("UserspaceBackend start-up failures", () => {
 	});
 });
 
+describe("UserspaceBackend readiness", () => {
+	it("asks wg only once the control socket listens (wg unlinks a socket that is bound but not listening)", async () => {
+		const listeningAfter = 3;
+		let looks = 0;
+		const { runner, calls } = scriptedRunner((line) => {
+			if (line.startsWith("ss ")) {
+				looks++;
+				// Before that: bound, not listening yet, so ss lists nothing in state listening.
+				return {
+					stdout:
+						looks >= listeningAfter ? "u_str 0 4096 /var/run/wireguard/starling0.sock 1 * 0\n" : "",
+				};
+			}
+			// No link and no socket left by an earlier run.
+			if (line.startsWith("ip ") || line.startsWith("test ")) return { exitCode: 1 };
+			return {};
+		});
+		const running: ProcessSpawner = () => ({
+			pid: 4242,
+			exited: new Promise<ChildExit>(() => {}),
+			kill: () => {},
+		});
+		await new UserspaceBackend({ runner, spawn: running }).createInterface("starling0");
+		const lines = calls.map((call) => [call.command, ...call.args].join(" "));
+		const looksAt = lines.flatMap((line, i) => (line.startsWith("ss ") ? [i] : []));
+		expect(lines[looksAt[0]!]).toBe(
+			"ss -xnH state listening src /var/run/wireguard/starling0.sock",
+		);
+		expect(looksAt).toHaveLength(listeningAfter);
+		expect(lines.findIndex((line) => line.startsWith("wg "))).toBeGreaterThan(looksAt.at(-1)!);
+	});
+});
+
 describe("assertInterfaceName", () => {
 	it("accepts Linux interface names and nothing that could escape a path", () => {
 		expect(() => assertInterfaceName("starling0")).not.toThrow();

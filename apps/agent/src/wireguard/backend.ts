@@ -355,10 +355,19 @@ export class UserspaceBackend implements WireGuardBackend {
 		this.onUnexpectedExit?.(name, reason);
 	}
 
-	/** Ready = the control socket exists and `wg` can talk through it. */
+	/**
+	 * Ready = the control socket listens and `wg` can talk through it. Listening, not just there:
+	 * wireguard-go bind()s the socket before it listen()s, and `wg` unlinks a socket that refuses
+	 * its connection (it takes it for a dead daemon's); wireguard-go then exits with "Failed to
+	 * listen on uapi socket: no such file or directory".
+	 */
 	private async isUsable(name: string): Promise<boolean> {
-		const socket = await this.runner("test", ["-S", socketPathFor(name)], { allowFailure: true });
-		if (socket.exitCode !== 0) return false;
+		const listening = await this.runner(
+			"ss",
+			["-xnH", "state", "listening", "src", socketPathFor(name)],
+			{ allowFailure: true },
+		);
+		if (listening.exitCode !== 0 || listening.stdout.trim() === "") return false;
 		const show = await this.runner("wg", ["show", name], { allowFailure: true });
 		return show.exitCode === 0;
 	}
