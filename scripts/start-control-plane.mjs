@@ -43,6 +43,9 @@ function stop(code) {
 }
 process.on("SIGINT", () => stop(0));
 process.on("SIGTERM", () => stop(0));
+// The addresses the services will use: their defaults unless the environment names others.
+const managementListen = process.env.STARLING_MANAGEMENT_LISTEN || "127.0.0.1:33073";
+const signalListen = process.env.STARLING_SIGNAL_LISTEN || "127.0.0.1:10000";
 console.error(
-	`start-control-plane: data in ${dataDir}; management on 127.0.0.1:33073, signal on 127.0.0.1:10000`,
+	`start-control-plane: data in ${dataDir}; management on ${managementListen}, signal on ${signalListen}`,
 );
