@@ -103,6 +103,37 @@ describe("createLogger", () => {
 		);
 	});
 
+	it("writes each key once when a child binds a key an ancestor bound, the child's value winning", () => {
+		const file = logFile();
+		const root = createLogger("svc", { level: "info" }, { fd: file.fd, format: "json" });
+		const engine = root.child({ component: "engine", peer: "a" });
+		engine.child({ component: "signal" }).info("replaced");
+		engine.child({ reqId: 1 }).child({ reqId: 2, token: "stp_secret" }).info("nested");
+		engine.info("parent unchanged");
+		root.child({ service: "other" }).info("base replaced");
+		const lines = file.text().trim().split("\n");
+		expect(lines).toHaveLength(4);
+		for (const line of lines) {
+			for (const key of ["service", "component", "peer", "reqId"]) {
+				expect(line.split(`"${key}":`).length, line).toBeLessThanOrEqual(2);
+			}
+		}
+		const events = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+		expect(events[0]).toMatchObject({ service: "svc", component: "signal", peer: "a" });
+		expect(events[1]).toMatchObject({ component: "engine", reqId: 2, token: "[redacted]" });
+		expect(lines[1]).not.toContain("stp_secret");
+		expect(events[2]).toMatchObject({ component: "engine", msg: "parent unchanged" });
+		expect(events[3]).toMatchObject({ service: "other", msg: "base replaced" });
+		// The order of keys is kept: service first, as pino writes it.
+		expect(Object.keys(events[0] ?? {}).slice(0, 5)).toEqual([
+			"level",
+			"time",
+			"service",
+			"component",
+			"peer",
+		]);
+	});
+
 	it("writes nothing for a line a streamWrite hook swallows, in both formats", () => {
 		for (const format of ["json", "pretty"] as const) {
 			const file = logFile();

@@ -77,7 +77,7 @@ export function createLogger(
 	const isTerminal = fd === 1 ? process.stdout.isTTY === true : false;
 	const format = output.format ?? chooseLogFormat(process.env[LOG_FORMAT_VARIABLE], isTerminal);
 	const destination = pino.destination({ dest: fd, sync: true });
-	return pino(
+	const logger = pino(
 		{
 			level: process.env.STARLING_LOG_LEVEL ?? "info",
 			base: { service },
@@ -89,6 +89,54 @@ export function createLogger(
 			? destination
 			: prettyLines(destination, isTerminal && process.env.NO_COLOR === undefined),
 	);
+	return withUniqueBindings(logger, Object.keys({ service, ...(options.base ?? {}) }));
+}
+
+type ChildFn = (this: Logger, bindings: Record<string, unknown>, options?: object) => Logger;
+
+/** The keys each logger's lines carry from its own and its ancestors' bindings. */
+const boundKeys = new WeakMap<Logger, ReadonlySet<string>>();
+
+/**
+ * Makes a child's binding replace its ancestors' binding of the same key. pino
+ * appends every child's bindings to its parent's serialized ones, so
+ * `logger.child({ component: "engine" }).child({ component: "signal" })` wrote
+ * `"component"` twice on every line (a JSON reader keeps the last, a text search
+ * finds both). Children inherit this `child` from the root through pino's
+ * prototype chain. The common case (no repeated key) costs a set lookup per key.
+ */
+function withUniqueBindings(root: Logger, baseKeys: string[]): Logger {
+	const makeChild = root.child as unknown as ChildFn;
+	boundKeys.set(root, new Set(baseKeys));
+	const child: ChildFn = function (this: Logger, bindings, options) {
+		const made = makeChild.call(this, bindings, options);
+		const inherited = boundKeys.get(this) ?? new Set(Object.keys(this.bindings()));
+		const keys = new Set(inherited);
+		let repeated = false;
+		for (const key of Object.keys(bindings)) {
+			if (bindings[key] === undefined) continue;
+			if (keys.has(key)) repeated = true;
+			keys.add(key);
+		}
+		boundKeys.set(made, keys);
+		if (repeated) rewriteBindings(made);
+		return made;
+	};
+	(root as unknown as { child: ChildFn }).child = child;
+	return root;
+}
+
+/**
+ * Re-serializes a logger's bindings with each key once: the values are the
+ * ones pino already serialized (redacted included), and JSON.parse keeps a
+ * repeated key at its first position with its last value.
+ */
+function rewriteBindings(logger: Logger): void {
+	let text = "";
+	for (const [key, value] of Object.entries(logger.bindings())) {
+		text += `,${JSON.stringify(key)}:${JSON.stringify(value)}`;
+	}
+	(logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] = text;
 }
 
 /**
