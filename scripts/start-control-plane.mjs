@@ -2,6 +2,9 @@
 // Starts the control plane on its embedded defaults: management (gRPC + REST
 // on 127.0.0.1:33073, SQLite in ./data) and signal (127.0.0.1:10000). The
 // first start prints an admin token. Ctrl-C stops both.
+// The services share this terminal as their stdout, so they log readable lines
+// (see packages/log); piped or redirected, they log JSON. STARLING_LOG_FORMAT=json
+// or =pretty forces one.
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -40,6 +43,9 @@ function stop(code) {
 }
 process.on("SIGINT", () => stop(0));
 process.on("SIGTERM", () => stop(0));
+// The addresses the services will use: their defaults unless the environment names others.
+const managementListen = process.env.STARLING_MANAGEMENT_LISTEN || "127.0.0.1:33073";
+const signalListen = process.env.STARLING_SIGNAL_LISTEN || "127.0.0.1:10000";
 console.error(
-	`start-control-plane: data in ${dataDir}; management on 127.0.0.1:33073, signal on 127.0.0.1:10000`,
+	`start-control-plane: data in ${dataDir}; management on ${managementListen}, signal on ${signalListen}`,
 );

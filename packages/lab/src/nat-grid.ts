@@ -21,7 +21,7 @@ export type ExpectedPath = "p2p" | "relayed" | "either";
 
 /**
  * Expected path per cell where the facts of NAT traversal decide it
- * (networking-facts.md): P2P whenever one side is publicly reachable or both
+ * (docs/networking.md, "NAT traversal with ICE"): P2P whenever one side is publicly reachable or both
  * map endpoint-independently with filtering that lets a punched hole in (eim
  * and double NAT); relayed whenever UDP is blocked, and for symmetric against
  * symmetric or port-restricted NATs. A masquerade-only router lets the peer's

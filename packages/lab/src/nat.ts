@@ -9,7 +9,7 @@ export type NatKind =
 	| "none"
 	/** Endpoint-independent mapping: masquerade, and drop unsolicited inbound like a home router. */
 	| "eim"
-	/** Masquerade without the inbound drop (breaks hole punching: see networking-facts.md). */
+	/** Masquerade without the inbound drop (breaks hole punching: docs/networking.md, "NAT routers in the lab"). */
 	| "masquerade-only"
 	/** Endpoint-dependent mapping (`masquerade random`) plus the inbound drop. */
 	| "symmetric"

@@ -28,6 +28,10 @@ describe("runService", () => {
 				{ STARLING_CONFIG_FILE: join(dir, "missing.json") },
 				"starling-fixture: STARLING_CONFIG_FILE cannot be read",
 			],
+			[
+				{ STARLING_TEST_PORT: "8080", STARLING_LOG_FORMAT: "yaml" },
+				'starling-fixture: invalid STARLING_LOG_FORMAT: expected json or pretty, got "yaml"',
+			],
 		];
 		for (const [env, expected] of cases) {
 			const result = runOnce(env);

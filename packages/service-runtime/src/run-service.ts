@@ -1,4 +1,4 @@
-import type { Logger } from "@starling/log";
+import { LogFormatError, type Logger } from "@starling/log";
 import { ConfigError } from "./config-file.js";
 
 export interface Closable {
@@ -31,7 +31,14 @@ export async function runService<Config, Running extends Closable>(
 		if (err instanceof ConfigError) exitWithLine(`${options.name}: ${err.message}`);
 		throw err;
 	}
-	const logger = options.createLogger(config);
+	let logger: Logger;
+	try {
+		logger = options.createLogger(config);
+	} catch (err) {
+		// STARLING_LOG_FORMAT is read by @starling/log itself: a bad value is a configuration error too.
+		if (err instanceof LogFormatError) exitWithLine(`${options.name}: ${err.message}`);
+		throw err;
+	}
 
 	// Handlers go in before the start, so a signal during it stops the service
 	// once it is up rather than killing it half-started.

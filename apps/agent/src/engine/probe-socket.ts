@@ -14,7 +14,7 @@ import {
 	MessageType,
 } from "../netcheck/stun-codec.js";
 
-/** The ICE worker releases its port a few ms after closing (networking-facts.md). */
+/** The ICE worker releases its port a few ms after closing (docs/networking.md, "Handing the ICE port to WireGuard"). */
 const BIND_ATTEMPTS = 40;
 const BIND_RETRY_MS = 50;
 

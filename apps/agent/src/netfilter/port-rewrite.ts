@@ -11,7 +11,7 @@
  * so on the wire the traffic uses L, exactly what the NATs have seen. The
  * rules are stateless (notrack, at raw priority, before conntrack): the
  * conntrack-based variant (SNAT/DNAT) lost races against stray [UNREPLIED]
- * entries; this one held 16 of 16 (docs: networking-facts, "Many peers on one
+ * entries; this one held 16 of 16 (docs/networking.md, "Many peers on one
  * WireGuard port"). A host firewall that only accepts established traffic
  * must also accept untracked packets.
  *

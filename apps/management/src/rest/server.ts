@@ -23,6 +23,12 @@ import { userAdminRoutes, userSelfServiceRoutes } from "./routes/users.js";
 export interface RestApiDeps {
 	store: Store;
 	sink: NetworkChangeSink;
+	/**
+	 * Used as given, for fastify's request logs too: the caller binds the
+	 * component (management's server passes `component: "rest"`). Binding it
+	 * here again wrote the key twice on every line, since pino's child loggers
+	 * append their bindings rather than replace them.
+	 */
 	logger: Logger;
 	/** Clock (tests); defaults to the system clock. */
 	now?: () => Date;
@@ -41,7 +47,7 @@ export const BODY_LIMIT = 64 * 1024;
  * Close it with `app.close()`; the store is the caller's to close.
  */
 export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> {
-	const logger: FastifyBaseLogger = deps.logger.child({ component: "rest" });
+	const logger: FastifyBaseLogger = deps.logger;
 	const app = Fastify({
 		loggerInstance: logger,
 		// Fastify's default request logs carry method, URL, addresses and status:
