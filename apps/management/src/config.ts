@@ -2,7 +2,12 @@ import { isIP } from "node:net";
 import { join } from "node:path";
 import type { RelayConfig } from "@starling/proto";
 import { issueRelayCredential } from "@starling/relay-protocol";
-import { ConfigError, resolveSettings } from "@starling/service-runtime";
+import {
+	ConfigError,
+	type ListenAddress,
+	parseListenAddress,
+	resolveSettings,
+} from "@starling/service-runtime";
 import { z } from "zod";
 import { type IpamError, parseCidr } from "./core/ipam.js";
 
@@ -32,12 +37,26 @@ const port = z
 	.transform(Number)
 	.pipe(z.number().min(1).max(65_535, "ports are 1-65535"));
 
+/** Where /metrics (and /healthz, /readyz) are served apart from the API; loopback by default. */
+export const DEFAULT_METRICS_LISTEN = "127.0.0.1:9090";
+
+const metricsListen = z.string().transform((text, ctx): ListenAddress | undefined => {
+	if (text === "off") return undefined;
+	const parsed = parseListenAddress(text, `${DEFAULT_METRICS_LISTEN}, 0.0.0.0:9090 or off`);
+	if (typeof parsed === "string") {
+		ctx.addIssue({ code: "custom", message: parsed });
+		return z.NEVER;
+	}
+	return parsed;
+});
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /** Management configuration, from STARLING_* environment variables. */
 export const ManagementConfigSchema = z.object({
 	STARLING_DATA_DIR: z.string().min(1).default("./data"),
 	STARLING_MANAGEMENT_LISTEN: hostPort.default("127.0.0.1:33073"),
+	STARLING_MANAGEMENT_METRICS_LISTEN: metricsListen.default({ host: "127.0.0.1", port: 9090 }),
 	STARLING_PUBLIC_HOST: z
 		.string()
 		.refine(
@@ -78,6 +97,8 @@ export interface ManagementConfig {
 	dataDir: string;
 	databasePath: string;
 	listen: { host: string; port: number };
+	/** The operators' listener (/metrics, /healthz, /readyz); undefined when "off". */
+	metricsListen: ListenAddress | undefined;
 	signalUrl: string;
 	stunUrls: string[];
 	relayUrls: string[];
@@ -130,6 +151,7 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		dataDir: c.STARLING_DATA_DIR,
 		databasePath: join(c.STARLING_DATA_DIR, "management.db"),
 		listen: splitHostPort(c.STARLING_MANAGEMENT_LISTEN),
+		metricsListen: c.STARLING_MANAGEMENT_METRICS_LISTEN,
 		...urls,
 		relaySecret: c.STARLING_RELAY_SECRET,
 		relayTokenTtlMs: c.STARLING_RELAY_TOKEN_TTL_S * 1000,

@@ -43,6 +43,7 @@ async function startProcess(dataDir: string, env: Record<string, string> = {}) {
 			...process.env,
 			STARLING_DATA_DIR: dataDir,
 			STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
+			STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
 			...env,
 		},
 		stdio: ["ignore", "pipe", "pipe"],
@@ -128,6 +129,7 @@ describe("management process", () => {
 			["STARLING_MANAGEMENT_LISTEN", "nonsense"],
 			["STARLING_NETWORK_RANGE", "100.64.0.1/10"],
 			["STARLING_SIGNAL_URL", "not a url"],
+			["STARLING_MANAGEMENT_METRICS_LISTEN", "9090"],
 		] as const) {
 			const err = await run(process.execPath, [MAIN], {
 				env: { ...process.env, STARLING_DATA_DIR: dir.path, [name]: value },
