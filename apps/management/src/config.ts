@@ -40,14 +40,15 @@ const port = z
 /** Where /metrics (and /healthz, /readyz) are served apart from the API; loopback by default. */
 export const DEFAULT_METRICS_LISTEN = "127.0.0.1:9090";
 
-const metricsListen = z.string().transform((text, ctx): ListenAddress | undefined => {
+/** STARLING_MANAGEMENT_METRICS_LISTEN: an address, or "off" for no metrics listener. */
+function metricsListenOf(text: string): ListenAddress | string | undefined {
 	if (text === "off") return undefined;
-	const parsed = parseListenAddress(text, `${DEFAULT_METRICS_LISTEN}, 0.0.0.0:9090 or off`);
-	if (typeof parsed === "string") {
-		ctx.addIssue({ code: "custom", message: parsed });
-		return z.NEVER;
-	}
-	return parsed;
+	return parseListenAddress(text, `${DEFAULT_METRICS_LISTEN}, 0.0.0.0:9090 or off`);
+}
+
+const metricsListen = z.string().superRefine((text, ctx) => {
+	const parsed = metricsListenOf(text);
+	if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
 });
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -56,7 +57,7 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 export const ManagementConfigSchema = z.object({
 	STARLING_DATA_DIR: z.string().min(1).default("./data"),
 	STARLING_MANAGEMENT_LISTEN: hostPort.default("127.0.0.1:33073"),
-	STARLING_MANAGEMENT_METRICS_LISTEN: metricsListen.default({ host: "127.0.0.1", port: 9090 }),
+	STARLING_MANAGEMENT_METRICS_LISTEN: metricsListen.default(DEFAULT_METRICS_LISTEN),
 	STARLING_PUBLIC_HOST: z
 		.string()
 		.refine(
@@ -151,7 +152,10 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		dataDir: c.STARLING_DATA_DIR,
 		databasePath: join(c.STARLING_DATA_DIR, "management.db"),
 		listen: splitHostPort(c.STARLING_MANAGEMENT_LISTEN),
-		metricsListen: c.STARLING_MANAGEMENT_METRICS_LISTEN,
+		// Validated above: an address or undefined ("off").
+		metricsListen: metricsListenOf(c.STARLING_MANAGEMENT_METRICS_LISTEN) as
+			| ListenAddress
+			| undefined,
 		...urls,
 		relaySecret: c.STARLING_RELAY_SECRET,
 		relayTokenTtlMs: c.STARLING_RELAY_TOKEN_TTL_S * 1000,
