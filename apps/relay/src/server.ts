@@ -50,7 +50,7 @@ export interface RelayServerOptions {
 	host?: string;
 	/** Port to bind; 0 picks a free one (see the returned port). Default 33080. */
 	port?: number;
-	/** PEM certificate chain and key: serve wss:// (and https:// for /healthz, /metrics). */
+	/** PEM certificate chain and key: serve wss:// (and https:// for /healthz, /readyz, /metrics). */
 	tls?: { cert: string | Buffer; key: string | Buffer };
 	/** Open connections (admitted or not) before new ones are closed with 1013. */
 	maxConnections?: number;
@@ -189,7 +189,9 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
 		const path = (req.url ?? "/").split("?")[0];
 		if (req.method !== "GET" && req.method !== "HEAD") {
 			respond(res, 405, "application/json", json(405, "only GET"), { Allow: "GET, HEAD" });
-		} else if (path === "/healthz") {
+		} else if (path === "/healthz" || path === "/readyz") {
+			// One answer for both: the relay has no dependency to be ready for, it
+			// is ready while it accepts connections.
 			if (closing) {
 				respond(res, 503, "application/json", '{"status":"shutting down"}\n');
 			} else {

@@ -30,6 +30,10 @@ describe("relay HTTP endpoints", () => {
 		const head = await http("/healthz", { method: "HEAD" });
 		expect(head.status).toBe(200);
 		expect(await head.text()).toBe("");
+		// Readiness, named as management's and signal's: the relay needs nothing else.
+		const ready = await http("/readyz");
+		expect(ready.status).toBe(200);
+		expect(await ready.json()).toMatchObject({ status: "ok", connections: 0, peers: 0 });
 	});
 
 	it("answers 404 and 405 with a JSON body", async () => {
