@@ -11,6 +11,8 @@ export {
 	exposeMetrics,
 	gaugeFromStats,
 	labelledCounterFromStats,
+	labelledGaugeFromStats,
+	type MetricsRegistry,
 } from "./metrics.js";
 export {
 	type CheckResult,

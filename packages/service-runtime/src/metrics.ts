@@ -1,5 +1,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 
+/** prom-client's registry, for services that only use the helpers below. */
+export type MetricsRegistry = Registry;
+
 /**
  * A registry of one service instance, with the process's own metrics
  * (CPU, memory, event loop, GC) already in it. Each server gets its own
@@ -57,6 +60,24 @@ export function labelledCounterFromStats<L extends string>(
 			this.reset();
 			for (const [value, count] of Object.entries(read())) {
 				this.inc({ [label]: value } as Partial<Record<L, string>>, count);
+			}
+		},
+	});
+}
+
+/** A gauge with one label, read like gaugeFromStats from a record of values. */
+export function labelledGaugeFromStats<L extends string>(
+	options: FromStats & { label: L; read: () => Record<string, number> },
+): void {
+	const { read, label } = options;
+	new Gauge({
+		name: options.name,
+		help: options.help,
+		labelNames: [label],
+		registers: [options.registry],
+		collect() {
+			for (const [value, current] of Object.entries(read())) {
+				this.set({ [label]: value } as Partial<Record<L, string>>, current);
 			}
 		},
 	});
