@@ -100,6 +100,18 @@ describe("management process", () => {
 			expect(line).not.toContain(token!);
 			expect(() => JSON.parse(line)).not.toThrow();
 		}
+		// The metrics listener named in the serving line answers, without a token.
+		const serving = p
+			.output()
+			.stdout.split("\n")
+			.filter(Boolean)
+			.map((line) => JSON.parse(line) as { msg?: string; metrics?: string })
+			.find((entry) => entry.msg === "management is serving gRPC and REST");
+		expect(serving?.metrics).toMatch(/^127\.0\.0\.1:\d+$/);
+		const metrics = await fetch(`http://${serving?.metrics}/metrics`);
+		expect(metrics.status).toBe(200);
+		expect(await metrics.text()).toContain("starling_management_connected_agents 0");
+		expect((await fetch(`http://${serving?.metrics}/readyz`)).status).toBe(200);
 		// Graceful stop on SIGTERM; a second start does not bootstrap again.
 		p.child.kill("SIGTERM");
 		const code = await new Promise((r) => p.child.once("exit", r));
