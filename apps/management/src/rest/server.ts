@@ -125,7 +125,8 @@ function healthRoutes(app: FastifyInstance, health: { live: HealthChecks; ready:
 		["/healthz", health.live],
 		["/readyz", health.ready],
 	] as const) {
-		app.get(path, { schema: { hide: true } }, async (_request, reply) => {
+		// Probed every few seconds: no "request completed" line per probe.
+		app.get(path, { schema: { hide: true }, logLevel: "warn" }, async (_request, reply) => {
 			const answer = await evaluateHealth(checks);
 			return reply.code(answer.status).header("cache-control", "no-store").send(answer.body);
 		});
