@@ -1,5 +1,6 @@
-// The images' HEALTHCHECK: asks the service in this container whether it
-// serves, on the port its own STARLING_*_LISTEN names (exit 0 healthy, 1 not).
+// The images' HEALTHCHECK: asks the service in this container whether it is
+// ready (GET /readyz), on the port its own STARLING_*_LISTEN names (exit 0
+// healthy, 1 not). The image has node and sh only, no curl.
 //   node /app/healthcheck.mjs management|signal|relay
 import { request as httpRequest } from "node:http";
 import { connect } from "node:http2";
@@ -49,7 +50,10 @@ function httpGet(request, { host, port }, path) {
 	req.end();
 }
 
-/** A gRPC call to a path no service defines: any HTTP 200 with a gRPC status proves the server handles calls. */
+/**
+ * A gRPC call to a path no service defines: any HTTP 200 with a gRPC status
+ * proves the server handles calls. For signal with its metrics listener off.
+ */
 function grpcAnswers({ host, port }) {
 	const session = connect(`http://${host.includes(":") ? `[${host}]` : host}:${port}`);
 	session.setTimeout(TIMEOUT_MS, () => done(false, "gRPC: timed out"));
@@ -71,14 +75,19 @@ function grpcAnswers({ host, port }) {
 
 switch (service) {
 	case "management":
-		httpGet(httpRequest, target("STARLING_MANAGEMENT_LISTEN", 33073), "/api/openapi.json");
+		// Ready: serving, and the store answers a query.
+		httpGet(httpRequest, target("STARLING_MANAGEMENT_LISTEN", 33073), "/readyz");
 		break;
 	case "signal":
-		grpcAnswers(target("STARLING_SIGNAL_LISTEN", 10000));
+		if (settings.STARLING_SIGNAL_METRICS_LISTEN === "off") {
+			grpcAnswers(target("STARLING_SIGNAL_LISTEN", 10000));
+		} else {
+			httpGet(httpRequest, target("STARLING_SIGNAL_METRICS_LISTEN", 9091), "/readyz");
+		}
 		break;
 	case "relay": {
 		const tls = Boolean(settings.STARLING_RELAY_TLS_CERT_FILE);
-		httpGet(tls ? httpsRequest : httpRequest, target("STARLING_RELAY_LISTEN", 33080), "/healthz");
+		httpGet(tls ? httpsRequest : httpRequest, target("STARLING_RELAY_LISTEN", 33080), "/readyz");
 		break;
 	}
 	default:

@@ -17,6 +17,7 @@ import { basename, join, resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, waitFor } from "../../apps/agent/test/fixture.js";
 import { addRootUplink, type Host, Lab, labUnavailable } from "../../packages/lab/dist/index.js";
+import { parsePrometheusText } from "../../packages/service-runtime/dist/index.js";
 
 const ROOT = resolve(__dirname, "../..");
 const PROJECT = "starlingci";
@@ -128,6 +129,15 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		return { status: res.status, json: await res.json().catch(() => null) };
 	}
 
+	/** Scrapes a service's /metrics through its published port, as Prometheus would. */
+	async function scrape(port: number): Promise<Map<string, number>> {
+		const res = await fetch(`http://${publicHost}:${port}/metrics`, {
+			signal: AbortSignal.timeout(10_000),
+		});
+		expect(res.status).toBe(200);
+		return parsePrometheusText(await res.text());
+	}
+
 	async function peersByName(): Promise<Map<string, { ip: string; connected: boolean }>> {
 		const r = await api("GET", "/api/peers", adminToken);
 		expect(r.status).toBe(200);
@@ -161,6 +171,7 @@ describe("docker compose stack with agents in lab namespaces", () => {
 				`STARLING_PUBLIC_HOST=${publicHost}`,
 				`STARLING_RELAY_SECRET=${randomBytes(24).toString("base64")}`,
 				`STARLING_BIND_ADDRESS=${publicHost}`,
+				`STARLING_METRICS_BIND_ADDRESS=${publicHost}`,
 				`STARLING_STUN_BIND_ADDRESS=${publicHost}`,
 				`STARLING_CI_SUBNET=${DOCKER_SUBNET}`,
 				`STARLING_IMAGE_PREFIX=${process.env.STARLING_IMAGE_PREFIX ?? "starling-ci"}`,
@@ -245,6 +256,54 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		const peers = await peersByName();
 		expect(peers.size).toBe(2);
 		expect([...peers.values()].map((p) => p.ip).sort()).toEqual([ipA, ipB].sort());
+	});
+
+	it("management, signal and relay serve health and metrics that follow the agents", async () => {
+		for (const [port, path] of [
+			[33073, "/healthz"],
+			[33073, "/readyz"],
+			[9090, "/readyz"],
+			[9091, "/readyz"],
+			[33080, "/readyz"],
+		] as const) {
+			const res = await fetch(`http://${publicHost}:${port}${path}`, {
+				signal: AbortSignal.timeout(10_000),
+			});
+			expect(res.status, `${port}${path}`).toBe(200);
+		}
+
+		const management = await scrape(9090);
+		expect(management.get("starling_management_connected_agents")).toBe(2);
+		expect(management.get('starling_management_logins_total{result="registered"}')).toBe(2);
+		expect(
+			management.get(
+				'starling_management_http_requests_total{method="POST",route="/api/setup-keys",status="200"}',
+			),
+		).toBe(1);
+		expect(management.get('starling_management_sync_messages_total{kind="full"}')).toBeGreaterThan(
+			1,
+		);
+		expect(
+			management.get(
+				'starling_management_store_transaction_seconds_count{operation="registerPeer"}',
+			),
+		).toBe(2);
+
+		const signal = await scrape(9091);
+		expect(signal.get("starling_signal_connected_peers")).toBe(2);
+		// The agents exchanged connection offers through signal to set up their tunnel.
+		expect(signal.get("starling_signal_messages_routed_total")).toBeGreaterThan(0);
+		expect(signal.get("starling_signal_routing_seconds_count")).toBeGreaterThan(0);
+
+		// Each agent keeps one connection to the relay management names.
+		for (const agent of agents) {
+			await waitFor(`${agent.name} admitted by the relay`, async () => {
+				const status = (await agent.status()) as { relay?: { connected: boolean } };
+				return status.relay?.connected ? true : undefined;
+			});
+		}
+		const relay = await scrape(33080);
+		expect(relay.get('starling_relay_connections{state="ready"}')).toBe(2);
 	});
 
 	it("survives docker-compose restart: tunnels keep carrying traffic, agents re-sync, state is kept", async () => {

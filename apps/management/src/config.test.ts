@@ -89,12 +89,26 @@ describe("management service URLs", () => {
 		});
 	});
 
+	it("serves metrics on 127.0.0.1:9090 unless told another address or off", () => {
+		expect(loadManagementConfig({}).metricsListen).toEqual({ host: "127.0.0.1", port: 9090 });
+		expect(
+			loadManagementConfig({ STARLING_MANAGEMENT_METRICS_LISTEN: "[::]:9100" }).metricsListen,
+		).toEqual({ host: "::", port: 9100 });
+		expect(
+			loadManagementConfig({ STARLING_MANAGEMENT_METRICS_LISTEN: "off" }).metricsListen,
+		).toBeUndefined();
+	});
+
 	it("names the variable when a value is wrong, wherever it came from", () => {
 		const file = join(dir, "bad.json");
 		writeFileSync(file, JSON.stringify({ STARLING_SYNC_FLUSH_MS: 5000 }));
 		const cases: [NodeJS.ProcessEnv, RegExp][] = [
 			[{ STARLING_PUBLIC_HOST: "not a host" }, /^invalid STARLING_PUBLIC_HOST: /],
 			[{ STARLING_SIGNAL_URL: "nope" }, /^invalid STARLING_SIGNAL_URL: /],
+			[
+				{ STARLING_MANAGEMENT_METRICS_LISTEN: "9090" },
+				/^invalid STARLING_MANAGEMENT_METRICS_LISTEN: must be host:port/,
+			],
 			[{ STARLING_STUN_PORTS: "3478,70000" }, /^invalid STARLING_STUN_PORTS: /],
 			[{ STARLING_STUN_PORTS: "3478,x" }, /^invalid STARLING_STUN_PORTS: /],
 			[{ STARLING_STUN_PORTS: " , " }, /^invalid STARLING_STUN_PORTS: expected at least one port/],

@@ -2,7 +2,12 @@ import { isIP } from "node:net";
 import { join } from "node:path";
 import type { RelayConfig } from "@starling/proto";
 import { issueRelayCredential } from "@starling/relay-protocol";
-import { ConfigError, resolveSettings } from "@starling/service-runtime";
+import {
+	ConfigError,
+	type ListenAddress,
+	parseListenAddress,
+	resolveSettings,
+} from "@starling/service-runtime";
 import { z } from "zod";
 import { type IpamError, parseCidr } from "./core/ipam.js";
 
@@ -35,6 +40,20 @@ const port = z
 /** Store backends (store/open-store.ts opens them). */
 export const STORE_KINDS = ["sqlite"] as const;
 
+/** Where /metrics (and /healthz, /readyz) are served apart from the API; loopback by default. */
+export const DEFAULT_METRICS_LISTEN = "127.0.0.1:9090";
+
+/** STARLING_MANAGEMENT_METRICS_LISTEN: an address, or "off" for no metrics listener. */
+function metricsListenOf(text: string): ListenAddress | string | undefined {
+	if (text === "off") return undefined;
+	return parseListenAddress(text, `${DEFAULT_METRICS_LISTEN}, 0.0.0.0:9090 or off`);
+}
+
+const metricsListen = z.string().superRefine((text, ctx) => {
+	const parsed = metricsListenOf(text);
+	if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
+});
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /** Management configuration, from STARLING_* environment variables. */
@@ -44,6 +63,7 @@ export const ManagementConfigSchema = z.object({
 		.enum(STORE_KINDS, { message: `expected one of: ${STORE_KINDS.join(", ")}` })
 		.default("sqlite"),
 	STARLING_MANAGEMENT_LISTEN: hostPort.default("127.0.0.1:33073"),
+	STARLING_MANAGEMENT_METRICS_LISTEN: metricsListen.default(DEFAULT_METRICS_LISTEN),
 	STARLING_PUBLIC_HOST: z
 		.string()
 		.refine(
@@ -87,6 +107,8 @@ export interface ManagementConfig {
 	/** The SQLite file (STARLING_STORE=sqlite). */
 	databasePath: string;
 	listen: { host: string; port: number };
+	/** The operators' listener (/metrics, /healthz, /readyz); undefined when "off". */
+	metricsListen: ListenAddress | undefined;
 	signalUrl: string;
 	stunUrls: string[];
 	relayUrls: string[];
@@ -140,6 +162,10 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		store: c.STARLING_STORE,
 		databasePath: join(c.STARLING_DATA_DIR, "management.db"),
 		listen: splitHostPort(c.STARLING_MANAGEMENT_LISTEN),
+		// Validated above: an address or undefined ("off").
+		metricsListen: metricsListenOf(c.STARLING_MANAGEMENT_METRICS_LISTEN) as
+			| ListenAddress
+			| undefined,
 		...urls,
 		relaySecret: c.STARLING_RELAY_SECRET,
 		relayTokenTtlMs: c.STARLING_RELAY_TOKEN_TTL_S * 1000,

@@ -26,7 +26,13 @@ async function serve(): Promise<void> {
 		async start(config, logger) {
 			const running = await startManagement(config, logger);
 			logger.info(
-				{ listen: `${config.listen.host}:${running.port}`, database: config.databasePath },
+				{
+					listen: `${config.listen.host}:${running.port}`,
+					metrics: config.metricsListen
+						? `${config.metricsListen.host}:${running.metricsPort}`
+						: "off",
+					database: config.databasePath,
+				},
 				"management is serving gRPC and REST",
 			);
 			if (running.bootstrap) {

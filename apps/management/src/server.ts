@@ -3,11 +3,15 @@ import { createServer, type Server, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { generateKeyPair, type KeyPair } from "@starling/crypto";
 import type { Logger } from "@starling/log";
+import { exposeMetrics, type OpsServer, startOpsServer } from "@starling/service-runtime";
 import type { FastifyInstance } from "fastify";
 import { type BootstrapResult, bootstrapIfEmpty, getOrCreateServerKey } from "./app/accounts.js";
 import { type ManagementConfig, relayConfigFor } from "./config.js";
 import type { ServiceEndpoints } from "./core/network-map.js";
 import { createManagementService, managementServiceDefinition } from "./grpc/management-grpc.js";
+import { managementLive, managementReady } from "./metrics/health.js";
+import { createManagementMetrics, type ManagementMetrics } from "./metrics/management-metrics.js";
+import { instrumentStore } from "./metrics/store-timing.js";
 import { buildRestApi } from "./rest/index.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
@@ -17,6 +21,9 @@ import { SyncHub } from "./sync/sync-hub.js";
 export interface RunningManagement {
 	/** The bound port (useful when configured with port 0). */
 	port: number;
+	/** The port of /metrics, /healthz and /readyz, unless STARLING_MANAGEMENT_METRICS_LISTEN is off. */
+	metricsPort: number | undefined;
+	metrics: ManagementMetrics;
 	store: Store;
 	hub: SyncHub;
 	rest: FastifyInstance;
@@ -42,7 +49,9 @@ export async function startManagement(
 	config: ManagementConfig,
 	logger: Logger,
 ): Promise<RunningManagement> {
-	const store = await openStore(config);
+	// The hub is made below; the metrics read its statistics only when scraped.
+	const metrics = createManagementMetrics(() => hub.stats());
+	const store = instrumentStore(await openStore(config), metrics.observeStoreSeconds);
 	const serverKey = await getOrCreateServerKey(store, generateKeyPair, new Date());
 	await store.write((tx) => tx.markAllPeersDisconnected(new Date()));
 	const bootstrap = await bootstrapIfEmpty(
@@ -71,6 +80,7 @@ export async function startManagement(
 		endpoints,
 		flushDelayMs: config.syncFlushMs,
 		heartbeatIntervalMs: config.syncHeartbeatMs,
+		observeMapSeconds: metrics.observeMapSeconds,
 	});
 
 	const grpcServer = new grpc.Server({
@@ -90,15 +100,23 @@ export async function startManagement(
 			endpoints,
 			outputBudget: new OutputBudget(SYNC_OUTPUT_TOTAL_BYTES, SYNC_OUTPUT_STREAM_BYTES),
 			logger: logger.child({ component: "grpc" }),
+			metrics,
 		}),
 	);
 	const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
+	let closing: Promise<void> | undefined;
+	const health = {
+		live: managementLive,
+		ready: managementReady(store, () => closing !== undefined),
+	};
 	const rest = await buildRestApi({
 		store,
 		sink: hub,
 		logger: logger.child({ component: "rest" }),
 		networkPool: config.networkRange,
+		observeRequest: metrics.restRequest,
+		health,
 	});
 	await rest.ready();
 
@@ -118,10 +136,27 @@ export async function startManagement(
 	});
 	const address = listener.address();
 	const port = typeof address === "object" && address ? address.port : config.listen.port;
+	let ops: OpsServer | undefined;
+	if (config.metricsListen) {
+		ops = await startOpsServer({
+			...config.metricsListen,
+			...health,
+			metrics: () => exposeMetrics(metrics.registry),
+			logger,
+		}).catch(async (err: unknown) => {
+			hub.close();
+			listener.close();
+			grpcServer.forceShutdown();
+			await rest.close();
+			await store.close();
+			throw err;
+		});
+	}
 
-	let closing: Promise<void> | undefined;
 	return {
 		port,
+		metricsPort: ops?.port,
+		metrics,
 		store,
 		hub,
 		rest,
@@ -134,6 +169,7 @@ export async function startManagement(
 				await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
 				await rest.close();
 				for (const s of sockets) s.destroy();
+				await ops?.close();
 				await store.close();
 			})();
 			return closing;

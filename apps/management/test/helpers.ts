@@ -23,6 +23,7 @@ export async function startTestManagement(
 	const config = loadManagementConfig({
 		STARLING_DATA_DIR: dataDir,
 		STARLING_MANAGEMENT_LISTEN: "127.0.0.1:0",
+		STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
 		STARLING_SYNC_FLUSH_MS: "20",
 		...env,
 	});

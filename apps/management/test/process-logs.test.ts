@@ -34,6 +34,8 @@ async function start(env: Record<string, string>, terminal: boolean) {
 		...process.env,
 		STARLING_DATA_DIR: dir.path,
 		STARLING_MANAGEMENT_LISTEN: "127.0.0.1:0",
+		// Its own log lines name the API's address first; no second listener.
+		STARLING_MANAGEMENT_METRICS_LISTEN: "off",
 		...env,
 	};
 	delete childEnv.NO_COLOR;

@@ -43,6 +43,7 @@ async function startProcess(dataDir: string, env: Record<string, string> = {}) {
 			...process.env,
 			STARLING_DATA_DIR: dataDir,
 			STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
+			STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
 			...env,
 		},
 		stdio: ["ignore", "pipe", "pipe"],
@@ -99,6 +100,18 @@ describe("management process", () => {
 			expect(line).not.toContain(token!);
 			expect(() => JSON.parse(line)).not.toThrow();
 		}
+		// The metrics listener named in the serving line answers, without a token.
+		const serving = p
+			.output()
+			.stdout.split("\n")
+			.filter(Boolean)
+			.map((line) => JSON.parse(line) as { msg?: string; metrics?: string })
+			.find((entry) => entry.msg === "management is serving gRPC and REST");
+		expect(serving?.metrics).toMatch(/^127\.0\.0\.1:\d+$/);
+		const metrics = await fetch(`http://${serving?.metrics}/metrics`);
+		expect(metrics.status).toBe(200);
+		expect(await metrics.text()).toContain("starling_management_connected_agents 0");
+		expect((await fetch(`http://${serving?.metrics}/readyz`)).status).toBe(200);
 		// Graceful stop on SIGTERM; a second start does not bootstrap again.
 		p.child.kill("SIGTERM");
 		const code = await new Promise((r) => p.child.once("exit", r));
@@ -129,6 +142,7 @@ describe("management process", () => {
 			["STARLING_NETWORK_RANGE", "100.64.0.1/10"],
 			["STARLING_SIGNAL_URL", "not a url"],
 			["STARLING_STORE", "postgres"],
+			["STARLING_MANAGEMENT_METRICS_LISTEN", "9090"],
 		] as const) {
 			const err = await run(process.execPath, [MAIN], {
 				env: { ...process.env, STARLING_DATA_DIR: dir.path, [name]: value },

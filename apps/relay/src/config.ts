@@ -1,7 +1,11 @@
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
 import { MIN_SECRET_BYTES } from "@starling/relay-protocol";
-import { ConfigError, resolveSettings } from "@starling/service-runtime";
+import {
+	ConfigError,
+	type ListenAddress,
+	parseListenAddress,
+	resolveSettings,
+} from "@starling/service-runtime";
 import { z } from "zod";
 import {
 	DEFAULT_HELLO_TIMEOUT_MS,
@@ -134,23 +138,6 @@ function readFileOrFail(name: string, path: string): Buffer {
  * Parses "host:port" or "[v6]:port". Port 0 picks a free port. Returns the
  * reason as a string when the text is not an address.
  */
-export function parseListen(text: string): { host: string; port: number } | string {
-	const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
-	if (!match) return `must be host:port (e.g. ${DEFAULT_LISTEN} or [::]:33080)`;
-	const v6 = match[1];
-	const host = v6 ?? match[2] ?? "";
-	if (v6 !== undefined && isIP(v6) !== 6) return `${v6} is not an IPv6 address`;
-	if (v6 === undefined && isIP(host) === 0 && !isHostname(host)) {
-		return `${host} is not an IPv4 address or host name`;
-	}
-	const port = Number(match[3]);
-	if (port > 65535) return `port ${port} is out of range`;
-	return { host, port };
-}
-
-function isHostname(text: string): boolean {
-	return (
-		text.length <= 253 &&
-		text.split(".").every((label) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label))
-	);
+export function parseListen(text: string): ListenAddress | string {
+	return parseListenAddress(text, `${DEFAULT_LISTEN} or [::]:33080`);
 }

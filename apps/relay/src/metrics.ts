@@ -1,4 +1,13 @@
-/** Counters of the relay and their Prometheus text exposition (format 0.0.4). */
+/** Counters of the relay and their Prometheus metrics. */
+
+import {
+	counterFromStats,
+	createMetricsRegistry,
+	gaugeFromStats,
+	labelledCounterFromStats,
+	labelledGaugeFromStats,
+	type MetricsRegistry,
+} from "@starling/service-runtime";
 
 export const DROP_REASONS = ["peer_offline", "receiver_slow", "relay_full", "loopback"] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -66,122 +75,85 @@ function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
 	return Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
 }
 
-/** Renders the stats and this process's resource use as Prometheus text. */
-export function renderMetrics(stats: RelayStats, startedAtMs: number): string {
-	const lines: string[] = [];
-	const metric = (
-		name: string,
-		type: "counter" | "gauge",
-		help: string,
-		samples: [labels: string, value: number][],
-	): void => {
-		lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-		for (const [labels, value] of samples) lines.push(`${name}${labels} ${formatValue(value)}`);
-	};
-	const byReason = (counts: Record<string, number>): [string, number][] =>
-		Object.entries(counts).map(([reason, value]) => [`{reason="${reason}"}`, value]);
+/**
+ * The relay's Prometheus metrics (`starling_relay_*`, and the process's own
+ * from prom-client) in a registry of its own. The hot path counts in plain
+ * fields of RelayStats; the metrics read a copy of them at scrape time.
+ */
+export function createRelayMetrics(read: () => RelayStats): MetricsRegistry {
+	const registry = createMetricsRegistry();
+	const counter = (name: string, help: string, value: (s: RelayStats) => number) =>
+		counterFromStats({ registry, name, help, read: () => value(read()) });
+	const byReason = (name: string, help: string, value: (s: RelayStats) => Record<string, number>) =>
+		labelledCounterFromStats({ registry, name, help, label: "reason", read: () => value(read()) });
 
-	metric("starling_relay_connections", "gauge", "Open WebSocket connections by state.", [
-		['{state="pending"}', stats.pendingConnections],
-		['{state="ready"}', stats.readyConnections],
-	]);
-	metric(
+	labelledGaugeFromStats({
+		registry,
+		name: "starling_relay_connections",
+		help: "Open WebSocket connections by state.",
+		label: "state",
+		read: () => {
+			const s = read();
+			return { pending: s.pendingConnections, ready: s.readyConnections };
+		},
+	});
+	counter(
 		"starling_relay_connections_accepted_total",
-		"counter",
 		"WebSocket connections accepted (before admission).",
-		[["", stats.connectionsAccepted]],
+		(s) => s.connectionsAccepted,
 	);
-	metric(
+	byReason(
 		"starling_relay_connections_refused_total",
-		"counter",
 		"Connections closed before admission, by reason.",
-		byReason(stats.refused),
+		(s) => s.refused,
 	);
-	metric(
+	byReason(
 		"starling_relay_disconnects_total",
-		"counter",
 		"Admitted connections that ended, by reason.",
-		byReason(stats.disconnects),
+		(s) => s.disconnects,
 	);
-	metric(
+	counter(
 		"starling_relay_bytes_received_total",
-		"counter",
 		"WebSocket message bytes received from clients.",
-		[["", stats.bytesReceived]],
+		(s) => s.bytesReceived,
 	);
-	metric(
+	counter(
 		"starling_relay_bytes_sent_total",
-		"counter",
 		"WebSocket message bytes queued to clients.",
-		[["", stats.bytesSent]],
+		(s) => s.bytesSent,
 	);
-	metric("starling_relay_frames_received_total", "counter", "Frames received from clients.", [
-		["", stats.framesReceived],
-	]);
-	metric(
+	counter(
+		"starling_relay_frames_received_total",
+		"Frames received from clients.",
+		(s) => s.framesReceived,
+	);
+	counter(
 		"starling_relay_frames_forwarded_total",
-		"counter",
 		"DATA frames forwarded to their destination peer.",
-		[["", stats.framesForwarded]],
+		(s) => s.framesForwarded,
 	);
-	metric(
+	counter(
 		"starling_relay_bytes_forwarded_total",
-		"counter",
 		"Bytes of forwarded DATA frames (header included).",
-		[["", stats.bytesForwarded]],
+		(s) => s.bytesForwarded,
 	);
-	metric(
+	byReason(
 		"starling_relay_frames_dropped_total",
-		"counter",
 		"DATA frames dropped instead of forwarded, by reason.",
-		byReason(stats.dropped),
+		(s) => s.dropped,
 	);
-	metric(
-		"starling_relay_token_refreshes_total",
-		"counter",
-		"TOKEN frames on open connections, by result.",
-		[
-			['{result="accepted"}', stats.tokenRefreshes.accepted],
-			['{result="refused"}', stats.tokenRefreshes.refused],
-		],
-	);
-	metric(
-		"starling_relay_buffered_bytes",
-		"gauge",
-		"Bytes queued towards receivers (sampled every 100 ms).",
-		[["", stats.bufferedBytes]],
-	);
-
-	const cpu = process.cpuUsage();
-	const memory = process.memoryUsage();
-	metric("process_cpu_user_seconds_total", "counter", "User CPU time spent in seconds.", [
-		["", cpu.user / 1e6],
-	]);
-	metric("process_cpu_system_seconds_total", "counter", "System CPU time spent in seconds.", [
-		["", cpu.system / 1e6],
-	]);
-	metric("process_cpu_seconds_total", "counter", "Total user and system CPU time in seconds.", [
-		["", (cpu.user + cpu.system) / 1e6],
-	]);
-	metric("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [
-		["", memory.rss],
-	]);
-	metric("nodejs_heap_used_bytes", "gauge", "V8 heap in use, in bytes.", [["", memory.heapUsed]]);
-	metric(
-		"nodejs_external_memory_bytes",
-		"gauge",
-		"Memory outside the V8 heap (Buffers included).",
-		[["", memory.external]],
-	);
-	metric(
-		"process_start_time_seconds",
-		"gauge",
-		"Start time of the process since the Unix epoch in seconds.",
-		[["", Math.floor(startedAtMs / 1000)]],
-	);
-	return `${lines.join("\n")}\n`;
-}
-
-function formatValue(value: number): string {
-	return Number.isFinite(value) ? String(value) : "NaN";
+	labelledCounterFromStats({
+		registry,
+		name: "starling_relay_token_refreshes_total",
+		help: "TOKEN frames on open connections, by result.",
+		label: "result",
+		read: () => read().tokenRefreshes,
+	});
+	gaugeFromStats({
+		registry,
+		name: "starling_relay_buffered_bytes",
+		help: "Bytes queued towards receivers (sampled every 100 ms).",
+		read: () => read().bufferedBytes,
+	});
+	return registry;
 }

@@ -32,11 +32,11 @@ import {
 	MAX_TIMER_MS,
 } from "./limits.js";
 import {
+	createRelayMetrics,
 	type DisconnectReason,
 	emptyStats,
 	type RefusalReason,
 	type RelayStats,
-	renderMetrics,
 } from "./metrics.js";
 
 export { DEFAULT_LISTEN } from "./config.js";
@@ -50,7 +50,7 @@ export interface RelayServerOptions {
 	host?: string;
 	/** Port to bind; 0 picks a free one (see the returned port). Default 33080. */
 	port?: number;
-	/** PEM certificate chain and key: serve wss:// (and https:// for /healthz, /metrics). */
+	/** PEM certificate chain and key: serve wss:// (and https:// for /healthz, /readyz, /metrics). */
 	tls?: { cert: string | Buffer; key: string | Buffer };
 	/** Open connections (admitted or not) before new ones are closed with 1013. */
 	maxConnections?: number;
@@ -77,7 +77,7 @@ export interface RelayServer {
 	/** Counters as they are now (a copy). */
 	stats(): RelayStats;
 	/** The Prometheus text served at /metrics. */
-	metrics(): string;
+	metrics(): Promise<string>;
 	/** Closes every connection with 1001 and stops listening. Safe to call twice. */
 	close(): Promise<void>;
 }
@@ -169,6 +169,7 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
 	const startedAtMs = Date.now();
 
 	const stats = emptyStats();
+	const registry = createRelayMetrics(() => stats);
 	/** Every open WebSocket, admitted or not. */
 	const connections = new Set<Connection>();
 	/** Admitted connections by peer id (latin1 string of the 32 bytes). */
@@ -189,7 +190,9 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
 		const path = (req.url ?? "/").split("?")[0];
 		if (req.method !== "GET" && req.method !== "HEAD") {
 			respond(res, 405, "application/json", json(405, "only GET"), { Allow: "GET, HEAD" });
-		} else if (path === "/healthz") {
+		} else if (path === "/healthz" || path === "/readyz") {
+			// One answer for both: the relay has no dependency to be ready for, it
+			// is ready while it accepts connections.
 			if (closing) {
 				respond(res, 503, "application/json", '{"status":"shutting down"}\n');
 			} else {
@@ -202,7 +205,13 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
 				respond(res, 200, "application/json", `${JSON.stringify(body)}\n`);
 			}
 		} else if (path === "/metrics") {
-			respond(res, 200, "text/plain; version=0.0.4; charset=utf-8", metrics());
+			registry.metrics().then(
+				(body) => respond(res, 200, registry.contentType, body),
+				(err: unknown) => {
+					logger.error({ err: err instanceof Error ? err.message : String(err) }, "metrics failed");
+					respond(res, 500, "application/json", json(500, "internal error"));
+				},
+			);
 		} else {
 			respond(res, 404, "application/json", json(404, "not found"));
 		}
@@ -579,8 +588,8 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
 		"relay listening",
 	);
 
-	function metrics(): string {
-		return renderMetrics(snapshot(), startedAtMs);
+	function metrics(): Promise<string> {
+		return registry.metrics();
 	}
 
 	function snapshot(): RelayStats {

@@ -1,11 +1,17 @@
-import { isIP } from "node:net";
-import { ConfigError, resolveSettings } from "@starling/service-runtime";
+import {
+	ConfigError,
+	type ListenAddress,
+	parseListenAddress,
+	resolveSettings,
+} from "@starling/service-runtime";
 import { z } from "zod";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "./limits.js";
 
 export { ConfigError } from "@starling/service-runtime";
 
 export const DEFAULT_LISTEN = "127.0.0.1:10000";
+/** Where /healthz, /readyz and /metrics are served; loopback unless an operator opens it. */
+export const DEFAULT_METRICS_LISTEN = "127.0.0.1:9091";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -13,6 +19,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface SignalConfig {
 	host: string;
 	port: number;
+	/** The HTTP listener for health and metrics; undefined when set to "off". */
+	metricsListen: ListenAddress | undefined;
 	heartbeatIntervalMs: number;
 	logLevel: LogLevel;
 }
@@ -20,6 +28,7 @@ export interface SignalConfig {
 /** The signal server's settings: every variable it reads, with defaults. */
 export const SignalEnvSchema = z.object({
 	STARLING_SIGNAL_LISTEN: z.string().default(DEFAULT_LISTEN),
+	STARLING_SIGNAL_METRICS_LISTEN: z.string().default(DEFAULT_METRICS_LISTEN),
 	STARLING_LOG_LEVEL: z
 		.string()
 		.refine((v) => (LOG_LEVELS as readonly string[]).includes(v), {
@@ -60,34 +69,27 @@ export function loadConfig(env: NodeJS.ProcessEnv): SignalConfig {
 	return {
 		host,
 		port,
+		metricsListen: parseMetricsListen(c.STARLING_SIGNAL_METRICS_LISTEN),
 		heartbeatIntervalMs: c.STARLING_SIGNAL_HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
 		logLevel: c.STARLING_LOG_LEVEL as LogLevel,
 	};
 }
 
 /** Parses "host:port" or "[v6]:port" as STARLING_SIGNAL_LISTEN. Port 0 picks a free port. */
-export function parseListen(text: string): { host: string; port: number } {
-	const fail = (why: string): never => {
-		throw new ConfigError(
-			`STARLING_SIGNAL_LISTEN must be host:port (e.g. ${DEFAULT_LISTEN} or [::]:10000): ${why}; got ${JSON.stringify(text)}`,
-		);
-	};
-	const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
-	if (!match) return fail("expected host:port");
-	const v6 = match[1];
-	const host = v6 ?? match[2] ?? "";
-	if (v6 !== undefined && isIP(v6) !== 6) return fail(`${v6} is not an IPv6 address`);
-	if (v6 === undefined && isIP(host) === 0 && !isHostname(host)) {
-		return fail(`${host} is not an IPv4 address or host name`);
+export function parseListen(text: string): ListenAddress {
+	const parsed = parseListenAddress(text, `${DEFAULT_LISTEN} or [::]:10000`);
+	if (typeof parsed === "string") {
+		throw new ConfigError(`STARLING_SIGNAL_LISTEN ${parsed}; got ${JSON.stringify(text)}`);
 	}
-	const port = Number(match[3]);
-	if (port > 65535) return fail(`port ${port} is out of range`);
-	return { host, port };
+	return parsed;
 }
 
-function isHostname(text: string): boolean {
-	return (
-		text.length <= 253 &&
-		text.split(".").every((label) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label))
-	);
+/** STARLING_SIGNAL_METRICS_LISTEN: an address, or "off" for no health and metrics listener. */
+function parseMetricsListen(text: string): ListenAddress | undefined {
+	if (text === "off") return undefined;
+	const parsed = parseListenAddress(text, `${DEFAULT_METRICS_LISTEN} or off`);
+	if (typeof parsed === "string") {
+		throw new ConfigError(`STARLING_SIGNAL_METRICS_LISTEN ${parsed}; got ${JSON.stringify(text)}`);
+	}
+	return parsed;
 }

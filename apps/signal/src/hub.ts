@@ -18,7 +18,16 @@ export interface HubOptions {
 	heartbeatIntervalMs: number;
 	handshakeTimeoutMs: number;
 	outboundLimits: OutboundLimits;
+	/**
+	 * Called once per delivered message with the seconds from the arrival of
+	 * its send frame to its deliver frame being flushed to the recipient's stream.
+	 */
+	observeRoutingSeconds?: (seconds: number) => void;
 }
+
+/** Why a send was answered with a non-OK code instead of delivered. */
+export const SEND_REFUSALS = ["invalid", "not_connected", "recipient_slow"] as const;
+export type SendRefusal = (typeof SEND_REFUSALS)[number];
 
 /** Counters for monitoring and tests; all since the server started except the gauges. */
 export interface SignalServerStats {
@@ -28,7 +37,8 @@ export interface SignalServerStats {
 	connectedPeers: number;
 	handshaking: number;
 	messagesDelivered: number;
-	sendsRejected: number;
+	/** Sends answered with a non-OK code, by reason. */
+	sendsRefused: Record<SendRefusal, number>;
 	authFailures: number;
 	heartbeatTimeouts: number;
 }
@@ -46,7 +56,12 @@ export class SignalHub implements StreamHost {
 	private readonly byPeer = new Map<string, PeerStream>();
 	private nextPingId = 1;
 	private messagesDelivered = 0;
-	private sendsRejected = 0;
+	private readonly sendsRefused: Record<SendRefusal, number> = {
+		invalid: 0,
+		not_connected: 0,
+		recipient_slow: 0,
+	};
+	private readonly observeRoutingSeconds: ((seconds: number) => void) | undefined;
 	private authFailures = 0;
 	private heartbeatTimeouts = 0;
 
@@ -55,6 +70,7 @@ export class SignalHub implements StreamHost {
 		this.heartbeatIntervalMs = options.heartbeatIntervalMs;
 		this.handshakeTimeoutMs = options.handshakeTimeoutMs;
 		this.outboundLimits = options.outboundLimits;
+		this.observeRoutingSeconds = options.observeRoutingSeconds;
 	}
 
 	accept(call: SignalCall): void {
@@ -86,21 +102,31 @@ export class SignalHub implements StreamHost {
 	}
 
 	onSend(sender: PeerStream, send: SignalSend): void {
+		const receivedAt = performance.now();
 		const rejection = validateSend(send);
 		if (rejection) {
-			this.reject(sender, send.id, rejection.code, rejection.message);
+			this.reject(sender, send.id, "invalid", rejection.code, rejection.message);
 			return;
 		}
 		const to = encodeKey(send.to);
 		const recipient = this.byPeer.get(to);
 		if (!recipient) {
-			this.reject(sender, send.id, status.NOT_FOUND, `peer ${to} is not connected`);
-			return;
-		}
-		if (!sender.publicKey || !recipient.deliver(sender.publicKey, send.body)) {
 			this.reject(
 				sender,
 				send.id,
+				"not_connected",
+				status.NOT_FOUND,
+				`peer ${to} is not connected`,
+			);
+			return;
+		}
+		const observe = this.observeRoutingSeconds;
+		const onFlushed = observe && (() => observe((performance.now() - receivedAt) / 1000));
+		if (!sender.publicKey || !recipient.deliver(sender.publicKey, send.body, onFlushed)) {
+			this.reject(
+				sender,
+				send.id,
+				"recipient_slow",
 				status.RESOURCE_EXHAUSTED,
 				`peer ${to} is not reading fast enough; message dropped`,
 			);
@@ -173,14 +199,20 @@ export class SignalHub implements StreamHost {
 			connectedPeers: this.byPeer.size,
 			handshaking,
 			messagesDelivered: this.messagesDelivered,
-			sendsRejected: this.sendsRejected,
+			sendsRefused: { ...this.sendsRefused },
 			authFailures: this.authFailures,
 			heartbeatTimeouts: this.heartbeatTimeouts,
 		};
 	}
 
-	private reject(sender: PeerStream, id: number, code: status, message: string): void {
-		this.sendsRejected += 1;
+	private reject(
+		sender: PeerStream,
+		id: number,
+		why: SendRefusal,
+		code: status,
+		message: string,
+	): void {
+		this.sendsRefused[why] += 1;
 		this.logger.debug(
 			{ peer: sender.peerId, code: status[code], reason: message },
 			"send rejected",

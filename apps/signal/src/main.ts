@@ -15,6 +15,7 @@ await runService({
 		startSignalServer({
 			host: config.host,
 			port: config.port,
+			metricsListen: config.metricsListen,
 			heartbeatIntervalMs: config.heartbeatIntervalMs,
 			logger,
 		}),

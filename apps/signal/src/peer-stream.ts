@@ -88,13 +88,14 @@ export class PeerStream {
 
 	/**
 	 * Queues a delivery unless the recipient is too far behind; false means it
-	 * was dropped and the sender should hear RESOURCE_EXHAUSTED.
+	 * was dropped and the sender should hear RESOURCE_EXHAUSTED. `onFlushed`
+	 * runs once the frame has been handed to the transport.
 	 */
-	deliver(from: Uint8Array, body: Uint8Array): boolean {
+	deliver(from: Uint8Array, body: Uint8Array, onFlushed?: () => void): boolean {
 		if (this.currentPhase !== "ready") return false;
 		const size = body.length + FRAME_OVERHEAD_BYTES;
 		if (!this.budget.fits(size)) return false;
-		this.write({ frame: { $case: "deliver", value: { from, body } } }, size);
+		this.write({ frame: { $case: "deliver", value: { from, body } } }, size, onFlushed);
 		return true;
 	}
 
@@ -227,10 +228,13 @@ export class PeerStream {
 		this.endWithStatus(status.UNAUTHENTICATED, reason);
 	}
 
-	private write(frame: SignalServerFrame, size: number): void {
+	private write(frame: SignalServerFrame, size: number, onFlushed?: () => void): void {
 		if (this.currentPhase === "closed") return;
 		this.budget.add(size);
-		this.call.write(frame, () => this.budget.release(size));
+		this.call.write(frame, () => {
+			this.budget.release(size);
+			onFlushed?.();
+		});
 		if (this.budget.overwhelmed()) {
 			this.endWithStatus(
 				status.RESOURCE_EXHAUSTED,

@@ -8,6 +8,13 @@ import {
 } from "@grpc/grpc-js";
 import { createLogger, type Logger } from "@starling/log";
 import { type SignalServerFrame, SignalServiceService } from "@starling/proto";
+import {
+	exposeMetrics,
+	type HealthChecks,
+	type ListenAddress,
+	type OpsServer,
+	startOpsServer,
+} from "@starling/service-runtime";
 import { SignalHub, type SignalServerStats } from "./hub.js";
 import {
 	DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -16,8 +23,9 @@ import {
 	DEFAULT_MAX_QUEUED_DELIVERY_FRAMES,
 	MAX_RECEIVE_MESSAGE_BYTES,
 } from "./limits.js";
+import { createSignalMetrics } from "./metrics.js";
 
-export type { SignalServerStats } from "./hub.js";
+export type { SendRefusal, SignalServerStats } from "./hub.js";
 export { MAX_BODY_BYTES, MAX_RECEIVE_MESSAGE_BYTES } from "./limits.js";
 
 export interface SignalServerOptions {
@@ -35,14 +43,23 @@ export interface SignalServerOptions {
 	maxQueuedDeliveryFrames?: number;
 	/** How long close() waits for clients to go before cutting connections. Default 5 s. */
 	shutdownGraceMs?: number;
+	/** Where to serve /healthz, /readyz and /metrics over plain HTTP; none when unset. */
+	metricsListen?: ListenAddress;
 }
 
 export interface SignalServer {
 	/** The bound port (the ephemeral one when 0 was asked for). */
 	readonly port: number;
+	/** The port of the health and metrics listener, when there is one. */
+	readonly metricsPort: number | undefined;
 	/** Ends every stream with UNAVAILABLE and stops listening. Safe to call twice. */
 	close(): Promise<void>;
 	stats(): SignalServerStats;
+	/** The Prometheus text served at /metrics. */
+	metrics(): Promise<string>;
+	/** Liveness (/healthz) and readiness (/readyz) checks. */
+	live: HealthChecks;
+	ready: HealthChecks;
 }
 
 /**
@@ -72,8 +89,11 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
 		throw new RangeError(`port must be an integer from 0 to 65535, got ${requestedPort}`);
 	}
 
+	// The metrics read the hub's counters, and the hub reports routing times to them.
+	const metrics = createSignalMetrics(() => hub.stats());
 	const hub = new SignalHub({
 		logger,
+		observeRoutingSeconds: metrics.observeRoutingSeconds,
 		heartbeatIntervalMs,
 		handshakeTimeoutMs,
 		outboundLimits: {
@@ -131,9 +151,31 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
 	// The listening socket keeps the process alive; the timer should not on its own.
 	heartbeatTimer.unref();
 
-	logger.info({ host, port, heartbeatIntervalMs }, "signal server listening");
-
 	let closing: Promise<void> | undefined;
+	const live: HealthChecks = () => ({ process: { ok: true } });
+	const ready: HealthChecks = () => ({
+		grpc: closing ? { ok: false, reason: "shutting down" } : { ok: true },
+	});
+	let ops: OpsServer | undefined;
+	if (options.metricsListen) {
+		ops = await startOpsServer({
+			...options.metricsListen,
+			live,
+			ready,
+			metrics: () => exposeMetrics(metrics.registry),
+			logger,
+		}).catch((err: unknown) => {
+			clearInterval(heartbeatTimer);
+			server.forceShutdown();
+			throw err;
+		});
+	}
+
+	logger.info(
+		{ host, port, heartbeatIntervalMs, metricsPort: ops?.port },
+		"signal server listening",
+	);
+
 	const close = (): Promise<void> => {
 		closing ??= new Promise<void>((resolve) => {
 			clearInterval(heartbeatTimer);
@@ -150,13 +192,23 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
 				clearTimeout(cutOff);
 				resolve();
 			});
-		}).then(() => {
+		}).then(async () => {
+			// Served until the end, so that /readyz says "shutting down" while clients leave.
+			await ops?.close();
 			logger.info({ port }, "signal server stopped");
 		});
 		return closing;
 	};
 
-	return { port, close, stats: () => hub.stats() };
+	return {
+		port,
+		metricsPort: ops?.port,
+		close,
+		stats: () => hub.stats(),
+		metrics: () => metrics.registry.metrics(),
+		live,
+		ready,
+	};
 }
 
 function requirePositive(name: string, value: number): void {

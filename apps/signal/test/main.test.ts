@@ -32,6 +32,7 @@ describe("starling-signal executable", () => {
 			["STARLING_SIGNAL_LISTEN", "no-port-here"],
 			["STARLING_LOG_LEVEL", "chatty"],
 			["STARLING_SIGNAL_HEARTBEAT_MS", "-1"],
+			["STARLING_SIGNAL_METRICS_LISTEN", "9091"],
 		] as const) {
 			const result = runWithEnv({ [name]: value });
 			expect(result.status).toBe(1);
@@ -44,24 +45,33 @@ describe("starling-signal executable", () => {
 
 	it("serves on the configured address and shuts down cleanly on SIGTERM", async () => {
 		const started = spawn(process.execPath, [mainJs], {
-			env: { PATH: process.env.PATH ?? "", STARLING_SIGNAL_LISTEN: "127.0.0.1:0" },
+			env: {
+				PATH: process.env.PATH ?? "",
+				STARLING_SIGNAL_LISTEN: "127.0.0.1:0",
+				STARLING_SIGNAL_METRICS_LISTEN: "127.0.0.1:0",
+			},
 			stdio: ["ignore", "pipe", "inherit"],
 		});
 		child = started;
 		const logs: Record<string, unknown>[] = [];
 		const lines = createInterface({ input: started.stdout });
-		const port = await new Promise<number>((resolve, reject) => {
-			const timer = setTimeout(() => reject(new Error("server did not report listening")), 5_000);
-			lines.on("line", (line) => {
-				const entry = JSON.parse(line) as Record<string, unknown>;
-				logs.push(entry);
-				if (entry.msg === "signal server listening") {
-					clearTimeout(timer);
-					resolve(entry.port as number);
-				}
-			});
-		});
+		const { port, metricsPort } = await new Promise<{ port: number; metricsPort: number }>(
+			(resolve, reject) => {
+				const timer = setTimeout(() => reject(new Error("server did not report listening")), 5_000);
+				lines.on("line", (line) => {
+					const entry = JSON.parse(line) as Record<string, unknown>;
+					logs.push(entry);
+					if (entry.msg === "signal server listening") {
+						clearTimeout(timer);
+						resolve({ port: entry.port as number, metricsPort: entry.metricsPort as number });
+					}
+				});
+			},
+		);
 		expect(logs[0]).toMatchObject({ service: "signal", level: 30, host: "127.0.0.1" });
+		const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
+		expect(ready.status).toBe(200);
+		expect(await ready.json()).toEqual({ status: "ok", checks: { grpc: "ok" } });
 
 		const peer = generateKeyPair();
 		const client = new SignalClient({

@@ -136,10 +136,11 @@ describe("OutboundBudget", () => {
 });
 
 describe("config", () => {
-	it("defaults to 127.0.0.1:10000, info, 15 s heartbeats", () => {
+	it("defaults to 127.0.0.1:10000, metrics on 127.0.0.1:9091, info, 15 s heartbeats", () => {
 		expect(loadConfig({})).toEqual({
 			host: "127.0.0.1",
 			port: 10000,
+			metricsListen: { host: "127.0.0.1", port: 9091 },
 			heartbeatIntervalMs: 15_000,
 			logLevel: "info",
 		});
@@ -151,8 +152,16 @@ describe("config", () => {
 				STARLING_SIGNAL_LISTEN: "[::]:10001",
 				STARLING_LOG_LEVEL: "debug",
 				STARLING_SIGNAL_HEARTBEAT_MS: "500",
+				STARLING_SIGNAL_METRICS_LISTEN: "[::]:9191",
 			}),
-		).toEqual({ host: "::", port: 10001, heartbeatIntervalMs: 500, logLevel: "debug" });
+		).toEqual({
+			host: "::",
+			port: 10001,
+			metricsListen: { host: "::", port: 9191 },
+			heartbeatIntervalMs: 500,
+			logLevel: "debug",
+		});
+		expect(loadConfig({ STARLING_SIGNAL_METRICS_LISTEN: "off" }).metricsListen).toBeUndefined();
 		expect(parseListen("0.0.0.0:0")).toEqual({ host: "0.0.0.0", port: 0 });
 		expect(parseListen("signal.internal:10000")).toEqual({ host: "signal.internal", port: 10000 });
 	});
@@ -167,6 +176,8 @@ describe("config", () => {
 			{ STARLING_LOG_LEVEL: "loud" },
 			{ STARLING_SIGNAL_HEARTBEAT_MS: "fast" },
 			{ STARLING_SIGNAL_HEARTBEAT_MS: "5" },
+			{ STARLING_SIGNAL_METRICS_LISTEN: "9091" },
+			{ STARLING_SIGNAL_METRICS_LISTEN: "on" },
 		];
 		for (const env of bad) {
 			const name = Object.keys(env)[0]!;

@@ -18,6 +18,8 @@ import { AppError } from "../app/errors.js";
 import { deletePeer, loginPeer, recordPeerLogin } from "../app/peers.js";
 import { type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
 import type { PeerSystemInfo } from "../domain/types.js";
+import { loginFailure } from "../metrics/login-result.js";
+import type { ManagementMetrics } from "../metrics/management-metrics.js";
 import type { Store } from "../store/store.js";
 import type { OutputBudget } from "../sync/output-budget.js";
 import type { SyncHub } from "../sync/sync-hub.js";
@@ -31,6 +33,8 @@ export interface ManagementGrpcDeps {
 	outputBudget: OutputBudget;
 	logger: Logger;
 	now?: () => Date;
+	/** Counts logins and Sync traffic; nothing is counted without it. */
+	metrics?: Pick<ManagementMetrics, "login" | "syncMessageSent">;
 }
 
 class GrpcStatusError extends Error {
@@ -129,12 +133,14 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 		},
 
 		login(call, callback) {
+			let setupKeyGiven = false;
 			(async () => {
 				const { channel, body, wgPublicKey } = openRequest(
 					deps.serverKey,
 					call.request,
 					LoginRequest,
 				);
+				setupKeyGiven = body.setupKey.length > 0;
 				if (body.setupKey.length > 256) {
 					throw new GrpcStatusError(grpc.status.INVALID_ARGUMENT, "setup_key is too long");
 				}
@@ -158,10 +164,16 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 					relay: deps.endpoints.relayFor?.(peer),
 					registered,
 				};
-				return channel.seal(LoginResponse, response);
+				const sealed = channel.seal(LoginResponse, response);
+				deps.metrics?.login(registered ? "registered" : "logged_in");
+				return sealed;
 			})().then(
 				(envelope) => callback(null, envelope),
-				(err) => callback(toServiceError(err, logger)),
+				(err) => {
+					const status = toServiceError(err, logger);
+					deps.metrics?.login(loginFailure(status.code, setupKeyGiven));
+					callback(status);
+				},
 			);
 		},
 
@@ -235,6 +247,8 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 						if (closed) return;
 						const envelope = channel.seal(SyncResponse, update);
 						call.write(envelope, budget.queued(envelope.ciphertext.length));
+						const kind = update.update?.$case;
+						if (kind) deps.metrics?.syncMessageSent(kind, envelope.ciphertext.length);
 					},
 					writable: () => budget.writable(),
 					onWritable: (cb) => budget.onWritable(cb),

@@ -1,7 +1,9 @@
 import type { Logger } from "@starling/log";
+import { evaluateHealth, type HealthChecks } from "@starling/service-runtime";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import type { NetworkChangeSink } from "../app/events.js";
+import type { RestRequestSample } from "../metrics/management-metrics.js";
 import type { Store } from "../store/store.js";
 import { requireRole, requireToken } from "./auth.js";
 import {
@@ -34,6 +36,10 @@ export interface RestApiDeps {
 	now?: () => Date;
 	/** Where account networks may lie (STARLING_NETWORK_RANGE); default 100.64.0.0/10. */
 	networkPool?: string;
+	/** Told of every answered request, with its route pattern (metrics). */
+	observeRequest?: (sample: RestRequestSample) => void;
+	/** Served unauthenticated at /healthz and /readyz, outside the OpenAPI document. */
+	health?: { live: HealthChecks; ready: HealthChecks };
 }
 
 /** Request bodies above this are refused with 413 (the largest legitimate body is well under 8 KiB). */
@@ -76,8 +82,18 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 		}
 	});
 
+	const observe = deps.observeRequest;
+	if (observe) {
+		app.addHook("onResponse", async (request, reply) => {
+			// The pattern, not the URL: ids in paths would make a series per object.
+			const route = request.routeOptions.url ?? "unmatched";
+			observe({ method: request.method, route, status: reply.statusCode });
+		});
+	}
+
 	await registerOpenApi(app);
 	openApiRoute(app);
+	if (deps.health) healthRoutes(app, deps.health);
 	await registerApiDocs(app);
 
 	const routeDeps: RouteDeps = {
@@ -103,4 +119,22 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 
 	await app.ready();
 	return app;
+}
+
+/**
+ * GET /healthz and /readyz for load balancers and container health checks:
+ * no token, JSON, 503 with {message, code} when a check fails. Hidden from
+ * the OpenAPI document, which describes the NetBird-compatible API only.
+ */
+function healthRoutes(app: FastifyInstance, health: { live: HealthChecks; ready: HealthChecks }) {
+	for (const [path, checks] of [
+		["/healthz", health.live],
+		["/readyz", health.ready],
+	] as const) {
+		// Probed every few seconds: no "request completed" line per probe.
+		app.get(path, { schema: { hide: true }, logLevel: "warn" }, async (_request, reply) => {
+			const answer = await evaluateHealth(checks);
+			return reply.code(answer.status).header("cache-control", "no-store").send(answer.body);
+		});
+	}
 }

@@ -73,6 +73,8 @@ export interface SyncHubOptions {
 	flushDelayMs?: number;
 	heartbeatIntervalMs?: number;
 	now?: () => Date;
+	/** Told how long each full map and each delta push over an account took. */
+	observeMapSeconds?: (kind: "full" | "delta", seconds: number) => void;
 }
 
 export interface SyncHubStats {
@@ -401,6 +403,7 @@ export class SyncHub implements NetworkChangeSink {
 		}
 		const ms = performance.now() - started;
 		this.counters.lastPushMs = ms;
+		this.options.observeMapSeconds?.("delta", ms / 1000);
 		this.options.logger.debug(
 			{
 				accountId: state.account.id,
@@ -417,7 +420,9 @@ export class SyncHub implements NetworkChangeSink {
 		const index = this.current(state);
 		const viewer = index.indexOfKey(sub.peerKey);
 		if (viewer === undefined) return;
+		const started = performance.now();
 		const map = computeNetworkMap(index, viewer, this.options.endpoints, state.serial);
+		this.options.observeMapSeconds?.("full", (performance.now() - started) / 1000);
 		sub.base = index;
 		sub.sentSerial = state.serial;
 		sub.lastSelf = selfConfigOf(index.peerAt(viewer), state.account);
