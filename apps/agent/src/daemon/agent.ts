@@ -12,6 +12,8 @@ import type {
 	PeerSystemMeta,
 	UpRequest,
 } from "@starling/proto";
+import { RelayClient, RelayUdpBridge } from "@starling/relay-client";
+import { SignalClient } from "@starling/signal-client";
 import { ControlLoop, oneLine } from "../control/control-loop.js";
 import { Engine } from "../engine/engine.js";
 import { IceAgent } from "../ice/ice-agent.js";
@@ -260,6 +262,18 @@ export class Agent {
 				ice,
 				portRewriter,
 				firewall,
+				signalClients: (url) =>
+					new SignalClient({ url, keyPair, logger: logger.child({ component: "signal" }) }),
+				relays: (url, token) => {
+					const relayLogger = logger.child({ component: "relay" });
+					const client = new RelayClient({ url, token, logger: relayLogger });
+					const bridge = new RelayUdpBridge({
+						relay: client,
+						wireguardPort: config.wireguardPort,
+						logger: relayLogger,
+					});
+					return { client, bridge };
+				},
 				logger: logger.child({ component: "engine" }),
 			});
 			cleanup.push(() => engine.stop());
