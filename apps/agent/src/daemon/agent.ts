@@ -9,6 +9,7 @@ import type {
 	DaemonStatus,
 	LoginResponse,
 	NetworkMap,
+	PeerStatus,
 	PeerSystemMeta,
 	UpRequest,
 } from "@starling/proto";
@@ -500,6 +501,17 @@ export class Agent {
 					: "",
 			relay,
 		};
+	}
+
+	/** down, connecting or up (the metrics' `starling_agent_up`). */
+	get state(): "down" | "connecting" | "up" {
+		return this.phase;
+	}
+
+	/** Every peer as `starling status` sees it, without the ping (the metrics read this). */
+	async peers(): Promise<PeerStatus[]> {
+		const r = this.running;
+		return r ? r.engine.peerStatuses() : [];
 	}
 
 	/** What `starling netcheck` probes while up: the map's STUN servers and relays. */
