@@ -87,6 +87,7 @@ export class Engine {
 			logger: logger.child({ component: "relay" }),
 			peer: current,
 			peers: () => this.peers.values(),
+			nameOf: (state) => state.remote.name,
 			onEndpoint: () => this.reconciler.request(),
 		});
 		this.ice = new IceSessions({

@@ -61,6 +61,7 @@ function setup() {
 		logger: createLogger("relay-link-test", { level: "silent" }),
 		peer: (key) => peers.get(key),
 		peers: () => peers.values(),
+		nameOf: (peer) => `peer ${peer.key}`,
 		onEndpoint: (peer, endpoint) => endpoints.push([peer.key, endpoint]),
 	});
 	return { link, made, peers, endpoints };

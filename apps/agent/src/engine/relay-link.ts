@@ -43,6 +43,8 @@ export interface RelayLinkOptions<P extends RelayPeer> {
 	peer(key: string): P | undefined;
 	/** Every peer in the map (they all get a bridge socket when a relay comes). */
 	peers(): Iterable<P>;
+	/** The peer's name, for logs. */
+	nameOf(peer: P): string;
 	/** A peer's bridge endpoint ("127.0.0.1:port") is bound, or gone (undefined: relay changed). */
 	onEndpoint(peer: P, endpoint: string | undefined): void;
 }
@@ -131,7 +133,10 @@ export class RelayLink<P extends RelayPeer> {
 				if (this.relay !== relay || this.options.peer(peer.key) !== peer) return;
 				const endpoint = `127.0.0.1:${port}`;
 				this.endpoints.set(peer.key, endpoint);
-				this.options.logger.info({ peer: peer.key, bridge: endpoint }, "relay path ready");
+				this.options.logger.info(
+					{ peer: this.options.nameOf(peer), bridge: endpoint },
+					"relay path ready",
+				);
 				this.options.onEndpoint(peer, endpoint);
 			},
 			(err: unknown) =>
