@@ -9,6 +9,8 @@ import { DaemonServiceClient, type DaemonStatus, type UpProgress } from "@starli
 import { Agent } from "../daemon/agent.js";
 import { DEFAULT_SOCKET_PATH, startDaemonServer } from "../daemon/daemon-server.js";
 import { StateDir } from "../daemon/state-dir.js";
+import { agentMetrics } from "../metrics/agent-metrics.js";
+import { parseMetricsAddr, startMetricsServer } from "../metrics/metrics-server.js";
 import { CommandError, run } from "../system/exec.js";
 import { AGENT_VERSION } from "../version.js";
 import { cmdNetcheck } from "./netcheck.js";
@@ -39,7 +41,9 @@ commands:
   version
 
 global flags: --socket PATH (or STARLING_SOCKET; default ${DEFAULT_SOCKET_PATH})
-daemon flags (service run): --state-dir DIR (or STARLING_DATA_DIR; default /var/lib/starling)`;
+daemon flags (service run): --state-dir DIR (or STARLING_DATA_DIR; default /var/lib/starling)
+  --metrics-addr 127.0.0.1:PORT (or STARLING_METRICS_ADDR; off by default)
+                        serve Prometheus metrics on GET /metrics, loopback only`;
 
 /** A failure to report as one line and a non-zero exit. */
 class CliError extends Error {
@@ -233,7 +237,17 @@ async function cmdLogin(args: string[]): Promise<void> {
 }
 
 async function serviceRun(args: string[]): Promise<void> {
-	const { values } = parse(args, { "state-dir": { type: "string" } });
+	const { values } = parse(args, {
+		"state-dir": { type: "string" },
+		"metrics-addr": { type: "string" },
+	});
+	const metricsText = values["metrics-addr"] ?? process.env.STARLING_METRICS_ADDR ?? "";
+	let metricsAddr: { host: string; port: number } | undefined;
+	try {
+		metricsAddr = metricsText ? parseMetricsAddr(metricsText) : undefined;
+	} catch (err) {
+		throw new CliError((err as Error).message, 2);
+	}
 	const logger = createLogger("agent");
 	const stateDir = new StateDir(
 		values["state-dir"] ?? process.env.STARLING_DATA_DIR ?? DEFAULT_STATE_DIR,
@@ -242,6 +256,12 @@ async function serviceRun(args: string[]): Promise<void> {
 	stateDir.loadOrCreateKeyPair();
 	const agent = new Agent({ stateDir, runner: run, logger });
 	const daemon = await startDaemonServer(agent, socketPath(values.socket), logger);
+	const metrics = metricsAddr
+		? await startMetricsServer(metricsAddr, agentMetrics(agent), logger).catch(async (err) => {
+				await daemon.close();
+				throw new CliError(`metrics: cannot listen on ${metricsText}: ${(err as Error).message}`);
+			})
+		: undefined;
 	let stopping = false;
 	const stop = (signal: string) => {
 		if (stopping) return;
@@ -251,6 +271,7 @@ async function serviceRun(args: string[]): Promise<void> {
 		void agent
 			.shutdown()
 			.catch(() => undefined)
+			.then(() => metrics?.close())
 			.then(() => daemon.close())
 			.finally(() => process.exit(0));
 	};

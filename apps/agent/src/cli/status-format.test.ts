@@ -20,6 +20,10 @@ const peer: PeerStatus = {
 	peerOnline: true,
 	reason: "relayed: ice failed: ice not connected within 8000 ms",
 	relayUrl: "ws://198.18.0.1:33080",
+	iceAttempts: 3,
+	iceSuccesses: 1,
+	iceFailures: 2,
+	iceLastFailure: "ice failed: ice not connected within 8000 ms",
 };
 
 const status: DaemonStatus = {
@@ -65,6 +69,23 @@ describe("status output", () => {
 			(statusToJson({ ...status, peers: [noRelay] }, true).peers as Record<string, unknown>[])[0]
 				?.relay_url,
 		).toBe("");
+	});
+
+	it("JSON carries the per-peer metrics: handshake age and ICE attempts and results", () => {
+		const json = statusToJson(status, true, 61_000_000);
+		expect((json.peers as Record<string, unknown>[])[0]).toMatchObject({
+			bytes_received: 2048,
+			bytes_sent: 10,
+			handshake_age_s: 60_000,
+			ice: {
+				attempts: 3,
+				successes: 1,
+				failures: 2,
+				last_failure: "ice failed: ice not connected within 8000 ms",
+			},
+		});
+		const never = statusToJson({ ...status, peers: [{ ...peer, lastHandshakeUnixMs: 0 }] }, true);
+		expect((never.peers as Record<string, unknown>[])[0]?.handshake_age_s).toBeNull();
 	});
 
 	it("text shows path, relay, endpoints, handshake, bytes and latency per peer", () => {

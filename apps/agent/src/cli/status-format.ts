@@ -4,7 +4,11 @@ import type { DaemonStatus, PeerStatus } from "@starling/proto";
  * The stable JSON form of `starling status --json` (documented in
  * apps/agent/README.md). Field names are snake_case and only ever added to.
  */
-export function statusToJson(s: DaemonStatus, detail: boolean): Record<string, unknown> {
+export function statusToJson(
+	s: DaemonStatus,
+	detail: boolean,
+	now = Date.now(),
+): Record<string, unknown> {
 	const out: Record<string, unknown> = {
 		agent_version: s.agentVersion,
 		state: s.state,
@@ -33,11 +37,11 @@ export function statusToJson(s: DaemonStatus, detail: boolean): Record<string, u
 			error: s.relay?.error ?? "",
 		},
 	};
-	if (detail) out.peers = s.peers.map(peerToJson);
+	if (detail) out.peers = s.peers.map((p) => peerToJson(p, now));
 	return out;
 }
 
-function peerToJson(p: PeerStatus): Record<string, unknown> {
+function peerToJson(p: PeerStatus, now: number): Record<string, unknown> {
 	return {
 		name: p.name,
 		wg_public_key: p.wgPublicKey,
@@ -57,6 +61,16 @@ function peerToJson(p: PeerStatus): Record<string, unknown> {
 		peer_online: p.peerOnline,
 		reason: p.reason,
 		relay_url: p.relayUrl ?? "",
+		handshake_age_s:
+			p.lastHandshakeUnixMs > 0
+				? Math.max(0, Math.round((now - p.lastHandshakeUnixMs) / 1000))
+				: null,
+		ice: {
+			attempts: p.iceAttempts,
+			successes: p.iceSuccesses,
+			failures: p.iceFailures,
+			last_failure: p.iceLastFailure,
+		},
 	};
 }
 

@@ -9,9 +9,12 @@ import type {
 	DaemonStatus,
 	LoginResponse,
 	NetworkMap,
+	PeerStatus,
 	PeerSystemMeta,
 	UpRequest,
 } from "@starling/proto";
+import { RelayClient, RelayUdpBridge } from "@starling/relay-client";
+import { SignalClient } from "@starling/signal-client";
 import { ControlLoop, oneLine } from "../control/control-loop.js";
 import { Engine } from "../engine/engine.js";
 import { IceAgent } from "../ice/ice-agent.js";
@@ -23,6 +26,8 @@ import type { Runner } from "../system/exec.js";
 import { AGENT_VERSION } from "../version.js";
 import { selectBackend, type WireGuardBackend } from "../wireguard/backend.js";
 import { WireGuardDevice } from "../wireguard/device.js";
+import { AgentError } from "./agent-error.js";
+import { type BringUpSteps, bringUp } from "./bring-up.js";
 import type { AgentConfig, StateDir, WireGuardBackendPreference } from "./state-dir.js";
 
 export const WIREGUARD_MTU = 1280;
@@ -31,30 +36,17 @@ const RESTORE_RETRY = resolveBackoff({ initialDelayMs: 1_000, maxDelayMs: 30_000
 const PORT_REWRITE_TABLE = "starling-paths";
 const INTERFACE_NAME = /^[a-zA-Z0-9_=+.-]{1,15}$/;
 
-/** A refusal meant for the CLI user: one readable line, with a gRPC status. */
-export class AgentError extends Error {
-	override name = "AgentError";
-	constructor(
-		readonly code: GrpcStatus,
-		message: string,
-	) {
-		super(message);
-	}
-}
-
+/** What a successful `up` leaves running, and how to take it down. */
 interface Running {
 	config: AgentConfig;
 	keyPair: KeyPair;
 	client: ManagementClient;
 	login: LoginResponse;
 	backend: WireGuardBackend;
-	device: WireGuardDevice;
 	engine: Engine;
 	control: ControlLoop;
-	ice: IceAgent;
-	portRewriter: PortRewriter;
-	/** undefined when the operator disabled the firewall. */
-	firewall: Firewall | undefined;
+	/** Undoes every step of `up`, last first (see bring-up.ts). */
+	undo(): Promise<void>;
 }
 
 export interface AgentOptions {
@@ -118,7 +110,7 @@ export class Agent {
 					() => {},
 				);
 			} catch (err) {
-				if (err instanceof AgentError && err.code === GrpcStatus.ALREADY_EXISTS) return;
+				if (err instanceof AgentError && err.kind === "already-up") return;
 				if (!this.options.stateDir.loadConfig().wantUp) return;
 				const delay = backoffDelay(attempt, RESTORE_RETRY);
 				this.options.logger.warn(
@@ -140,7 +132,7 @@ export class Agent {
 		const backend = request.wireguardBackend || saved.wireguardBackend;
 		if (!["auto", "kernel", "userspace"].includes(backend)) {
 			throw new AgentError(
-				GrpcStatus.INVALID_ARGUMENT,
+				"invalid-argument",
 				`unknown WireGuard backend '${backend}' (auto, kernel or userspace)`,
 			);
 		}
@@ -154,7 +146,7 @@ export class Agent {
 		};
 		if (!INTERFACE_NAME.test(config.interfaceName)) {
 			throw new AgentError(
-				GrpcStatus.INVALID_ARGUMENT,
+				"invalid-argument",
 				`invalid interface name '${config.interfaceName}' (1-15 letters, digits, _=+.-)`,
 			);
 		}
@@ -163,10 +155,7 @@ export class Agent {
 			config.wireguardPort < 1 ||
 			config.wireguardPort > 65535
 		) {
-			throw new AgentError(
-				GrpcStatus.INVALID_ARGUMENT,
-				`invalid WireGuard port ${config.wireguardPort}`,
-			);
+			throw new AgentError("invalid-argument", `invalid WireGuard port ${config.wireguardPort}`);
 		}
 		return config;
 	}
@@ -186,142 +175,182 @@ export class Agent {
 	private async doUp(request: UpRequest, progress: (message: string) => void): Promise<void> {
 		if (this.running) {
 			throw new AgentError(
-				GrpcStatus.ALREADY_EXISTS,
+				"already-up",
 				`already up on ${this.running.config.interfaceName}; run 'starling down' first`,
 			);
 		}
 		const config = this.resolveConfig(request);
-		const keyPair = this.options.stateDir.loadOrCreateKeyPair();
-		const logger = this.options.logger;
 		this.phase = "connecting";
-		progress(`logging in to ${config.managementUrl}`);
-		const client = new ManagementClient({ url: config.managementUrl, keyPair, timeoutMs: 10_000 });
-		const cleanup: Array<() => Promise<void>> = [async () => client.close()];
-		const rollback = async () => {
-			for (const step of cleanup.reverse()) await step().catch(() => undefined);
-			this.phase = "down";
-		};
 		try {
-			// --- firewall: refuse to run unprotected unless the operator opted out ---
-			if (!config.disableFirewall) {
-				const reason = await Firewall.probe(this.options.runner);
-				if (reason !== undefined) {
-					throw new AgentError(
-						GrpcStatus.FAILED_PRECONDITION,
-						`nftables is not usable, so inbound access policies can't be enforced (${reason}); fix that, or run 'starling up --disable-firewall' to go without the firewall`,
-					);
-				}
-			}
-			const login = await this.doLogin(client, config, request.setupKey.trim());
-			progress(
-				`${login.registered ? "registered" : "logged in"} as ${login.self?.fqdn} (${login.self?.address})`,
+			const up = await bringUp(
+				(steps) => this.bringUp(steps, config, request.setupKey.trim(), progress),
+				(step, err) =>
+					this.options.logger.warn({ step, error: String(err) }, "undoing a step of up failed"),
 			);
-			const backend = await selectBackend(config.wireguardBackend, this.options.runner, { logger });
-			const portRewriter = new PortRewriter(this.options.runner, {
-				wgPort: config.wireguardPort,
-				tableName: PORT_REWRITE_TABLE,
-			});
-			await this.removeLeftovers(config, backend, portRewriter);
-			// The firewall goes in before the interface exists, denying everything
-			// from the overlay until the first map's rules arrive: never a moment
-			// of "all open". Removed after the interface (cleanup runs in reverse).
-			let firewall: Firewall | undefined;
-			if (!config.disableFirewall) {
-				const fw = new Firewall(this.options.runner, {
-					interfaceName: config.interfaceName,
-					tableName: DEFAULT_FIREWALL_TABLE,
-					onInvalidRule: (rule, reason) =>
-						logger.warn({ rule, reason }, "ignoring an invalid firewall rule from management"),
-				});
-				await fw.apply([]);
-				cleanup.push(() => fw.remove());
-				firewall = fw;
-			}
-			progress(`creating interface ${config.interfaceName} (${backend.kind})`);
-			await backend.createInterface(config.interfaceName);
-			cleanup.push(() => backend.deleteInterface(config.interfaceName));
-			cleanup.push(() => portRewriter.clear());
-			const device = new WireGuardDevice(config.interfaceName, this.options.runner);
-			await device.configure({
-				privateKeyFile: this.options.stateDir.privateKeyPath,
-				listenPort: config.wireguardPort,
-			});
-			await device.setMtuAndUp(WIREGUARD_MTU);
-			if (login.self?.address) await device.applyAddresses([login.self.address]);
-
-			const ice = new IceAgent({ logger: logger.child({ component: "ice" }) });
-			cleanup.push(() => ice.close());
-			const engine = new Engine({
-				keyPair,
-				interfaceName: config.interfaceName,
-				wireguardPort: config.wireguardPort,
-				agentVersion: AGENT_VERSION,
-				device,
-				ice,
-				portRewriter,
-				firewall,
-				logger: logger.child({ component: "engine" }),
-			});
-			cleanup.push(() => engine.stop());
-			let firstMap: (() => void) | undefined;
-			const gotMap = new Promise<void>((resolve) => {
-				firstMap = resolve;
-			});
-			const control = new ControlLoop(
-				client,
-				config.managementUrl,
-				this.meta(),
-				{
-					onMap: (map: NetworkMap) => {
-						this.networkMap = map;
-						if (map.self?.address && device)
-							void device.applyAddresses([map.self.address]).catch(() => undefined);
-						engine.applyMap(map);
-						firstMap?.();
-					},
-					onDeregistered: (reason) => void this.deregistered(reason),
-				},
-				logger.child({ component: "control" }),
-			);
-			cleanup.push(async () => control.stop());
-			control.start();
-			progress("syncing the network map");
-			const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 10_000).unref());
-			if ((await Promise.race([gotMap, timeout])) === "timeout") {
-				throw new AgentError(
-					GrpcStatus.UNAVAILABLE,
-					`no network map from ${config.managementUrl} within 10 s`,
-				);
-			}
-			await engine.settled();
-			this.running = {
-				config,
-				keyPair,
-				client,
-				login,
-				backend,
-				device,
-				engine,
-				control,
-				ice,
-				portRewriter,
-				firewall,
-			};
+			const { running } = up;
+			this.running = { ...running, undo: up.undo };
 			this.phase = "up";
 			this.lastError = "";
 			this.options.stateDir.saveConfig({ ...config, wantUp: true });
-			progress(`interface ${config.interfaceName} is up (${backend.kind}): ${login.self?.address}`);
-			progress(`firewall: ${engine.firewallStatus()}`);
-			logger.info(
-				{ interface: config.interfaceName, address: login.self?.address, backend: backend.kind },
+			const address = running.login.self?.address;
+			progress(`interface ${config.interfaceName} is up (${running.backend.kind}): ${address}`);
+			progress(`firewall: ${running.engine.firewallStatus()}`);
+			this.options.logger.info(
+				{ interface: config.interfaceName, address, backend: running.backend.kind },
 				"up",
 			);
 		} catch (err) {
-			await rollback();
+			this.phase = "down";
 			this.lastError = err instanceof Error ? oneLine(err.message) : String(err);
 			if (err instanceof AgentError) throw err;
 			throw toAgentError(err);
 		}
+	}
+
+	/**
+	 * The steps of `up`, each registering its own undo: on failure the steps
+	 * done so far are undone in reverse; on success the same undo is `down`.
+	 */
+	private async bringUp(
+		steps: BringUpSteps,
+		config: AgentConfig,
+		setupKey: string,
+		progress: (message: string) => void,
+	): Promise<Omit<Running, "undo">> {
+		const { runner, stateDir } = this.options;
+		const logger = this.options.logger;
+		const keyPair = stateDir.loadOrCreateKeyPair();
+		progress(`logging in to ${config.managementUrl}`);
+		const client = await steps.run(
+			"management client",
+			() => new ManagementClient({ url: config.managementUrl, keyPair, timeoutMs: 10_000 }),
+			(c) => c.close(),
+		);
+		// Refuse to run unprotected unless the operator opted out.
+		if (!config.disableFirewall) {
+			const reason = await Firewall.probe(runner);
+			if (reason !== undefined) {
+				throw new AgentError(
+					"host-not-ready",
+					`nftables is not usable, so inbound access policies can't be enforced (${reason}); fix that, or run 'starling up --disable-firewall' to go without the firewall`,
+				);
+			}
+		}
+		const login = await this.doLogin(client, config, setupKey);
+		progress(
+			`${login.registered ? "registered" : "logged in"} as ${login.self?.fqdn} (${login.self?.address})`,
+		);
+		const backend = await selectBackend(config.wireguardBackend, runner, { logger });
+		const portRewriter = new PortRewriter(runner, {
+			wgPort: config.wireguardPort,
+			tableName: PORT_REWRITE_TABLE,
+		});
+		await this.removeLeftovers(config, backend, portRewriter);
+		// The firewall goes in before the interface exists, denying everything
+		// from the overlay until the first map's rules arrive: never a moment
+		// of "all open". Its undo runs after the interface's (reverse order).
+		const firewall = config.disableFirewall
+			? undefined
+			: await steps.run(
+					"firewall",
+					async () => {
+						const fw = new Firewall(runner, {
+							interfaceName: config.interfaceName,
+							tableName: DEFAULT_FIREWALL_TABLE,
+							onInvalidRule: (rule, reason) =>
+								logger.warn({ rule, reason }, "ignoring an invalid firewall rule from management"),
+						});
+						await fw.apply([]);
+						return fw;
+					},
+					(fw) => fw.remove(),
+				);
+		progress(`creating interface ${config.interfaceName} (${backend.kind})`);
+		await steps.run(
+			"interface",
+			() => backend.createInterface(config.interfaceName),
+			() => backend.deleteInterface(config.interfaceName),
+		);
+		steps.onUndo("port rewrite", () => portRewriter.clear());
+		const device = new WireGuardDevice(config.interfaceName, runner);
+		await device.configure({
+			privateKeyFile: stateDir.privateKeyPath,
+			listenPort: config.wireguardPort,
+		});
+		await device.setMtuAndUp(WIREGUARD_MTU);
+		if (login.self?.address) await device.applyAddresses([login.self.address]);
+
+		const ice = await steps.run(
+			"ice",
+			() => new IceAgent({ logger: logger.child({ component: "ice" }) }),
+			(i) => i.close(),
+		);
+		const engine = await steps.run(
+			"engine",
+			() =>
+				new Engine({
+					keyPair,
+					interfaceName: config.interfaceName,
+					wireguardPort: config.wireguardPort,
+					agentVersion: AGENT_VERSION,
+					device,
+					ice,
+					portRewriter,
+					firewall,
+					signalClients: (url) =>
+						new SignalClient({ url, keyPair, logger: logger.child({ component: "signal" }) }),
+					relays: (url, token) => {
+						const relayLogger = logger.child({ component: "relay" });
+						const relay = new RelayClient({ url, token, logger: relayLogger });
+						const bridge = new RelayUdpBridge({
+							relay,
+							wireguardPort: config.wireguardPort,
+							logger: relayLogger,
+						});
+						return { client: relay, bridge };
+					},
+					logger: logger.child({ component: "engine" }),
+				}),
+			(e) => e.stop(),
+		);
+		let firstMap: (() => void) | undefined;
+		const gotMap = new Promise<void>((resolve) => {
+			firstMap = resolve;
+		});
+		const control = await steps.run(
+			"control loop",
+			() => {
+				const loop = new ControlLoop(
+					client,
+					config.managementUrl,
+					this.meta(),
+					{
+						onMap: (map: NetworkMap) => {
+							this.networkMap = map;
+							if (map.self?.address)
+								void device.applyAddresses([map.self.address]).catch(() => undefined);
+							engine.applyMap(map);
+							firstMap?.();
+						},
+						onDeregistered: (reason) => void this.deregistered(reason),
+					},
+					logger.child({ component: "control" }),
+				);
+				loop.start();
+				return loop;
+			},
+			(loop) => loop.stop(),
+		);
+		progress("syncing the network map");
+		const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 10_000).unref());
+		if ((await Promise.race([gotMap, timeout])) === "timeout") {
+			throw new AgentError(
+				"management-unreachable",
+				`no network map from ${config.managementUrl} within 10 s`,
+			);
+		}
+		await engine.settled();
+		return { config, keyPair, client, login, backend, engine, control };
 	}
 
 	down(): Promise<void> {
@@ -332,29 +361,14 @@ export class Agent {
 		});
 	}
 
-	/** Removes what `up` created; keeps the identity and config. */
+	/** Removes what `up` created (its undo, last step first); keeps the identity and config. */
 	private async teardown(): Promise<void> {
 		const r = this.running;
 		this.running = undefined;
 		this.networkMap = undefined;
 		this.phase = "down";
 		if (!r) return;
-		r.control.stop();
-		await r.engine.stop().catch(() => undefined);
-		await r.ice.close().catch(() => undefined);
-		await r.portRewriter.clear().catch(() => undefined);
-		await r.backend
-			.deleteInterface(r.config.interfaceName)
-			.catch((err) =>
-				this.options.logger.warn({ error: String(err) }, "removing the interface failed"),
-			);
-		// After the interface is gone, so there is no moment with the interface and no firewall.
-		await r.firewall
-			?.remove()
-			.catch((err) =>
-				this.options.logger.warn({ error: String(err) }, "removing the firewall table failed"),
-			);
-		r.client.close();
+		await r.undo();
 		this.options.logger.info({ interface: r.config.interfaceName }, "down");
 	}
 
@@ -489,12 +503,23 @@ export class Agent {
 		};
 	}
 
+	/** down, connecting or up (the metrics' `starling_agent_up`). */
+	get state(): "down" | "connecting" | "up" {
+		return this.phase;
+	}
+
+	/** Every peer as `starling status` sees it, without the ping (the metrics read this). */
+	async peers(): Promise<PeerStatus[]> {
+		const r = this.running;
+		return r ? r.engine.peerStatuses() : [];
+	}
+
 	/** What `starling netcheck` probes while up: the map's STUN servers and relays. */
 	async netcheckInputs(): Promise<Omit<NetcheckInputs, "source">> {
 		const r = this.running;
 		if (!r) {
 			throw new AgentError(
-				GrpcStatus.FAILED_PRECONDITION,
+				"not-up",
 				"not up, so there is no network map naming STUN servers and relays; run 'starling up' first, or 'starling netcheck --stun HOST:PORT' to probe without it",
 			);
 		}
@@ -523,20 +548,17 @@ function loginError(err: unknown, url: string): AgentError {
 			case GrpcStatus.UNAVAILABLE:
 			case GrpcStatus.DEADLINE_EXCEEDED:
 				return new AgentError(
-					GrpcStatus.UNAVAILABLE,
+					"management-unreachable",
 					`management at ${url} is unreachable: ${oneLine(err.message)}`,
 				);
 			case GrpcStatus.PERMISSION_DENIED:
-				return new AgentError(
-					GrpcStatus.PERMISSION_DENIED,
-					`login refused: ${oneLine(err.message)}`,
-				);
+				return new AgentError("login-refused", `login refused: ${oneLine(err.message)}`);
 			default:
-				return new AgentError(err.code, `login failed: ${oneLine(err.message)}`);
+				return new AgentError("login-failed", `login failed: ${oneLine(err.message)}`);
 		}
 	}
 	if (err instanceof Error && /not a service URL|needs a valid port/.test(err.message)) {
-		return new AgentError(GrpcStatus.INVALID_ARGUMENT, err.message);
+		return new AgentError("invalid-argument", err.message);
 	}
 	return toAgentError(err);
 }
@@ -549,7 +571,7 @@ function toAgentError(err: unknown): AgentError {
 		"permissionDenied" in err &&
 		err.permissionDenied === true;
 	return new AgentError(
-		denied ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.INTERNAL,
+		denied ? "permission-denied" : "internal",
 		denied ? `permission denied: ${message} (run as root)` : message,
 	);
 }

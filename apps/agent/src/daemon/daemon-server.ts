@@ -3,13 +3,36 @@ import { connect } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@starling/log";
 import { type DaemonServiceServer, DaemonServiceService } from "@starling/proto";
-import { type Agent, AgentError } from "./agent.js";
+import type { Agent } from "./agent.js";
+import { AgentError, type AgentErrorKind } from "./agent-error.js";
 import { daemonNetcheck } from "./netcheck-rpc.js";
 
 export const DEFAULT_SOCKET_PATH = "/var/run/starling.sock";
 
-function toStatus(err: unknown, logger: Logger): Partial<grpc.StatusObject> {
-	if (err instanceof AgentError) return { code: err.code, details: err.message };
+/** The gRPC status the CLI gets for each kind of agent error. */
+export function grpcStatusOf(kind: AgentErrorKind): grpc.status {
+	switch (kind) {
+		case "invalid-argument":
+			return grpc.status.INVALID_ARGUMENT;
+		case "already-up":
+			return grpc.status.ALREADY_EXISTS;
+		case "not-up":
+		case "host-not-ready":
+		case "login-failed":
+			return grpc.status.FAILED_PRECONDITION;
+		case "management-unreachable":
+			return grpc.status.UNAVAILABLE;
+		case "login-refused":
+		case "permission-denied":
+			return grpc.status.PERMISSION_DENIED;
+		case "internal":
+			return grpc.status.INTERNAL;
+	}
+}
+
+/** An error of a daemon call as the gRPC status the CLI sees (one line). */
+export function toStatus(err: unknown, logger: Logger): Partial<grpc.StatusObject> {
+	if (err instanceof AgentError) return { code: grpcStatusOf(err.kind), details: err.message };
 	logger.error(
 		{ error: err instanceof Error ? err.message : String(err) },
 		"daemon request failed",

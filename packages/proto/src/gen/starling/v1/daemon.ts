@@ -138,7 +138,17 @@ export interface PeerStatus {
    * its fallback otherwise (unset or "" when management names no relay;
    * optional only so the engine, which builds PeerStatus, need not set it).
    */
-  relayUrl?: string | undefined;
+  relayUrl?:
+    | string
+    | undefined;
+  /**
+   * ICE sessions started for this peer since it joined the map, those that
+   * gave a direct path, those closed without one, and why the last one failed.
+   */
+  iceAttempts: number;
+  iceSuccesses: number;
+  iceFailures: number;
+  iceLastFailure: string;
 }
 
 export interface NetcheckRequest {
@@ -1127,6 +1137,10 @@ function createBasePeerStatus(): PeerStatus {
     peerOnline: false,
     reason: "",
     relayUrl: undefined,
+    iceAttempts: 0,
+    iceSuccesses: 0,
+    iceFailures: 0,
+    iceLastFailure: "",
   };
 }
 
@@ -1182,6 +1196,18 @@ export const PeerStatus: MessageFns<PeerStatus> = {
     }
     if (message.relayUrl !== undefined) {
       writer.uint32(138).string(message.relayUrl);
+    }
+    if (message.iceAttempts !== 0) {
+      writer.uint32(144).uint32(message.iceAttempts);
+    }
+    if (message.iceSuccesses !== 0) {
+      writer.uint32(152).uint32(message.iceSuccesses);
+    }
+    if (message.iceFailures !== 0) {
+      writer.uint32(160).uint32(message.iceFailures);
+    }
+    if (message.iceLastFailure !== "") {
+      writer.uint32(170).string(message.iceLastFailure);
     }
     return writer;
   },
@@ -1335,6 +1361,38 @@ export const PeerStatus: MessageFns<PeerStatus> = {
             message.relayUrl = reader.string();
             continue;
           }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.iceAttempts = reader.uint32();
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.iceSuccesses = reader.uint32();
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.iceFailures = reader.uint32();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.iceLastFailure = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1369,6 +1427,10 @@ export const PeerStatus: MessageFns<PeerStatus> = {
     message.peerOnline = object.peerOnline ?? false;
     message.reason = object.reason ?? "";
     message.relayUrl = object.relayUrl ?? undefined;
+    message.iceAttempts = object.iceAttempts ?? 0;
+    message.iceSuccesses = object.iceSuccesses ?? 0;
+    message.iceFailures = object.iceFailures ?? 0;
+    message.iceLastFailure = object.iceLastFailure ?? "";
     return message;
   },
 };

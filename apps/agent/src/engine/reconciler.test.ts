@@ -1,0 +1,153 @@
+import type { RemotePeer } from "@starling/proto";
+import { describe, expect, it } from "vitest";
+import type { DesiredPeer } from "../wireguard/plan.js";
+import type { DirectPath } from "./peer-state.js";
+import {
+	desiredPeers,
+	PERSISTENT_KEEPALIVE_S,
+	type ReconcilePeer,
+	Reconciler,
+} from "./reconciler.js";
+
+function peer(key: string, path?: DirectPath, keepalive = true): ReconcilePeer {
+	return {
+		key,
+		remote: { wgPublicKey: key, allowedIps: [`100.64.0.${key.length}/32`] } as RemotePeer,
+		path,
+		keepalive,
+	};
+}
+
+function direct(): DirectPath {
+	return {
+		local: { address: "192.168.1.2", port: 40001, type: "host" },
+		remote: { address: "203.0.113.9", port: 41000, type: "srflx" },
+		rttMs: 5,
+		socketPort: 40001,
+	};
+}
+
+describe("desiredPeers", () => {
+	it("leaves out peers with nowhere to send, relays the others until ICE finds a path", () => {
+		const relay = new Map([["b", "127.0.0.1:50002"]]);
+		const { desired } = desiredPeers(
+			[peer("a"), peer("b")],
+			() => undefined,
+			(k) => relay.get(k),
+		);
+		expect(desired).toEqual([
+			{
+				publicKey: "b",
+				allowedIps: ["100.64.0.1/32"],
+				endpoint: "127.0.0.1:50002",
+				persistentKeepalive: PERSISTENT_KEEPALIVE_S,
+			},
+		]);
+	});
+
+	it("gives a direct path's endpoint once, then follows WireGuard's roaming, and puts it back off the bridge", () => {
+		const path = direct();
+		const p = peer("a", path, false);
+		const bridge = () => "127.0.0.1:50001";
+		const first = desiredPeers([p], () => undefined, bridge);
+		expect(first.desired[0]).toMatchObject({
+			endpoint: "203.0.113.9:41000",
+			persistentKeepalive: undefined,
+		});
+		expect(first.endpointsSet).toEqual([path]);
+		path.endpointApplied = true;
+		const roamed = desiredPeers([p], () => "203.0.113.9:42000", bridge);
+		expect(roamed.desired[0]?.endpoint).toBeUndefined();
+		expect(roamed.endpointsSet).toEqual([]);
+		expect(path.lastDirectEndpoint).toBe("203.0.113.9:42000");
+		const onBridge = desiredPeers([p], () => "127.0.0.1:50001", bridge);
+		expect(onBridge.desired[0]?.endpoint).toBe("203.0.113.9:42000");
+	});
+});
+
+describe("Reconciler", () => {
+	it("collapses a burst of requests into one pass and marks direct endpoints applied after it", async () => {
+		const passes: DesiredPeer[][] = [];
+		const path = direct();
+		const r = new Reconciler({
+			device: {
+				applyPeers: async (d) => {
+					passes.push([...d]);
+					return [];
+				},
+			},
+			portRewriter: { set: () => undefined, remove: () => undefined, apply: async () => undefined },
+			peers: () => [peer("a", path)],
+			wgEndpointOf: () => undefined,
+			relayEndpointOf: () => undefined,
+			logError: (what, err) => {
+				throw new Error(`${what}: ${String(err)}`);
+			},
+		});
+		r.request();
+		r.request();
+		r.request();
+		await r.settled();
+		expect(passes).toHaveLength(1);
+		expect(path.endpointApplied).toBe(true);
+		await r.stop();
+		r.request();
+		await r.settled();
+		expect(passes).toHaveLength(1);
+	});
+
+	it("does nothing before the first map, and logs a failed pass without marking endpoints", async () => {
+		const errors: string[] = [];
+		const path = direct();
+		let ready = false;
+		const r = new Reconciler({
+			device: {
+				applyPeers: async () => {
+					throw new Error("wg set failed");
+				},
+			},
+			portRewriter: { set: () => undefined, remove: () => undefined, apply: async () => undefined },
+			peers: () => (ready ? [peer("a", path)] : undefined),
+			wgEndpointOf: () => undefined,
+			relayEndpointOf: () => undefined,
+			logError: (what) => errors.push(what),
+		});
+		r.request();
+		await r.settled();
+		expect(errors).toEqual([]);
+		ready = true;
+		r.request();
+		await r.settled();
+		expect(errors).toEqual(["wireguard reconcile"]);
+		expect(path.endpointApplied).toBeUndefined();
+	});
+
+	it("installs the port rewrite for a direct path before reconciling, and drops it", async () => {
+		const log: string[] = [];
+		const r = new Reconciler({
+			device: {
+				applyPeers: async () => {
+					log.push("wg");
+					return [];
+				},
+			},
+			portRewriter: {
+				set: (key, e) => log.push(`set ${key} ${e.localPort}->${e.remoteAddress}:${e.remotePort}`),
+				remove: (key) => log.push(`remove ${key}`),
+				apply: async () => {
+					log.push("nft");
+				},
+			},
+			peers: () => [],
+			wgEndpointOf: () => undefined,
+			relayEndpointOf: () => undefined,
+			logError: () => undefined,
+		});
+		r.routeDirect({ key: "a" }, direct());
+		await new Promise((resolve) => setImmediate(resolve));
+		await r.settled();
+		r.unrouteDirect({ key: "a" }, false);
+		await r.settled();
+		expect(log).toEqual(["set a 40001->203.0.113.9:41000", "nft", "wg", "remove a", "nft"]);
+	});
+});

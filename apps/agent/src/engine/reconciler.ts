@@ -1,0 +1,148 @@
+import type { PortRewriter } from "../netfilter/port-rewrite.js";
+import type { WireGuardDevice } from "../wireguard/device.js";
+import type { DesiredPeer } from "../wireguard/plan.js";
+import type { DirectPath, PeerState } from "./peer-state.js";
+import { endpointText } from "./status.js";
+
+/** WireGuard keepalive on direct paths: below the 30 s a NAT keeps an idle UDP mapping. */
+export const PERSISTENT_KEEPALIVE_S = 25;
+
+/** What the reconciler reads of a peer. */
+export type ReconcilePeer = Pick<PeerState, "key" | "remote" | "path" | "keepalive">;
+
+/**
+ * The WireGuard peer set the engine wants, sans-IO. A peer joins WireGuard
+ * only with somewhere to send: without an endpoint a packet makes
+ * wireguard-go fail a handshake and hold off the next one for 5 s, which
+ * delayed the first ping after `up` by that much. Its endpoint is direct
+ * when ICE found a path, else the relay bridge. Returns the direct paths
+ * whose endpoint this pass gives to WireGuard (to be marked applied once it
+ * succeeded); notes `lastDirectEndpoint` on the others.
+ */
+export function desiredPeers(
+	peers: Iterable<ReconcilePeer>,
+	wgEndpointOf: (key: string) => string | undefined,
+	relayEndpointOf: (key: string) => string | undefined,
+): { desired: DesiredPeer[]; endpointsSet: DirectPath[] } {
+	const endpointsSet: DirectPath[] = [];
+	const desired: DesiredPeer[] = [];
+	for (const p of peers) {
+		const relayEndpoint = relayEndpointOf(p.key);
+		if (p.path === undefined && relayEndpoint === undefined) continue;
+		desired.push({
+			publicKey: p.remote.wgPublicKey,
+			allowedIps: p.remote.allowedIps,
+			endpoint: p.path
+				? directEndpoint(p.path, wgEndpointOf(p.key), relayEndpoint, endpointsSet)
+				: relayEndpoint,
+			persistentKeepalive: p.path
+				? p.keepalive
+					? PERSISTENT_KEEPALIVE_S
+					: undefined
+				: PERSISTENT_KEEPALIVE_S,
+		});
+	}
+	return { desired, endpointsSet };
+}
+
+/**
+ * WireGuard's endpoint for a direct path: ICE's remote address the first
+ * time (noted in `applied`), then undefined, which keeps whatever WireGuard
+ * has roamed to since — unless it roamed to the relay bridge (packets the
+ * peer still sent through the relay while it switched): then back to the
+ * last direct address it used.
+ */
+function directEndpoint(
+	path: DirectPath,
+	wgEndpoint: string | undefined,
+	relayEndpoint: string | undefined,
+	applied: DirectPath[],
+): string | undefined {
+	const onRelay = wgEndpoint !== undefined && wgEndpoint === relayEndpoint;
+	if (path.endpointApplied && !onRelay) {
+		if (wgEndpoint) path.lastDirectEndpoint = wgEndpoint;
+		return undefined;
+	}
+	applied.push(path);
+	return path.lastDirectEndpoint ?? endpointText(path.remote);
+}
+
+export interface ReconcilerOptions {
+	device: Pick<WireGuardDevice, "applyPeers">;
+	portRewriter: Pick<PortRewriter, "set" | "remove" | "apply">;
+	/** The peers of the map, as they are now; undefined before the first map (nothing to do). */
+	peers(): Iterable<ReconcilePeer> | undefined;
+	/** Where WireGuard sends to the peer, from its last dump. */
+	wgEndpointOf(key: string): string | undefined;
+	relayEndpointOf(key: string): string | undefined;
+	logError(what: string, err: unknown): void;
+}
+
+/**
+ * Turns the engine's wanted state into wireguard/ and netfilter/ calls: the
+ * WireGuard peer set (endpoints, keepalives) and the port rewrite that lets
+ * WireGuard's packets leave from each direct path's ICE port. Passes are
+ * serialised; bursts of requests collapse into one pass.
+ */
+export class Reconciler {
+	private queued = false;
+	private running: Promise<void> = Promise.resolve();
+	private stopped = false;
+
+	constructor(private readonly options: ReconcilerOptions) {}
+
+	/** Asks for a WireGuard pass (soon, after the one running). */
+	request(): void {
+		if (this.queued || this.stopped) return;
+		this.queued = true;
+		this.running = this.running.then(async () => {
+			this.queued = false;
+			const peers = this.options.peers();
+			if (this.stopped || !peers) return;
+			try {
+				const { desired, endpointsSet } = desiredPeers(
+					peers,
+					this.options.wgEndpointOf,
+					this.options.relayEndpointOf,
+				);
+				await this.options.device.applyPeers(desired);
+				for (const path of endpointsSet) path.endpointApplied = true;
+			} catch (err) {
+				this.options.logError("wireguard reconcile", err);
+			}
+		});
+	}
+
+	/** A direct path is up: rewrite WireGuard's packets to leave from its ICE port, then reconcile. */
+	routeDirect(peer: Pick<PeerState, "key">, path: DirectPath): void {
+		this.options.portRewriter.set(peer.key, {
+			peerKey: peer.key,
+			localPort: path.socketPort,
+			remoteAddress: path.remote.address,
+			remotePort: path.remote.port,
+		});
+		void this.options.portRewriter
+			.apply()
+			.then(() => this.request())
+			.catch((err) => this.options.logError("port rewrite", err));
+	}
+
+	/** The direct path is gone (or the peer left): drop its rewrite; `reconcile` also asks for a pass. */
+	unrouteDirect(peer: Pick<PeerState, "key">, reconcile: boolean): void {
+		this.options.portRewriter.remove(peer.key);
+		void this.options.portRewriter
+			.apply()
+			.catch((err) => this.options.logError("port rewrite", err));
+		if (reconcile) this.request();
+	}
+
+	/** Resolves once the queued passes are done. */
+	settled(): Promise<void> {
+		return this.running;
+	}
+
+	async stop(): Promise<void> {
+		this.stopped = true;
+		await this.running;
+	}
+}
