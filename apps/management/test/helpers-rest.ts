@@ -395,6 +395,12 @@ export function apiRoutes(ids: RouteTargets): RouteCase[] {
 		{ method: "GET", pattern: "/api/peers", url: "/api/peers", adminOnly: true },
 		{ method: "GET", pattern: "/api/peers/:peerId", url: `/api/peers/${peerId}`, adminOnly: true },
 		{
+			method: "GET",
+			pattern: "/api/peers/:peerId/accessible-peers",
+			url: `/api/peers/${peerId}/accessible-peers`,
+			adminOnly: true,
+		},
+		{
 			method: "PUT",
 			pattern: "/api/peers/:peerId",
 			url: `/api/peers/${peerId}`,

@@ -98,7 +98,7 @@ export async function deletePeer(
 	const peer = await store.deletePeer(accountId, peerId, (p) =>
 		initiator
 			? [
-					auditEvent(accountId, initiator, "peer.delete", p.id, now, {
+					auditEvent(accountId, initiator, "user.peer.delete", p.id, now, {
 						name: p.name,
 						ip: p.ip,
 						dns_label: p.dnsLabel,

@@ -149,7 +149,11 @@ export interface Policy {
 	createdAt: Date;
 }
 
-/** What happened, NetBird-style dotted codes; the human text is derived (core/audit.ts). */
+/**
+ * What happened: NetBird's activity codes for the same activities (its
+ * management/server/activity/codes.go), so that NetBird's clients read
+ * Starling's audit log. The human text is derived (core/audit.ts).
+ */
 export type ActivityCode =
 	| "account.create"
 	| "account.setting.peer.login.expiration.enable"
@@ -162,7 +166,7 @@ export type ActivityCode =
 	| "peer.ssh.disable"
 	| "peer.login.expiration.enable"
 	| "peer.login.expiration.disable"
-	| "peer.delete"
+	| "user.peer.delete"
 	| "setupkey.add"
 	| "setupkey.update"
 	| "setupkey.revoke"
@@ -176,7 +180,8 @@ export type ActivityCode =
 	| "user.create"
 	| "service.user.create"
 	| "user.role.update"
-	| "user.group.update"
+	| "user.group.add"
+	| "user.group.delete"
 	| "user.block"
 	| "user.unblock"
 	| "user.delete"

@@ -12,6 +12,7 @@ import {
 	errorResponses,
 	GroupCreateBody,
 	GroupIdParams,
+	GroupListQuery,
 	GroupResponse,
 	GroupUpdateBody,
 	json,
@@ -38,7 +39,8 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 			schema: {
 				tags,
 				summary: "List all groups",
-				querystring: NoQuery,
+				description: "`name` filters by exact match; an empty value does not filter.",
+				querystring: GroupListQuery,
 				response: {
 					200: json(z.array(GroupResponse), "The account's groups"),
 					...errorResponses(400, 401, 403),
@@ -51,7 +53,10 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 				store.listGroups(account.id),
 				peerNames(store, account.id),
 			]);
-			return groups.map((g) => groupJson(g, names, names.size));
+			const { name } = request.query;
+			return groups
+				.filter((g) => !name || g.name === name)
+				.map((g) => groupJson(g, names, names.size));
 		},
 	);
 

@@ -63,14 +63,19 @@ export const userSelfServiceRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 			schema: {
 				tags: ["Users"],
 				summary: "Retrieve the current user",
-				description: "The user that the request's token belongs to.",
+				description:
+					"The user that the request's token belongs to, with `permissions`: what the user's role may do.",
 				querystring: NoQuery,
 				response: { 200: json(UserResponse, "The current user"), ...errorResponses(400, 401) },
 			},
 		},
 		async (request) => {
 			const { user } = authOf(request);
-			return userJson(user, { currentUserId: user.id, lastLogin: await lastLogin(store, user.id) });
+			return userJson(user, {
+				currentUserId: user.id,
+				lastLogin: await lastLogin(store, user.id),
+				withPermissions: true,
+			});
 		},
 	);
 
