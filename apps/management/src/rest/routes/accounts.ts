@@ -32,6 +32,7 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 		"/api/accounts",
 		{
 			schema: {
+				operationId: "listAccounts",
 				tags,
 				summary: "List accounts",
 				description: "The token's own account: nothing of another account is visible.",
@@ -52,6 +53,7 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 		"/api/accounts/:accountId",
 		{
 			schema: {
+				operationId: "getAccount",
 				tags,
 				summary: "Retrieve the account",
 				params: AccountIdParams,
@@ -73,6 +75,7 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 		"/api/accounts/:accountId",
 		{
 			schema: {
+				operationId: "updateAccount",
 				tags,
 				summary: "Update the account's settings",
 				description:

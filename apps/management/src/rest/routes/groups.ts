@@ -37,6 +37,7 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		"/api/groups",
 		{
 			schema: {
+				operationId: "listGroups",
 				tags,
 				summary: "List all groups",
 				description: "`name` filters by exact match; an empty value does not filter.",
@@ -64,6 +65,7 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		"/api/groups",
 		{
 			schema: {
+				operationId: "createGroup",
 				tags,
 				summary: "Create a group",
 				description: "Peers must be the account's (422 otherwise); the name must be free (409).",
@@ -93,6 +95,7 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		"/api/groups/:groupId",
 		{
 			schema: {
+				operationId: "getGroup",
 				tags,
 				summary: "Retrieve a group",
 				params: GroupIdParams,
@@ -112,6 +115,7 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		"/api/groups/:groupId",
 		{
 			schema: {
+				operationId: "updateGroup",
 				tags,
 				summary: "Update a group",
 				description:
@@ -145,6 +149,7 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		"/api/groups/:groupId",
 		{
 			schema: {
+				operationId: "deleteGroup",
 				tags,
 				summary: "Delete a group",
 				description:

@@ -50,6 +50,7 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		"/api/peers",
 		{
 			schema: {
+				operationId: "listPeers",
 				tags,
 				summary: "List all peers",
 				description: "`name` and `ip` filter by exact match; an empty value does not filter.",
@@ -74,6 +75,7 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		"/api/peers/:peerId",
 		{
 			schema: {
+				operationId: "getPeer",
 				tags,
 				summary: "Retrieve a peer",
 				params: PeerIdParams,
@@ -94,6 +96,7 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		"/api/peers/:peerId/accessible-peers",
 		{
 			schema: {
+				operationId: "listAccessiblePeers",
 				tags,
 				summary: "List the peers a peer can reach",
 				description:
@@ -122,6 +125,7 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		"/api/peers/:peerId",
 		{
 			schema: {
+				operationId: "updatePeer",
 				tags,
 				summary: "Update a peer",
 				description:
@@ -177,6 +181,7 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		"/api/peers/:peerId",
 		{
 			schema: {
+				operationId: "deletePeer",
 				tags,
 				summary: "Delete a peer",
 				description:

@@ -61,6 +61,7 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 		"/api/setup-keys",
 		{
 			schema: {
+				operationId: "listSetupKeys",
 				tags,
 				summary: "List all setup keys",
 				querystring: NoQuery,
@@ -81,6 +82,7 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 		"/api/setup-keys",
 		{
 			schema: {
+				operationId: "createSetupKey",
 				tags,
 				summary: "Create a setup key",
 				description:
@@ -120,6 +122,7 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 		"/api/setup-keys/:keyId",
 		{
 			schema: {
+				operationId: "getSetupKey",
 				tags,
 				summary: "Retrieve a setup key",
 				params: SetupKeyIdParams,
@@ -142,6 +145,7 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 		"/api/setup-keys/:keyId",
 		{
 			schema: {
+				operationId: "updateSetupKey",
 				tags,
 				summary: "Update a setup key",
 				description:
@@ -184,6 +188,7 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 		"/api/setup-keys/:keyId",
 		{
 			schema: {
+				operationId: "deleteSetupKey",
 				tags,
 				summary: "Delete a setup key",
 				description: "Peers registered with it stay registered.",
