@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv, type ValidateFunction } from "ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ACTIVITY_TEXT } from "../src/core/audit.js";
 import { type Reply, RestHarness } from "./helpers-rest.js";
 
 // Starling's REST answers against NetBird's own response schemas (reduced to
@@ -360,6 +361,14 @@ describe("the check itself", () => {
 		expect(violations("event", { ...event, activity_code: "peer.delete" })).toEqual([
 			"/activity_code must be equal to one of the allowed values",
 		]);
+	});
+
+	it("every activity code Starling can record is one of NetBird's", () => {
+		const event = schemas.get("event") as {
+			properties: { activity_code: { enum: string[] } };
+		};
+		const netbird = new Set(event.properties.activity_code.enum);
+		expect(Object.keys(ACTIVITY_TEXT).filter((code) => !netbird.has(code))).toEqual([]);
 	});
 
 	it("every fixture names the NetBird version it was read from", () => {
