@@ -250,6 +250,7 @@ export class RestHarness {
 					osVersion: "6.1",
 					kernelVersion: "6.1.0-test",
 					agentVersion: "0.1.0",
+					connectionIp: "203.0.113.7",
 				},
 			},
 			this.now(),

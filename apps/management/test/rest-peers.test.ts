@@ -25,7 +25,7 @@ describe("peers", () => {
 			id: peers[0]?.id,
 			name: "web-1",
 			ip: peers[0]?.ip,
-			connection_ip: "",
+			connection_ip: "203.0.113.7",
 			connected: false,
 			last_seen: expect.any(String),
 			os: "linux 6.1",

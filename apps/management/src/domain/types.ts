@@ -84,6 +84,11 @@ export interface PeerSystemInfo {
 	osVersion: string;
 	kernelVersion: string;
 	agentVersion: string;
+	/**
+	 * The public address management saw the peer's last login or sync come
+	 * from; absent or "" when unknown.
+	 */
+	connectionIp?: string;
 }
 
 export interface Peer {

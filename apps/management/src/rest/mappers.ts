@@ -84,7 +84,7 @@ export function peerJson(peer: Peer, ctx: PeerContext): PeerJson {
 		id: peer.id,
 		name: peer.name,
 		ip: peer.ip,
-		connection_ip: "",
+		connection_ip: peer.system.connectionIp ?? "",
 		connected: peer.connected,
 		last_seen: iso(peer.lastSeen),
 		os: osVersion ? `${os} ${osVersion}` : os,

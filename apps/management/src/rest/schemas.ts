@@ -255,7 +255,7 @@ export const PeerResponse = component(
 		ip: doc(z.string(), "Overlay IPv4 address"),
 		connection_ip: doc(
 			z.string(),
-			"The public address the peer last logged in from, as management saw it",
+			'The public address the peer last logged in from, as management saw it ("" when unknown)',
 		),
 		connected: doc(z.boolean(), "Whether the peer holds a sync stream with management"),
 		last_seen: IsoDate,

@@ -169,6 +169,7 @@ function toPeer(r: Row): Peer {
 			osVersion: String(r.os_version),
 			kernelVersion: String(r.kernel_version),
 			agentVersion: String(r.agent_version),
+			connectionIp: String(r.connection_ip),
 		},
 		setupKeyId: r.setup_key_id === null ? null : String(r.setup_key_id),
 		userId: r.user_id === null ? null : String(r.user_id),
@@ -934,7 +935,7 @@ export class SqliteStore implements Store {
 					.prepare(
 						`INSERT INTO peers (id, account_id, wg_public_key, name, dns_label, ip, hostname, os, os_version, kernel_version,
 						 agent_version, setup_key_id, user_id, ephemeral, ssh_enabled, login_expiration_enabled, connected, created_at,
-						 last_login, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0, 0, 0, ?, ?, ?)`,
+						 last_login, last_seen, connection_ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0, 0, 0, ?, ?, ?, ?)`,
 					)
 					.run(
 						peer.id,
@@ -953,6 +954,7 @@ export class SqliteStore implements Store {
 						now,
 						now,
 						now,
+						input.system.connectionIp ?? "",
 					);
 				this.db
 					.prepare("UPDATE setup_keys SET used_times = used_times + 1, last_used = ? WHERE id = ?")
@@ -1070,7 +1072,7 @@ export class SqliteStore implements Store {
 	): Promise<Peer | undefined> {
 		this.db
 			.prepare(
-				"UPDATE peers SET hostname = ?, os = ?, os_version = ?, kernel_version = ?, agent_version = ?, last_login = ? WHERE id = ?",
+				"UPDATE peers SET hostname = ?, os = ?, os_version = ?, kernel_version = ?, agent_version = ?, last_login = ?, connection_ip = ? WHERE id = ?",
 			)
 			.run(
 				system.hostname,
@@ -1079,6 +1081,7 @@ export class SqliteStore implements Store {
 				system.kernelVersion,
 				system.agentVersion,
 				ms(at),
+				system.connectionIp ?? "",
 				peerId,
 			);
 		const row = this.db.prepare("SELECT * FROM peers WHERE id = ?").get(peerId) as Row | undefined;
