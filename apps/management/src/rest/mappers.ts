@@ -63,6 +63,9 @@ export function setupKeyJson(key: SetupKey, now: Date, plainKey?: string): Setup
 	};
 }
 
+/** NetBird's geolocation fields: Starling does not geolocate peers. */
+const NOT_GEOLOCATED = { country_code: "", city_name: "", geoname_id: 0 };
+
 /** What mapping peers needs to know about their account, loaded once per request. */
 export interface PeerContext {
 	account: Account;
@@ -107,9 +110,7 @@ export function peerJson(peer: Peer, ctx: PeerContext): PeerJson {
 		accessible_peers_count: accessiblePeers(peer, ctx.access),
 		ephemeral: peer.ephemeral,
 		serial_number: "",
-		country_code: "",
-		city_name: "",
-		geoname_id: 0,
+		...NOT_GEOLOCATED,
 	};
 }
 
@@ -123,9 +124,7 @@ export function accessiblePeerJson(peer: Peer, ctx: PeerContext): AccessiblePeer
 		dns_label: `${peer.dnsLabel}.${ctx.account.dnsDomain}`,
 		user_id: peer.userId ?? "",
 		os: osVersion ? `${os} ${osVersion}` : os,
-		country_code: "",
-		city_name: "",
-		geoname_id: 0,
+		...NOT_GEOLOCATED,
 		connected: peer.connected,
 		last_seen: iso(peer.lastSeen),
 	};

@@ -236,6 +236,13 @@ export const PeerUpdateBody = z.strictObject({
 	peerId: doc(ObjectId.optional(), "Sent by NetBird's dashboard: the peer's id, as in the path"),
 });
 
+/** NetBird's geolocation fields of a peer, which Starling does not fill. */
+const NotGeolocated = {
+	country_code: doc(z.string(), 'Always "": peers are not geolocated'),
+	city_name: doc(z.string(), 'Always "": peers are not geolocated'),
+	geoname_id: doc(z.int(), "Always 0: peers are not geolocated"),
+};
+
 const PeerGroup = component(
 	"GroupMinimum",
 	z.object({
@@ -281,9 +288,7 @@ export const PeerResponse = component(
 		accessible_peers_count: doc(z.int(), "How many other peers this peer can reach"),
 		ephemeral: z.boolean(),
 		serial_number: z.string(),
-		country_code: doc(z.string(), 'Always "": peers are not geolocated'),
-		city_name: doc(z.string(), 'Always "": peers are not geolocated'),
-		geoname_id: doc(z.int(), "Always 0: peers are not geolocated"),
+		...NotGeolocated,
 	}),
 	"A peer",
 );
@@ -297,9 +302,7 @@ export const AccessiblePeerResponse = component(
 		dns_label: doc(z.string(), "The peer's fully qualified domain name"),
 		user_id: doc(z.string(), '"" for peers registered with a setup key'),
 		os: z.string(),
-		country_code: doc(z.string(), 'Always "": peers are not geolocated'),
-		city_name: doc(z.string(), 'Always "": peers are not geolocated'),
-		geoname_id: doc(z.int(), "Always 0: peers are not geolocated"),
+		...NotGeolocated,
 		connected: z.boolean(),
 		last_seen: IsoDate,
 	}),
