@@ -76,6 +76,7 @@ function makePeers(n: number): Peer[] {
 			osVersion: "",
 			kernelVersion: "",
 			agentVersion: "",
+			connectionIp: "",
 		},
 		setupKeyId: null,
 		userId: null,
@@ -341,6 +342,7 @@ async function restFigures() {
 					osVersion: "12",
 					kernelVersion: "6.1",
 					agentVersion: "bench",
+					connectionIp: "",
 				},
 				now: new Date(),
 			});

@@ -72,6 +72,9 @@ describe("management over real gRPC", () => {
 		expect(beta.allowedIps).toEqual([lb.self!.address.replace(/\/16$/, "/32")]);
 		expect(beta.dnsLabel).toBe("beta");
 		expect(mapB.peers.map((p) => p.wgPublicKey)).toEqual([a.publicKey]);
+		// The address each login came from is recorded (NetBird's connection_ip).
+		const stored = await m.store.getPeerByPublicKey(a.publicKey);
+		expect(stored?.system.connectionIp).toBe("127.0.0.1");
 	});
 
 	it("a third peer joins and both others receive it as a delta within 1 s", async () => {

@@ -251,6 +251,7 @@ export class RestHarness {
 					osVersion: "6.1",
 					kernelVersion: "6.1.0-test",
 					agentVersion: "0.1.0",
+					connectionIp: "203.0.113.7",
 				},
 			},
 			this.now(),
@@ -388,6 +389,12 @@ export function apiRoutes(ids: RouteTargets): RouteCase[] {
 		},
 		{ method: "GET", pattern: "/api/peers", url: "/api/peers", adminOnly: true },
 		{ method: "GET", pattern: "/api/peers/:peerId", url: `/api/peers/${peerId}`, adminOnly: true },
+		{
+			method: "GET",
+			pattern: "/api/peers/:peerId/accessible-peers",
+			url: `/api/peers/${peerId}/accessible-peers`,
+			adminOnly: true,
+		},
 		{
 			method: "PUT",
 			pattern: "/api/peers/:peerId",

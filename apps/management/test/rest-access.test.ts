@@ -77,8 +77,8 @@ describe("a new account", () => {
 						protocol: "all",
 						ports: [],
 						port_ranges: [],
-						sources: [{ id: all, name: "All", peers_count: 3 }],
-						destinations: [{ id: all, name: "All", peers_count: 3 }],
+						sources: [{ id: all, name: "All", peers_count: 3, resources_count: 0 }],
+						destinations: [{ id: all, name: "All", peers_count: 3, resources_count: 0 }],
 					},
 				],
 			},
@@ -211,8 +211,8 @@ describe("policies", () => {
 					protocol: "tcp",
 					ports: ["5432", "5433"],
 					port_ranges: [{ start: 8000, end: 8100 }],
-					sources: [{ id: web.id, name: "web", peers_count: 1 }],
-					destinations: [{ id: db.id, name: "db", peers_count: 1 }],
+					sources: [{ id: web.id, name: "web", peers_count: 1, resources_count: 0 }],
+					destinations: [{ id: db.id, name: "db", peers_count: 1, resources_count: 0 }],
 				},
 			],
 		});
@@ -264,7 +264,10 @@ describe("policies", () => {
 			],
 			[tcpRule([], [all]), /sources: at least one source group/],
 			[tcpRule([all], [all], { protocol: "sctp" }), /protocol/],
-			[tcpRule([all], [all], { sourceResource: { id: "x", type: "host" } }), /Unrecognized key/],
+			[
+				tcpRule([all], [all], { sourceResource: { id: "x", type: "host" } }),
+				/network resources are not supported/,
+			],
 		] as const) {
 			const res = await h.request("POST", "/api/policies", {
 				body: { name: "p", enabled: true, rules: [rule] },
@@ -400,7 +403,8 @@ describe("users", () => {
 			is_service_user: true,
 			auto_groups: [g.id],
 			status: "active",
-			last_login: null,
+			last_login: "0001-01-01T00:00:00Z",
+			pending_approval: false,
 		});
 		const alice = await h.request("POST", "/api/users", {
 			body: {
@@ -510,11 +514,15 @@ describe("accounts", () => {
 					peer_inactivity_expiration: 0,
 					regular_users_view_blocked: true,
 					network_range: h.account.network,
+					dns_domain: "starling.internal",
+					peer_expose_enabled: false,
+					peer_expose_groups: [],
 				},
 				domain: "starling.internal",
 				domain_category: "private",
 				created_at: expect.any(String),
 				created_by: h.owner.user.id,
+				onboarding: { signup_form_pending: false, onboarding_flow_pending: false },
 			},
 		]);
 		expect((await h.request("GET", `/api/accounts/${h.account.id}`)).json).toEqual(list.json[0]);
@@ -576,14 +584,19 @@ describe("audit events", () => {
 		const res = await h.request("GET", "/api/events/audit");
 		expect(res.status).toBe(200);
 		const codes = res.json.map((e: { activity_code: string }) => e.activity_code);
-		expect(codes.slice(0, 4)).toEqual(["peer.delete", "policy.add", "group.update", "group.add"]);
+		expect(codes.slice(0, 4)).toEqual([
+			"user.peer.delete",
+			"policy.add",
+			"group.update",
+			"group.add",
+		]);
 		expect(codes).toContain("setupkey.add");
 		expect(codes.filter((c: string) => c === "peer.setupkey.add")).toHaveLength(3);
 		expect(res.json[0]).toEqual({
 			id: expect.any(String),
 			timestamp: expect.any(String),
 			activity: "Peer deleted",
-			activity_code: "peer.delete",
+			activity_code: "user.peer.delete",
 			initiator_id: admin.user.id,
 			initiator_name: admin.user.name,
 			initiator_email: admin.user.email,

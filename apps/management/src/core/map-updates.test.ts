@@ -32,6 +32,7 @@ function makePeer(n: number): Peer {
 			osVersion: "",
 			kernelVersion: "",
 			agentVersion: "",
+			connectionIp: "",
 		},
 		setupKeyId: null,
 		userId: null,

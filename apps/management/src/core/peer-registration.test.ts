@@ -38,7 +38,14 @@ const groups: Group[] = [
 const input = (name: string, wg = `wg-${name}`): NewPeer => ({
 	wgPublicKey: wg,
 	name,
-	system: { hostname: name, os: "linux", osVersion: "12", kernelVersion: "6.1", agentVersion: "t" },
+	system: {
+		hostname: name,
+		os: "linux",
+		osVersion: "12",
+		kernelVersion: "6.1",
+		agentVersion: "t",
+		connectionIp: "",
+	},
 	now,
 });
 const first = () => 0;

@@ -33,6 +33,7 @@ function peer(n: number, key = `key-${String(n).padStart(3, "0")}`): Peer {
 			osVersion: "",
 			kernelVersion: "",
 			agentVersion: "",
+			connectionIp: "",
 		},
 		setupKeyId: null,
 		userId: null,

@@ -84,6 +84,11 @@ export interface PeerSystemInfo {
 	osVersion: string;
 	kernelVersion: string;
 	agentVersion: string;
+	/**
+	 * The public address management saw the peer's last login or sync come
+	 * from; "" when unknown.
+	 */
+	connectionIp: string;
 }
 
 export interface Peer {
@@ -149,7 +154,11 @@ export interface Policy {
 	createdAt: Date;
 }
 
-/** What happened, NetBird-style dotted codes; the human text is derived (core/audit.ts). */
+/**
+ * What happened: NetBird's activity codes for the same activities (its
+ * management/server/activity/codes.go), so that NetBird's clients read
+ * Starling's audit log. The human text is derived (core/audit.ts).
+ */
 export type ActivityCode =
 	| "account.create"
 	| "account.setting.peer.login.expiration.enable"
@@ -162,7 +171,7 @@ export type ActivityCode =
 	| "peer.ssh.disable"
 	| "peer.login.expiration.enable"
 	| "peer.login.expiration.disable"
-	| "peer.delete"
+	| "user.peer.delete"
 	| "setupkey.add"
 	| "setupkey.update"
 	| "setupkey.revoke"
@@ -176,7 +185,8 @@ export type ActivityCode =
 	| "user.create"
 	| "service.user.create"
 	| "user.role.update"
-	| "user.group.update"
+	| "user.group.add"
+	| "user.group.delete"
 	| "user.block"
 	| "user.unblock"
 	| "user.delete"

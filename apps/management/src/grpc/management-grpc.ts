@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { EnvelopeChannel, encodeKey, KEY_LENGTH, type KeyPair, OpenError } from "@starling/crypto";
 import type { Logger } from "@starling/log";
@@ -48,7 +49,22 @@ class GrpcStatusError extends Error {
 
 const MAX_META_FIELD = 256;
 
-function toSystemInfo(meta: PeerSystemMeta | undefined): PeerSystemInfo {
+/**
+ * The caller's address without its port, from grpc-js's `getPeer()`
+ * ("<address>:<port>", "unknown" without a socket), as NetBird's
+ * connection_ip shows it: an IPv4 client of a dual-stack socket is
+ * "::ffff:a.b.c.d" there, and plain a.b.c.d here.
+ */
+export function remoteIp(peer: string): string {
+	const colon = peer.lastIndexOf(":");
+	if (colon <= 0 || !/^[0-9]+$/.test(peer.slice(colon + 1))) return "";
+	let address = peer.slice(0, colon);
+	if (address.startsWith("[") && address.endsWith("]")) address = address.slice(1, -1);
+	if (address.startsWith("::ffff:") && address.includes(".")) address = address.slice(7);
+	return isIP(address) ? address : "";
+}
+
+function toSystemInfo(meta: PeerSystemMeta | undefined, connectionIp: string): PeerSystemInfo {
 	const field = (name: keyof PeerSystemMeta) => {
 		const value = meta?.[name] ?? "";
 		if (value.length > MAX_META_FIELD) {
@@ -65,6 +81,7 @@ function toSystemInfo(meta: PeerSystemMeta | undefined): PeerSystemInfo {
 		osVersion: field("osVersion"),
 		kernelVersion: field("kernelVersion"),
 		agentVersion: field("agentVersion"),
+		connectionIp,
 	};
 }
 
@@ -147,7 +164,11 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 				const { peer, registered } = await loginPeer(
 					deps.store,
 					deps.hub,
-					{ wgPublicKey, setupKey: body.setupKey, system: toSystemInfo(body.meta) },
+					{
+						wgPublicKey,
+						setupKey: body.setupKey,
+						system: toSystemInfo(body.meta, remoteIp(call.getPeer())),
+					},
 					now(),
 				);
 				const account = await deps.store.getAccount(peer.accountId);
@@ -233,7 +254,7 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 						"peer is not registered: log in with a setup key first",
 					);
 				}
-				const meta = body.meta ? toSystemInfo(body.meta) : undefined;
+				const meta = body.meta ? toSystemInfo(body.meta, remoteIp(call.getPeer())) : undefined;
 				const current = meta?.hostname
 					? ((await recordPeerLogin(deps.store, peer, meta, now())) ?? peer)
 					: peer;

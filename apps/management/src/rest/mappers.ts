@@ -1,4 +1,5 @@
 import { ACTIVITY_TEXT } from "../core/audit.js";
+import { permissionsOf } from "../core/permissions.js";
 import type { AccessIndex } from "../core/policy.js";
 import { setupKeyState } from "../core/setup-keys.js";
 import type {
@@ -12,6 +13,7 @@ import type {
 	User,
 } from "../domain/types.js";
 import type {
+	AccessiblePeerJson,
 	AccountJson,
 	EventJson,
 	GroupJson,
@@ -21,12 +23,15 @@ import type {
 	TokenJson,
 	UserJson,
 } from "./schemas.js";
+import { NEVER } from "./schemas.js";
 
 // Domain objects to NetBird's JSON shapes. Times are ISO 8601 strings; a
-// time that never happened is null (NetBird writes "0001-01-01T00:00:00Z").
+// time that never happened is NEVER, Go's zero time as NetBird's server
+// writes it. Fields NetBird requires that Starling has no value for carry
+// the value NetBird's server sends when it has none ("", 0, false, []).
 
 const iso = (d: Date) => d.toISOString();
-const isoOrNull = (d: Date | null) => (d === null ? null : d.toISOString());
+const isoOrNever = (d: Date | null) => (d === null ? NEVER : d.toISOString());
 
 /** How a stored key is shown after creation: its first characters, then "****" (as NetBird). */
 export function maskedSetupKey(key: SetupKey): string {
@@ -43,12 +48,12 @@ export function setupKeyJson(key: SetupKey, now: Date, plainKey?: string): Setup
 		id: key.id,
 		name: key.name,
 		key: plainKey ?? maskedSetupKey(key),
-		expires: isoOrNull(key.expiresAt),
+		expires: isoOrNever(key.expiresAt),
 		type: key.type,
 		valid: state === "valid",
 		revoked: key.revoked,
 		used_times: key.usedTimes,
-		last_used: isoOrNull(key.lastUsed),
+		last_used: isoOrNever(key.lastUsed),
 		state,
 		auto_groups: key.autoGroups,
 		updated_at: iso(key.updatedAt),
@@ -57,6 +62,9 @@ export function setupKeyJson(key: SetupKey, now: Date, plainKey?: string): Setup
 		allow_extra_dns_labels: false,
 	};
 }
+
+/** NetBird's geolocation fields: Starling does not geolocate peers. */
+const NOT_GEOLOCATED = { country_code: "", city_name: "", geoname_id: 0 };
 
 /** What mapping peers needs to know about their account, loaded once per request. */
 export interface PeerContext {
@@ -73,12 +81,13 @@ export function peerJson(peer: Peer, ctx: PeerContext): PeerJson {
 		.map((id) => ctx.groups.get(id))
 		.filter((g): g is Group => g !== undefined)
 		.sort((a, b) => a.name.localeCompare(b.name))
-		.map((g) => ({ id: g.id, name: g.name, peers_count: g.peerIds.length }));
+		.map((g) => groupMinimum(g.id, ctx.groups));
 	const { os, osVersion } = peer.system;
 	return {
 		id: peer.id,
 		name: peer.name,
 		ip: peer.ip,
+		connection_ip: peer.system.connectionIp,
 		connected: peer.connected,
 		last_seen: iso(peer.lastSeen),
 		os: osVersion ? `${os} ${osVersion}` : os,
@@ -101,26 +110,49 @@ export function peerJson(peer: Peer, ctx: PeerContext): PeerJson {
 		accessible_peers_count: accessiblePeers(peer, ctx.access),
 		ephemeral: peer.ephemeral,
 		serial_number: "",
+		...NOT_GEOLOCATED,
+	};
+}
+
+/** A peer as another peer's reachable neighbour (NetBird's AccessiblePeer). */
+export function accessiblePeerJson(peer: Peer, ctx: PeerContext): AccessiblePeerJson {
+	const { os, osVersion } = peer.system;
+	return {
+		id: peer.id,
+		name: peer.name,
+		ip: peer.ip,
+		dns_label: `${peer.dnsLabel}.${ctx.account.dnsDomain}`,
+		user_id: peer.userId ?? "",
+		os: osVersion ? `${os} ${osVersion}` : os,
+		...NOT_GEOLOCATED,
+		connected: peer.connected,
+		last_seen: iso(peer.lastSeen),
 	};
 }
 
 export function userJson(
 	user: User,
-	opts: { currentUserId: string; lastLogin: Date | null },
+	opts: { currentUserId: string; lastLogin: Date | null; withPermissions?: boolean },
 ): UserJson {
-	return {
+	const json: UserJson = {
 		id: user.id,
 		email: user.email,
 		name: user.name,
 		role: user.role,
 		status: user.blocked ? "blocked" : "active",
-		last_login: isoOrNull(opts.lastLogin),
+		last_login: isoOrNever(opts.lastLogin),
 		auto_groups: user.autoGroups,
 		is_current: user.id === opts.currentUserId,
 		is_service_user: user.isServiceUser,
 		is_blocked: user.blocked,
+		pending_approval: false,
 		issued: "api",
 	};
+	if (opts.withPermissions) {
+		const p = permissionsOf(user.role);
+		json.permissions = { is_restricted: p.isRestricted, modules: p.modules };
+	}
+	return json;
 }
 
 export function tokenJson(token: PersonalAccessToken): TokenJson {
@@ -130,7 +162,8 @@ export function tokenJson(token: PersonalAccessToken): TokenJson {
 		expiration_date: iso(token.expiresAt),
 		created_by: token.createdBy,
 		created_at: iso(token.createdAt),
-		last_used: isoOrNull(token.lastUsed),
+		// NetBird omits it for a token never used.
+		...(token.lastUsed ? { last_used: iso(token.lastUsed) } : {}),
 	};
 }
 
@@ -144,7 +177,7 @@ export type GroupsById = ReadonlyMap<string, Group>;
 
 function groupMinimum(id: string, groups: GroupsById) {
 	const g = groups.get(id);
-	return { id, name: g?.name ?? "", peers_count: g?.peerIds.length ?? 0 };
+	return { id, name: g?.name ?? "", peers_count: g?.peerIds.length ?? 0, resources_count: 0 };
 }
 
 /** `peerNames`: names of the account's peers by id. */
@@ -202,11 +235,15 @@ export function accountJson(account: Account, ownerId: string): AccountJson {
 			peer_inactivity_expiration: 0,
 			regular_users_view_blocked: true,
 			network_range: account.network,
+			dns_domain: account.dnsDomain,
+			peer_expose_enabled: false,
+			peer_expose_groups: [],
 		},
 		domain: account.dnsDomain,
 		domain_category: "private",
 		created_at: iso(account.createdAt),
 		created_by: ownerId,
+		onboarding: { signup_form_pending: false, onboarding_flow_pending: false },
 	};
 }
 

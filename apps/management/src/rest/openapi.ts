@@ -63,6 +63,8 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
 					`An interactive reference is served at ${DOCS_PATH}.`,
 				version: "0.1.0",
 			},
+			// The document is served by the API it describes: relative to where it was fetched.
+			servers: [{ url: "/", description: "This management service" }],
 			tags: [
 				{ name: "Setup Keys", description: "Keys that register new peers" },
 				{ name: "Peers", description: "Machines in the network" },
@@ -100,6 +102,7 @@ export function openApiRoute(app: FastifyInstance): void {
 		{
 			schema: {
 				tags: ["Meta"],
+				operationId: "getOpenApiDocument",
 				summary: "This OpenAPI document",
 				description: "Needs no token.",
 				security: [],

@@ -28,6 +28,27 @@ function component<T extends z.ZodType>(id: string, schema: T, description: stri
 
 const NO_CONTROL_CHARS = /^[^\p{Cc}]*$/u;
 
+/**
+ * A request field that NetBird defines (or its dashboard sends) for a feature
+ * Starling does not have: accepted with the one value that means "off",
+ * refused with `message` otherwise, so a request never asks for something
+ * that would silently not happen.
+ */
+function offOnly<T extends boolean | string>(off: T, message: string, description: string) {
+	return doc(
+		z.literal(off, message).optional(),
+		`${description}; only ${JSON.stringify(off)}: ${message}`,
+	);
+}
+
+/** An array field for a feature Starling does not have: only empty. */
+function emptyOnly(message: string, description: string) {
+	return doc(
+		z.array(z.unknown()).max(0, message).optional(),
+		`${description}; only empty: ${message}`,
+	);
+}
+
 /** A display name: trimmed, non-empty, no control characters. */
 function displayName(max: number) {
 	return z
@@ -46,6 +67,12 @@ export const ObjectId = z
 /** A time in responses: ISO 8601 in UTC, as Date.toISOString() writes it. */
 const IsoDate = z.string();
 restSchemaRegistry.add(IsoDate, { format: "date-time" });
+
+/**
+ * What NetBird sends for a time that never happened (Go's zero time.Time):
+ * its clients expect a string there, never null.
+ */
+export const NEVER = "0001-01-01T00:00:00Z";
 
 // ---------------------------------------------------------------- common
 
@@ -124,16 +151,30 @@ export const SetupKeyCreateBody = z.strictObject({
 		"How many peers a reusable key may register; 0 = unlimited. A one-off key always has 1",
 	),
 	ephemeral: doc(z.boolean().default(false), "Peers registered with this key are ephemeral"),
-	allow_extra_dns_labels: doc(
-		z.boolean().default(false),
-		"Accepted for NetBird compatibility; extra DNS labels are not supported, so it reads back false",
+	allow_extra_dns_labels: offOnly(
+		false,
+		"extra DNS labels are not supported",
+		"Whether peers registered with this key may carry extra DNS labels",
 	),
+	revoked: offOnly(false, "a setup key cannot be created revoked", "Sent by NetBird's dashboard"),
 });
+
+const FIXED_AT_CREATION =
+	"Sent by NetBird's dashboard with the key's current value; set at creation only, so another value is refused";
 
 export const SetupKeyUpdateBody = z.strictObject({
 	revoked: doc(z.boolean(), "true revokes the key, for good: a revoked key cannot be un-revoked"),
 	auto_groups: AutoGroups,
 	name: doc(displayName(255).optional(), "New name (optional)"),
+	type: doc(z.enum(["reusable", "one-off"]).optional(), FIXED_AT_CREATION),
+	expires_in: doc(z.int().min(0).optional(), FIXED_AT_CREATION),
+	usage_limit: doc(z.int().min(0).optional(), FIXED_AT_CREATION),
+	ephemeral: doc(z.boolean().optional(), FIXED_AT_CREATION),
+	allow_extra_dns_labels: offOnly(
+		false,
+		"extra DNS labels are not supported",
+		"Sent by NetBird's dashboard",
+	),
 });
 
 export const SetupKeyResponse = component(
@@ -145,12 +186,12 @@ export const SetupKeyResponse = component(
 			z.string(),
 			'The plain key in the creation answer only; everywhere else its first characters followed by "****"',
 		),
-		expires: doc(IsoDate.nullable(), "Expiry time; null: never expires"),
+		expires: doc(IsoDate, `Expiry time; "${NEVER}": never expires`),
 		type: z.enum(["reusable", "one-off"]),
 		valid: doc(z.boolean(), 'state == "valid"'),
 		revoked: z.boolean(),
 		used_times: z.int(),
-		last_used: doc(IsoDate.nullable(), "Last registration with this key; null: never used"),
+		last_used: doc(IsoDate, `Last registration with this key; "${NEVER}": never used`),
 		state: z.enum(["valid", "expired", "revoked", "overused"]),
 		auto_groups: z.array(z.string()),
 		updated_at: IsoDate,
@@ -174,15 +215,42 @@ export const PeerUpdateBody = z.strictObject({
 	name: doc(displayName(63), "Peer name; the peer's DNS label follows it (kept unique)"),
 	ssh_enabled: z.boolean().optional(),
 	login_expiration_enabled: z.boolean().optional(),
-	inactivity_expiration_enabled: doc(
-		z.boolean().optional(),
-		"Accepted for NetBird compatibility; not supported, so it reads back false",
+	inactivity_expiration_enabled: offOnly(
+		false,
+		"inactivity expiration is not supported",
+		"Expire the peer's login after inactivity",
 	),
+	approval_required: offOnly(
+		false,
+		"peer approval is not supported",
+		"Hold the peer until approved",
+	),
+	ip: doc(
+		z.string().max(64).optional(),
+		"The peer's overlay address: only its current one (addresses are assigned, not chosen)",
+	),
+	ipv6: doc(
+		z.never("IPv6 overlay addresses are not supported").optional(),
+		"Refused: IPv6 overlay addresses are not supported",
+	),
+	peerId: doc(ObjectId.optional(), "Sent by NetBird's dashboard: the peer's id, as in the path"),
 });
+
+/** NetBird's geolocation fields of a peer, which Starling does not fill. */
+const NotGeolocated = {
+	country_code: doc(z.string(), 'Always "": peers are not geolocated'),
+	city_name: doc(z.string(), 'Always "": peers are not geolocated'),
+	geoname_id: doc(z.int(), "Always 0: peers are not geolocated"),
+};
 
 const PeerGroup = component(
 	"GroupMinimum",
-	z.object({ id: z.string(), name: z.string(), peers_count: z.int() }),
+	z.object({
+		id: z.string(),
+		name: z.string(),
+		peers_count: z.int(),
+		resources_count: doc(z.int(), "Always 0: network resources are not supported"),
+	}),
 	"A group, in short",
 );
 
@@ -192,6 +260,10 @@ export const PeerResponse = component(
 		id: z.string(),
 		name: z.string(),
 		ip: doc(z.string(), "Overlay IPv4 address"),
+		connection_ip: doc(
+			z.string(),
+			'The public address the peer last logged in from, as management saw it ("" when unknown)',
+		),
 		connected: doc(z.boolean(), "Whether the peer holds a sync stream with management"),
 		last_seen: IsoDate,
 		os: doc(z.string(), "Operating system and its version"),
@@ -216,11 +288,43 @@ export const PeerResponse = component(
 		accessible_peers_count: doc(z.int(), "How many other peers this peer can reach"),
 		ephemeral: z.boolean(),
 		serial_number: z.string(),
+		...NotGeolocated,
 	}),
 	"A peer",
 );
 
+export const AccessiblePeerResponse = component(
+	"AccessiblePeer",
+	z.object({
+		id: z.string(),
+		name: z.string(),
+		ip: doc(z.string(), "Overlay IPv4 address"),
+		dns_label: doc(z.string(), "The peer's fully qualified domain name"),
+		user_id: doc(z.string(), '"" for peers registered with a setup key'),
+		os: z.string(),
+		...NotGeolocated,
+		connected: z.boolean(),
+		last_seen: IsoDate,
+	}),
+	"A peer that another peer can reach",
+);
+
 // ---------------------------------------------------------------- users and tokens
+
+const UserPermissions = component(
+	"UserPermissions",
+	z.object({
+		is_restricted: doc(
+			z.boolean(),
+			"true: the user sees only what concerns them (role user: their own tokens)",
+		),
+		modules: doc(
+			z.record(z.string(), z.record(z.string(), z.boolean())),
+			'Per module (e.g. "peers"), per operation (read, create, update, delete): whether the user may',
+		),
+	}),
+	"What a user may do, as NetBird's clients read it",
+);
 
 export const UserResponse = component(
 	"User",
@@ -230,7 +334,7 @@ export const UserResponse = component(
 		name: z.string(),
 		role: z.enum(["owner", "admin", "user"]),
 		status: z.enum(["active", "blocked"]),
-		last_login: doc(IsoDate.nullable(), "Last use of any of the user's tokens; null: never"),
+		last_login: doc(IsoDate, `Last use of any of the user's tokens; "${NEVER}": never`),
 		auto_groups: doc(
 			z.array(z.string()),
 			"Groups that peers registered by this user join (peers are registered with setup keys so far)",
@@ -238,7 +342,12 @@ export const UserResponse = component(
 		is_current: doc(z.boolean(), "Whether this is the user that the request authenticated as"),
 		is_service_user: z.boolean(),
 		is_blocked: z.boolean(),
+		pending_approval: doc(z.boolean(), "Always false: users need no approval"),
 		issued: z.literal("api"),
+		permissions: doc(
+			UserPermissions.optional(),
+			"What the user may see and do (GET /api/users/current only)",
+		),
 	}),
 	"A user",
 );
@@ -270,7 +379,7 @@ export const TokenResponse = component(
 		expiration_date: IsoDate,
 		created_by: doc(z.string(), "Id of the user that created the token"),
 		created_at: IsoDate,
-		last_used: doc(IsoDate.nullable(), "null: never used"),
+		last_used: doc(IsoDate.optional(), "Last use of the token; absent: never used (as NetBird)"),
 	}),
 	"A personal access token (its metadata: the token itself is never stored)",
 );
@@ -324,6 +433,10 @@ export const UserUpdateBody = z.strictObject({
 
 export const GroupIdParams = z.object({ groupId: doc(ObjectId, "The group's id") });
 
+export const GroupListQuery = z.object({
+	name: doc(z.string().max(255).optional(), "Only the group with exactly this name"),
+});
+
 const NoResources = doc(
 	z.array(z.unknown()).max(0, "network resources are not supported").optional(),
 	"Accepted for NetBird compatibility; network resources are not supported, so it must be empty",
@@ -369,6 +482,10 @@ export const GroupResponse = component(
 export const PolicyIdParams = z.object({ policyId: doc(ObjectId, "The policy's id") });
 
 const Protocol = z.enum(["all", "tcp", "udp", "icmp"]);
+/** NetBird's protocols: netbird-ssh is refused with a message rather than as an unknown value. */
+const ProtocolBody = z
+	.enum(["all", "tcp", "udp", "icmp", "netbird-ssh"])
+	.refine((p) => p !== "netbird-ssh", { message: "protocol netbird-ssh is not supported" });
 const Port = z.int().min(1, "ports are 1 to 65535").max(65535, "ports are 1 to 65535");
 
 const PortRangeBody = doc(
@@ -395,7 +512,7 @@ const PolicyRuleBody = z
 			z.boolean(),
 			"Also allow destinations to open connections to sources, with the same protocol and ports",
 		),
-		protocol: doc(Protocol, "all, tcp, udp or icmp"),
+		protocol: doc(ProtocolBody, "all, tcp, udp or icmp (netbird-ssh is refused)"),
 		ports: doc(
 			z
 				.array(z.string().regex(/^[0-9]{1,5}$/, 'a port is a number as a string, e.g. "443"'))
@@ -414,6 +531,23 @@ const PolicyRuleBody = z
 		destinations: doc(
 			z.array(ObjectId).min(1, "at least one destination group").max(100, "at most 100 groups"),
 			"Group ids whose peers accept them",
+		),
+		sourceResource: doc(
+			z.null("network resources are not supported").optional(),
+			"Refused: network resources are not supported",
+		),
+		destinationResource: doc(
+			z.null("network resources are not supported").optional(),
+			"Refused: network resources are not supported",
+		),
+		authorized_groups: doc(
+			z
+				.record(z.string(), z.array(z.string()))
+				.refine((r) => Object.keys(r).length === 0, {
+					message: "authorized groups (for netbird-ssh) are not supported",
+				})
+				.optional(),
+			"Only empty: authorized groups (for netbird-ssh) are not supported",
 		),
 	})
 	.superRefine((r, ctx) => {
@@ -451,8 +585,9 @@ export const PolicyBody = z.strictObject({
 	),
 	source_posture_checks: doc(
 		z.array(ObjectId).max(0, "posture checks are not supported").optional(),
-		"Accepted for NetBird compatibility; posture checks are not supported, so it must be empty",
+		"Only empty: posture checks are not supported",
 	),
+	query: offOnly("", "policy queries are not supported", "Sent by NetBird's dashboard"),
 });
 
 const PolicyRuleResponse = component(
@@ -536,18 +671,96 @@ const AccountSettingsBody = z.strictObject({
 		z.int().min(MIN_LOGIN_EXPIRATION).max(MAX_LOGIN_EXPIRATION),
 		`Seconds after which such a login expires (${MIN_LOGIN_EXPIRATION} to ${MAX_LOGIN_EXPIRATION})`,
 	),
-	peer_inactivity_expiration_enabled: doc(
-		z.literal(false, "inactivity expiration is not supported").optional(),
-		"Accepted for NetBird compatibility: must be false",
+	peer_inactivity_expiration_enabled: offOnly(
+		false,
+		"inactivity expiration is not supported",
+		"Expire peers' logins after inactivity",
 	),
 	peer_inactivity_expiration: doc(
-		z.int().min(0).max(MAX_LOGIN_EXPIRATION).optional(),
-		"Accepted for NetBird compatibility and ignored",
+		z.literal(0, "inactivity expiration is not supported").optional(),
+		"Seconds of inactivity before expiry; only 0: inactivity expiration is not supported",
 	),
-	regular_users_view_blocked: doc(
-		z.literal(true, "users of role user never see the admin surface").optional(),
-		"Accepted for NetBird compatibility: must be true",
+	regular_users_view_blocked: offOnly(
+		true,
+		"users of role user never see the admin surface",
+		"Whether users of role user are kept from the admin surface",
 	),
+	groups_propagation_enabled: offOnly(
+		false,
+		"group propagation is not supported",
+		"Propagate user groups to their peers",
+	),
+	jwt_groups_enabled: offOnly(false, "JWT groups are not supported", "Take groups from JWT claims"),
+	jwt_groups_claim_name: offOnly("", "JWT groups are not supported", "The JWT claim with groups"),
+	jwt_allow_groups: emptyOnly("JWT groups are not supported", "Groups allowed to log in"),
+	routing_peer_dns_resolution_enabled: offOnly(
+		false,
+		"routing peers are not supported",
+		"DNS resolution on routing peers",
+	),
+	dns_domain: doc(
+		z.string().max(255).optional(),
+		"The DNS domain of the account's peers: only its current value (it is set by the installation)",
+	),
+	network_range_v6: doc(
+		z.never("IPv6 overlay networks are not supported").optional(),
+		"Refused: IPv6 overlay networks are not supported",
+	),
+	peer_expose_enabled: offOnly(false, "peers cannot expose services", "Let peers expose services"),
+	peer_expose_groups: emptyOnly("peers cannot expose services", "Groups whose peers may expose"),
+	extra: doc(
+		z
+			.strictObject({
+				peer_approval_enabled: offOnly(false, "peer approval is not supported", "Peer approval"),
+				user_approval_required: offOnly(false, "user approval is not supported", "User approval"),
+				network_traffic_logs_enabled: offOnly(
+					false,
+					"traffic logs are not supported",
+					"Traffic logs",
+				),
+				network_traffic_logs_groups: emptyOnly("traffic logs are not supported", "Traffic logs"),
+				network_traffic_packet_counter_enabled: offOnly(
+					false,
+					"traffic logs are not supported",
+					"Packet counters",
+				),
+			})
+			.optional(),
+		"NetBird's extra settings: each only off",
+	),
+	lazy_connection_enabled: offOnly(
+		false,
+		"lazy connections are not supported",
+		"Connect to peers only on demand",
+	),
+	auto_update_version: offOnly(
+		"",
+		"agent auto-update is not supported",
+		"Agent version to update to",
+	),
+	auto_update_always: offOnly(false, "agent auto-update is not supported", "Always auto-update"),
+	metrics_push_enabled: offOnly(false, "metrics push is not supported", "Push agent metrics"),
+	agent_network_only: offOnly(false, "agent networks are not supported", "Agent network only"),
+	dashboard_features: doc(
+		z
+			.strictObject({
+				agent_network: offOnly(false, "agent networks are not supported", "Agent network"),
+			})
+			.optional(),
+		"Dashboard features: each only off",
+	),
+	embedded_idp_enabled: offOnly(
+		false,
+		"an embedded identity provider is not supported",
+		"Embedded identity provider",
+	),
+	local_auth_disabled: offOnly(
+		false,
+		"tokens are the only way to log in, so they cannot be disabled",
+		"Disable local login",
+	),
+	local_mfa_enabled: offOnly(false, "multi-factor login is not supported", "Local MFA"),
+	ipv6_enabled_groups: emptyOnly("IPv6 overlay addresses are not supported", "IPv6 groups"),
 	network_range: doc(
 		z
 			.string()
@@ -560,7 +773,18 @@ const AccountSettingsBody = z.strictObject({
 	),
 });
 
-export const AccountUpdateBody = z.strictObject({ settings: AccountSettingsBody });
+export const AccountUpdateBody = z.strictObject({
+	settings: AccountSettingsBody,
+	onboarding: doc(
+		z
+			.strictObject({
+				signup_form_pending: z.literal(false, "there is no sign-up form"),
+				onboarding_flow_pending: z.literal(false, "there is no onboarding flow"),
+			})
+			.optional(),
+		"Only both false: there is no sign-up or onboarding flow",
+	),
+});
 
 export const AccountResponse = component(
 	"Account",
@@ -573,11 +797,18 @@ export const AccountResponse = component(
 			peer_inactivity_expiration: z.int(),
 			regular_users_view_blocked: z.boolean(),
 			network_range: doc(z.string(), "The account's overlay network"),
+			dns_domain: doc(z.string(), "The DNS domain of the account's peers"),
+			peer_expose_enabled: doc(z.boolean(), "Always false: peers cannot expose services"),
+			peer_expose_groups: doc(z.array(z.string()), "Always empty"),
 		}),
 		domain: doc(z.string(), "The DNS domain of the account's peers"),
 		domain_category: z.string(),
 		created_at: IsoDate,
 		created_by: doc(z.string(), "Id of the account's owner"),
+		onboarding: doc(
+			z.object({ signup_form_pending: z.boolean(), onboarding_flow_pending: z.boolean() }),
+			"Always false and false: there is no sign-up or onboarding flow",
+		),
 	}),
 	"An account: everything else belongs to exactly one",
 );
@@ -618,5 +849,6 @@ export type PolicyJson = z.output<typeof PolicyResponse>;
 export type AccountJson = z.output<typeof AccountResponse>;
 export type EventJson = z.output<typeof EventResponse>;
 export type PeerJson = z.output<typeof PeerResponse>;
+export type AccessiblePeerJson = z.output<typeof AccessiblePeerResponse>;
 export type UserJson = z.output<typeof UserResponse>;
 export type TokenJson = z.output<typeof TokenResponse>;

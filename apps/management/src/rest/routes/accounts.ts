@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { updateAccount } from "../../app/accounts.js";
 import { initiatorOf } from "../../app/audit.js";
-import { notFound } from "../../app/errors.js";
+import { AppError, notFound } from "../../app/errors.js";
 import type { Account } from "../../domain/types.js";
 import type { Store } from "../../store/store.js";
 import { authOf } from "../auth.js";
@@ -32,6 +32,7 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 		"/api/accounts",
 		{
 			schema: {
+				operationId: "listAccounts",
 				tags,
 				summary: "List accounts",
 				description: "The token's own account: nothing of another account is visible.",
@@ -52,6 +53,7 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 		"/api/accounts/:accountId",
 		{
 			schema: {
+				operationId: "getAccount",
 				tags,
 				summary: "Retrieve the account",
 				params: AccountIdParams,
@@ -73,12 +75,15 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 		"/api/accounts/:accountId",
 		{
 			schema: {
+				operationId: "updateAccount",
 				tags,
 				summary: "Update the account's settings",
 				description:
 					"Peer login expiration (enabled, seconds) and the network range. The network range can " +
 					`change only while the account has no peers (422 otherwise), must lie in the installation's ` +
-					"range (STARLING_NETWORK_RANGE) and must not overlap another account's (409).",
+					"range (STARLING_NETWORK_RANGE) and must not overlap another account's (409). " +
+					"Every other setting of NetBird's is accepted with the value Starling has (its feature off, " +
+					"the current DNS domain); another value is a 400 that names what is not supported.",
 				params: AccountIdParams,
 				querystring: NoQuery,
 				body: AccountUpdateBody,
@@ -92,6 +97,12 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 			const { account, user } = authOf(request);
 			if (request.params.accountId !== account.id) throw notFound("account");
 			const s = request.body.settings;
+			if (s.dns_domain !== undefined && s.dns_domain !== account.dnsDomain) {
+				throw new AppError(
+					400,
+					`the DNS domain is set by the installation: it stays ${account.dnsDomain} (send it or leave dns_domain out)`,
+				);
+			}
 			const updated = await updateAccount(
 				store,
 				sink,

@@ -11,6 +11,7 @@ export const eventRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		"/api/events/audit",
 		{
 			schema: {
+				operationId: "listAuditEvents",
 				tags: ["Events"],
 				summary: "List audit events",
 				description:

@@ -12,6 +12,7 @@ import {
 	errorResponses,
 	GroupCreateBody,
 	GroupIdParams,
+	GroupListQuery,
 	GroupResponse,
 	GroupUpdateBody,
 	json,
@@ -36,9 +37,11 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		"/api/groups",
 		{
 			schema: {
+				operationId: "listGroups",
 				tags,
 				summary: "List all groups",
-				querystring: NoQuery,
+				description: "`name` filters by exact match; an empty value does not filter.",
+				querystring: GroupListQuery,
 				response: {
 					200: json(z.array(GroupResponse), "The account's groups"),
 					...errorResponses(400, 401, 403),
@@ -51,7 +54,10 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 				groups: await tx.listGroups(account.id),
 				names: await peerNames(tx, account.id),
 			}));
-			return groups.map((g) => groupJson(g, names, names.size));
+			const { name } = request.query;
+			return groups
+				.filter((g) => !name || g.name === name)
+				.map((g) => groupJson(g, names, names.size));
 		},
 	);
 
@@ -59,6 +65,7 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		"/api/groups",
 		{
 			schema: {
+				operationId: "createGroup",
 				tags,
 				summary: "Create a group",
 				description: "Peers must be the account's (422 otherwise); the name must be free (409).",
@@ -88,6 +95,7 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		"/api/groups/:groupId",
 		{
 			schema: {
+				operationId: "getGroup",
 				tags,
 				summary: "Retrieve a group",
 				params: GroupIdParams,
@@ -107,6 +115,7 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		"/api/groups/:groupId",
 		{
 			schema: {
+				operationId: "updateGroup",
 				tags,
 				summary: "Update a group",
 				description:
@@ -140,6 +149,7 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		"/api/groups/:groupId",
 		{
 			schema: {
+				operationId: "deleteGroup",
 				tags,
 				summary: "Delete a group",
 				description:

@@ -1,14 +1,15 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { initiatorOf } from "../../app/audit.js";
-import { notFound } from "../../app/errors.js";
+import { AppError, notFound } from "../../app/errors.js";
 import { deletePeer, updatePeer } from "../../app/peers.js";
 import { AccessIndex } from "../../core/policy.js";
 import type { Account, Peer } from "../../domain/types.js";
 import type { Store } from "../../store/store.js";
 import { authOf } from "../auth.js";
-import { type PeerContext, peerJson } from "../mappers.js";
+import { accessiblePeerJson, type PeerContext, peerJson } from "../mappers.js";
 import {
+	AccessiblePeerResponse,
 	EmptyObject,
 	errorResponses,
 	json,
@@ -49,6 +50,7 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		"/api/peers",
 		{
 			schema: {
+				operationId: "listPeers",
 				tags,
 				summary: "List all peers",
 				description: "`name` and `ip` filter by exact match; an empty value does not filter.",
@@ -73,6 +75,7 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		"/api/peers/:peerId",
 		{
 			schema: {
+				operationId: "getPeer",
 				tags,
 				summary: "Retrieve a peer",
 				params: PeerIdParams,
@@ -89,14 +92,46 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		},
 	);
 
+	app.get(
+		"/api/peers/:peerId/accessible-peers",
+		{
+			schema: {
+				operationId: "listAccessiblePeers",
+				tags,
+				summary: "List the peers a peer can reach",
+				description:
+					"The peers that the account's policies, as they are now, let this peer connect to or be " +
+					"reached from (the peers in its network map).",
+				params: PeerIdParams,
+				querystring: NoQuery,
+				response: {
+					200: json(z.array(AccessiblePeerResponse), "The peers it can reach"),
+					...errorResponses(400, 401, 403, 404),
+				},
+			},
+		},
+		async (request) => {
+			const { account } = authOf(request);
+			const { ctx } = await loadPeers(store, account);
+			const i = ctx.access.indexOfId(request.params.peerId);
+			if (i === undefined) throw notFound("peer");
+			return Array.from(ctx.access.visibleIndices(i), (j) =>
+				accessiblePeerJson(ctx.access.peerAt(j), ctx),
+			);
+		},
+	);
+
 	app.put(
 		"/api/peers/:peerId",
 		{
 			schema: {
+				operationId: "updatePeer",
 				tags,
 				summary: "Update a peer",
 				description:
 					"Renaming a peer renames its DNS label (made unique in the account). " +
+					"Fields for features Starling lacks are accepted with their off value only (400 otherwise); " +
+					"ip only with the peer's current address. " +
 					"Group membership is changed through the groups (PUT /api/groups/{groupId}), as in NetBird.",
 				params: PeerIdParams,
 				querystring: NoQuery,
@@ -110,6 +145,20 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		async (request) => {
 			const { account, user } = authOf(request);
 			const body = request.body;
+			const { peerId } = request.params;
+			if (body.peerId !== undefined && body.peerId !== peerId) {
+				throw new AppError(400, "peerId must be the id in the path");
+			}
+			if (body.ip !== undefined) {
+				const current = await store.getPeer(account.id, peerId);
+				if (!current) throw notFound("peer");
+				if (body.ip !== current.ip) {
+					throw new AppError(
+						400,
+						`a peer's address cannot be chosen: it stays ${current.ip} (send it or leave ip out)`,
+					);
+				}
+			}
 			const peer = await updatePeer(
 				store,
 				sink,
@@ -132,6 +181,7 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		"/api/peers/:peerId",
 		{
 			schema: {
+				operationId: "deletePeer",
 				tags,
 				summary: "Delete a peer",
 				description:

@@ -60,6 +60,7 @@ export const policyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { stor
 		"/api/policies",
 		{
 			schema: {
+				operationId: "listPolicies",
 				tags,
 				summary: "List all policies",
 				querystring: NoQuery,
@@ -84,6 +85,7 @@ export const policyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { stor
 		"/api/policies",
 		{
 			schema: {
+				operationId: "createPolicy",
 				tags,
 				summary: "Create a policy",
 				description:
@@ -116,6 +118,7 @@ export const policyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { stor
 		"/api/policies/check",
 		{
 			schema: {
+				operationId: "checkPolicy",
 				tags,
 				summary: "Check a connection against the policies",
 				description:
@@ -156,6 +159,7 @@ export const policyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { stor
 		"/api/policies/:policyId",
 		{
 			schema: {
+				operationId: "getPolicy",
 				tags,
 				summary: "Retrieve a policy",
 				params: PolicyIdParams,
@@ -178,6 +182,7 @@ export const policyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { stor
 		"/api/policies/:policyId",
 		{
 			schema: {
+				operationId: "updatePolicy",
 				tags,
 				summary: "Update a policy",
 				description:
@@ -212,6 +217,7 @@ export const policyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { stor
 		"/api/policies/:policyId",
 		{
 			schema: {
+				operationId: "deletePolicy",
 				tags,
 				summary: "Delete a policy",
 				description: "The Default policy may be deleted (or disabled) like any other.",

@@ -1,13 +1,14 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { initiatorOf } from "../../app/audit.js";
-import { notFound } from "../../app/errors.js";
+import { AppError, notFound } from "../../app/errors.js";
 import {
 	assertNotUnrevoking,
 	createSetupKey,
 	deleteSetupKey,
 	updateSetupKey,
 } from "../../app/setup-keys.js";
+import type { SetupKey } from "../../domain/types.js";
 import { authOf } from "../auth.js";
 import { setupKeyJson } from "../mappers.js";
 import {
@@ -24,12 +25,43 @@ import { type RouteDeps, unique } from "./deps.js";
 
 const tags = ["Setup Keys"];
 
+/** The key's lifetime as `expires_in` gave it at creation (0: never expires). */
+function expiresInOf(key: SetupKey): number {
+	return key.expiresAt ? Math.round((key.expiresAt.getTime() - key.createdAt.getTime()) / 1000) : 0;
+}
+
+/**
+ * NetBird's dashboard sends the creation-time fields of a key back with its
+ * current values when it updates the key: those are accepted; another value
+ * would be a change that cannot happen, so it is refused (400).
+ */
+function assertFixedFieldsUnchanged(
+	key: SetupKey,
+	body: { type?: string; expires_in?: number; usage_limit?: number; ephemeral?: boolean },
+): void {
+	const fixed: [string, unknown, unknown][] = [
+		["type", body.type, key.type],
+		["expires_in", body.expires_in, expiresInOf(key)],
+		["usage_limit", body.usage_limit, key.usageLimit],
+		["ephemeral", body.ephemeral, key.ephemeral],
+	];
+	for (const [field, sent, current] of fixed) {
+		if (sent !== undefined && sent !== current) {
+			throw new AppError(
+				400,
+				`${field} cannot be changed after the key is created (it is ${JSON.stringify(current)})`,
+			);
+		}
+	}
+}
+
 /** /api/setup-keys: owner and admin only (registered in the admin scope). */
 export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store, now }) => {
 	app.get(
 		"/api/setup-keys",
 		{
 			schema: {
+				operationId: "listSetupKeys",
 				tags,
 				summary: "List all setup keys",
 				querystring: NoQuery,
@@ -50,6 +82,7 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 		"/api/setup-keys",
 		{
 			schema: {
+				operationId: "createSetupKey",
 				tags,
 				summary: "Create a setup key",
 				description:
@@ -89,6 +122,7 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 		"/api/setup-keys/:keyId",
 		{
 			schema: {
+				operationId: "getSetupKey",
 				tags,
 				summary: "Retrieve a setup key",
 				params: SetupKeyIdParams,
@@ -111,10 +145,13 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 		"/api/setup-keys/:keyId",
 		{
 			schema: {
+				operationId: "updateSetupKey",
 				tags,
 				summary: "Update a setup key",
 				description:
 					"Sets its auto-groups (and optionally its name); `revoked: true` revokes it. " +
+					"type, expires_in, usage_limit and ephemeral are fixed at creation: they may be sent with their " +
+					"current values (as NetBird's dashboard does), another value is a 400. " +
 					"A revoked key stays revoked: `revoked: false` on a revoked key is a 422.",
 				params: SetupKeyIdParams,
 				querystring: NoQuery,
@@ -131,6 +168,7 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 			const body = request.body;
 			const existing = await store.getSetupKey(account.id, keyId);
 			if (!existing) throw notFound("setup key");
+			assertFixedFieldsUnchanged(existing, body);
 			assertNotUnrevoking(existing, body.revoked);
 			const at = now();
 			// revoked: false never reaches the store, so that a concurrent revoke cannot be undone.
@@ -150,6 +188,7 @@ export const setupKeyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { st
 		"/api/setup-keys/:keyId",
 		{
 			schema: {
+				operationId: "deleteSetupKey",
 				tags,
 				summary: "Delete a setup key",
 				description: "Peers registered with it stay registered.",

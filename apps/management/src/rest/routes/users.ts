@@ -61,16 +61,22 @@ export const userSelfServiceRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 		"/api/users/current",
 		{
 			schema: {
+				operationId: "getCurrentUser",
 				tags: ["Users"],
 				summary: "Retrieve the current user",
-				description: "The user that the request's token belongs to.",
+				description:
+					"The user that the request's token belongs to, with `permissions`: what the user's role may do.",
 				querystring: NoQuery,
 				response: { 200: json(UserResponse, "The current user"), ...errorResponses(400, 401) },
 			},
 		},
 		async (request) => {
 			const { user } = authOf(request);
-			return userJson(user, { currentUserId: user.id, lastLogin: await lastLogin(store, user.id) });
+			return userJson(user, {
+				currentUserId: user.id,
+				lastLogin: await lastLogin(store, user.id),
+				withPermissions: true,
+			});
 		},
 	);
 
@@ -80,6 +86,7 @@ export const userSelfServiceRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 		"/api/users/:userId/tokens",
 		{
 			schema: {
+				operationId: "listTokens",
 				tags,
 				summary: "List all tokens of a user",
 				params: UserIdParams,
@@ -100,6 +107,7 @@ export const userSelfServiceRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 		"/api/users/:userId/tokens",
 		{
 			schema: {
+				operationId: "createToken",
 				tags,
 				summary: "Create a personal access token",
 				description: "Answers `plain_token`: the only time it is shown (only a hash is stored).",
@@ -132,6 +140,7 @@ export const userSelfServiceRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 		"/api/users/:userId/tokens/:tokenId",
 		{
 			schema: {
+				operationId: "getToken",
 				tags,
 				summary: "Retrieve a token",
 				params: TokenParams,
@@ -151,6 +160,7 @@ export const userSelfServiceRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 		"/api/users/:userId/tokens/:tokenId",
 		{
 			schema: {
+				operationId: "deleteToken",
 				tags,
 				summary: "Delete a token",
 				description:
@@ -181,6 +191,7 @@ export const userAdminRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { s
 		"/api/users",
 		{
 			schema: {
+				operationId: "listUsers",
 				tags: ["Users"],
 				summary: "List all users of the account",
 				querystring: UserListQuery,
@@ -208,6 +219,7 @@ export const userAdminRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { s
 		"/api/users",
 		{
 			schema: {
+				operationId: "createUser",
 				tags: ["Users"],
 				summary: "Create a user",
 				description:
@@ -246,6 +258,7 @@ export const userAdminRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { s
 		"/api/users/:userId",
 		{
 			schema: {
+				operationId: "updateUser",
 				tags: ["Users"],
 				summary: "Update a user",
 				description:
@@ -282,6 +295,7 @@ export const userAdminRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { s
 		"/api/users/:userId",
 		{
 			schema: {
+				operationId: "deleteUser",
 				tags: ["Users"],
 				summary: "Delete a user",
 				description:

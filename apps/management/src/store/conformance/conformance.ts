@@ -36,7 +36,14 @@ async function settle<T>(work: Promise<T>[]) {
 const newPeerInput = (hostname: string) => ({
 	wgPublicKey: randomBytes(32).toString("base64"),
 	name: hostname,
-	system: { hostname, os: "linux", osVersion: "12", kernelVersion: "6.1", agentVersion: "t" },
+	system: {
+		hostname,
+		os: "linux",
+		osVersion: "12",
+		kernelVersion: "6.1",
+		agentVersion: "t",
+		connectionIp: "",
+	},
 	now: new Date(),
 });
 
@@ -229,7 +236,7 @@ export function runStoreConformance(name: string, openFreshStore: () => Promise<
 					sshEnabled: true,
 					loginExpirationEnabled: true,
 					connected: true,
-					system: { ...p2.system, hostname: "web", agentVersion: "2" },
+					system: { ...p2.system, hostname: "web", agentVersion: "2", connectionIp: "" },
 					lastLogin: f.at(70),
 					lastSeen: f.at(71),
 				};

@@ -136,6 +136,7 @@ export function peer(acc: Account, host: number, over: Partial<Peer> = {}): Peer
 			osVersion: "12",
 			kernelVersion: "6.1",
 			agentVersion: "test",
+			connectionIp: "",
 		},
 		setupKeyId: null,
 		userId: null,

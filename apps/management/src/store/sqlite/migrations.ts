@@ -156,4 +156,11 @@ SELECT lower(hex(randomblob(10))), a.id, 'Default',
 FROM accounts a JOIN groups g ON g.account_id = a.id AND g.issued = 'all';
 `,
 	},
+	{
+		version: 3,
+		name: "peers: the public address of the last login (NetBird's connection_ip)",
+		sql: `
+ALTER TABLE peers ADD COLUMN connection_ip TEXT NOT NULL DEFAULT '';
+`,
+	},
 ];

@@ -130,6 +130,7 @@ export function toPeer(r: Row): Peer {
 			osVersion: String(r.os_version),
 			kernelVersion: String(r.kernel_version),
 			agentVersion: String(r.agent_version),
+			connectionIp: String(r.connection_ip),
 		},
 		setupKeyId: r.setup_key_id === null ? null : String(r.setup_key_id),
 		userId: r.user_id === null ? null : String(r.user_id),

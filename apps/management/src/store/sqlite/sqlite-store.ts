@@ -480,7 +480,7 @@ class SqliteWriter extends SqliteReader implements StoreWriter {
 		this.run(
 			`INSERT INTO peers (id, account_id, wg_public_key, name, dns_label, ip, hostname, os, os_version, kernel_version,
 			 agent_version, setup_key_id, user_id, ephemeral, ssh_enabled, login_expiration_enabled, connected, created_at,
-			 last_login, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			 last_login, last_seen, connection_ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			p.id,
 			p.accountId,
 			p.wgPublicKey,
@@ -501,6 +501,7 @@ class SqliteWriter extends SqliteReader implements StoreWriter {
 			ms(p.createdAt),
 			ms(p.lastLogin),
 			ms(p.lastSeen),
+			p.system.connectionIp ?? "",
 		);
 	}
 
@@ -509,7 +510,7 @@ class SqliteWriter extends SqliteReader implements StoreWriter {
 			this.run(
 				`UPDATE peers SET name = ?, dns_label = ?, hostname = ?, os = ?, os_version = ?, kernel_version = ?,
 				 agent_version = ?, ephemeral = ?, ssh_enabled = ?, login_expiration_enabled = ?, connected = ?,
-				 last_login = ?, last_seen = ? WHERE account_id = ? AND id = ?`,
+				 last_login = ?, last_seen = ?, connection_ip = ? WHERE account_id = ? AND id = ?`,
 				p.name,
 				p.dnsLabel,
 				p.system.hostname,
@@ -523,6 +524,7 @@ class SqliteWriter extends SqliteReader implements StoreWriter {
 				flag(p.connected),
 				ms(p.lastLogin),
 				ms(p.lastSeen),
+				p.system.connectionIp ?? "",
 				p.accountId,
 				p.id,
 			) > 0
