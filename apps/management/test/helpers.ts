@@ -5,6 +5,7 @@ import { encodeKey, generateKeyPair, type KeyPair } from "@starling/crypto";
 import { createLogger } from "@starling/log";
 import { ManagementClient } from "@starling/management-client";
 import type { NetworkMap, PeerSystemMeta } from "@starling/proto";
+import { afterEach, beforeEach } from "vitest";
 import { createSetupKey, type NewSetupKeyInput } from "../src/app/setup-keys.js";
 import { loadManagementConfig } from "../src/config.js";
 import { type RunningManagement, startManagement } from "../src/server.js";
@@ -132,4 +133,35 @@ export async function startSync(agent: TestAgent, hostname?: string) {
 		},
 	});
 	return { stream, ended };
+}
+
+/**
+ * A fresh management (own data directory, ephemeral ports) for each test of
+ * the describe block it is called in, with the agents made through it
+ * closed after the test.
+ */
+export function managementPerTest(env: Record<string, string> = {}) {
+	let running: RunningManagement | undefined;
+	let dir: ReturnType<typeof tempDir> | undefined;
+	const agents: TestAgent[] = [];
+	beforeEach(async () => {
+		dir = tempDir();
+		running = await startTestManagement(dir.path, env);
+	});
+	afterEach(async () => {
+		for (const a of agents.splice(0)) a.close();
+		await running?.close();
+		dir?.remove();
+	});
+	return {
+		get m(): RunningManagement {
+			if (!running) throw new Error("management is started in beforeEach");
+			return running;
+		},
+		agent(keyPair: KeyPair = generateKeyPair()): TestAgent {
+			const a = newAgent(this.m.port, keyPair);
+			agents.push(a);
+			return a;
+		},
+	};
 }

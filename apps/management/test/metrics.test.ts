@@ -2,51 +2,23 @@
 // sockets: each action below is done the way an agent or an admin does it,
 // and the scrape shows it.
 import * as grpc from "@grpc/grpc-js";
-import { generateKeyPair } from "@starling/crypto";
 import { ManagementCallError } from "@starling/management-client";
 import { parsePrometheusText } from "@starling/service-runtime";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { RunningManagement } from "../src/server.js";
-import {
-	makeSetupKey,
-	meta,
-	newAgent,
-	startSync,
-	startTestManagement,
-	type TestAgent,
-	tempDir,
-} from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { makeSetupKey, managementPerTest, meta, startSync } from "./helpers.js";
 
-let dir: ReturnType<typeof tempDir>;
-let m: RunningManagement;
-const agents: TestAgent[] = [];
-
-beforeEach(async () => {
-	dir = tempDir();
-	m = await startTestManagement(dir.path);
-});
-
-afterEach(async () => {
-	for (const a of agents.splice(0)) a.close();
-	await m.close();
-	dir.remove();
-});
-
-function agent(keyPair = generateKeyPair()): TestAgent {
-	const a = newAgent(m.port, keyPair);
-	agents.push(a);
-	return a;
-}
+const fixture = managementPerTest();
+const agent = () => fixture.agent();
 
 async function scrape(): Promise<Map<string, number>> {
-	const res = await fetch(`http://127.0.0.1:${m.metricsPort}/metrics`);
+	const res = await fetch(`http://127.0.0.1:${fixture.m.metricsPort}/metrics`);
 	expect(res.status).toBe(200);
 	expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
 	return parsePrometheusText(await res.text());
 }
 
-function api(path: string, token: string | null = m.bootstrap?.plainToken ?? null) {
-	return fetch(`http://127.0.0.1:${m.port}${path}`, {
+function api(path: string, token: string | null = fixture.m.bootstrap?.plainToken ?? null) {
+	return fetch(`http://127.0.0.1:${fixture.m.port}${path}`, {
 		headers: token ? { authorization: `Token ${token}` } : {},
 	});
 }
@@ -92,7 +64,7 @@ describe("management metrics", () => {
 		}
 		expect(zero.get("starling_management_connected_agents")).toBe(0);
 
-		const key = await makeSetupKey(m);
+		const key = await makeSetupKey(fixture.m);
 		const alpha = agent();
 		expect((await alpha.client.login(key, meta("alpha"))).registered).toBe(true);
 		expect((await alpha.client.login("", meta("alpha"))).registered).toBe(false);
@@ -143,7 +115,10 @@ describe("management metrics", () => {
 
 describe("management health", () => {
 	it("answers /healthz and /readyz without a token, on the API port and the metrics port", async () => {
-		for (const base of [`http://127.0.0.1:${m.port}`, `http://127.0.0.1:${m.metricsPort}`]) {
+		for (const base of [
+			`http://127.0.0.1:${fixture.m.port}`,
+			`http://127.0.0.1:${fixture.m.metricsPort}`,
+		]) {
 			const live = await fetch(`${base}/healthz`);
 			expect(live.status).toBe(200);
 			expect(await live.json()).toEqual({ status: "ok", checks: { process: "ok" } });
@@ -157,8 +132,11 @@ describe("management health", () => {
 	});
 
 	it("is not ready, with a JSON 503, when the store cannot answer", async () => {
-		await m.store.close();
-		for (const base of [`http://127.0.0.1:${m.port}`, `http://127.0.0.1:${m.metricsPort}`]) {
+		await fixture.m.store.close();
+		for (const base of [
+			`http://127.0.0.1:${fixture.m.port}`,
+			`http://127.0.0.1:${fixture.m.metricsPort}`,
+		]) {
 			const ready = await fetch(`${base}/readyz`);
 			expect(ready.status).toBe(503);
 			expect(ready.headers.get("content-type")).toMatch(/^application\/json/);

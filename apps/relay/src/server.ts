@@ -20,6 +20,7 @@ import {
 	type RelaySecret,
 	verifyRelayToken,
 } from "@starling/relay-protocol";
+import { errorJson, respond } from "@starling/service-runtime";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
 import {
 	BUFFERED_SAMPLE_INTERVAL_MS,
@@ -189,7 +190,7 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
 	const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
 		const path = (req.url ?? "/").split("?")[0];
 		if (req.method !== "GET" && req.method !== "HEAD") {
-			respond(res, 405, "application/json", json(405, "only GET"), { Allow: "GET, HEAD" });
+			respond(res, 405, "application/json", errorJson(405, "only GET"), { Allow: "GET, HEAD" });
 		} else if (path === "/healthz" || path === "/readyz") {
 			// One answer for both: the relay has no dependency to be ready for, it
 			// is ready while it accepts connections.
@@ -209,11 +210,11 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
 				(body) => respond(res, 200, registry.contentType, body),
 				(err: unknown) => {
 					logger.error({ err: err instanceof Error ? err.message : String(err) }, "metrics failed");
-					respond(res, 500, "application/json", json(500, "internal error"));
+					respond(res, 500, "application/json", errorJson(500, "internal error"));
 				},
 			);
 		} else {
-			respond(res, 404, "application/json", json(404, "not found"));
+			respond(res, 404, "application/json", errorJson(404, "not found"));
 		}
 	};
 
@@ -633,26 +634,6 @@ function positive(name: string, value: number | undefined, fallback: number): nu
 		throw new RangeError(`${name} must be a positive number, got ${v}`);
 	}
 	return v;
-}
-
-function respond(
-	res: ServerResponse,
-	status: number,
-	type: string,
-	body: string,
-	headers: Record<string, string> = {},
-): void {
-	res.writeHead(status, {
-		"Content-Type": type,
-		"Content-Length": Buffer.byteLength(body),
-		"Cache-Control": "no-store",
-		...headers,
-	});
-	res.end(res.req.method === "HEAD" ? undefined : body);
-}
-
-function json(code: number, message: string): string {
-	return `${JSON.stringify({ message, code })}\n`;
 }
 
 function truncateReason(reason: string): string {

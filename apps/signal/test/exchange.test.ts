@@ -1,38 +1,13 @@
 import { status } from "@grpc/grpc-js";
 import { generateKeyPair, openFrom, sealTo } from "@starling/crypto";
-import { type SignalClient, SignalError } from "@starling/signal-client";
-import { afterEach, describe, expect, it } from "vitest";
-import type { SignalServer } from "../src/server.js";
-import {
-	nextMessage,
-	RawStream,
-	signalClient,
-	startTestServer,
-	statusOf,
-	waitFor,
-} from "./helpers.js";
+import { SignalError } from "@starling/signal-client";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach, nextMessage, startTestServer, statusOf, waitFor } from "./helpers.js";
 
 const text = (s: string) => new TextEncoder().encode(s);
 
 describe("signal exchange", () => {
-	const cleanup: (() => unknown)[] = [];
-	afterEach(async () => {
-		for (const step of cleanup.splice(0).reverse()) await step();
-	});
-
-	async function server(
-		options: Parameters<typeof startTestServer>[0] = {},
-	): Promise<SignalServer> {
-		const started = await startTestServer(options);
-		cleanup.push(() => started.close());
-		return started;
-	}
-
-	function client(...args: Parameters<typeof signalClient>): SignalClient {
-		const created = signalClient(...args);
-		cleanup.push(() => created.close());
-		return created;
-	}
+	const { server, client, raw: rawStream } = closedAfterEach();
 
 	it("carries sealed bodies both ways unchanged, from the authenticated sender", async () => {
 		const srv = await server();
@@ -82,8 +57,7 @@ describe("signal exchange", () => {
 		expect((refusal as SignalError).message).toMatch(/UNAUTHENTICATED: wrong challenge response/);
 
 		// A raw client that simply guesses a secret fares no better.
-		const raw = new RawStream(srv.port);
-		cleanup.push(() => raw.close());
+		const raw = rawStream(srv);
 		raw.sendFrame({ $case: "hello", value: { publicKey: victim.publicKey } });
 		expect((await raw.nextFrame()).frame?.$case).toBe("challenge");
 		raw.sendFrame({ $case: "challengeResponse", value: { secret: new Uint8Array(32).fill(0xaa) } });
@@ -167,8 +141,7 @@ describe("signal exchange", () => {
 	it("answers client pings and validates sends before they leave the client", async () => {
 		const srv = await server();
 		const peer = generateKeyPair();
-		const raw = new RawStream(srv.port);
-		cleanup.push(() => raw.close());
+		const raw = rawStream(srv);
 		await raw.authenticate(peer);
 		raw.sendFrame({ $case: "ping", value: { id: 77 } });
 		expect((await raw.nextFrame()).frame).toEqual({ $case: "pong", value: { id: 77 } });

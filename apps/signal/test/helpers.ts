@@ -13,13 +13,41 @@ import {
 	type SignalClientOptions,
 	type SignalMessage,
 } from "@starling/signal-client";
-import { expect } from "vitest";
+import { afterEach, expect } from "vitest";
 import { type SignalServer, type SignalServerOptions, startSignalServer } from "../src/server.js";
 
 export const quietLogger = createLogger("signal-test", { level: "silent" });
 
 export function startTestServer(options: SignalServerOptions = {}): Promise<SignalServer> {
 	return startSignalServer({ host: "127.0.0.1", port: 0, logger: quietLogger, ...options });
+}
+
+/**
+ * Servers, clients and raw streams a test starts, closed after each test,
+ * newest first. Call once per describe block.
+ */
+export function closedAfterEach() {
+	const cleanup: (() => unknown)[] = [];
+	afterEach(async () => {
+		for (const step of cleanup.splice(0).reverse()) await step();
+	});
+	return {
+		async server(options: SignalServerOptions = {}): Promise<SignalServer> {
+			const started = await startTestServer(options);
+			cleanup.push(() => started.close());
+			return started;
+		},
+		client(...args: Parameters<typeof signalClient>): SignalClient {
+			const created = signalClient(...args);
+			cleanup.push(() => created.close());
+			return created;
+		},
+		raw(server: { port: number }): RawStream {
+			const stream = new RawStream(server.port);
+			cleanup.push(() => stream.close());
+			return stream;
+		},
+	};
 }
 
 export function signalClient(

@@ -1,33 +1,14 @@
 import { status } from "@grpc/grpc-js";
 import { generateKeyPair } from "@starling/crypto";
 import type { SignalClient, SignalError } from "@starling/signal-client";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { SignalServer } from "../src/server.js";
-import { RawStream, signalClient, startTestServer, statusOf } from "./helpers.js";
+import { closedAfterEach, statusOf } from "./helpers.js";
 
 describe("liveness and backpressure", () => {
-	const cleanup: (() => unknown)[] = [];
-	afterEach(async () => {
-		for (const step of cleanup.splice(0).reverse()) await step();
-	});
-
-	async function server(
-		options: Parameters<typeof startTestServer>[0] = {},
-	): Promise<SignalServer> {
-		const started = await startTestServer(options);
-		cleanup.push(() => started.close());
-		return started;
-	}
-	function raw(srv: SignalServer): RawStream {
-		const stream = new RawStream(srv.port);
-		cleanup.push(() => stream.close());
-		return stream;
-	}
-	function client(srv: SignalServer): SignalClient {
-		const created = signalClient(srv, generateKeyPair());
-		cleanup.push(() => created.close());
-		return created;
-	}
+	const resources = closedAfterEach();
+	const { server, raw } = resources;
+	const client = (srv: SignalServer): SignalClient => resources.client(srv, generateKeyPair());
 
 	it("evicts a stream that stops answering pings, while a live client stays", async () => {
 		const srv = await server({ heartbeatIntervalMs: 100 });

@@ -1,10 +1,9 @@
 import { status } from "@grpc/grpc-js";
 import { generateKeyPair, sealTo } from "@starling/crypto";
 import { parsePrometheusText } from "@starling/service-runtime";
-import type { SignalClient } from "@starling/signal-client";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { SignalServer } from "../src/server.js";
-import { nextMessage, RawStream, signalClient, startTestServer, waitFor } from "./helpers.js";
+import { closedAfterEach, nextMessage, waitFor } from "./helpers.js";
 
 /** Scrapes the server's /metrics over HTTP, as Prometheus would. */
 async function scrape(server: SignalServer): Promise<Map<string, number>> {
@@ -15,22 +14,9 @@ async function scrape(server: SignalServer): Promise<Map<string, number>> {
 }
 
 describe("signal health and metrics", () => {
-	const cleanup: (() => unknown)[] = [];
-	afterEach(async () => {
-		for (const step of cleanup.splice(0).reverse()) await step();
-	});
-
-	async function server(): Promise<SignalServer> {
-		const started = await startTestServer({ metricsListen: { host: "127.0.0.1", port: 0 } });
-		cleanup.push(() => started.close());
-		return started;
-	}
-
-	function client(...args: Parameters<typeof signalClient>): SignalClient {
-		const created = signalClient(...args);
-		cleanup.push(() => created.close());
-		return created;
-	}
+	const resources = closedAfterEach();
+	const { client, raw } = resources;
+	const server = () => resources.server({ metricsListen: { host: "127.0.0.1", port: 0 } });
 
 	it("counts connected peers, routed and refused messages, and routing latency", async () => {
 		const srv = await server();
@@ -67,11 +53,9 @@ describe("signal health and metrics", () => {
 		await expect(a.send(nobody.publicKey, new Uint8Array([9]))).rejects.toMatchObject({
 			code: status.NOT_FOUND,
 		});
-		const raw = new RawStream(srv.port);
-		cleanup.push(() => raw.close());
-		const carol = generateKeyPair();
-		await raw.authenticate(carol);
-		expect((await raw.send(1, new Uint8Array(5), new Uint8Array([1]))).code).toBe(
+		const carolStream = raw(srv);
+		await carolStream.authenticate(generateKeyPair());
+		expect((await carolStream.send(1, new Uint8Array(5), new Uint8Array([1]))).code).toBe(
 			status.INVALID_ARGUMENT,
 		);
 		const refused = await scrape(srv);

@@ -4,6 +4,7 @@ export {
 	readConfigFile,
 	resolveSettings,
 } from "./config-file.js";
+export { errorJson, respond } from "./http-answer.js";
 export { type ListenAddress, parseListenAddress } from "./listen-address.js";
 export {
 	counterFromStats,

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "@starling/log";
+import { errorJson, respond } from "./http-answer.js";
 
 /** What one health check found: "ok", or why not. */
 export type CheckResult = { ok: true } | { ok: false; reason: string };
@@ -83,7 +84,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
 	const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
 		handle(req, res, options).catch((err: unknown) => {
 			logger.error({ err: errorText(err), path: req.url }, "operations endpoint failed");
-			if (!res.headersSent) send(res, 500, "application/json", errorBody(500, "internal error"));
+			if (!res.headersSent) respond(res, 500, "application/json", errorJson(500, "internal error"));
 			else res.destroy();
 		});
 	};
@@ -122,42 +123,22 @@ async function handle(
 ): Promise<void> {
 	const path = (req.url ?? "/").split("?")[0];
 	if (path !== "/healthz" && path !== "/readyz" && path !== "/metrics") {
-		send(res, 404, "application/json", errorBody(404, "not found"));
+		respond(res, 404, "application/json", errorJson(404, "not found"));
 		return;
 	}
 	if (req.method !== "GET" && req.method !== "HEAD") {
-		send(res, 405, "application/json", errorBody(405, "only GET and HEAD"), {
+		respond(res, 405, "application/json", errorJson(405, "only GET and HEAD"), {
 			Allow: "GET, HEAD",
 		});
 		return;
 	}
 	if (path === "/metrics") {
 		const { contentType, body } = await options.metrics();
-		send(res, 200, contentType, body);
+		respond(res, 200, contentType, body);
 		return;
 	}
 	const answer = await evaluateHealth(path === "/healthz" ? options.live : options.ready);
-	send(res, answer.status, "application/json", `${JSON.stringify(answer.body)}\n`);
-}
-
-function send(
-	res: ServerResponse,
-	status: number,
-	type: string,
-	body: string,
-	headers: Record<string, string> = {},
-): void {
-	res.writeHead(status, {
-		"Content-Type": type,
-		"Content-Length": Buffer.byteLength(body),
-		"Cache-Control": "no-store",
-		...headers,
-	});
-	res.end(res.req.method === "HEAD" ? undefined : body);
-}
-
-function errorBody(code: number, message: string): string {
-	return `${JSON.stringify({ message, code })}\n`;
+	respond(res, answer.status, "application/json", `${JSON.stringify(answer.body)}\n`);
 }
 
 function errorText(err: unknown): string {
