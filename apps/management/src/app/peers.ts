@@ -92,32 +92,38 @@ export async function registerPeer(
 }
 
 /** Records a login of a registered peer (its system info may have changed). */
-export async function recordPeerLogin(
+export function recordPeerLogin(
 	store: Store,
 	peer: Peer,
 	system: PeerSystemInfo,
 	at: Date,
 ): Promise<Peer | undefined> {
-	return store.write(async (tx) => {
-		const current = await tx.getPeer(peer.accountId, peer.id);
-		if (!current) return undefined;
-		const after: Peer = { ...current, system, lastLogin: at };
-		await tx.updatePeer(after);
-		return after;
-	});
+	return rewritePeer(store, peer, (current) => ({ ...current, system, lastLogin: at }));
 }
 
 /** Records that a peer's Sync stream opened or closed. */
-export async function setPeerConnected(
+export function setPeerConnected(
 	store: Store,
 	peer: Peer,
 	connected: boolean,
 	at: Date,
 ): Promise<Peer | undefined> {
+	return rewritePeer(store, peer, (current) => ({ ...current, connected, lastSeen: at }));
+}
+
+/**
+ * Rewrites the stored peer (not the possibly stale `peer` the caller holds)
+ * in one write transaction; undefined when it has been deleted meanwhile.
+ */
+function rewritePeer(
+	store: Store,
+	peer: Peer,
+	change: (current: Peer) => Peer,
+): Promise<Peer | undefined> {
 	return store.write(async (tx) => {
 		const current = await tx.getPeer(peer.accountId, peer.id);
 		if (!current) return undefined;
-		const after: Peer = { ...current, connected, lastSeen: at };
+		const after = change(current);
 		await tx.updatePeer(after);
 		return after;
 	});
