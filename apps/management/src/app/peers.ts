@@ -4,6 +4,7 @@ import { cryptoRandomInt, newId } from "../core/random.js";
 import { hashSecret } from "../core/secrets.js";
 import type { NewAuditEvent, Peer, PeerSystemInfo, SetupKey } from "../domain/types.js";
 import type { Store } from "../store/store.js";
+import { deleteAudited } from "./audit.js";
 import { AppError, notFound, stored } from "./errors.js";
 import type { NetworkChangeSink } from "./events.js";
 
@@ -200,20 +201,18 @@ export async function deletePeer(
 	initiator?: Initiator,
 	now: Date = new Date(),
 ): Promise<Peer> {
-	const peer = await store.write(async (tx) => {
-		const p = await tx.getPeer(accountId, peerId);
-		if (!p || !(await tx.deletePeer(accountId, peerId))) return undefined;
-		if (initiator) {
-			await tx.appendEvents([
-				auditEvent(accountId, initiator, "user.peer.delete", p.id, now, {
-					name: p.name,
-					ip: p.ip,
-					dns_label: p.dnsLabel,
-				}),
-			]);
-		}
-		return p;
-	});
+	const peer = await deleteAudited(
+		store,
+		(tx) => tx.getPeer(accountId, peerId),
+		(tx) => tx.deletePeer(accountId, peerId),
+		(p) =>
+			initiator &&
+			auditEvent(accountId, initiator, "user.peer.delete", p.id, now, {
+				name: p.name,
+				ip: p.ip,
+				dns_label: p.dnsLabel,
+			}),
+	);
 	if (!peer) throw notFound("peer");
 	sink.peerRemoved(peer);
 	return peer;
