@@ -18,15 +18,17 @@ import { encodeKey, generateKeyPair } from "@starling/crypto";
 import {
 	type AccessConfig,
 	AccessIndex,
-	type Account,
+	accountFixture,
 	bootstrapIfEmpty,
 	computeNetworkMap,
+	defaultPolicy,
 	deltaForViewer,
 	type Group,
 	MapTransition,
 	type Peer,
 	type Policy,
 	type PolicyRule,
+	peerFixture,
 	registerPeer,
 	type ServiceEndpoints,
 	SqliteStore,
@@ -53,41 +55,20 @@ function prng(seed: number): () => number {
 	};
 }
 
-const account: Account = {
-	id: "bench",
-	network: "100.64.0.0/16",
-	dnsDomain: "starling.internal",
-	createdAt: new Date(0),
-	settings: { peerLoginExpirationEnabled: false, peerLoginExpirationSeconds: 86400 },
-};
+const account = accountFixture({ id: "bench" });
 const endpoints: ServiceEndpoints = { signal: { url: "http://127.0.0.1:10000" }, stunServers: [] };
 
 function makePeers(n: number): Peer[] {
-	return Array.from({ length: n }, (_, i) => ({
-		id: `peer${i}`,
-		accountId: account.id,
-		wgPublicKey: encodeKey(generateKeyPair().publicKey),
-		name: `host-${i}`,
-		dnsLabel: `host-${i}`,
-		ip: `100.64.${i >> 8}.${(i & 255) + 1}`,
-		system: {
-			hostname: `host-${i}`,
-			os: "linux",
-			osVersion: "",
-			kernelVersion: "",
-			agentVersion: "",
-			connectionIp: "",
-		},
-		setupKeyId: null,
-		userId: null,
-		ephemeral: false,
-		sshEnabled: false,
-		loginExpirationEnabled: false,
-		connected: true,
-		createdAt: new Date(0),
-		lastLogin: new Date(0),
-		lastSeen: new Date(0),
-	}));
+	return Array.from({ length: n }, (_, i) =>
+		peerFixture({
+			id: `peer${i}`,
+			accountId: account.id,
+			wgPublicKey: encodeKey(generateKeyPair().publicKey),
+			name: `host-${i}`,
+			ip: `100.64.${i >> 8}.${(i & 255) + 1}`,
+			connected: true,
+		}),
+	);
 }
 
 /** Every peer in 1 to 3 of the groups; policies of 1 or 2 rules between 1 or 2 groups each side. */
@@ -146,35 +127,10 @@ function makeConfig(peers: Peer[], random: () => number): AccessConfig {
 	return { groups, policies };
 }
 
+/** The same groups with only the Default policy of a new account (All to All). */
 function defaultOnly(config: AccessConfig): AccessConfig {
-	return {
-		groups: config.groups,
-		policies: [
-			{
-				id: "default",
-				accountId: account.id,
-				name: "Default",
-				description: "",
-				enabled: true,
-				createdAt: new Date(0),
-				rules: [
-					{
-						id: "default",
-						name: "Default",
-						description: "",
-						enabled: true,
-						action: "accept",
-						bidirectional: true,
-						protocol: "all",
-						ports: [],
-						portRanges: [],
-						sources: ["all"],
-						destinations: ["all"],
-					},
-				],
-			},
-		],
-	};
+	const ids = { accountId: account.id, allGroupId: "all", policyId: "default", ruleId: "default" };
+	return { groups: config.groups, policies: [defaultPolicy(ids, new Date(0))] };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -3,9 +3,17 @@ export { bootstrapIfEmpty } from "./app/accounts.js";
 export { registerPeer } from "./app/peers.js";
 export { createSetupKey } from "./app/setup-keys.js";
 export * from "./config.js";
+export { defaultPolicy } from "./core/account-rules.js";
 export { deltaForViewer, MapTransition } from "./core/map-updates.js";
 export { computeNetworkMap, type ServiceEndpoints } from "./core/network-map.js";
 export { type AccessConfig, AccessIndex } from "./core/policy.js";
+export {
+	accountFixture,
+	peerFixture,
+	policyFixture,
+	ruleFixture,
+	setupKeyFixture,
+} from "./domain/fixtures.js";
 export type * from "./domain/types.js";
 export * from "./server.js";
 export { openStore } from "./store/open-store.js";

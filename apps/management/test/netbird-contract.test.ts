@@ -71,6 +71,30 @@ function expectContract(
 	checked.add(operation);
 }
 
+/**
+ * Creates an item of `collection` and checks the answers of its create, list
+ * (the new item and one made before), get and update; `update` makes the PUT
+ * body from the created item.
+ */
+async function expectCreateListGetUpdate(
+	collection: string,
+	idParam: string,
+	resource: Resource,
+	create: object,
+	// biome-ignore lint/suspicious/noExplicitAny: the created item is JSON, read field by field
+	update: (created: any) => object,
+): Promise<void> {
+	const base = `/api/${collection}`;
+	const created = await h.request("POST", base, { body: create });
+	expectContract(`POST ${base}`, created, resource);
+	const list = await h.request("GET", base);
+	expectContract(`GET ${base}`, list, resource, { many: true, minItems: 2 });
+	const item = `${base}/${created.json.id}`;
+	expectContract(`GET ${base}/{${idParam}}`, await h.request("GET", item), resource);
+	const updated = await h.request("PUT", item, { body: update(created.json) });
+	expectContract(`PUT ${base}/{${idParam}}`, updated, resource);
+}
+
 /** Every operation of NetBird's API that Starling implements too. */
 const SHARED = [
 	"GET /api/peers",
@@ -147,26 +171,12 @@ describe("NetBird's response schemas", () => {
 	});
 
 	it("groups: list, create, get, update", async () => {
-		const created = await h.request("POST", "/api/groups", {
-			body: { name: "web", peers: [peerIds[0]] },
-		});
-		expectContract("POST /api/groups", created, "group");
-		expectContract("GET /api/groups", await h.request("GET", "/api/groups"), "group", {
-			many: true,
-			minItems: 2,
-		});
-		const id = created.json.id;
-		expectContract(
-			"GET /api/groups/{groupId}",
-			await h.request("GET", `/api/groups/${id}`),
+		await expectCreateListGetUpdate(
+			"groups",
+			"groupId",
 			"group",
-		);
-		expectContract(
-			"PUT /api/groups/{groupId}",
-			await h.request("PUT", `/api/groups/${id}`, {
-				body: { name: "web", peers: peerIds, resources: [] },
-			}),
-			"group",
+			{ name: "web", peers: [peerIds[0]] },
+			() => ({ name: "web", peers: peerIds, resources: [] }),
 		);
 	});
 
@@ -184,40 +194,14 @@ describe("NetBird's response schemas", () => {
 			sources: [all],
 			destinations: [all],
 		};
-		const created = await h.request("POST", "/api/policies", {
-			body: {
-				name: "ssh",
-				description: "",
-				enabled: true,
-				rules: [rule],
-				source_posture_checks: [],
-			},
-		});
-		expectContract("POST /api/policies", created, "policy");
-		expectContract("GET /api/policies", await h.request("GET", "/api/policies"), "policy", {
-			many: true,
-			minItems: 2,
-		});
-		const id = created.json.id;
-		expectContract(
-			"GET /api/policies/{policyId}",
-			await h.request("GET", `/api/policies/${id}`),
+		const policy = { name: "ssh", description: "", enabled: true, source_posture_checks: [] };
+		await expectCreateListGetUpdate(
+			"policies",
+			"policyId",
 			"policy",
-		);
-		// The body NetBird's dashboard sends (PoliciesProvider's update).
-		expectContract(
-			"PUT /api/policies/{policyId}",
-			await h.request("PUT", `/api/policies/${id}`, {
-				body: {
-					name: "ssh",
-					description: "",
-					enabled: true,
-					query: "",
-					rules: [{ ...rule, id: created.json.rules[0].id }],
-					source_posture_checks: [],
-				},
-			}),
-			"policy",
+			{ ...policy, rules: [rule] },
+			// The body NetBird's dashboard sends (PoliciesProvider's update).
+			(created) => ({ ...policy, query: "", rules: [{ ...rule, id: created.rules[0].id }] }),
 		);
 	});
 

@@ -4,6 +4,7 @@ import { cryptoRandomInt, newId } from "../core/random.js";
 import { hashSecret } from "../core/secrets.js";
 import type { NewAuditEvent, Peer, PeerSystemInfo, SetupKey } from "../domain/types.js";
 import type { Store } from "../store/store.js";
+import { deleteAudited } from "./audit.js";
 import { AppError, notFound, stored } from "./errors.js";
 import type { NetworkChangeSink } from "./events.js";
 
@@ -92,32 +93,38 @@ export async function registerPeer(
 }
 
 /** Records a login of a registered peer (its system info may have changed). */
-export async function recordPeerLogin(
+export function recordPeerLogin(
 	store: Store,
 	peer: Peer,
 	system: PeerSystemInfo,
 	at: Date,
 ): Promise<Peer | undefined> {
-	return store.write(async (tx) => {
-		const current = await tx.getPeer(peer.accountId, peer.id);
-		if (!current) return undefined;
-		const after: Peer = { ...current, system, lastLogin: at };
-		await tx.updatePeer(after);
-		return after;
-	});
+	return rewritePeer(store, peer, (current) => ({ ...current, system, lastLogin: at }));
 }
 
 /** Records that a peer's Sync stream opened or closed. */
-export async function setPeerConnected(
+export function setPeerConnected(
 	store: Store,
 	peer: Peer,
 	connected: boolean,
 	at: Date,
 ): Promise<Peer | undefined> {
+	return rewritePeer(store, peer, (current) => ({ ...current, connected, lastSeen: at }));
+}
+
+/**
+ * Rewrites the stored peer (not the possibly stale `peer` the caller holds)
+ * in one write transaction; undefined when it has been deleted meanwhile.
+ */
+function rewritePeer(
+	store: Store,
+	peer: Peer,
+	change: (current: Peer) => Peer,
+): Promise<Peer | undefined> {
 	return store.write(async (tx) => {
 		const current = await tx.getPeer(peer.accountId, peer.id);
 		if (!current) return undefined;
-		const after: Peer = { ...current, connected, lastSeen: at };
+		const after = change(current);
 		await tx.updatePeer(after);
 		return after;
 	});
@@ -194,20 +201,18 @@ export async function deletePeer(
 	initiator?: Initiator,
 	now: Date = new Date(),
 ): Promise<Peer> {
-	const peer = await store.write(async (tx) => {
-		const p = await tx.getPeer(accountId, peerId);
-		if (!p || !(await tx.deletePeer(accountId, peerId))) return undefined;
-		if (initiator) {
-			await tx.appendEvents([
-				auditEvent(accountId, initiator, "user.peer.delete", p.id, now, {
-					name: p.name,
-					ip: p.ip,
-					dns_label: p.dnsLabel,
-				}),
-			]);
-		}
-		return p;
-	});
+	const peer = await deleteAudited(
+		store,
+		(tx) => tx.getPeer(accountId, peerId),
+		(tx) => tx.deletePeer(accountId, peerId),
+		(p) =>
+			initiator &&
+			auditEvent(accountId, initiator, "user.peer.delete", p.id, now, {
+				name: p.name,
+				ip: p.ip,
+				dns_label: p.dnsLabel,
+			}),
+	);
 	if (!peer) throw notFound("peer");
 	sink.peerRemoved(peer);
 	return peer;

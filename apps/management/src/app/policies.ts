@@ -4,6 +4,7 @@ import { AccessIndex, type CheckProtocol } from "../core/policy.js";
 import { newId } from "../core/random.js";
 import type { Account, Policy, PolicyRule } from "../domain/types.js";
 import type { Store } from "../store/store.js";
+import { deleteAudited } from "./audit.js";
 import { AppError, notFound, stored } from "./errors.js";
 import type { NetworkChangeSink } from "./events.js";
 import { assertGroupsExist } from "./references.js";
@@ -108,14 +109,13 @@ export async function deletePolicy(
 	initiator: Initiator,
 	now: Date,
 ): Promise<void> {
-	const deleted = await store.write(async (tx) => {
-		const policy = await tx.getPolicy(accountId, policyId);
-		if (!policy || !(await tx.deletePolicy(accountId, policyId))) return false;
-		await tx.appendEvents([
+	const deleted = await deleteAudited(
+		store,
+		(tx) => tx.getPolicy(accountId, policyId),
+		(tx) => tx.deletePolicy(accountId, policyId),
+		(policy) =>
 			auditEvent(accountId, initiator, "policy.delete", policyId, now, { name: policy.name }),
-		]);
-		return true;
-	});
+	);
 	if (!deleted) throw notFound("policy");
 	sink.accessChanged(accountId);
 }

@@ -4,6 +4,7 @@ import { hashSecret, newSetupKeySecret } from "../core/secrets.js";
 import { effectiveUsageLimit } from "../core/setup-keys.js";
 import type { NewAuditEvent, SetupKey, SetupKeyType } from "../domain/types.js";
 import type { Store } from "../store/store.js";
+import { deleteAudited } from "./audit.js";
 import { AppError, notFound, stored } from "./errors.js";
 import { assertGroupsExist } from "./references.js";
 
@@ -132,14 +133,12 @@ export async function deleteSetupKey(
 	now: Date,
 	initiator: Initiator,
 ): Promise<void> {
-	const deleted = await store.write(async (tx) => {
-		const key = await tx.getSetupKey(accountId, keyId);
-		if (!key || !(await tx.deleteSetupKey(accountId, keyId))) return false;
-		await tx.appendEvents([
-			auditEvent(accountId, initiator, "setupkey.delete", keyId, now, { name: key.name }),
-		]);
-		return true;
-	});
+	const deleted = await deleteAudited(
+		store,
+		(tx) => tx.getSetupKey(accountId, keyId),
+		(tx) => tx.deleteSetupKey(accountId, keyId),
+		(key) => auditEvent(accountId, initiator, "setupkey.delete", keyId, now, { name: key.name }),
+	);
 	if (!deleted) throw notFound("setup key");
 }
 

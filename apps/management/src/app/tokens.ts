@@ -3,6 +3,7 @@ import { newId } from "../core/random.js";
 import { hashSecret, isWellFormedToken, newPersonalAccessToken } from "../core/secrets.js";
 import type { Account, PersonalAccessToken, User } from "../domain/types.js";
 import type { Store } from "../store/store.js";
+import { deleteAudited } from "./audit.js";
 import { AppError, stored } from "./errors.js";
 
 export const MAX_TOKEN_DAYS = 365;
@@ -63,18 +64,17 @@ export async function deletePersonalAccessToken(
 	now: Date,
 	initiator: Initiator,
 ): Promise<void> {
-	const deleted = await store.write(async (tx) => {
-		const token = await tx.getToken(user.id, tokenId);
-		if (!token || !(await tx.deleteToken(user.id, tokenId))) return false;
-		await tx.appendEvents([
+	const deleted = await deleteAudited(
+		store,
+		(tx) => tx.getToken(user.id, tokenId),
+		(tx) => tx.deleteToken(user.id, tokenId),
+		(token) =>
 			auditEvent(user.accountId, initiator, "personal.access.token.delete", tokenId, now, {
 				name: token.name,
 				user_id: user.id,
 				user_name: user.name,
 			}),
-		]);
-		return true;
-	});
+	);
 	if (!deleted) throw new AppError(404, "token not found");
 }
 

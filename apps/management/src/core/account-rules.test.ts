@@ -1,32 +1,54 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { accountFixture, peerFixture } from "../domain/fixtures.js";
+import type { Group } from "../domain/types.js";
 import { defaultPolicy, networksOverlap, overlappingNetwork } from "./account-rules.js";
 import { formatCidr, parseCidr } from "./ipam.js";
+import { computeNetworkMap } from "./network-map.js";
+import { AccessIndex, firewallAllows } from "./policy.js";
 
 describe("defaultPolicy", () => {
-	it("lets All reach All both ways on every protocol and port", () => {
+	it("lets every peer of All reach every other on every protocol and port, both ways", () => {
 		const at = new Date(0);
-		const p = defaultPolicy({ accountId: "a", allGroupId: "all", policyId: "p", ruleId: "r" }, at);
-		expect(p).toMatchObject({
-			id: "p",
-			accountId: "a",
-			name: "Default",
-			enabled: true,
-			createdAt: at,
-		});
-		expect(p.rules).toEqual([
-			expect.objectContaining({
-				id: "r",
-				enabled: true,
-				action: "accept",
-				bidirectional: true,
-				protocol: "all",
-				ports: [],
-				portRanges: [],
-				sources: ["all"],
-				destinations: ["all"],
+		const ids = { accountId: "acc", allGroupId: "all", policyId: "p", ruleId: "r" };
+		const policy = defaultPolicy(ids, at);
+		expect(policy).toMatchObject({ id: "p", accountId: "acc", name: "Default", createdAt: at });
+		expect(policy.rules.map((r) => r.id)).toEqual(["r"]);
+
+		const peers = [1, 2, 3].map((n) =>
+			peerFixture({
+				id: `p${n}`,
+				accountId: "acc",
+				name: `peer${n}`,
+				ip: `100.64.0.${n}`,
+				wgPublicKey: `key-${n}`,
 			}),
-		]);
+		);
+		const all: Group = {
+			id: "all",
+			accountId: "acc",
+			name: "All",
+			issued: "all",
+			peerIds: peers.map((p) => p.id),
+		};
+		const index = AccessIndex.build(accountFixture(), peers, { groups: [all], policies: [policy] });
+		const endpoints = { signal: { url: "http://127.0.0.1:10000" }, stunServers: [] };
+		const probes = [
+			["tcp", 1],
+			["tcp", 65535],
+			["udp", 53],
+			["icmp", 0],
+		] as const;
+		for (const dst of peers) {
+			const map = computeNetworkMap(index, index.indexOfId(dst.id)!, endpoints, 1);
+			const others = peers.filter((p) => p !== dst);
+			expect(map.peers.map((p) => p.peerId).sort()).toEqual(others.map((p) => p.id));
+			for (const src of others) {
+				for (const [protocol, port] of probes) {
+					expect(firewallAllows(map.firewallRules, src.ip, protocol, port)).toBe(true);
+				}
+			}
+		}
 	});
 });
 

@@ -2,48 +2,25 @@ import { applyNetworkMapDelta } from "@starling/netmap";
 import type { NetworkMap } from "@starling/proto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Account, Group, Peer, Policy, PolicyRule, Protocol } from "../domain/types.js";
+import { accountFixture, peerFixture, policyFixture, ruleFixture } from "../domain/fixtures.js";
+import type { Group, Peer, Policy, PolicyRule, Protocol } from "../domain/types.js";
 import { affectedViewers, deltaForViewer, MapTransition } from "./map-updates.js";
 import { computeNetworkMap, type ServiceEndpoints } from "./network-map.js";
 import { type AccessConfig, AccessIndex } from "./policy.js";
 
-const account: Account = {
-	id: "acc",
-	network: "100.64.0.0/16",
-	dnsDomain: "starling.internal",
-	createdAt: new Date(0),
-	settings: { peerLoginExpirationEnabled: false, peerLoginExpirationSeconds: 0 },
-};
+const account = accountFixture();
 const endpoints: ServiceEndpoints = { signal: { url: "http://127.0.0.1:10000" }, stunServers: [] };
 const GROUPS = ["g0", "g1", "g2"];
 
 function makePeer(n: number): Peer {
-	return {
+	return peerFixture({
 		id: `p${n}`,
 		accountId: account.id,
 		// Not in id order, so that map order differs from creation order.
 		wgPublicKey: `key-${(n * 7919) % 1000}-${n}`,
 		name: `peer${n}`,
-		dnsLabel: `peer${n}`,
 		ip: `100.64.${n >> 8}.${(n & 255) + 1}`,
-		system: {
-			hostname: `peer${n}`,
-			os: "linux",
-			osVersion: "",
-			kernelVersion: "",
-			agentVersion: "",
-			connectionIp: "",
-		},
-		setupKeyId: null,
-		userId: null,
-		ephemeral: false,
-		sshEnabled: false,
-		loginExpirationEnabled: false,
-		connected: false,
-		createdAt: new Date(0),
-		lastLogin: new Date(0),
-		lastSeen: new Date(0),
-	};
+	});
 }
 
 function rule(
@@ -51,32 +28,11 @@ function rule(
 	destinations: string[],
 	extra: Partial<PolicyRule> = {},
 ): PolicyRule {
-	return {
-		id: "r",
-		name: "r",
-		description: "",
-		enabled: true,
-		action: "accept",
-		bidirectional: false,
-		protocol: "all",
-		ports: [],
-		portRanges: [],
-		sources,
-		destinations,
-		...extra,
-	};
+	return ruleFixture({ sources, destinations, ...extra });
 }
 
 function policy(id: string, rules: PolicyRule[], enabled = true): Policy {
-	return {
-		id,
-		accountId: account.id,
-		name: id,
-		description: "",
-		enabled,
-		rules,
-		createdAt: new Date(0),
-	};
+	return policyFixture({ id, accountId: account.id, rules, enabled });
 }
 
 const groupChoice = fc.constantFrom("all", ...GROUPS);

@@ -1,35 +1,19 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Account, Group, Peer, SetupKey } from "../domain/types.js";
+import { accountFixture, setupKeyFixture } from "../domain/fixtures.js";
+import type { Group, Peer, SetupKey } from "../domain/types.js";
 import { cidrContainsIp, IpamError, ipToInt, parseCidr } from "./ipam.js";
 import { labelForRename, type NewPeer, planRegistration } from "./peer-registration.js";
 
 const now = new Date(Date.UTC(2026, 0, 1));
-const account: Account = {
-	id: "acc",
+const account = accountFixture({
 	network: "100.64.0.0/28",
 	dnsDomain: "s.internal",
 	createdAt: now,
 	settings: { peerLoginExpirationEnabled: false, peerLoginExpirationSeconds: 3600 },
-};
-const key = (over: Partial<SetupKey> = {}): SetupKey => ({
-	id: "k",
-	accountId: "acc",
-	name: "fleet",
-	hashedKey: "h",
-	keyPrefix: "ABCDE",
-	type: "reusable",
-	createdAt: now,
-	updatedAt: now,
-	expiresAt: null,
-	revoked: false,
-	usedTimes: 0,
-	lastUsed: null,
-	usageLimit: 0,
-	autoGroups: [],
-	ephemeral: false,
-	...over,
 });
+const key = (over: Partial<SetupKey> = {}): SetupKey =>
+	setupKeyFixture({ name: "fleet", createdAt: now, updatedAt: now, ...over });
 const groups: Group[] = [
 	{ id: "all", accountId: "acc", name: "All", issued: "all", peerIds: [] },
 	{ id: "web", accountId: "acc", name: "web", issued: "api", peerIds: [] },

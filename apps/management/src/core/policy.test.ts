@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Account, Group, Peer, Policy, PolicyRule, Protocol } from "../domain/types.js";
+import { accountFixture, peerFixture, policyFixture, ruleFixture } from "../domain/fixtures.js";
+import type { Group, Peer, Policy, PolicyRule, Protocol } from "../domain/types.js";
 import { computeNetworkMap, type ServiceEndpoints } from "./network-map.js";
 import {
 	AccessIndex,
@@ -10,74 +11,27 @@ import {
 	grantAllows,
 } from "./policy.js";
 
-const account: Account = {
-	id: "acc",
-	network: "100.64.0.0/16",
-	dnsDomain: "starling.internal",
-	createdAt: new Date(0),
-	settings: { peerLoginExpirationEnabled: false, peerLoginExpirationSeconds: 86400 },
-};
+const account = accountFixture();
 const endpoints: ServiceEndpoints = { signal: { url: "http://127.0.0.1:10000" }, stunServers: [] };
 
 function peer(n: number, key = `key-${String(n).padStart(3, "0")}`): Peer {
-	return {
+	return peerFixture({
 		id: `p${n}`,
 		accountId: account.id,
 		wgPublicKey: key,
 		name: `peer${n}`,
-		dnsLabel: `peer${n}`,
 		ip: `100.64.0.${n + 1}`,
-		system: {
-			hostname: `peer${n}`,
-			os: "linux",
-			osVersion: "",
-			kernelVersion: "",
-			agentVersion: "",
-			connectionIp: "",
-		},
-		setupKeyId: null,
-		userId: null,
-		ephemeral: false,
-		sshEnabled: false,
-		loginExpirationEnabled: false,
-		connected: false,
-		createdAt: new Date(0),
-		lastLogin: new Date(0),
-		lastSeen: new Date(0),
-	};
+	});
 }
 
 function group(id: string, peerIds: string[], issued: Group["issued"] = "api"): Group {
 	return { id, accountId: account.id, name: id, issued, peerIds };
 }
 
-function rule(
-	over: Partial<PolicyRule> & Pick<PolicyRule, "sources" | "destinations">,
-): PolicyRule {
-	return {
-		id: "r",
-		name: "rule",
-		description: "",
-		enabled: true,
-		action: "accept",
-		bidirectional: false,
-		protocol: "all",
-		ports: [],
-		portRanges: [],
-		...over,
-	};
-}
+const rule = ruleFixture;
 
 function policy(id: string, rules: PolicyRule[], enabled = true): Policy {
-	return {
-		id,
-		accountId: account.id,
-		name: id,
-		description: "",
-		enabled,
-		rules,
-		createdAt: new Date(0),
-	};
+	return policyFixture({ id, accountId: account.id, rules, enabled });
 }
 
 // ---------------------------------------------------------------- examples

@@ -1,26 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { setupKeyFixture } from "../domain/fixtures.js";
 import type { SetupKey } from "../domain/types.js";
 import { checkSetupKeyUsable, effectiveUsageLimit, setupKeyState } from "./setup-keys.js";
 
 const now = new Date("2026-11-29T12:00:00Z");
-const key = (over: Partial<SetupKey>): SetupKey => ({
-	id: "k",
-	accountId: "a",
-	name: "n",
-	hashedKey: "h",
-	keyPrefix: "ABCDE",
-	type: "reusable",
-	createdAt: now,
-	updatedAt: now,
-	expiresAt: null,
-	revoked: false,
-	usedTimes: 0,
-	lastUsed: null,
-	usageLimit: 0,
-	autoGroups: [],
-	ephemeral: false,
-	...over,
-});
+const key = (over: Partial<SetupKey>): SetupKey =>
+	setupKeyFixture({ createdAt: now, updatedAt: now, ...over });
 
 describe("setup key validity", () => {
 	it("valid: unlimited reusable key that never expires", () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { newId } from "../../core/random.js";
+import { accountFixture, peerFixture, setupKeyFixture } from "../../domain/fixtures.js";
 import type {
 	Account,
 	Group,
@@ -26,14 +27,7 @@ function nextNetwork(): string {
 }
 
 export function account(over: Partial<Account> = {}): Account {
-	return {
-		id: newId(),
-		network: nextNetwork(),
-		dnsDomain: "starling.internal",
-		createdAt: at(),
-		settings: { peerLoginExpirationEnabled: false, peerLoginExpirationSeconds: 86_400 },
-		...over,
-	};
+	return accountFixture({ id: newId(), network: nextNetwork(), createdAt: at(), ...over });
 }
 
 export function user(accountId: string, over: Partial<User> = {}): User {
@@ -69,24 +63,14 @@ export function token(
 }
 
 export function setupKey(accountId: string, over: Partial<SetupKey> = {}): SetupKey {
-	return {
+	return setupKeyFixture({
 		id: newId(),
 		accountId,
-		name: "key",
 		hashedKey: randomBytes(32).toString("hex"),
-		keyPrefix: "ABCDE",
-		type: "reusable",
 		createdAt: at(),
 		updatedAt: at(),
-		expiresAt: null,
-		revoked: false,
-		usedTimes: 0,
-		lastUsed: null,
-		usageLimit: 0,
-		autoGroups: [],
-		ephemeral: false,
 		...over,
-	};
+	});
 }
 
 export function group(accountId: string, over: Partial<Group> = {}): Group {
@@ -123,32 +107,18 @@ export function policy(accountId: string, groupIds: string[], over: Partial<Poli
 /** A peer of `acc` at host `host` (1-254) of the account's /24. */
 export function peer(acc: Account, host: number, over: Partial<Peer> = {}): Peer {
 	const base = acc.network.split("/")[0]!.split(".").slice(0, 3).join(".");
-	return {
+	return peerFixture({
 		id: newId(),
 		accountId: acc.id,
 		wgPublicKey: randomBytes(32).toString("base64"),
 		name: `host-${host}`,
-		dnsLabel: `host-${host}`,
 		ip: `${base}.${host}`,
-		system: {
-			hostname: `host-${host}`,
-			os: "linux",
-			osVersion: "12",
-			kernelVersion: "6.1",
-			agentVersion: "test",
-			connectionIp: "",
-		},
-		setupKeyId: null,
-		userId: null,
-		ephemeral: false,
-		sshEnabled: false,
-		loginExpirationEnabled: false,
-		connected: false,
+		system: { osVersion: "12", kernelVersion: "6.1", agentVersion: "test" },
 		createdAt: at(host),
 		lastLogin: at(host),
 		lastSeen: at(host),
 		...over,
-	};
+	});
 }
 
 export function event(accountId: string, seconds: number, targetId = "t"): NewAuditEvent {
