@@ -7,5 +7,7 @@ export default defineConfig({
 		testTimeout: 60_000,
 		hookTimeout: 30_000,
 		reporters: ["default"],
+		// Stops the run with one line unless it is on Node 24 (the project's runtime).
+		globalSetup: ["scripts/test/node24-check.ts"],
 	},
 });
