@@ -8,6 +8,6 @@ export default defineConfig({
 		hookTimeout: 30_000,
 		reporters: ["default"],
 		// Stops the run with one line unless it is on Node 24 (the project's runtime).
-		globalSetup: ["scripts/test/node24-check.ts"],
+		globalSetup: ["scripts/node24-check.mjs"],
 	},
 });

@@ -23,7 +23,8 @@ STARLING_NODE24="$version"
 export PATH npm_config_nodedir STARLING_NODE24
 
 if [ "${1:-}" = "--env" ]; then
-	printf 'export PATH=%s npm_config_nodedir=%s\n' "'$PATH'" "'$npm_config_nodedir'"
+	printf "export PATH='%s' npm_config_nodedir='%s' STARLING_NODE24='%s'\n" \
+		"$PATH" "$npm_config_nodedir" "$version"
 	exit 0
 fi
 [ "$#" -gt 0 ] || {

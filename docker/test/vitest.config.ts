@@ -11,6 +11,6 @@ export default defineConfig({
 		hookTimeout: 240_000,
 		fileParallelism: false,
 		reporters: ["default"],
-		globalSetup: ["scripts/test/node24-check.ts"],
+		globalSetup: ["scripts/node24-check.mjs"],
 	},
 });
