@@ -59,9 +59,10 @@ if [ "$("$node_dir/bin/node" --version 2>/dev/null || true)" != "v$NODE_VERSION"
 	"$node_dir/bin/node" --version >/dev/null
 fi
 
-# Native addons (better-sqlite3) compile from source against Node 24's headers
-# (scripts/node24.sh sets npm_config_nodedir). A node_modules whose addons
-# another Node built (say, Debian's 20) gets them rebuilt.
+# Native addons: better-sqlite3 13 loads the N-API binary its npm package
+# ships for this platform; an addon without one compiles against Node 24's
+# headers (scripts/node24.sh sets npm_config_nodedir). A node_modules whose
+# addons another Node built (say, Debian's 20) gets them rebuilt.
 sh scripts/node24.sh pnpm install --frozen-lockfile
 sqlite_opens() {
 	(cd apps/management && sh ../../scripts/node24.sh node -e \
