@@ -6,9 +6,10 @@ export default defineConfig({
 		exclude: ["**/node_modules/**", "**/dist/**"],
 		testTimeout: 60_000,
 		hookTimeout: 30_000,
-		// The network-lab tests run, or the run fails in one line saying what is missing; they
-		// are skipped only when asked (STARLING_SKIP_LAB=1), and then a line says so.
-		globalSetup: ["packages/lab/src/vitest/gate.ts"],
+		// Stops the run with one line unless it is on Node 24 (the project's runtime); then the
+		// network-lab tests run, or the run fails in one line saying what is missing; they are
+		// skipped only when asked (STARLING_SKIP_LAB=1), and then a line says so.
+		globalSetup: ["scripts/node24-check.mjs", "packages/lab/src/vitest/gate.ts"],
 		reporters: ["default", "./packages/lab/src/vitest/skip-reporter.ts"],
 	},
 });

@@ -5,6 +5,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { requireNode24 } from "../scripts/node24-check.mjs";
+
+requireNode24("bench");
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, "dist");

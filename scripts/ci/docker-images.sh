@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the compose stack's images for CI the way users build them (from
 # source: `docker-compose build`), with two stand-ins for what our CI machines
-# lack: a local Node 20 base image, since no image registry is reachable
+# lack: a local Node 24 base image, since no image registry is reachable
 # (docker-base-image.sh), and this machine's extra CA certificates in
 # docker/ca-certificates/, since its outgoing TLS is intercepted and the build
 # stage must trust the interceptor to reach the npm registry.

@@ -8,6 +8,8 @@
 #   usage: sh scripts/ci/docker-test.sh      (root; after `pnpm install` and `pnpm build`)
 set -eu
 cd "$(dirname "$0")/../.."
+# On the project's Node 24, however it was called.
+[ -n "${STARLING_NODE24:-}" ] || exec sh scripts/node24.sh sh scripts/ci/docker-test.sh "$@"
 started="$(date +%s)"
 
 release_dir="$(mktemp -d)"

@@ -3,7 +3,8 @@
 // Debian/Ubuntu server with nothing from npm, laid out as
 //
 //   starling-agent-<version>-linux-x64/
-//     bin/node                 the Node runtime that built it (Node 20+)
+//     bin/node                 the Node runtime that built it: the project's Node 24
+//                              (scripts/node-version; .tools/node, installed by scripts/setup.sh)
 //     bin/starling             sh wrapper: bin/node lib/starling.js "$@"
 //     lib/starling.js          the CLI and daemon, bundled with esbuild
 //     lib/ice-worker.js        the ICE worker the daemon forks (a second entry point)
@@ -47,8 +48,15 @@ const outDir = resolve(values.out ?? join(ROOT, "dist/release"));
 if (process.platform !== "linux" || process.arch !== "x64") {
 	fail(`the ${PLATFORM} artifact carries this machine's node binary: build it on ${PLATFORM}`);
 }
+// The tarball ships this very binary: it must be the pinned Node 24 LTS, never
+// whatever `node` the machine has (pnpm release:agent runs through scripts/node24.sh).
+const pinnedNode = readFileSync(join(ROOT, "scripts/node-version"), "utf8").trim();
+if (process.versions.node !== pinnedNode) {
+	fail(
+		`the release ships Node ${pinnedNode} (scripts/node-version), this is ${process.version}: run 'pnpm release:agent'`,
+	);
+}
 const nodeMajor = Number(process.versions.node.split(".")[0]);
-if (nodeMajor < 20) fail(`Node 20 or later is needed, this is ${process.version}`);
 for (const entry of ["dist/cli/main.js", "dist/ice/ice-worker.js"]) {
 	if (!existsSync(join(AGENT, entry))) fail(`apps/agent/${entry} is missing: run 'pnpm build'`);
 }

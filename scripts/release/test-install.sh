@@ -26,6 +26,8 @@
 # apps/agent/test/install-uninstall.test.ts.
 set -eu
 cd "$(dirname "$0")/../.."
+# On the project's Node 24, however it was called.
+[ -n "${STARLING_NODE24:-}" ] || exec sh scripts/node24.sh sh scripts/release/test-install.sh "$@"
 
 say() { echo "test-install: $*"; }
 fail() {
