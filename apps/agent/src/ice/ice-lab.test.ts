@@ -186,8 +186,12 @@ function relay(a: IceDriver, b: IceDriver): () => void {
 	return () => clearInterval(timer);
 }
 
-function asConnected(event: DriverEvent): ConnectedEvent {
-	expect(event.event, JSON.stringify(event)).toBe("connected");
+/** The outcome as connected; otherwise fails with what the driver's worker logged for the session. */
+function asConnected(event: DriverEvent, driver: IceDriver): ConnectedEvent {
+	const logged = driver.events
+		.filter((e) => e.sessionId === event.sessionId && e.event === "log")
+		.map((e) => `${driver.host.name}: ${String(e.message)}`);
+	expect(event.event, [JSON.stringify(event), ...logged].join("\n")).toBe("connected");
 	return event as unknown as ConnectedEvent;
 }
 
@@ -201,7 +205,7 @@ async function connectPair(a: IceDriver, b: IceDriver, sessionId: string) {
 		b.outcome(sessionId, 10_000),
 	]);
 	const wallMs = Date.now() - started;
-	return { a: asConnected(outcomeA), b: asConnected(outcomeB), wallMs };
+	return { a: asConnected(outcomeA, a), b: asConnected(outcomeB, b), wallMs };
 }
 
 describe.skipIf(labSkipReason)("ICE in network namespaces", () => {
