@@ -24,6 +24,7 @@ import {
 } from "node-datachannel";
 import { type AddressPrefix, isAddressExcluded, parsePrefix } from "./address-prefix.js";
 import { filterSdpCandidates, isCandidateExcluded, parseCandidate } from "./candidate.js";
+import { onPeerConnectionLost } from "./peer-connection-lost.js";
 import {
 	type CandidateEndpoint,
 	parseDaemonToWorkerMessage,
@@ -54,6 +55,10 @@ interface Session {
 	/** The port of the ICE socket (base of the host candidates). */
 	localPort?: number;
 	lastMid: string;
+	/** The last state the ICE state callback reported, for the timeout's diagnosis. */
+	lastIceState?: string;
+	/** Remote candidates passed to the PC. */
+	remoteCandidatesAdded: number;
 	timeout?: NodeJS.Timeout;
 	/** Resolves once the PC is closed and its port released; shared by concurrent closers. */
 	closing?: Promise<boolean>;
@@ -142,6 +147,7 @@ function startSession(message: StartSessionMessage): void {
 		hasRemoteDescription: false,
 		pendingRemoteCandidates: [],
 		lastMid: "0",
+		remoteCandidatesAdded: 0,
 	};
 	sessions.set(session.id, session);
 
@@ -181,6 +187,7 @@ function startSession(message: StartSessionMessage): void {
 	);
 	pc.onIceStateChange(
 		guarded(session, "ice state", (state: string) => {
+			session.lastIceState = state;
 			if (state === "connected" || state === "completed") {
 				reportConnected(session);
 			} else if (state === "failed") {
@@ -189,7 +196,19 @@ function startSession(message: StartSessionMessage): void {
 		}),
 	);
 
+	// Not ICE, but the PeerConnection around it: libdatachannel closes it when
+	// DTLS fails, and the ICE callbacks still queued are then dropped (see
+	// peer-connection-lost.ts). `guarded` skips the close we asked for.
+	pc.onStateChange(
+		guarded(session, "peer connection state", (state: string) => {
+			const action = onPeerConnectionLost(state, readIceState(session), session.outcomeReported);
+			if (action.kind === "report-connected") reportConnected(session);
+			else if (action.kind === "fail") fail(session, action.reason);
+		}),
+	);
+
 	session.timeout = setTimeout(() => {
+		log("warn", `ice not connected in time: ${describeState(session)}`, session.id);
 		fail(session, `ice not connected within ${message.timeoutMs} ms`);
 	}, message.timeoutMs);
 
@@ -201,6 +220,32 @@ function startSession(message: StartSessionMessage): void {
 		} catch (error) {
 			fail(session, `cannot create offer: ${errorText(error)}`);
 		}
+	}
+}
+
+function readIceState(session: Session): string {
+	try {
+		return session.pc.iceState();
+	} catch {
+		return "closed";
+	}
+}
+
+/** Where a session stands, for the log line of a timeout: which side of ICE got stuck. */
+function describeState(session: Session): string {
+	const { pc } = session;
+	try {
+		const pair = pc.getSelectedCandidatePair();
+		return [
+			`ice ${pc.iceState()} (last callback: ${session.lastIceState ?? "none"})`,
+			`signaling ${pc.signalingState()}`,
+			`gathering ${pc.gatheringState()}`,
+			`remote description ${session.hasRemoteDescription ? "set" : "missing"}`,
+			`remote candidates ${session.remoteCandidatesAdded} added, ${session.pendingRemoteCandidates.length} pending`,
+			`selected pair ${pair === null ? "none" : `${pair.local.address}:${pair.local.port} -> ${pair.remote.address}:${pair.remote.port}`}`,
+		].join(", ");
+	} catch (error) {
+		return `state unreadable: ${errorText(error)}`;
 	}
 }
 
@@ -312,6 +357,7 @@ function addRemoteCandidate(session: Session, candidate: string, mid: string): v
 	}
 	try {
 		session.pc.addRemoteCandidate(candidate, mid);
+		session.remoteCandidatesAdded++;
 	} catch (error) {
 		// One bad candidate must not end the session; ICE may succeed with others.
 		log("warn", `remote candidate rejected: ${errorText(error)}`, session.id);
