@@ -17,6 +17,7 @@ import {
 	type NetworkKind,
 	type Router,
 	startStunServer,
+	startWireguardGo,
 } from "@starling/lab";
 import { log, repoRoot } from "./lib-control-plane.js";
 
@@ -536,13 +537,8 @@ export async function startHandMadeWireguard(
 	host: Host,
 	config: HandMadeWireguard,
 ): Promise<LabProcess> {
-	const proc = host.spawn("wireguard-go", ["-f", config.ifname], {
-		name: `wireguard-go-${config.ifname}`,
-	});
-	await waitFor(`${host.name}: ${config.ifname} ready`, async () => {
-		const r = await host.exec("wg", ["show", config.ifname], { allowFailure: true });
-		return r.exitCode === 0 ? true : undefined;
-	});
+	// Ready on its own log line: polling `wg show` can delete the socket it is about to listen on.
+	const proc = await startWireguardGo(host, config.ifname, { timeoutMs: 20_000 });
 	await host.exec("wg", [
 		"set",
 		config.ifname,
