@@ -9,6 +9,7 @@ import {
 	parseFrame,
 	peerIdOf,
 } from "@starling/relay-protocol";
+import { parsePrometheusText } from "@starling/service-runtime";
 import { type RawData, WebSocket } from "ws";
 import { type RelayServer, type RelayServerOptions, startRelayServer } from "../src/server.js";
 
@@ -148,10 +149,9 @@ export class RawPeer {
 	}
 }
 
-/** Fetches a metric's value from Prometheus text (first line matching name+labels). */
+/** Fetches a metric's value from Prometheus text, by name and labels as served. */
 export function metricValue(text: string, nameWithLabels: string): number {
-	for (const line of text.split("\n")) {
-		if (line.startsWith(`${nameWithLabels} `)) return Number(line.slice(nameWithLabels.length + 1));
-	}
-	throw new Error(`metric ${nameWithLabels} not found`);
+	const value = parsePrometheusText(text).get(nameWithLabels);
+	if (value === undefined) throw new Error(`metric ${nameWithLabels} not found`);
+	return value;
 }
