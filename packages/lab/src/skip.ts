@@ -139,7 +139,7 @@ export const labUnavailable: string | undefined = labUnavailableReason(readLabHo
 /**
  * Set only when the developer asked to skip the lab tests (`STARLING_SKIP_LAB=1`): one line
  * saying so, for `describe.skipIf(labSkipReason)`. A lab that cannot run is not a reason to
- * skip: the test run fails (see vitest-gate.ts), and so does `Lab.create`.
+ * skip: the test run fails (see vitest/gate.ts), and so does `Lab.create`.
  */
 export const labSkipReason: string | undefined = (() => {
 	let requested: boolean;
