@@ -3,8 +3,12 @@
 // stop a script or a test run with one line when it was started on another
 // Node, such as the machine's own Node 20, instead of running on it silently.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 
-const REQUIRED_MAJOR = "24";
+/** The major of the version scripts/node-version pins (the one setup.sh installs). */
+const REQUIRED_MAJOR = major(
+	readFileSync(new URL("./node-version", import.meta.url), "utf8").trim(),
+);
 const HOW = "run it through its package.json script (they use .tools/node) or scripts/node24.sh";
 
 function major(version) {
