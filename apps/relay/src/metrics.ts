@@ -78,7 +78,7 @@ function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
 /**
  * The relay's Prometheus metrics (`starling_relay_*`, and the process's own
  * from prom-client) in a registry of its own. The hot path counts in plain
- * fields of RelayStats; the metrics read a copy of them at scrape time.
+ * fields of RelayStats; the metrics read them at scrape time.
  */
 export function createRelayMetrics(read: () => RelayStats): MetricsRegistry {
 	const registry = createMetricsRegistry();
