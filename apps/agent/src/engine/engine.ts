@@ -224,7 +224,7 @@ export class Engine {
 			return;
 		}
 		for (const command of commands) this.commands.execute(state, command);
-		this.ice.endBatch(state.key, state.conn.snapshot().lastFailure);
+		this.ice.endBatch(state.key, () => state.conn.snapshot().lastFailure);
 	}
 
 	/** Waits until queued WireGuard and host-integration changes are applied (tests, `up`). */
