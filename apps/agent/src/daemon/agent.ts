@@ -21,6 +21,7 @@ import { IceAgent } from "../ice/ice-agent.js";
 import type { NetcheckInputs } from "../netcheck/netcheck.js";
 import { PeerLatency } from "../netcheck/peer-latency.js";
 import { DEFAULT_FIREWALL_TABLE, Firewall, renderFirewallRemoval } from "../netfilter/firewall.js";
+import { FirewallConsumer } from "../netfilter/firewall-consumer.js";
 import { PortRewriter } from "../netfilter/port-rewrite.js";
 import type { Runner } from "../system/exec.js";
 import { AGENT_VERSION } from "../version.js";
@@ -285,6 +286,7 @@ export class Agent {
 			() => new IceAgent({ logger: logger.child({ component: "ice" }) }),
 			(i) => i.close(),
 		);
+		const engineLogger = logger.child({ component: "engine" });
 		const engine = await steps.run(
 			"engine",
 			() =>
@@ -296,7 +298,7 @@ export class Agent {
 					device,
 					ice,
 					portRewriter,
-					firewall,
+					firewall: firewall && new FirewallConsumer(firewall, engineLogger),
 					signalClients: (url) =>
 						new SignalClient({ url, keyPair, logger: logger.child({ component: "signal" }) }),
 					relays: (url, token) => {
@@ -309,7 +311,7 @@ export class Agent {
 						});
 						return { client: relay, bridge };
 					},
-					logger: logger.child({ component: "engine" }),
+					logger: engineLogger,
 				}),
 			(e) => e.stop(),
 		);

@@ -33,7 +33,7 @@ describe("bringUp", () => {
 	it("when step N fails, undoes N-1..1 in reverse and rethrows the step's error", async () => {
 		for (let failAt = 1; failAt <= 4; failAt++) {
 			const log: string[] = [];
-			const attempt = bringUp(
+			const outcome = bringUp(
 				async (steps) => {
 					for (let n = 1; n <= 4; n++) {
 						await steps.run(
@@ -48,7 +48,7 @@ describe("bringUp", () => {
 				},
 				() => undefined,
 			);
-			await expect(attempt).rejects.toThrow(`step ${failAt} failed`);
+			await expect(outcome).rejects.toThrow(`step ${failAt} failed`);
 			const done = Array.from({ length: failAt - 1 }, (_, i) => i + 1);
 			expect(log).toEqual([
 				...done.map((n) => `do ${n}`),

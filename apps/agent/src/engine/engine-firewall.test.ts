@@ -6,6 +6,7 @@ import type { FirewallRule, NetworkMap } from "@starling/proto";
 import { describe, expect, it } from "vitest";
 import type { IceAgent } from "../ice/ice-agent.js";
 import { ALLOW_ALL_INBOUND, Firewall, renderFirewallRules } from "../netfilter/firewall.js";
+import { FirewallConsumer } from "../netfilter/firewall-consumer.js";
 import type { PortRewriter } from "../netfilter/port-rewrite.js";
 import type { Runner } from "../system/exec.js";
 import type { WireGuardDevice } from "../wireguard/device.js";
@@ -37,7 +38,10 @@ function setup(options: { firewall: boolean; failNft?: () => boolean }) {
 		scripts.push(opts.input ?? "");
 		return { stdout: "", stderr: "", exitCode: 0 };
 	};
-	const firewall = options.firewall ? new Firewall(runner, { interfaceName: "st0" }) : undefined;
+	const logger = createLogger("engine-test", { level: "silent" });
+	const firewall = options.firewall
+		? new FirewallConsumer(new Firewall(runner, { interfaceName: "st0" }), logger)
+		: undefined;
 	const engine = new Engine({
 		keyPair: generateKeyPair(),
 		interfaceName: "st0",
@@ -53,7 +57,7 @@ function setup(options: { firewall: boolean; failNft?: () => boolean }) {
 			apply: async () => undefined,
 		} as unknown as PortRewriter,
 		firewall,
-		logger: createLogger("engine-test", { level: "silent" }),
+		logger,
 	});
 	return { engine, scripts };
 }

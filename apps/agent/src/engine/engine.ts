@@ -2,8 +2,7 @@ import { decodeKey, type KeyPair } from "@starling/crypto";
 import type { Logger } from "@starling/log";
 import type { DaemonStatus, NetworkMap, PeerStatus, RemotePeer } from "@starling/proto";
 import { type ConnInput, PeerConnection } from "../conn/peer-connection.js";
-import type { Firewall } from "../netfilter/firewall.js";
-import { FirewallConsumer } from "../netfilter/firewall-consumer.js";
+import type { FirewallConsumer } from "../netfilter/firewall-consumer.js";
 import type { PortRewriter } from "../netfilter/port-rewrite.js";
 import type { WireGuardDevice } from "../wireguard/device.js";
 import { CommandExecutor } from "./commands.js";
@@ -30,8 +29,11 @@ export interface EngineOptions {
 	signalClients?: SignalClientFactory | undefined;
 	/** Makes the relay client and bridge for the relay a map names (the daemon passes the real one). */
 	relays?: RelayFactory | undefined;
-	/** The inbound firewall on the overlay interface; undefined when the operator disabled it. */
-	firewall?: Pick<Firewall, "apply" | "ruleCount"> | undefined;
+	/**
+	 * The inbound firewall on the overlay interface, a map consumer that also
+	 * gives the status line; undefined when the operator disabled it.
+	 */
+	firewall?: FirewallConsumer | undefined;
 	/**
 	 * More host integrations that follow the map (see map-consumer.ts and
 	 * README.md: kernel routes and DNS go here).
@@ -127,7 +129,7 @@ export class Engine {
 			feed: (state, input) => this.input(state, input),
 			logger,
 		});
-		this.firewall = options.firewall ? new FirewallConsumer(options.firewall, logger) : undefined;
+		this.firewall = options.firewall;
 		this.consumers = [...(this.firewall ? [this.firewall] : []), ...(options.consumers ?? [])];
 		this.monitor.start();
 	}
@@ -222,7 +224,7 @@ export class Engine {
 			return;
 		}
 		for (const command of commands) this.commands.execute(state, command);
-		this.ice.endBatch(state.key, state.conn.snapshot().lastFailure);
+		this.ice.endBatch(state.key, () => state.conn.snapshot().lastFailure);
 	}
 
 	/** Waits until queued WireGuard and host-integration changes are applied (tests, `up`). */

@@ -75,12 +75,12 @@ describe("IceSessions", () => {
 		const { sessions } = setup();
 		sessions.start("p", 1, "controlled", []);
 		sessions.close("p", 1, false);
-		sessions.endBatch("p", "ice failed: timeout");
+		sessions.endBatch("p", () => "ice failed: timeout");
 		sessions.start("p", 2, "controlled", []);
 		// A path-up follows its session's close in the same batch: a success.
 		sessions.close("p", 2, true);
 		sessions.takeConnected("p", 2);
-		sessions.endBatch("p", "ice failed: timeout");
+		sessions.endBatch("p", () => "ice failed: timeout");
 		expect(sessions.stats("p")).toEqual({
 			attempts: 2,
 			successes: 1,

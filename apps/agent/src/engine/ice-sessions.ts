@@ -160,15 +160,16 @@ export class IceSessions {
 	/**
 	 * After a batch of commands: sessions it closed without a path-up are
 	 * failed attempts (a path-up always follows its session's close in the
-	 * same batch). `reason` is the state machine's last failure.
+	 * same batch). `reason` reads the state machine's last failure, only when
+	 * the batch closed a session (most batches close none).
 	 */
-	endBatch(peerKey: string, reason: string | undefined): void {
+	endBatch(peerKey: string, reason: () => string | undefined): void {
 		const peer = this.peers.get(peerKey);
 		if (!peer || peer.closedInBatch.length === 0) return;
 		for (const sessionId of peer.closedInBatch) {
 			if (peer.succeededInBatch.has(sessionId)) continue;
 			peer.stats.failures++;
-			peer.stats.lastFailure = reason ?? "closed before it connected";
+			peer.stats.lastFailure = reason() ?? "closed before it connected";
 		}
 		peer.closedInBatch = [];
 		peer.succeededInBatch.clear();
