@@ -87,6 +87,20 @@ describe("RelayLink", () => {
 		expect(link.endpointOf("b")).toBeUndefined();
 	});
 
+	it("releases the bridge socket of a peer that leaves while its socket is still opening", async () => {
+		const { link, made, peers, endpoints } = setup();
+		link.follow({ urls: ["ws://relay:33080"], token: "t1" } as never);
+		await tick();
+		peers.set("b", peerB);
+		link.attach(peerB);
+		peers.delete("b");
+		link.detach(peerB);
+		await tick();
+		expect(made[0]?.bridge.removed).toEqual([peerB.publicKey]);
+		expect(endpoints).toEqual([["a", "127.0.0.1:50000"]]);
+		expect(link.endpointOf("b")).toBeUndefined();
+	});
+
 	it("follows a token refresh on the same relay, and switches relays on a new URL", async () => {
 		const { link, made, endpoints } = setup();
 		link.follow({ urls: ["ws://relay:33080"], token: "t1" } as never);

@@ -147,9 +147,13 @@ export class RelayLink<P extends RelayPeer> {
 		);
 	}
 
-	/** The peer left the map: release its bridge socket. */
+	/**
+	 * The peer left the map: release its bridge socket, also one still being
+	 * opened (the bridge's removePeer waits for a pending addPeer and closes
+	 * it; attach's callback then ignores the port for a peer no longer there).
+	 */
 	detach(peer: P): void {
-		if (!this.endpoints.delete(peer.key)) return;
+		this.endpoints.delete(peer.key);
 		void this.relay?.bridge.removePeer(peer.publicKey).catch(() => undefined);
 	}
 
