@@ -437,9 +437,9 @@ export const GroupListQuery = z.object({
 	name: doc(z.string().max(255).optional(), "Only the group with exactly this name"),
 });
 
-const NoResources = doc(
-	z.array(z.unknown()).max(0, "network resources are not supported").optional(),
-	"Accepted for NetBird compatibility; network resources are not supported, so it must be empty",
+const NoResources = emptyOnly(
+	"network resources are not supported",
+	"The group's network resources",
 );
 
 export const GroupCreateBody = z.strictObject({

@@ -9,7 +9,7 @@ import {
 } from "../../app/tokens.js";
 import { createUser, deleteUser, updateUser } from "../../app/users.js";
 import type { User } from "../../domain/types.js";
-import type { Store } from "../../store/store.js";
+import type { Store, StoreReader } from "../../store/store.js";
 import { authOf } from "../auth.js";
 import { tokenJson, userJson } from "../mappers.js";
 import {
@@ -30,7 +30,7 @@ import {
 import type { RouteDeps } from "./deps.js";
 
 /** A user's last login: the last use of any of their tokens (users log in with tokens only). */
-async function lastLogin(store: Store, userId: string): Promise<Date | null> {
+async function lastLogin(store: StoreReader, userId: string): Promise<Date | null> {
 	let last: Date | null = null;
 	for (const t of await store.listTokens(userId)) {
 		if (t.lastUsed && (!last || t.lastUsed > last)) last = t.lastUsed;
@@ -207,10 +207,14 @@ export const userAdminRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { s
 			const users = (await store.listUsers(account.id)).filter(
 				(u) => serviceUser === undefined || u.isServiceUser === (serviceUser === "true"),
 			);
-			return Promise.all(
-				users.map(async (u) =>
-					userJson(u, { currentUserId: me.id, lastLogin: await lastLogin(store, u.id) }),
-				),
+			// The last logins of all of them in one read, not one read per user.
+			const lastLogins = await store.read(async (tx) => {
+				const out: (Date | null)[] = [];
+				for (const u of users) out.push(await lastLogin(tx, u.id));
+				return out;
+			});
+			return users.map((u, i) =>
+				userJson(u, { currentUserId: me.id, lastLogin: lastLogins[i] ?? null }),
 			);
 		},
 	);

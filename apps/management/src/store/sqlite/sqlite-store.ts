@@ -501,7 +501,7 @@ class SqliteWriter extends SqliteReader implements StoreWriter {
 			ms(p.createdAt),
 			ms(p.lastLogin),
 			ms(p.lastSeen),
-			p.system.connectionIp ?? "",
+			p.system.connectionIp,
 		);
 	}
 
@@ -524,7 +524,7 @@ class SqliteWriter extends SqliteReader implements StoreWriter {
 				flag(p.connected),
 				ms(p.lastLogin),
 				ms(p.lastSeen),
-				p.system.connectionIp ?? "",
+				p.system.connectionIp,
 				p.accountId,
 				p.id,
 			) > 0
