@@ -1,7 +1,7 @@
 import type { Logger } from "@starling/log";
 import { evaluateHealth, type HealthChecks } from "@starling/service-runtime";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import { validatorCompiler } from "fastify-type-provider-zod";
 import type { NetworkChangeSink } from "../app/events.js";
 import type { RestRequestSample } from "../metrics/management-metrics.js";
 import type { Store } from "../store/store.js";
@@ -21,6 +21,7 @@ import { peerRoutes } from "./routes/peers.js";
 import { policyRoutes } from "./routes/policies.js";
 import { setupKeyRoutes } from "./routes/setup-keys.js";
 import { userAdminRoutes, userSelfServiceRoutes } from "./routes/users.js";
+import { fastSerializerCompiler } from "./serializer.js";
 
 export interface RestApiDeps {
 	store: Store;
@@ -68,7 +69,7 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 		clientErrorHandler,
 	});
 	app.setValidatorCompiler(validatorCompiler);
-	app.setSerializerCompiler(serializerCompiler);
+	app.setSerializerCompiler(fastSerializerCompiler);
 	installErrorHandling(app);
 
 	// While closing, requests still arriving on kept-alive connections get a 503.
