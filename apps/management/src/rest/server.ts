@@ -12,6 +12,7 @@ import {
 	frameworkErrorHandler,
 	installErrorHandling,
 } from "./errors.js";
+import { AccountListings } from "./listings.js";
 import { openApiRoute, registerApiDocs, registerOpenApi } from "./openapi.js";
 import { accountRoutes } from "./routes/accounts.js";
 import type { RouteDeps } from "./routes/deps.js";
@@ -41,6 +42,12 @@ export interface RestApiDeps {
 	observeRequest?: (sample: RestRequestSample) => void;
 	/** Served unauthenticated at /healthz and /readyz, outside the OpenAPI document. */
 	health?: { live: HealthChecks; ready: HealthChecks };
+	/**
+	 * Registered at the root, beside the API, before the instance is made
+	 * ready: no token, the server's hooks and error handling. The rest-scale
+	 * benchmark adds its baseline routes here, so they run on the same server.
+	 */
+	extraRoutes?: (app: FastifyInstance) => Promise<void>;
 }
 
 /** Request bodies above this are refused with 413 (the largest legitimate body is well under 8 KiB). */
@@ -102,6 +109,7 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 		sink: deps.sink,
 		now: deps.now ?? (() => new Date()),
 		networkPool: deps.networkPool ?? "100.64.0.0/10",
+		listings: new AccountListings(deps.store),
 	};
 	await app.register(async (authenticated) => {
 		requireToken(authenticated, routeDeps);
@@ -117,6 +125,8 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 			await admin.register(eventRoutes, routeDeps);
 		});
 	});
+
+	if (deps.extraRoutes) await app.register(deps.extraRoutes);
 
 	await app.ready();
 	return app;
