@@ -7,7 +7,7 @@ import type { Agent } from "./agent.js";
 import { AgentError, type AgentErrorKind } from "./agent-error.js";
 import { daemonNetcheck } from "./netcheck-rpc.js";
 
-export const DEFAULT_SOCKET_PATH = "/var/run/starling.sock";
+export { DEFAULT_SOCKET_PATH } from "./socket-path.js";
 
 /** The gRPC status the CLI gets for each kind of agent error. */
 export function grpcStatusOf(kind: AgentErrorKind): grpc.status {
