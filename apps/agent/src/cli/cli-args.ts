@@ -2,13 +2,26 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_SOCKET_PATH } from "../daemon/socket-path.js";
 
+const CLI_ERROR = Symbol.for("starling.cli-error");
+
 /** A failure to report as one line and a non-zero exit. */
 export class CliError extends Error {
+	readonly [CLI_ERROR] = true;
+
 	constructor(
 		message: string,
 		readonly exitCode = 1,
 	) {
 		super(message);
+	}
+
+	/**
+	 * Also true for a CliError of another copy of this module: the release
+	 * bundles the light CLI and the heavier commands separately, each with its
+	 * own copy, so `instanceof` would miss the commands' errors.
+	 */
+	static is(err: unknown): err is CliError {
+		return typeof err === "object" && err !== null && CLI_ERROR in err;
 	}
 }
 

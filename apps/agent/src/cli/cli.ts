@@ -1,12 +1,13 @@
-// The `starling` CLI: parses the command and loads only what it needs. The
-// commands people run all day (status, version, down, login, logout) load
-// the generated codecs and node:http2; `up`, `netcheck` and `service` load
-// grpc-js and the daemon's modules (./commands.js) when they are run.
-import { DaemonServiceService, type DaemonStatus } from "@starling/proto";
+// The `starling` CLI: parses the command and loads only what it needs.
+// `version` and `help` load nothing more; `status` asks the daemon's status
+// socket (node:net and the generated codecs); down, login and logout call
+// the daemon through a small gRPC client on node:http2 (./daemon-call.js);
+// `up`, `netcheck` and `service` load grpc-js and the daemon's own modules
+// (./commands.js). Each is imported when its command runs.
 import { DEFAULT_SOCKET_PATH } from "../daemon/socket-path.js";
 import { AGENT_VERSION } from "../version.js";
 import { CliError, parse, socketPath } from "./cli-args.js";
-import { callDaemon, DaemonCallError } from "./daemon-call.js";
+import { fetchStatus } from "./status-call.js";
 
 const USAGE = `usage: starling <command> [flags]
 
@@ -39,11 +40,17 @@ async function cmdStatus(args: string[]): Promise<void> {
 		detail: { type: "boolean", short: "d" },
 	});
 	const detail = values.detail === true;
+	const socket = socketPath(values.socket);
 	const [status, format] = await Promise.all([
-		callDaemon<{ detail: boolean }, DaemonStatus>(
-			socketPath(values.socket),
-			DaemonServiceService.status,
-			{ detail },
+		fetchStatus(socket, detail).then(
+			async (fromStatusSocket) =>
+				// No status socket: the daemon is older, or not running (gRPC says which).
+				fromStatusSocket ??
+				(await import("./daemon-call.js")).callDaemon(
+					socket,
+					(await import("@starling/proto")).DaemonServiceService.status,
+					{ detail },
+				),
 		),
 		import("./status-format.js"),
 	]);
@@ -58,6 +65,10 @@ async function cmdSimple(command: "down" | "logout", args: string[]): Promise<vo
 	const { values, positionals } = parse(args, {});
 	if (positionals.length > 0) throw new CliError(`unexpected argument '${positionals[0]}'`, 2);
 	const socket = socketPath(values.socket);
+	const [{ callDaemon }, { DaemonServiceService }] = await Promise.all([
+		import("./daemon-call.js"),
+		import("@starling/proto"),
+	]);
 	if (command === "down") {
 		await callDaemon(socket, DaemonServiceService.down, {});
 		process.stdout.write("Disconnected\n");
@@ -72,6 +83,10 @@ async function cmdLogin(args: string[]): Promise<void> {
 		"management-url": { type: "string" },
 		"setup-key": { type: "string" },
 	});
+	const [{ callDaemon }, { DaemonServiceService }] = await Promise.all([
+		import("./daemon-call.js"),
+		import("@starling/proto"),
+	]);
 	const res = await callDaemon(socketPath(values.socket), DaemonServiceService.login, {
 		managementUrl: values["management-url"] ?? "",
 		setupKey: values["setup-key"] ?? process.env.STARLING_SETUP_KEY ?? "",
@@ -113,12 +128,12 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-	const message =
-		err instanceof CliError || err instanceof DaemonCallError
-			? err.message
-			: err instanceof Error
-				? err.message.split("\n")[0]
-				: String(err);
+	const message = CliError.is(err)
+		? err.message
+		: // The daemon's failures (daemon-call.ts, status-call.ts) are one line already.
+			err instanceof Error
+			? err.message.split("\n")[0]
+			: String(err);
 	process.stderr.write(`starling: ${message}\n`);
-	process.exit(err instanceof CliError ? err.exitCode : 1);
+	process.exit(CliError.is(err) ? err.exitCode : 1);
 });

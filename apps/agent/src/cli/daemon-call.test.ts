@@ -1,7 +1,8 @@
-// The CLI's small gRPC client against the real daemon server (grpc-js) and a
+// The CLI's status socket client and its small gRPC client against the real daemon server (grpc-js) and a
 // real Agent on a unix socket: it must read the same answers and the same
 // failures that a grpc-js client reads.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -11,8 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../daemon/agent.js";
 import { type RunningDaemon, startDaemonServer } from "../daemon/daemon-server.js";
 import { StateDir } from "../daemon/state-dir.js";
+import { statusSocketPath } from "../daemon/status-wire.js";
 import { run } from "../system/exec.js";
 import { callDaemon } from "./daemon-call.js";
+import { fetchStatus } from "./status-call.js";
 
 const logger = createLogger("daemon-call-test", { level: "silent" });
 let dir: string;
@@ -83,5 +86,37 @@ describe("callDaemon", () => {
 		} finally {
 			silent.close();
 		}
+	});
+});
+
+describe("fetchStatus", () => {
+	it("reads from the status socket what grpc-js reads from the gRPC socket", async () => {
+		for (const detail of [false, true]) {
+			const ours = await fetchStatus(socket, detail);
+			const theirs = await grpcJsCall<{ detail: boolean }, DaemonStatus>(
+				grpcClient.status.bind(grpcClient),
+				{ detail },
+			);
+			expect(ours).toEqual(theirs.res);
+		}
+	});
+
+	it("finds the status socket only root can open", () => {
+		expect(statSync(statusSocketPath(socket)).mode & 0o777).toBe(0o600);
+	});
+
+	it("is undefined when no status socket listens (the CLI then asks over gRPC)", async () => {
+		expect(await fetchStatus(join(dir, "nobody.sock"), false)).toBeUndefined();
+	});
+
+	it("is closed on a request larger than a status request, and keeps serving", async () => {
+		const closed = await new Promise<boolean>((resolve) => {
+			const c = connect(statusSocketPath(socket));
+			c.on("connect", () => c.write(Buffer.from([0, 0, 1, 0, 0])));
+			c.on("close", () => resolve(true));
+			c.on("error", () => undefined);
+		});
+		expect(closed).toBe(true);
+		expect((await fetchStatus(socket, false))?.wgPublicKey).toBeTruthy();
 	});
 });

@@ -3,7 +3,7 @@
 // logout) use it instead of @grpc/grpc-js, whose loading alone took longer
 // than a whole `starling status` may. The paths and codecs are the generated
 // DaemonServiceService's, so the wire is the same one grpc-js speaks.
-import { connect as connectHttp2, constants } from "node:http2";
+import type * as Http2 from "node:http2";
 import { connect as connectUnix } from "node:net";
 import {
 	type CallStatus,
@@ -32,12 +32,16 @@ export function daemonNotRunning(socket: string): DaemonCallError {
 }
 
 /** Calls one unary method of the daemon on `socket` and resolves with its response. */
-export function callDaemon<Req, Res>(
+export async function callDaemon<Req, Res>(
 	socket: string,
 	method: UnaryMethod<Req, Res>,
 	request: Req,
 	timeoutMs = 30_000,
 ): Promise<Res> {
+	// Imported here, not at the top: a bundler hoists top-level imports of
+	// built-ins, and node:http2 (with TLS and crypto) costs ~60 ms to load,
+	// which `starling status` and `version` must not pay.
+	const { connect: connectHttp2, constants }: typeof Http2 = await import("node:http2");
 	return new Promise<Res>((resolve, reject) => {
 		let settled = false;
 		const session = connectHttp2("http://localhost", {
