@@ -4,6 +4,7 @@
 // the daemon through a small gRPC client on node:http2 (./daemon-call.js);
 // `up`, `netcheck` and `service` load grpc-js and the daemon's own modules
 // (./commands.js). Each is imported when its command runs.
+import type { DaemonStatus } from "@starling/proto";
 import { DEFAULT_SOCKET_PATH } from "../daemon/socket-path.js";
 import { AGENT_VERSION } from "../version.js";
 import { CliError, parse, socketPath } from "./cli-args.js";
@@ -34,6 +35,11 @@ daemon flags (service run): --state-dir DIR (or STARLING_DATA_DIR; default /var/
   --metrics-addr 127.0.0.1:PORT (or STARLING_METRICS_ADDR; off by default)
                         serve Prometheus metrics on GET /metrics, loopback only`;
 
+async function gRpcStatus(socket: string, detail: boolean): Promise<DaemonStatus> {
+	const { callDaemon, DaemonServiceService } = await import("./daemon-call.js");
+	return callDaemon(socket, DaemonServiceService.status, { detail });
+}
+
 async function cmdStatus(args: string[]): Promise<void> {
 	const { values } = parse(args, {
 		json: { type: "boolean" },
@@ -45,12 +51,7 @@ async function cmdStatus(args: string[]): Promise<void> {
 		fetchStatus(socket, detail).then(
 			async (fromStatusSocket) =>
 				// No status socket: the daemon is older, or not running (gRPC says which).
-				fromStatusSocket ??
-				(await import("./daemon-call.js")).callDaemon(
-					socket,
-					(await import("@starling/proto")).DaemonServiceService.status,
-					{ detail },
-				),
+				fromStatusSocket ?? (await gRpcStatus(socket, detail)),
 		),
 		import("./status-format.js"),
 	]);
@@ -65,10 +66,7 @@ async function cmdSimple(command: "down" | "logout", args: string[]): Promise<vo
 	const { values, positionals } = parse(args, {});
 	if (positionals.length > 0) throw new CliError(`unexpected argument '${positionals[0]}'`, 2);
 	const socket = socketPath(values.socket);
-	const [{ callDaemon }, { DaemonServiceService }] = await Promise.all([
-		import("./daemon-call.js"),
-		import("@starling/proto"),
-	]);
+	const { callDaemon, DaemonServiceService } = await import("./daemon-call.js");
 	if (command === "down") {
 		await callDaemon(socket, DaemonServiceService.down, {});
 		process.stdout.write("Disconnected\n");
@@ -83,10 +81,7 @@ async function cmdLogin(args: string[]): Promise<void> {
 		"management-url": { type: "string" },
 		"setup-key": { type: "string" },
 	});
-	const [{ callDaemon }, { DaemonServiceService }] = await Promise.all([
-		import("./daemon-call.js"),
-		import("@starling/proto"),
-	]);
+	const { callDaemon, DaemonServiceService } = await import("./daemon-call.js");
 	const res = await callDaemon(socketPath(values.socket), DaemonServiceService.login, {
 		managementUrl: values["management-url"] ?? "",
 		setupKey: values["setup-key"] ?? process.env.STARLING_SETUP_KEY ?? "",

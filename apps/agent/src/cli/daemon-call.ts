@@ -15,6 +15,9 @@ import {
 	timeoutHeader,
 } from "./grpc-frame.js";
 
+// The service's generated paths and codecs, for the commands that load this module.
+export { DaemonServiceService } from "@starling/proto";
+
 /** What a unary method of a generated grpc-js service definition carries. */
 export interface UnaryMethod<Req, Res> {
 	path: string;
