@@ -34,11 +34,12 @@ export async function startStatusSocket(
 			if (answered) return;
 			buffered = Buffer.concat([buffered, chunk]);
 			const length = announcedLength(buffered);
-			const frame = takeFrame(buffered);
-			if ((length !== undefined && length > MAX_REQUEST_BYTES) || frame?.kind === undefined) {
-				if (length !== undefined && length > MAX_REQUEST_BYTES) conn.destroy();
+			if (length !== undefined && length > MAX_REQUEST_BYTES) {
+				conn.destroy();
 				return;
 			}
+			const frame = takeFrame(buffered);
+			if (frame === undefined) return; // the rest of the request is still to come
 			answered = true;
 			const reply = (kind: number, body: Uint8Array) => conn.end(encodeFrame(kind, body));
 			let detail: boolean;
