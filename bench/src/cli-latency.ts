@@ -1,11 +1,15 @@
 // How long `starling status` and `starling version` take from the release
 // build, beside a bare `node -e 0` of the same node binary in the same run.
 //
-// Set-up (the overlay-rss lab): 11 agents on one LAN and the control plane in
-// a twelfth host; all `starling up` (a full mesh), so m's daemon has 10 peers
-// connected. The daemons are the repository build (dist/); the CLI measured is
-// the release tarball (`pnpm release:agent` makes it), extracted to a
-// temporary directory, run inside host m against m's daemon.
+// Set-up: a lab LAN with the control plane in host ctl and agent m. By
+// default ten more peers are registered with management (`starling login`,
+// one short-lived daemon after the other, each with its own key) and m goes
+// up: m's daemon is up with 10 peers in its map and status (offline). With
+// BENCH_CLI_FULL_MESH=1 it is the overlay-rss set-up instead: 11 daemons up,
+// m has 10 peers connected (heavy: 11 daemons and ICE workers on the machine).
+// The daemons are the repository build (dist/); the CLI measured is the
+// release tarball (`pnpm release:agent` makes it), extracted to a temporary
+// directory, run inside host m against m's daemon.
 //
 // Inside m one node process (the harness) runs, `runs` rounds, each command
 // once per round, the order rotated every round (spawnSync, wall time from
@@ -32,12 +36,15 @@ import {
 	NODE,
 	runLabBenchmark,
 	startAgent,
+	startAgentIn,
 	startLabControlPlane,
+	waitFor,
 } from "./lib-lab.js";
 
 const runs = numberArg(1, "runs", 30);
 const PEERS = 10;
 const compare = process.env.BENCH_CLI_COMPARE;
+const fullMesh = process.env.BENCH_CLI_FULL_MESH === "1";
 
 const { version } = JSON.parse(readFileSync(join(repoRoot, "apps/agent/package.json"), "utf8"));
 const tarball = join(repoRoot, `dist/release/starling-agent-${version}-linux-x64.tar.gz`);
@@ -87,27 +94,64 @@ runLabBenchmark("cli-latency", "clilat", async (lab) => {
 		const lan = await lab.lan("lan", "198.18.46.0/24");
 		log("starting management and signal in host ctl");
 		const ctl = await startLabControlPlane(await lab.host("ctl", { lan }));
-		log(`starting ${PEERS + 1} agent daemons and bringing them up`);
-		const agents: LabAgent[] = [];
-		for (const name of ["m", ...Array.from({ length: PEERS }, (_, i) => `p${i + 1}`)]) {
-			agents.push(await startAgent(lab, lan, name));
+		const upArgs = ["up", "--management-url", ctl.url, "--setup-key", ctl.setupKey];
+		const m = await startAgent(lab, lan, "m");
+		let wanted: number;
+		if (fullMesh) {
+			log(`starting ${PEERS} more agent daemons; all ${PEERS + 1} go up (a full mesh)`);
+			const agents: LabAgent[] = [m];
+			for (let i = 1; i <= PEERS; i++) agents.push(await startAgent(lab, lan, `p${i}`));
+			for (const a of agents) {
+				// LabAgent.up allows 60 s; on a loaded 2-core machine eleven daemons take longer.
+				const r = await a.cli(upArgs, 300_000);
+				if (r.exitCode !== 0) throw new Error(`${a.name}: starling up failed: ${r.stderr.trim()}`);
+			}
+			wanted = PEERS;
+		} else {
+			// Ten peers registered with management (`starling login`, each with its own
+			// state folder and key, one short-lived daemon after the other in host p),
+			// then m goes up: m's map and status hold 10 peers, none of them online.
+			log(`registering ${PEERS} peers in host p, one daemon after the other`);
+			const p = await lab.host("p", { lan });
+			for (let i = 1; i <= PEERS; i++) {
+				const env = {
+					STARLING_DATA_DIR: `/var/lib/starling/p${i}`,
+					STARLING_SOCKET: `/var/lib/starling/p${i}.sock`,
+				};
+				const peer = await startAgentIn(p, env);
+				const r = await p.exec(
+					NODE,
+					[CLI, "login", "--management-url", ctl.url, "--setup-key", ctl.setupKey],
+					{
+						env,
+						allowFailure: true,
+						timeoutMs: 300_000,
+					},
+				);
+				await peer.daemon.kill();
+				if (r.exitCode !== 0) throw new Error(`p${i}: starling login failed: ${r.stderr.trim()}`);
+			}
+			const r = await m.cli(upArgs, 300_000);
+			if (r.exitCode !== 0) throw new Error(`m: starling up failed: ${r.stderr.trim()}`);
+			wanted = 0;
 		}
-		for (const a of agents) {
-			// LabAgent.up allows 60 s; on a loaded 2-core machine eleven daemons take longer.
-			const r = await a.cli(
-				["up", "--management-url", ctl.url, "--setup-key", ctl.setupKey],
-				300_000,
-			);
-			if (r.exitCode !== 0) throw new Error(`${a.name}: starling up failed: ${r.stderr.trim()}`);
-		}
-		const m = agents[0] as LabAgent;
-		await m.waitConnected(PEERS, 180_000);
-		log(`m has ${PEERS} peers connected`);
+		const s = await waitFor(
+			`m: ${PEERS} peers in its status, ${wanted} connected`,
+			async () => {
+				const st = await m.status();
+				return st.peers_total === PEERS && st.peers_connected >= wanted ? st : undefined;
+			},
+			300_000,
+			500,
+		);
+		log(`m has ${s.peers_total} peers, ${s.peers_connected} connected`);
 
 		// What the release CLI itself reports, as a check that it reads the same daemon.
 		const shown = await m.host.exec(releaseCli, ["status", "--json"], { env: { ...AGENT_ENV } });
-		const peersConnected = JSON.parse(shown.stdout).peers_connected as number;
-		if (peersConnected !== PEERS) throw new Error(`release CLI shows ${peersConnected} peers`);
+		const shownJson = JSON.parse(shown.stdout) as { peers_total: number; peers_connected: number };
+		if (shownJson.peers_total !== PEERS) {
+			throw new Error(`the release CLI shows ${shownJson.peers_total} peers, expected ${PEERS}`);
+		}
 
 		const commands = [
 			{ name: "node_e0", argv: [releaseNode, "-e", "0"], env: {} },
@@ -153,7 +197,11 @@ runLabBenchmark("cli-latency", "clilat", async (lab) => {
 			what: "wall ms from spawn to exit inside lab host m (daemon up, 10 peers connected), release build's bin/starling beside its own bin/node -e 0, interleaved",
 			node: execFileSync(releaseNode, ["--version"], { encoding: "utf8" }).trim(),
 			runs,
-			peers_connected: peersConnected,
+			set_up: fullMesh
+				? "full mesh: 11 daemons up, m has 10 peers connected"
+				: "m up with 10 other peers registered (login only, offline): 10 peers in m's status",
+			peers_total: shownJson.peers_total,
+			peers_connected: shownJson.peers_connected,
 			...summary,
 			ratio_to_node_e0: Object.fromEntries(Object.keys(times).map((n) => [n, ratio(n)])),
 			target: "status p50 <= 2 x node_e0 p50",
