@@ -28,6 +28,8 @@ export async function startStatusSocket(
 	const server: Server = createServer((conn) => {
 		let buffered: Buffer = Buffer.alloc(0);
 		let answered = false;
+		// A client that never sends its request is dropped; once it has, the answer
+		// takes as long as the status does (seconds on a loaded machine).
 		conn.setTimeout(10_000, () => conn.destroy());
 		conn.on("error", () => undefined);
 		conn.on("data", (chunk: Buffer) => {
@@ -41,6 +43,7 @@ export async function startStatusSocket(
 			const frame = takeFrame(buffered);
 			if (frame === undefined) return; // the rest of the request is still to come
 			answered = true;
+			conn.setTimeout(0);
 			const reply = (kind: number, body: Uint8Array) => conn.end(encodeFrame(kind, body));
 			let detail: boolean;
 			try {
