@@ -194,7 +194,7 @@ runLabBenchmark("cli-latency", "clilat", async (lab) => {
 		const statusRatio = ratio("status") as { p50: number; p95: number };
 		return {
 			bench: "cli-latency",
-			what: "wall ms from spawn to exit inside lab host m (daemon up, 10 peers connected), release build's bin/starling beside its own bin/node -e 0, interleaved",
+			what: "wall ms from spawn to exit inside lab host m (daemon up, 10 peers; see set_up), release build's bin/starling beside its own bin/node -e 0, interleaved",
 			node: execFileSync(releaseNode, ["--version"], { encoding: "utf8" }).trim(),
 			runs,
 			set_up: fullMesh
