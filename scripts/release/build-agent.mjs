@@ -118,9 +118,9 @@ function loadAtRunTime(specifier, replacement) {
 }
 
 // The light CLI uses the generated codecs and service paths of @starling/proto,
-// whose modules also build grpc-js client classes at load time; the CLI calls the
-// daemon through its own http2 client (src/cli/daemon-call.ts) and never uses
-// those classes. Here grpc-js is a stand-in that throws if a class were built,
+// whose modules also build grpc-js client classes at load time; the light CLI
+// asks the daemon through the status socket (src/cli/status-call.ts) or its own
+// http2 gRPC client (src/cli/daemon-call.ts) and never uses those classes. Here grpc-js is a stand-in that throws if a class were built,
 // so that `starling status` does not load grpc-js's ~1 MB.
 const grpcJsNotInCli = {
 	name: "grpc-js not in the light CLI",
