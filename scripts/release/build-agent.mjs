@@ -6,7 +6,11 @@
 //     bin/node                 the Node runtime that built it: the project's Node 24
 //                              (scripts/node-version; .tools/node, installed by scripts/setup.sh)
 //     bin/starling             sh wrapper: bin/node lib/starling.js "$@"
-//     lib/starling.js          the CLI and daemon, bundled with esbuild
+//     lib/starling.js          the entry: turns Node's compile cache on, then loads
+//     lib/starling-cli.js      the CLI's parsing and its light commands (status, version,
+//                              down, login, logout): no grpc-js, no daemon code
+//     lib/starling-commands.js up, netcheck and service (service run is the daemon),
+//                              loaded by starling-cli.js only for those commands
 //     lib/ice-worker.js        the ICE worker the daemon forks (a second entry point)
 //     node_modules/@node-datachannel/linux-x64-gnu/   the prebuilt native addon
 //     package.json             name, version (read by `starling version`), type: module
@@ -57,7 +61,12 @@ if (process.versions.node !== pinnedNode) {
 	);
 }
 const nodeMajor = Number(process.versions.node.split(".")[0]);
-for (const entry of ["dist/cli/main.js", "dist/ice/ice-worker.js"]) {
+for (const entry of [
+	"dist/cli/main.js",
+	"dist/cli/cli.js",
+	"dist/cli/commands.js",
+	"dist/ice/ice-worker.js",
+]) {
 	if (!existsSync(join(AGENT, entry))) fail(`apps/agent/${entry} is missing: run 'pnpm build'`);
 }
 
@@ -78,25 +87,97 @@ const banner = [
 	"globalThis.require ??= __starlingCreateRequire(import.meta.url);",
 ].join("\n");
 
-const result = await esbuild.build({
+const common = {
 	absWorkingDir: ROOT,
-	entryPoints: {
-		// defaultWorkerPath() looks for ice-worker.js beside the module that forks it.
-		starling: join(AGENT, "dist/cli/main.js"),
-		"ice-worker": join(AGENT, "dist/ice/ice-worker.js"),
-	},
 	outdir: join(stage, "lib"),
 	bundle: true,
 	platform: "node",
 	format: "esm",
 	target: `node${nodeMajor}`,
-	// Loaded at run time from node_modules/ beside lib/ (see node-datachannel's loadBinding).
-	external: [NATIVE_PACKAGE, "*.node"],
-	banner: { js: banner },
 	legalComments: "eof",
 	metafile: true,
 	logLevel: "warning",
-});
+};
+
+/**
+ * An esbuild plugin that leaves the import of `specifier` from a module of
+ * the agent's dist/cli/ as a run-time import of `replacement` (a sibling file
+ * in lib/), so that module is loaded only when the code gets there.
+ */
+function loadAtRunTime(specifier, replacement) {
+	return {
+		name: `run-time ${specifier}`,
+		setup(build) {
+			build.onResolve({ filter: /^\.\/[\w-]+\.js$/ }, (args) =>
+				args.path === specifier && args.importer.startsWith(join(AGENT, "dist/cli/"))
+					? { path: replacement, external: true }
+					: undefined,
+			);
+		},
+	};
+}
+
+// The light CLI uses the generated codecs and service paths of @starling/proto,
+// whose modules also build grpc-js client classes at load time; the light CLI
+// asks the daemon through the status socket (src/cli/status-call.ts) or its own
+// http2 gRPC client (src/cli/daemon-call.ts) and never uses those classes. Here grpc-js is a stand-in that throws if a class were built,
+// so that `starling status` does not load grpc-js's ~1 MB.
+const grpcJsNotInCli = {
+	name: "grpc-js not in the light CLI",
+	setup(build) {
+		build.onResolve({ filter: /^@grpc\/grpc-js$/ }, () => ({
+			path: "grpc-js",
+			namespace: "starling-cli-stand-in",
+		}));
+		build.onLoad({ filter: /.*/, namespace: "starling-cli-stand-in" }, () => ({
+			contents: `export function makeGenericClientConstructor() {
+	return class {
+		constructor() {
+			throw new Error("grpc-js clients are not in starling-cli.js; use them from starling-commands.js");
+		}
+	};
+}`,
+			loader: "js",
+		}));
+	},
+};
+
+const builds = await Promise.all([
+	// The entry: small, as it is compiled afresh on every run (the cache starts after it).
+	esbuild.build({
+		...common,
+		entryPoints: { starling: join(AGENT, "dist/cli/main.js") },
+		plugins: [loadAtRunTime("./cli.js", "./starling-cli.js")],
+	}),
+	esbuild.build({
+		...common,
+		entryPoints: { "starling-cli": join(AGENT, "dist/cli/cli.js") },
+		plugins: [loadAtRunTime("./commands.js", "./starling-commands.js"), grpcJsNotInCli],
+		// Unused generated client classes are dropped rather than built at load.
+		pure: ["makeGenericClientConstructor"],
+	}),
+	esbuild.build({
+		...common,
+		entryPoints: {
+			"starling-commands": join(AGENT, "dist/cli/commands.js"),
+			// defaultWorkerPath() looks for ice-worker.js beside the module that forks it.
+			"ice-worker": join(AGENT, "dist/ice/ice-worker.js"),
+		},
+		// Loaded at run time from node_modules/ beside lib/ (see node-datachannel's loadBinding).
+		external: [NATIVE_PACKAGE, "*.node"],
+		banner: { js: banner },
+	}),
+]);
+
+// The light CLI must stay light: only the protobuf runtime may come from node_modules.
+const cliPackages = Object.keys(builds[1].metafile.inputs)
+	.map((input) => /.*node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input)?.[1])
+	.filter((pkg) => pkg !== undefined && pkg !== "@bufbuild/protobuf");
+if (cliPackages.length > 0) {
+	fail(
+		`lib/starling-cli.js bundles ${[...new Set(cliPackages)].join(", ")}: keep them in starling-commands.js`,
+	);
+}
 
 // node-datachannel picks its platform package at run time; copy the one for linux-x64 glibc.
 const agentRequire = createRequire(join(AGENT, "package.json"));
@@ -114,7 +195,7 @@ const licenses = join(stage, "LICENSES");
 mkdirSync(licenses);
 // package name -> its folder, for every package with a file in the bundle.
 const bundledPackages = new Map();
-for (const input of Object.keys(result.metafile.inputs)) {
+for (const input of builds.flatMap((b) => Object.keys(b.metafile.inputs))) {
 	const match = /^(.*node_modules\/((?:@[^/]+\/)?[^/]+))\//.exec(input);
 	if (match) bundledPackages.set(match[2], resolve(ROOT, match[1]));
 }
@@ -150,8 +231,8 @@ writeFileSync(
 	join(stage, "bin/starling"),
 	`#!/bin/sh
 # The Starling agent CLI, with the Node runtime shipped beside it.
-here=$(dirname "$(readlink -f "$0")")
-exec "$here/node" "$here/../lib/starling.js" "$@"
+self=$(readlink -f "$0")
+exec "\${self%/*}/node" "\${self%/*}/../lib/starling.js" "$@"
 `,
 	{ mode: 0o755 },
 );
@@ -172,6 +253,18 @@ const reported = execFileSync(join(stage, "bin/starling"), ["version"], {
 }).trim();
 if (reported !== version)
 	fail(`the staged CLI reports version '${reported}', expected '${version}'`);
+// ... and a command of starling-commands.js fails as that bundle says (one line, exit 2).
+try {
+	execFileSync(join(stage, "bin/starling"), ["service", "no-such-action"], { stdio: "pipe" });
+	fail("the staged CLI accepted 'service no-such-action'");
+} catch (err) {
+	const stderr = String(err.stderr ?? "");
+	if (err.status !== 2 || !stderr.startsWith("starling: unknown service action")) {
+		fail(
+			`the staged CLI failed 'service no-such-action' with exit ${err.status}: ${stderr.trim()}`,
+		);
+	}
+}
 
 const tarball = join(outDir, `${name}.tar.gz`);
 execFileSync("tar", ["-C", outDir, "--owner=0", "--group=0", "-czf", tarball, name]);

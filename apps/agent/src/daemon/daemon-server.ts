@@ -6,8 +6,10 @@ import { type DaemonServiceServer, DaemonServiceService } from "@starling/proto"
 import type { Agent } from "./agent.js";
 import { AgentError, type AgentErrorKind } from "./agent-error.js";
 import { daemonNetcheck } from "./netcheck-rpc.js";
+import { startStatusSocket } from "./status-socket.js";
+import { statusSocketPath } from "./status-wire.js";
 
-export const DEFAULT_SOCKET_PATH = "/var/run/starling.sock";
+export { DEFAULT_SOCKET_PATH } from "./socket-path.js";
 
 /** The gRPC status the CLI gets for each kind of agent error. */
 export function grpcStatusOf(kind: AgentErrorKind): grpc.status {
@@ -60,7 +62,10 @@ export interface RunningDaemon {
 	close(): Promise<void>;
 }
 
-/** Serves the CLI's DaemonService on a unix socket only root can open (mode 0600). */
+/**
+ * Serves the CLI's DaemonService on a unix socket only root can open (mode
+ * 0600), and the same Status on the status socket beside it (status-wire.ts).
+ */
 export async function startDaemonServer(
 	agent: Agent,
 	socketPath: string,
@@ -123,10 +128,19 @@ export async function startDaemonServer(
 		),
 	);
 	chmodSync(socketPath, 0o600);
+	const statusSocket = await startStatusSocket(
+		statusSocketPath(socketPath),
+		(detail) => agent.status(detail),
+		logger,
+	).catch((err) => {
+		server.forceShutdown();
+		throw err;
+	});
 	logger.info({ socket: socketPath }, "daemon listening");
 	return {
 		agent,
 		async close() {
+			await statusSocket.close();
 			await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
 			if (existsSync(socketPath)) unlinkSync(socketPath);
 		},
