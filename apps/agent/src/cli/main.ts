@@ -9,8 +9,11 @@ import { DaemonServiceClient, type DaemonStatus, type UpProgress } from "@starli
 import { Agent } from "../daemon/agent.js";
 import { DEFAULT_SOCKET_PATH, startDaemonServer } from "../daemon/daemon-server.js";
 import { StateDir } from "../daemon/state-dir.js";
-import { agentMetrics } from "../metrics/agent-metrics.js";
-import { parseMetricsAddr, startMetricsServer } from "../metrics/metrics-server.js";
+import {
+	type MetricsServer,
+	parseMetricsAddr,
+	startMetricsServer,
+} from "../metrics/metrics-server.js";
 import { CommandError, run } from "../system/exec.js";
 import { AGENT_VERSION } from "../version.js";
 import { cmdNetcheck } from "./netcheck.js";
@@ -256,12 +259,17 @@ async function serviceRun(args: string[]): Promise<void> {
 	stateDir.loadOrCreateKeyPair();
 	const agent = new Agent({ stateDir, runner: run, logger });
 	const daemon = await startDaemonServer(agent, socketPath(values.socket), logger);
-	const metrics = metricsAddr
-		? await startMetricsServer(metricsAddr, agentMetrics(agent), logger).catch(async (err) => {
+	let metrics: MetricsServer | undefined;
+	if (metricsAddr) {
+		// prom-client (and the OpenTelemetry API it loads, ~90 modules) only when metrics are on.
+		const { agentMetrics } = await import("../metrics/agent-metrics.js");
+		metrics = await startMetricsServer(metricsAddr, agentMetrics(agent), logger).catch(
+			async (err) => {
 				await daemon.close();
 				throw new CliError(`metrics: cannot listen on ${metricsText}: ${(err as Error).message}`);
-			})
-		: undefined;
+			},
+		);
+	}
 	let stopping = false;
 	const stop = (signal: string) => {
 		if (stopping) return;
