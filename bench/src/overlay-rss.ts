@@ -107,7 +107,13 @@ runLabBenchmark("overlay-rss", "mrss", async (lab) => {
 
 	log(`starling up on all ${agents.length} agents; sampling m while it negotiates`);
 	const upStart = Date.now();
-	let peak = { sum: 0, daemon: afterStart.daemon, ice: undefined as Memory | undefined };
+	let peak = {
+		sum: 0,
+		daemon: afterStart.daemon,
+		ice: undefined as Memory | undefined,
+		/** The worker's resident pages of the node binary, shared with the daemon. */
+		iceNodeBinary: 0,
+	};
 	let workerSeen = false;
 	let sampling = true;
 	const sampler = (async () => {
@@ -118,7 +124,11 @@ runLabBenchmark("overlay-rss", "mrss", async (lab) => {
 			if (ice !== undefined) workerSeen = true;
 			if (daemon !== undefined) {
 				const sum = daemon.rss + (ice?.rss ?? 0);
-				if (sum > peak.sum) peak = { sum, daemon, ice };
+				// Read at the sample: the worker is gone by the end.
+				if (sum > peak.sum) {
+					const iceNodeBinary = icePid === undefined ? 0 : nodeBinaryRss(icePid);
+					peak = { sum, daemon, ice, iceNodeBinary };
+				}
 			}
 			await sleep(200);
 		}
@@ -154,7 +164,6 @@ runLabBenchmark("overlay-rss", "mrss", async (lab) => {
 		const s = sorted(xs);
 		return { min: mb(s[0]), p50: mb(percentile(s, 50)), max: mb(s.at(-1)) };
 	};
-	const peakIcePid = peak.ice === undefined ? undefined : children(m).ice;
 	return {
 		bench: "overlay-rss",
 		what: "agent daemon memory (VmRSS, MB) with 10 connected peers, and daemon + ICE worker while negotiating, beside a bare `node <same flags> -e` in the same run",
@@ -175,8 +184,7 @@ runLabBenchmark("overlay-rss", "mrss", async (lab) => {
 		negotiating_daemon_mb: mb(peak.daemon.rss),
 		negotiating_ice_worker_mb: mb(peak.ice?.rss),
 		negotiating_daemon_plus_ice_worker_mb: mb(peak.sum),
-		negotiating_daemon_plus_ice_worker_node_binary_once_mb:
-			peakIcePid === undefined ? mb(peak.sum) : mb(peak.sum - nodeBinaryRss(peakIcePid)),
+		negotiating_daemon_plus_ice_worker_node_binary_once_mb: mb(peak.sum - peak.iceNodeBinary),
 		negotiating_bare_node_mb: mb(bareWhileNegotiating.rss),
 		ratio_negotiating_to_bare_node: round(peak.sum / bareWhileNegotiating.rss, 2),
 		// 3. idle with `peers` connected peers
