@@ -139,7 +139,7 @@ runLabBenchmark("overlay-rss", "mrss", async (lab) => {
 		`m has ${s.peers_connected}/${s.peers_total} peers connected after ${Date.now() - upStart} ms`,
 	);
 	// The others too (a full mesh): then nothing is negotiating any more.
-	for (const a of agents.slice(1)) await a.waitConnected(peers, 120_000);
+	for (const a of agents.slice(1)) await a.waitConnected(peers, 240_000);
 	const meshMs = Date.now() - upStart;
 	sampling = false;
 	await sampler;
