@@ -278,9 +278,9 @@ export class LabAgent {
 		});
 	}
 
-	async up(ctl?: LabControlPlane): Promise<CliResult> {
+	async up(ctl?: LabControlPlane, timeoutMs?: number): Promise<CliResult> {
 		const args = ctl ? ["up", "--management-url", ctl.url, "--setup-key", ctl.setupKey] : ["up"];
-		const r = await this.cli(args);
+		const r = await this.cli(args, timeoutMs);
 		if (r.exitCode !== 0) throw new Error(`${this.name}: starling up failed: ${r.stderr.trim()}`);
 		return r;
 	}

@@ -133,7 +133,8 @@ runLabBenchmark("overlay-rss", "mrss", async (lab) => {
 			await sleep(200);
 		}
 	})();
-	for (const a of agents) await a.up(ctl);
+	// Eleven registrations in a row: on a loaded machine one `up` can take over a minute.
+	for (const a of agents) await a.up(ctl, 180_000);
 	const s = await m.waitConnected(peers, 180_000);
 	log(
 		`m has ${s.peers_connected}/${s.peers_total} peers connected after ${Date.now() - upStart} ms`,
