@@ -167,7 +167,7 @@ runLabBenchmark("overlay-rss", "mrss", async (lab) => {
 	};
 	return {
 		bench: "overlay-rss",
-		what: "agent daemon memory (VmRSS, MB) with 10 connected peers, and daemon + ICE worker while negotiating, beside a bare `node <same flags> -e` in the same run",
+		what: "agent daemon memory (VmRSS, MB) with 10 connected peers, and daemon + ICE worker while negotiating, beside a bare node -e started with the same flags in the same run",
 		node: process.version,
 		node_flags: nodeFlags.join(" "),
 		node_flags_from:
