@@ -111,7 +111,7 @@ runLabBenchmark("overlay-rss", "mrss", async (lab) => {
 		sum: 0,
 		daemon: afterStart.daemon,
 		ice: undefined as Memory | undefined,
-		/** The worker's resident pages of the node binary, shared with the daemon. */
+		/** The worker's resident pages of the node binary, shared with the daemon (0: unreadable). */
 		iceNodeBinary: 0,
 	};
 	let workerSeen = false;
@@ -185,7 +185,9 @@ runLabBenchmark("overlay-rss", "mrss", async (lab) => {
 		negotiating_daemon_mb: mb(peak.daemon.rss),
 		negotiating_ice_worker_mb: mb(peak.ice?.rss),
 		negotiating_daemon_plus_ice_worker_mb: mb(peak.sum),
-		negotiating_daemon_plus_ice_worker_node_binary_once_mb: mb(peak.sum - peak.iceNodeBinary),
+		// null when the worker's smaps could not be read at that sample (it was exiting).
+		negotiating_daemon_plus_ice_worker_node_binary_once_mb:
+			peak.ice !== undefined && peak.iceNodeBinary === 0 ? null : mb(peak.sum - peak.iceNodeBinary),
 		negotiating_bare_node_mb: mb(bareWhileNegotiating.rss),
 		ratio_negotiating_to_bare_node: round(peak.sum / bareWhileNegotiating.rss, 2),
 		// 3. idle with `peers` connected peers
