@@ -278,9 +278,9 @@ export class LabAgent {
 		});
 	}
 
-	async up(ctl?: LabControlPlane): Promise<CliResult> {
+	async up(ctl?: LabControlPlane, timeoutMs?: number): Promise<CliResult> {
 		const args = ctl ? ["up", "--management-url", ctl.url, "--setup-key", ctl.setupKey] : ["up"];
-		const r = await this.cli(args);
+		const r = await this.cli(args, timeoutMs);
 		if (r.exitCode !== 0) throw new Error(`${this.name}: starling up failed: ${r.stderr.trim()}`);
 		return r;
 	}
@@ -321,22 +321,29 @@ export async function startAgent(
 	lan: Lan,
 	name: string,
 	env: Record<string, string> = {},
+	nodeFlags: readonly string[] = [],
 ): Promise<LabAgent> {
-	return startAgentIn(await lab.host(name, { lan }), env);
+	return startAgentIn(await lab.host(name, { lan }), env, nodeFlags);
 }
 
 /** Starts the agent daemon in an existing host (e.g. one behind a NAT router). */
 export async function startAgentIn(
 	host: Host,
 	env: Record<string, string> = {},
+	nodeFlags: readonly string[] = [],
 ): Promise<LabAgent> {
-	const agent = new LabAgent(host, spawnDaemon(host, env));
+	const agent = new LabAgent(host, spawnDaemon(host, env, nodeFlags));
 	await agent.daemon.waitForOutput(/daemon listening/, 30_000);
 	return agent;
 }
 
-export function spawnDaemon(host: Host, env: Record<string, string> = {}): LabProcess {
-	return host.spawn(NODE, [CLI, "service", "run"], {
+/** `nodeFlags`: V8 flags before the script, e.g. the systemd unit's (daemon/node-flags.ts). */
+export function spawnDaemon(
+	host: Host,
+	env: Record<string, string> = {},
+	nodeFlags: readonly string[] = [],
+): LabProcess {
+	return host.spawn(NODE, [...nodeFlags, CLI, "service", "run"], {
 		name: `agent-${host.name}`,
 		env: { ...AGENT_ENV, ...env },
 	});

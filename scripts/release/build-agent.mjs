@@ -5,7 +5,7 @@
 //   starling-agent-<version>-linux-x64/
 //     bin/node                 the Node runtime that built it: the project's Node 24
 //                              (scripts/node-version; .tools/node, installed by scripts/setup.sh)
-//     bin/starling             sh wrapper: bin/node lib/starling.js "$@"
+//     bin/starling             sh wrapper: bin/node lib/starling.js "$@" (with the daemon's V8 flags for `service run`)
 //     lib/starling.js          the entry: turns Node's compile cache on, then loads
 //     lib/starling-cli.js      the CLI's parsing and its light commands (status, version,
 //                              down, login, logout): no grpc-js, no daemon code
@@ -33,7 +33,7 @@ import {
 } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -66,6 +66,7 @@ for (const entry of [
 	"dist/cli/cli.js",
 	"dist/cli/commands.js",
 	"dist/ice/ice-worker.js",
+	"dist/daemon/node-flags.js",
 ]) {
 	if (!existsSync(join(AGENT, entry))) fail(`apps/agent/${entry} is missing: run 'pnpm build'`);
 }
@@ -227,11 +228,19 @@ writeFileSync(join(licenses, "INDEX.txt"), `${licenseIndex.join("\n")}\n`);
 // The runtime: this very node binary (dynamically linked against glibc and libstdc++).
 copyFileSync(process.execPath, join(stage, "bin/node"));
 chmodSync(join(stage, "bin/node"), 0o755);
+// The daemon's V8 flags, the same the systemd unit gives it (apps/agent/src/daemon/node-flags.ts).
+const { DAEMON_NODE_FLAGS } = await import(
+	pathToFileURL(join(AGENT, "dist/daemon/node-flags.js")).href
+);
 writeFileSync(
 	join(stage, "bin/starling"),
 	`#!/bin/sh
 # The Starling agent CLI, with the Node runtime shipped beside it.
 self=$(readlink -f "$0")
+if [ "\${1:-}" = service ] && [ "\${2:-}" = run ]; then
+	# The daemon, with the V8 flags its systemd unit gives it.
+	exec "\${self%/*}/node" ${DAEMON_NODE_FLAGS.join(" ")} "\${self%/*}/../lib/starling.js" "$@"
+fi
 exec "\${self%/*}/node" "\${self%/*}/../lib/starling.js" "$@"
 `,
 	{ mode: 0o755 },

@@ -160,7 +160,7 @@ grep -q "installing Debian packages" "$root/tmp/install-2.log" && fail "the seco
 ok "second run (from the extracted release folder) installed no packages again"
 unit=$root/etc/systemd/system/starling.service
 [ -f "$unit" ] || fail "no unit at /etc/systemd/system/starling.service"
-grep -qx "ExecStart=/opt/starling/bin/node /opt/starling/lib/starling.js service run" "$unit" ||
+grep -qx "ExecStart=/opt/starling/bin/node --max-semi-space-size=1 /opt/starling/lib/starling.js service run" "$unit" ||
 	fail "unexpected ExecStart: $(grep ExecStart "$unit")"
 [ -L "$root/etc/systemd/system/multi-user.target.wants/starling.service" ] || fail "the unit is not enabled"
 ok "unit written with the installed paths and enabled (multi-user.target.wants)"

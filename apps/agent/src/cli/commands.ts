@@ -9,7 +9,6 @@ import { DaemonServiceClient, type UpProgress } from "@starling/proto";
 import { Agent } from "../daemon/agent.js";
 import { startDaemonServer } from "../daemon/daemon-server.js";
 import { StateDir } from "../daemon/state-dir.js";
-import { agentMetrics } from "../metrics/agent-metrics.js";
 import { parseMetricsAddr, startMetricsServer } from "../metrics/metrics-server.js";
 import { CommandError, run } from "../system/exec.js";
 import { CliError, parse, socketPath } from "./cli-args.js";
@@ -113,8 +112,13 @@ async function serviceRun(args: string[]): Promise<void> {
 	stateDir.loadOrCreateKeyPair();
 	const agent = new Agent({ stateDir, runner: run, logger });
 	const daemon = await startDaemonServer(agent, socketPath(values.socket), logger);
+	// prom-client (and the OpenTelemetry API it loads, ~90 modules) only when metrics are on.
 	const metrics = metricsAddr
-		? await startMetricsServer(metricsAddr, agentMetrics(agent), logger).catch(async (err) => {
+		? await startMetricsServer(
+				metricsAddr,
+				(await import("../metrics/agent-metrics.js")).agentMetrics(agent),
+				logger,
+			).catch(async (err) => {
 				await daemon.close();
 				throw new CliError(`metrics: cannot listen on ${metricsText}: ${(err as Error).message}`);
 			})

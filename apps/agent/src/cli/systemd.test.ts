@@ -3,13 +3,13 @@ import { parseUnitEnvironment, renderUnit } from "./systemd.js";
 import { isUnsafeToPurge } from "./uninstall.js";
 
 describe("the systemd unit", () => {
-	it("runs the given node and CLI, and carries the environment it was installed with", () => {
+	it("runs the given node with the daemon's V8 flags and CLI, and carries the environment it was installed with", () => {
 		const unit = renderUnit("/opt/starling/bin/node", "/opt/starling/lib/starling.js", {
 			STARLING_DATA_DIR: "/srv/starling",
 			STARLING_SOCKET: "/run/starling.sock",
 		});
 		expect(unit).toContain(
-			"ExecStart=/opt/starling/bin/node /opt/starling/lib/starling.js service run",
+			"ExecStart=/opt/starling/bin/node --max-semi-space-size=1 /opt/starling/lib/starling.js service run",
 		);
 		expect(parseUnitEnvironment(unit)).toEqual({
 			STARLING_DATA_DIR: "/srv/starling",

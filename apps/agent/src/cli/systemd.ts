@@ -1,10 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { DAEMON_NODE_FLAGS } from "../daemon/node-flags.js";
 import type { Runner } from "../system/exec.js";
 
 export const UNIT_NAME = "starling.service";
 
-/** The systemd unit that runs `starling service run`. */
+/** The systemd unit that runs `starling service run`, with the daemon's V8 flags (daemon/node-flags.ts). */
 export function renderUnit(
 	nodePath: string,
 	cliPath: string,
@@ -21,7 +22,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-ExecStart=${nodePath} ${cliPath} service run
+ExecStart=${[nodePath, ...DAEMON_NODE_FLAGS, cliPath].join(" ")} service run
 Restart=on-failure
 RestartSec=2
 ${environment}

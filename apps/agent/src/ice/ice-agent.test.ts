@@ -21,8 +21,8 @@ const hasNonLoopbackIpv4 = Object.values(networkInterfaces()).some((addresses) =
 if (!built) console.log(`skipping IceAgent tests: ${workerPath} missing (run tsc -b first)`);
 
 const agents: IceAgent[] = [];
-function newAgent(): IceAgent {
-	const agent = new IceAgent({ workerPath });
+function newAgent(options: { idleStopMs?: number } = {}): IceAgent {
+	const agent = new IceAgent({ workerPath, ...options });
 	agents.push(agent);
 	return agent;
 }
@@ -131,6 +131,36 @@ describe.skipIf(!built)("IceAgent", () => {
 		await a.close();
 		expect(events).toEqual(["exit"]);
 		expect(a.workerPid).toBeUndefined();
+	});
+
+	it("stops an idle worker after the grace, never during a session, and forks again on demand", async () => {
+		const a = newAgent({ idleStopMs: 300 });
+		const exits: { pid: number | undefined; unexpected: boolean }[] = [];
+		a.on("worker-exit", (e) => exits.push({ pid: e.pid, unexpected: e.unexpected }));
+		const failed = nextEvent(a, "failed");
+		a.startSession({ sessionId: "i1", role: "controlling", stunServers: [], timeoutMs: 1_500 });
+		const firstPid = a.workerPid;
+		expect(firstPid).toBeTypeOf("number");
+		// Longer than the grace: the session in progress keeps the worker.
+		await new Promise((resolve) => setTimeout(resolve, 900));
+		expect(a.workerPid).toBe(firstPid);
+		expect(exits).toEqual([]);
+		expect((await failed).sessionId).toBe("i1");
+		// Now idle: it exits after the grace, as an expected exit.
+		const exited = once(a, "worker-exit");
+		expect(a.workerPid).toBe(firstPid);
+		await exited;
+		expect(exits).toEqual([{ pid: firstPid, unexpected: false }]);
+		expect(a.workerPid).toBeUndefined();
+		// The next session forks a new worker, which works.
+		const description = once(a, "local-description");
+		a.startSession({ sessionId: "i2", role: "controlling", stunServers: [] });
+		expect(a.workerPid).toBeTypeOf("number");
+		expect(a.workerPid).not.toBe(firstPid);
+		const [offer] = await description;
+		expect(offer).toMatchObject({ sessionId: "i2", type: "offer" });
+		await a.closeSession("i2");
+		expect(exits).toHaveLength(1);
 	});
 
 	it("rejects a duplicate session id and bad prefixes where the caller sees it", () => {

@@ -2,6 +2,8 @@
  * The daemon side of ICE: forks the ICE worker (ice-worker.ts) on first use,
  * relays sessions to it over IPC, and survives it dying. A worker crash fails
  * every session it held ("ice worker crashed"); the next session forks a new one.
+ * A worker with no open session stops after a short grace (worker-idle.ts) and
+ * is forked again by the next session: it costs ~50 MB while it runs.
  */
 
 import { type ChildProcess, fork } from "node:child_process";
@@ -19,11 +21,14 @@ import {
 	type SdpType,
 	type WorkerToDaemonMessage,
 } from "./protocol.js";
+import { idleTimerAction, stopWhenGraceEnds } from "./worker-idle.js";
 
 export type { CandidateEndpoint, IceRole, PortRange, SdpType } from "./protocol.js";
 
 export const DEFAULT_ICE_TIMEOUT_MS = 8_000;
 export const WORKER_CRASHED_REASON = "ice worker crashed";
+/** A worker with no open session stops this long after its last session ended. */
+export const DEFAULT_WORKER_IDLE_STOP_MS = 5_000;
 
 export interface StartSessionOptions {
 	sessionId: string;
@@ -98,6 +103,12 @@ export interface IceAgentOptions {
 	closeTimeoutMs?: number;
 	/** If given, `log` and unexpected `worker-exit` events are also written here. */
 	logger?: Logger;
+	/**
+	 * Stop the worker this long after its last open session ended (default
+	 * DEFAULT_WORKER_IDLE_STOP_MS); the next session forks a new one.
+	 * `Infinity`: keep it until close().
+	 */
+	idleStopMs?: number;
 }
 
 /**
@@ -128,13 +139,17 @@ interface Worker {
 export class IceAgent extends EventEmitter<IceAgentEvents> {
 	private readonly workerPath: string;
 	private readonly closeTimeoutMs: number;
+	private readonly idleStopMs: number;
 	private worker: Worker | undefined;
 	private readonly sessions = new Map<string, SessionState>();
+	private idleTimer: NodeJS.Timeout | undefined;
 
 	constructor(options: IceAgentOptions = {}) {
 		super();
 		this.workerPath = options.workerPath ?? defaultWorkerPath();
 		this.closeTimeoutMs = options.closeTimeoutMs ?? 2_000;
+		this.idleStopMs = options.idleStopMs ?? DEFAULT_WORKER_IDLE_STOP_MS;
+		if (!(this.idleStopMs >= 0)) throw new Error(`bad ICE worker idle stop ${this.idleStopMs}`);
 		const logger = options.logger;
 		if (logger !== undefined) {
 			this.on("log", ({ level, message, sessionId }) => {
@@ -168,6 +183,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 		if (!(timeoutMs > 0)) throw new Error(`bad ICE timeout ${timeoutMs}`);
 		const worker = this.ensureWorker();
 		this.sessions.set(options.sessionId, { worker });
+		this.reviewIdleStop();
 		this.sendToWorker(worker, {
 			type: "start",
 			sessionId: options.sessionId,
@@ -217,7 +233,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 			}, this.closeTimeoutMs);
 			const finish = () => {
 				clearTimeout(timer);
-				if (this.sessions.get(sessionId) === session) this.sessions.delete(sessionId);
+				if (this.sessions.get(sessionId) === session) {
+					this.sessions.delete(sessionId);
+					this.reviewIdleStop();
+				}
 				resolve();
 			};
 			session.resolveClosed = finish;
@@ -232,11 +251,59 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 		await Promise.all([...this.sessions.keys()].map((id) => this.closeSession(id)));
 		const worker = this.worker;
 		if (worker === undefined) return;
-		worker.stopping = true;
-		this.sendToWorker(worker, { type: "shutdown" });
-		const killTimer = setTimeout(() => worker.process.kill("SIGKILL"), 2_000);
-		await worker.exited;
-		clearTimeout(killTimer);
+		await this.stopWorker(worker);
+	}
+
+	/** Asks the worker to exit (SIGKILL after 2 s); its exit is expected, not a crash. */
+	private stopWorker(worker: Worker): Promise<void> {
+		if (!worker.stopping) {
+			worker.stopping = true;
+			this.reviewIdleStop();
+			this.sendToWorker(worker, { type: "shutdown" });
+			const killTimer = setTimeout(() => worker.process.kill("SIGKILL"), 2_000);
+			void worker.exited.then(() => clearTimeout(killTimer));
+		}
+		return worker.exited;
+	}
+
+	/**
+	 * Arms or cancels the idle stop (worker-idle.ts) after the sessions or the
+	 * worker changed. Sessions still closing count as open: they hold a port.
+	 */
+	private reviewIdleStop(): void {
+		const action = idleTimerAction({
+			workerRunning: this.workerRunning(),
+			openSessions: this.sessions.size,
+			idleTimerPending: this.idleTimer !== undefined,
+		});
+		if (action === "cancel-idle-timer") {
+			clearTimeout(this.idleTimer);
+			this.idleTimer = undefined;
+		} else if (action === "start-idle-timer" && Number.isFinite(this.idleStopMs)) {
+			this.idleTimer = setTimeout(() => this.onIdleGraceOver(), this.idleStopMs);
+			// An idle stop alone never keeps the process alive.
+			this.idleTimer.unref();
+		}
+	}
+
+	private onIdleGraceOver(): void {
+		this.idleTimer = undefined;
+		const worker = this.worker;
+		const idle = stopWhenGraceEnds({
+			workerRunning: this.workerRunning(),
+			openSessions: this.sessions.size,
+		});
+		if (worker === undefined || !idle) return;
+		this.emit("log", {
+			level: "debug",
+			message: `stopping the ice worker: no open session for ${this.idleStopMs} ms`,
+		});
+		void this.stopWorker(worker);
+	}
+
+	/** A worker runs and was not asked to stop. */
+	private workerRunning(): boolean {
+		return this.worker !== undefined && !this.worker.stopping;
 	}
 
 	/** The session if it exists and closeSession was not called for it. */
@@ -304,6 +371,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 				this.emit("failed", { sessionId, reason: WORKER_CRASHED_REASON });
 			}
 		}
+		this.reviewIdleStop();
 	}
 
 	private onWorkerMessage(worker: Worker, raw: unknown): void {
@@ -362,6 +430,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 			case "failed":
 				if (active) {
 					this.sessions.delete(message.sessionId);
+					this.reviewIdleStop();
 					this.emit("failed", { sessionId: message.sessionId, reason: message.reason });
 				}
 				return;

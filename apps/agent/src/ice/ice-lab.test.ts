@@ -108,6 +108,15 @@ class IceDriver {
 		});
 	}
 
+	/** The worker's expected exit (the idle stop) reported after the first `since` events. */
+	idleWorkerExit(since: number, timeoutMs = 20_000): Promise<DriverEvent> {
+		return this.waitFor(
+			(e) => e.event === "worker-exit" && e.unexpected === false && this.events.indexOf(e) >= since,
+			timeoutMs,
+			"idle ICE worker exit",
+		);
+	}
+
 	sessionEvent(sessionId: string, event: string, timeoutMs: number): Promise<DriverEvent> {
 		return this.waitFor(
 			(e) => e.sessionId === sessionId && e.event === event,
@@ -283,7 +292,8 @@ describe.skipIf(labSkipReason)("ICE in network namespaces", () => {
 		expect(closedB).toMatchObject({ localPort: onB.localPort, portFree: true });
 	});
 
-	it("(b) hands the ICE path to wireguard-go on 51820 through the per-peer port rewrite", async () => {
+	it("(b) hands the ICE path to wireguard-go on 51820 through the per-peer port rewrite, which outlives the ICE worker", async () => {
+		const workerEventsBefore = { a: a.events.length, b: b.events.length };
 		const { a: onA, b: onB } = await connectPair(a, b, "wg-1");
 		await Promise.all([
 			a.request({ cmd: "close-session", sessionId: "wg-1" }, "session-closed"),
@@ -323,6 +333,18 @@ describe.skipIf(labSkipReason)("ICE in network namespaces", () => {
 			// a (the controlling side) sends the first handshake.
 			expect(await hostA.ping("100.64.0.2", { count: 3, timeoutSeconds: 8 })).toBe(true);
 			const pingMs = Date.now() - pingStarted;
+			expect(await hostB.ping("100.64.0.1", { count: 2, timeoutSeconds: 4 })).toBe(true);
+			// The ICE port was released on close and WireGuard owns the path: the idle
+			// workers stop (no open session), and the path keeps working without them.
+			const idleSince = Date.now();
+			await Promise.all([
+				a.idleWorkerExit(workerEventsBefore.a),
+				b.idleWorkerExit(workerEventsBefore.b),
+			]);
+			expect((await a.request({ cmd: "worker-pid" }, "worker-pid")).pid).toBeNull();
+			expect((await b.request({ cmd: "worker-pid" }, "worker-pid")).pid).toBeNull();
+			console.log(`(b) both idle ICE workers exited ${Date.now() - idleSince} ms after the ping`);
+			expect(await hostA.ping("100.64.0.2", { count: 2, timeoutSeconds: 4 })).toBe(true);
 			expect(await hostB.ping("100.64.0.1", { count: 2, timeoutSeconds: 4 })).toBe(true);
 
 			const countersA = await counters(a, keyB.publicKey);
