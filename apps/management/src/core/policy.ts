@@ -662,22 +662,3 @@ function intersects(a: readonly number[], b: readonly number[]): boolean {
 	for (const x of a) if (b.includes(x)) return true;
 	return false;
 }
-
-/** Firewall rule lists equal element by element (as the index orders them). */
-export function sameFirewallRules(a: readonly FirewallRule[], b: readonly FirewallRule[]): boolean {
-	if (a.length !== b.length) return false;
-	for (let i = 0; i < a.length; i++) {
-		const x = a[i]!;
-		const y = b[i]!;
-		if (x === y) continue;
-		if (
-			x.source !== y.source ||
-			x.protocol !== y.protocol ||
-			x.policyId !== y.policyId ||
-			x.ports.length !== y.ports.length ||
-			x.ports.some((p, j) => p.start !== y.ports[j]!.start || p.end !== y.ports[j]!.end)
-		)
-			return false;
-	}
-	return true;
-}
