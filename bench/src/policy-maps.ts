@@ -2,9 +2,11 @@
 //
 // In process (pure, no I/O): an account of 5,000 peers in 100 groups with
 // 200 policies. Figures: time to compute every peer's full map (visible
-// peers and inbound firewall rules); time to recompute after one policy
-// change and produce the delta of every peer (as the sync hub does); the
-// same with the Default policy (All to All) as the only policy, as baseline.
+// peers and inbound firewall rules), beside the same with the Default policy
+// (All to All) as the only policy, as baseline; time to recompute after a
+// change to one rule of one policy and produce the delta of every peer (as
+// the sync hub does), and the bytes of those deltas per updated peer, with
+// incremental firewall changes and, as baseline, with whole firewall lists.
 //
 // Against the real management process: requests per second for
 // GET /api/peers with 5,000 peers (autocannon), against GET
@@ -12,7 +14,7 @@
 //
 // Usage: pnpm bench policy-maps [peers=5000] [groups=100] [policies=200]
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeKey, generateKeyPair } from "@starling/crypto";
 import {
@@ -160,24 +162,47 @@ function allMaps(peers: Peer[], config: AccessConfig) {
 	return { ms, index, visible, rules, mapBytes: sampled ? sampleBytes / sampled : 0 };
 }
 
-/** Recomputes after a config change and makes every peer's delta, as the hub does on push. */
+/**
+ * Recomputes after a config change and makes every peer's delta, as the hub
+ * does on push for agents that fold firewall changes (timed). The deltas are
+ * dropped as they are made, as the hub drops each once written: keeping
+ * 5,000 of them alive would time the garbage collector walking them. A second,
+ * untimed pass encodes each peer's delta twice: with firewall changes, and
+ * with the whole firewall list (what an agent that does not fold changes gets).
+ */
 function changeAndDeltas(base: AccessIndex, peers: Peer[], config: AccessConfig) {
 	const t0 = performance.now();
 	const next = AccessIndex.build(account, peers, config, base);
 	const t = new MapTransition(base, next, new Map());
 	let affected = 0;
-	let bytes = 0;
-	const deltas = [];
 	for (let i = 0; i < next.size; i++) {
-		const delta = deltaForViewer(next.peerAt(i).wgPublicKey, t, undefined, 1, 2);
-		if (delta) {
-			affected++;
-			deltas.push(delta);
-		}
+		if (deltaForViewer(next.peerAt(i).wgPublicKey, t, undefined, 1, 2, true)) affected++;
 	}
 	const ms = performance.now() - t0;
-	for (const d of deltas) bytes += NetworkMapDelta.encode(d).finish().length;
-	return { ms, affected, bytes, scope: t.scope === "all" ? peers.length : t.scope.size };
+	let bytes = 0;
+	let maxBytes = 0;
+	let wholeListBytes = 0;
+	let firewallUpdated = 0;
+	for (let i = 0; i < next.size; i++) {
+		const key = next.peerAt(i).wgPublicKey;
+		const delta = deltaForViewer(key, t, undefined, 1, 2, true);
+		if (!delta) continue;
+		const size = NetworkMapDelta.encode(delta).finish().length;
+		bytes += size;
+		maxBytes = Math.max(maxBytes, size);
+		if (delta.firewallChanges || delta.firewallRules) firewallUpdated++;
+		const whole = deltaForViewer(key, t, undefined, 1, 2, false)!;
+		wholeListBytes += NetworkMapDelta.encode(whole).finish().length;
+	}
+	return {
+		ms,
+		affected,
+		firewallUpdated,
+		bytes,
+		maxBytes,
+		wholeListBytes,
+		scope: t.scope === "all" ? peers.length : t.scope.size,
+	};
 }
 
 function gc(): void {
@@ -185,6 +210,7 @@ function gc(): void {
 }
 
 function pureFigures() {
+	const loadAtStart = round(loadavg()[0]!, 2);
 	const random = prng(42);
 	const peers = makePeers(peerCount);
 	const config = makeConfig(peers, random);
@@ -205,35 +231,61 @@ function pureFigures() {
 	}
 	const fullBytes = sample.mapBytes;
 
-	log("one policy changes (a port, then its destination groups)");
+	log("one rule of one policy changes (a port, then its destination groups)");
 	const changeMs: number[] = [];
-	let change = changeAndDeltas(sample.index, peers, config);
+	const changes: {
+		change: string;
+		ms: number;
+		peers_updated: number;
+		firewall_updated: number;
+		bytes_per_updated_peer: number;
+		max_peer_bytes: number;
+		whole_list_bytes_per_updated_peer: number;
+	}[] = [];
+	changeAndDeltas(sample.index, peers, config);
 	for (let r = 0; r < RUNS; r++) {
 		const target = r % policyCount;
+		const portChange = r % 2 === 0;
 		const policies = config.policies.map((p, i) =>
 			i !== target
 				? p
 				: {
 						...p,
-						rules: p.rules.map((rule) =>
-							r % 2 === 0
-								? {
-										...rule,
-										protocol: "tcp" as const,
-										ports: [rule.ports[0] === 2222 ? 2223 : 2222],
-									}
-								: {
-										...rule,
-										destinations: [`g${(Number(rule.destinations[0]!.slice(1)) + 1) % groupCount}`],
-									},
+						// Only the policy's first rule changes.
+						rules: p.rules.map((rule, k) =>
+							k > 0
+								? rule
+								: portChange
+									? {
+											...rule,
+											protocol: "tcp" as const,
+											ports: [rule.ports[0] === 2222 ? 2223 : 2222],
+										}
+									: {
+											...rule,
+											destinations: [
+												`g${(Number(rule.destinations[0]!.slice(1)) + 1) % groupCount}`,
+											],
+										},
 						),
 					},
 		);
 		const fresh = allMaps(peers, config).index;
 		gc();
-		change = changeAndDeltas(fresh, peers, { groups: config.groups, policies });
-		changeMs.push(change.ms);
+		const c = changeAndDeltas(fresh, peers, { groups: config.groups, policies });
+		changeMs.push(c.ms);
+		changes.push({
+			change: `${config.policies[target]!.id} rule 0: ${portChange ? "port" : "destination group"}`,
+			ms: round(c.ms),
+			peers_updated: c.affected,
+			firewall_updated: c.firewallUpdated,
+			bytes_per_updated_peer: round(c.bytes / Math.max(1, c.affected), 0),
+			max_peer_bytes: c.maxBytes,
+			whole_list_bytes_per_updated_peer: round(c.wholeListBytes / Math.max(1, c.affected), 0),
+		});
 	}
+	const perPeer = changes.map((c) => c.bytes_per_updated_peer);
+	const wholePerPeer = changes.map((c) => c.whole_list_bytes_per_updated_peer);
 
 	log("baseline: disabling the Default policy of the Default-only account (every peer affected)");
 	gc();
@@ -243,18 +295,30 @@ function pureFigures() {
 	});
 
 	return {
+		loadavg_1m_at_start: loadAtStart,
+		loadavg_1m_after_maps: round(loadavg()[0]!, 2),
 		all_maps_ms: round(median(withPolicies)),
+		all_maps_runs_ms: withPolicies.map((ms) => round(ms)),
 		all_maps_default_only_ms: round(median(baseline)),
+		all_maps_default_only_runs_ms: baseline.map((ms) => round(ms)),
 		all_maps_ratio: round(median(withPolicies) / median(baseline), 2),
 		avg_visible_peers: round(sample.visible / peerCount, 1),
 		avg_firewall_rules: round(sample.rules / peerCount, 1),
 		avg_full_map_bytes: round(fullBytes, 0),
 		policy_change_ms: round(median(changeMs)),
-		policy_change_peers_in_scope: change.scope,
-		policy_change_peers_updated: change.affected,
-		policy_change_delta_bytes: change.bytes,
+		// Per change: deltas as sent to agents that fold firewall changes, and
+		// (baseline, same change) with the whole firewall list instead.
+		one_rule_changes: changes,
+		one_rule_change_bytes_per_updated_peer_max: Math.max(...perPeer),
+		one_rule_change_whole_list_bytes_per_updated_peer_max: Math.max(...wholePerPeer),
+		one_rule_change_bytes_ratio_to_whole_list: round(
+			changes.reduce((n, c) => n + c.bytes_per_updated_peer * c.peers_updated, 0) /
+				changes.reduce((n, c) => n + c.whole_list_bytes_per_updated_peer * c.peers_updated, 0),
+			3,
+		),
 		disable_default_ms: round(disable.ms),
 		disable_default_peers_updated: disable.affected,
+		disable_default_ratio_to_default_only_all_maps: round(disable.ms / median(baseline), 2),
 	};
 }
 

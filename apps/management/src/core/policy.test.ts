@@ -371,6 +371,64 @@ describe("access index: properties", () => {
 		);
 	});
 
+	it("property: each map's firewall rule list equals one built literally from the rules (grants in key order, sources in map order, All as the network)", () => {
+		fc.assert(
+			fc.property(modelArb, (model) => {
+				const index = AccessIndex.build(account, model.peers, model);
+				const exists = (id: string) => model.groups.some((g) => g.id === id);
+				const byKey = [...model.peers].sort((a, b) =>
+					a.wgPublicKey < b.wgPublicKey ? -1 : a.wgPublicKey > b.wgPublicKey ? 1 : 0,
+				);
+				for (const viewer of model.peers) {
+					// Per grant: the groups it admits from, or "all".
+					const grants = new Map<
+						string,
+						{
+							protocol: Protocol;
+							ports: ReturnType<typeof canonicalPorts>;
+							policyId: string;
+							from: string[][] | "all";
+						}
+					>();
+					for (const pol of model.policies.filter((p) => p.enabled)) {
+						for (const r of pol.rules.filter((x) => x.enabled)) {
+							if (!r.sources.some(exists) || !r.destinations.some(exists)) continue;
+							const ports = canonicalPorts(r.protocol, r.ports, r.portRanges);
+							const key = `${pol.id}|${r.protocol}|${ports.map((x) => `${x.start}-${x.end}`).join(",")}`;
+							const admitted: string[][] = [];
+							if (inGroups(model, viewer, r.destinations)) admitted.push(r.sources);
+							if (r.bidirectional && inGroups(model, viewer, r.sources))
+								admitted.push(r.destinations);
+							if (admitted.length === 0) continue;
+							const g = grants.get(key) ?? {
+								protocol: r.protocol,
+								ports,
+								policyId: pol.id,
+								from: [],
+							};
+							if (g.from !== "all") {
+								if (admitted.some((ids) => ids.includes("g-all"))) g.from = "all";
+								else g.from.push(...admitted);
+							}
+							grants.set(key, g);
+						}
+					}
+					const expected = [...grants.keys()].sort().flatMap((key) => {
+						const g = grants.get(key)!;
+						const rest = { protocol: g.protocol, ports: g.ports, policyId: g.policyId };
+						if (g.from === "all") return [{ source: account.network, ...rest }];
+						const from = g.from;
+						return byKey
+							.filter((p) => p.id !== viewer.id && from.some((ids) => inGroups(model, p, ids)))
+							.map((p) => ({ source: `${p.ip}/32`, ...rest }));
+					});
+					expect(index.firewallRules(index.indexOfId(viewer.id)!)).toEqual(expected);
+				}
+			}),
+			{ numRuns: 300 },
+		);
+	});
+
 	it("property: visibility is exactly 'some enabled rule connects the two', hence symmetric, and maps are sorted by key", () => {
 		fc.assert(
 			fc.property(modelArb, (model) => {

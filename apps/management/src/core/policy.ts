@@ -113,9 +113,18 @@ interface CompiledRule {
 	destinationAll: boolean;
 	bidirectional: boolean;
 	grant: Grant;
-	/** Members of the source groups / destination groups, ascending; made on first use. */
-	sourceMembers: Int32Array | undefined;
-	destinationMembers: Int32Array | undefined;
+	sourceSide: RuleSide;
+	destinationSide: RuleSide;
+}
+
+/** One side (sources or destinations) of a compiled rule. */
+interface RuleSide {
+	/** Group ordinals, deduplicated. */
+	groups: number[];
+	/** Members of the groups, ascending; made on first use. */
+	members: Int32Array | undefined;
+	/** The rule's grant for each member (firewall rules admitting them); made on first use. */
+	rules: FirewallRule[] | undefined;
 }
 
 interface Relevant {
@@ -132,6 +141,7 @@ export type AccessCheck =
 	| { allowed: false; connected: boolean };
 
 const EMPTY = new Int32Array(0);
+const EMPTY_RULES: FirewallRule[] = [];
 
 export class AccessIndex {
 	readonly account: Account;
@@ -253,8 +263,8 @@ export class AccessIndex {
 					destinationAll: destinations.includes(this.allOrdinal),
 					bidirectional: rule.bidirectional,
 					grant,
-					sourceMembers: undefined,
-					destinationMembers: undefined,
+					sourceSide: { groups: sources, members: undefined, rules: undefined },
+					destinationSide: { groups: destinations, members: undefined, rules: undefined },
 				});
 				for (const g of sources) this.rulesBySource[g]!.push(r);
 				for (const g of destinations) this.rulesByDestination[g]!.push(r);
@@ -392,71 +402,97 @@ export class AccessIndex {
 	/**
 	 * Inbound firewall rules of `viewer`: grants ordered by (policy, protocol,
 	 * ports), sources ascending within a grant, so equal rule sets are equal lists.
+	 *
+	 * Most grants reach a viewer through one rule side (one member list): that
+	 * side's rules are built once per index, as an array shared by every
+	 * viewer it admits, and copied into the answer by Array.prototype.concat
+	 * (a native copy), cut around the viewer's own rule when it is a member.
+	 * Only a grant reached through several sides is unioned per viewer.
 	 */
 	firewallRules(viewer: number): FirewallRule[] {
 		const { asSource, asDestination } = this.relevant(viewer);
-		// Per grant: the member lists it admits (one per contributing rule side), or null for All.
-		const admitted = new Map<Grant, Int32Array[] | null>();
-		const admit = (grant: Grant, members: () => Int32Array, all: boolean) => {
+		// Per grant: the rule sides it admits through, or null for All.
+		const admitted = new Map<Grant, RuleSide[] | null>();
+		const admit = (grant: Grant, side: RuleSide, all: boolean) => {
 			const entry = admitted.get(grant);
 			if (entry === null) return;
 			if (all) admitted.set(grant, null);
-			else if (entry) entry.push(members());
-			else admitted.set(grant, [members()]);
+			else if (entry) entry.push(side);
+			else admitted.set(grant, [side]);
 		};
 		for (const r of asDestination) {
 			const rule = this.rules[r]!;
-			admit(rule.grant, () => this.sourceMembersOf(rule), rule.sourceAll);
+			admit(rule.grant, rule.sourceSide, rule.sourceAll);
 		}
 		for (const r of asSource) {
 			const rule = this.rules[r]!;
-			if (rule.bidirectional)
-				admit(rule.grant, () => this.destinationMembersOf(rule), rule.destinationAll);
+			if (rule.bidirectional) admit(rule.grant, rule.destinationSide, rule.destinationAll);
 		}
 		const grants = [...admitted.keys()].sort((a, b) => a.order - b.order);
-		const sourcesOf: (Int32Array | null)[] = new Array(grants.length);
-		let total = 0;
-		for (let g = 0; g < grants.length; g++) {
-			const lists = admitted.get(grants[g]!);
-			const sources = !lists ? null : lists.length === 1 ? lists[0]! : this.union(lists, viewer);
-			sourcesOf[g] = sources;
-			total += sources ? sources.length : 1;
-		}
-		const out: FirewallRule[] = new Array(total);
-		let m = 0;
-		for (let g = 0; g < grants.length; g++) {
-			const grant = grants[g]!;
-			const sources = sourcesOf[g];
-			if (!sources) {
+		const parts: FirewallRule[][] = [];
+		for (const grant of grants) {
+			const sides = admitted.get(grant);
+			if (!sides) {
 				grant.network ??= {
 					source: this.networkSource,
 					protocol: grant.protocol,
 					ports: grant.ports,
 					policyId: grant.policyId,
 				};
-				out[m++] = grant.network;
-				continue;
-			}
-			if (grant.bySource.length === 0) grant.bySource = new Array(this.peers.length);
-			const cache = grant.bySource;
-			for (let k = 0; k < sources.length; k++) {
-				const s = sources[k]!;
-				if (s === viewer) continue;
-				let fr = cache[s];
-				if (fr === undefined) {
-					fr = {
-						source: this.sourcePrefix(s),
-						protocol: grant.protocol,
-						ports: grant.ports,
-						policyId: grant.policyId,
-					};
-					cache[s] = fr;
-				}
-				out[m++] = fr;
+				parts.push([grant.network]);
+			} else if (sides.length === 1 || sides.every((s) => s === sides[0])) {
+				const side = sides[0]!;
+				const members = this.sideMembers(side);
+				const rules = this.sideRules(side, grant, members);
+				const at = indexOf(members, viewer);
+				if (at < 0) parts.push(rules);
+				else parts.push(rules.slice(0, at), rules.slice(at + 1));
+			} else {
+				const sources = this.union(
+					sides.map((side) => this.sideMembers(side)),
+					viewer,
+				);
+				const out: FirewallRule[] = new Array(sources.length);
+				for (let k = 0; k < sources.length; k++) out[k] = this.ruleFor(grant, sources[k]!);
+				parts.push(out);
 			}
 		}
-		out.length = m;
-		return out;
+		return EMPTY_RULES.concat(...parts);
+	}
+
+	/** Members of a rule side (its groups' members, ascending), made on first use. */
+	private sideMembers(side: RuleSide): Int32Array {
+		side.members ??= this.union(
+			side.groups.map((g) => this.members[g]!),
+			-1,
+		);
+		return side.members;
+	}
+
+	/** The grant's rule for each member of the side, in member order, made on first use. */
+	private sideRules(side: RuleSide, grant: Grant, members: Int32Array): FirewallRule[] {
+		if (!side.rules) {
+			const rules: FirewallRule[] = new Array(members.length);
+			for (let k = 0; k < members.length; k++) rules[k] = this.ruleFor(grant, members[k]!);
+			side.rules = rules;
+		}
+		return side.rules;
+	}
+
+	/** The grant's rule admitting peer `source`: one object per (grant, source), shared. */
+	private ruleFor(grant: Grant, source: number): FirewallRule {
+		if (grant.bySource.length === 0) grant.bySource = new Array(this.peers.length);
+		let fr = grant.bySource[source];
+		if (fr === undefined) {
+			fr = {
+				source: this.sourcePrefix(source),
+				protocol: grant.protocol,
+				ports: grant.ports,
+				policyId: grant.policyId,
+			};
+			grant.bySource[source] = fr;
+		}
+		return fr;
 	}
 
 	/** "ip/32" of a peer, made once per index. */
@@ -467,22 +503,6 @@ export class AccessIndex {
 			this.prefixes[i] = p;
 		}
 		return p;
-	}
-
-	private sourceMembersOf(rule: CompiledRule): Int32Array {
-		rule.sourceMembers ??= this.union(
-			rule.sources.map((g) => this.members[g]!),
-			-1,
-		);
-		return rule.sourceMembers;
-	}
-
-	private destinationMembersOf(rule: CompiledRule): Int32Array {
-		rule.destinationMembers ??= this.union(
-			rule.destinations.map((g) => this.members[g]!),
-			-1,
-		);
-		return rule.destinationMembers;
 	}
 
 	/**
@@ -642,8 +662,8 @@ export class AccessIndex {
 	}
 }
 
-/** `sorted` without `value` (a copy only when it is there). */
-function without(sorted: Int32Array, value: number): Int32Array {
+/** Position of `value` in `sorted`, or -1. */
+function indexOf(sorted: Int32Array, value: number): number {
 	let lo = 0;
 	let hi = sorted.length;
 	while (lo < hi) {
@@ -651,7 +671,13 @@ function without(sorted: Int32Array, value: number): Int32Array {
 		if (sorted[mid]! < value) lo = mid + 1;
 		else hi = mid;
 	}
-	if (lo >= sorted.length || sorted[lo] !== value) return sorted;
+	return lo < sorted.length && sorted[lo] === value ? lo : -1;
+}
+
+/** `sorted` without `value` (a copy only when it is there). */
+function without(sorted: Int32Array, value: number): Int32Array {
+	const lo = indexOf(sorted, value);
+	if (lo < 0) return sorted;
 	const out = new Int32Array(sorted.length - 1);
 	out.set(sorted.subarray(0, lo));
 	out.set(sorted.subarray(lo + 1), lo);
