@@ -158,6 +158,7 @@ export class AccessIndex {
 	private readonly rulesBySource: number[][];
 	private readonly rulesByDestination: number[][];
 	private readonly remote: (RemotePeer | undefined)[];
+	private remoteAll: RemotePeer[] | undefined;
 	private readonly prefixes: (string | undefined)[];
 	private readonly relevantCache: (Relevant | undefined)[];
 	/** Per viewer: 1 for each group whose members it sees; null: it sees everyone. */
@@ -167,7 +168,7 @@ export class AccessIndex {
 	private readonly peerMark: Int32Array;
 	private peerEpoch = 0;
 	/** All zero between calls: a union sets bits, then clears them as it reads them back in order. */
-	private readonly peerBits: Uint8Array;
+	private readonly peerWords: Uint32Array;
 	private readonly groupMark: Int32Array;
 	private groupEpoch = 0;
 	private readonly ruleMark: Int32Array;
@@ -198,7 +199,7 @@ export class AccessIndex {
 		this.relevantCache = new Array(n);
 		this.seenGroups = new Array(n);
 		this.peerMark = new Int32Array(n);
-		this.peerBits = new Uint8Array(n);
+		this.peerWords = new Uint32Array((n + 31) >>> 5);
 
 		this.groups = config.groups.filter((g) => g.accountId === account.id);
 		this.groups.forEach((g, i) => {
@@ -339,6 +340,35 @@ export class AccessIndex {
 	}
 
 	/**
+	 * The peers `viewer` sees, as others see them, in map order: the peers of
+	 * its map. Seeing everyone (a rule naming All) is one native copy of the
+	 * account's peers without the viewer.
+	 */
+	visiblePeers(viewer: number): RemotePeer[] {
+		const all = this.allRemotePeers();
+		const groups = this.counterpartGroups(viewer);
+		if (groups === null) return all.toSpliced(viewer, 1);
+		if (groups.length === 0) return [];
+		const visible = this.union(
+			groups.map((g) => this.members[g]!),
+			viewer,
+		);
+		const out: RemotePeer[] = new Array(visible.length);
+		for (let k = 0; k < visible.length; k++) out[k] = all[visible[k]!]!;
+		return out;
+	}
+
+	/** Every peer as others see it, in index order (packed, for native copies). */
+	private allRemotePeers(): RemotePeer[] {
+		if (!this.remoteAll) {
+			const all: RemotePeer[] = [];
+			for (let i = 0; i < this.peers.length; i++) all.push(this.remotePeer(i));
+			this.remoteAll = all;
+		}
+		return this.remoteAll;
+	}
+
+	/**
 	 * Replaces a peer whose visible attributes changed (name, status, last
 	 * seen) but not what policies depend on (id, key, address). Returns false,
 	 * changing nothing, when `peer` is not such an update: build a new index.
@@ -350,6 +380,7 @@ export class AccessIndex {
 		if (old.id !== peer.id || old.ip !== peer.ip || old.accountId !== peer.accountId) return false;
 		this.peers[i] = peer;
 		this.remote[i] = undefined;
+		if (this.remoteAll) this.remoteAll[i] = this.remotePeer(i);
 		return true;
 	}
 
@@ -623,24 +654,36 @@ export class AccessIndex {
 
 	/**
 	 * The union of sorted index lists without `except` (-1: none), ascending.
-	 * Large unions set bits and read them back in order (O(peers), no sort);
-	 * small ones are marked, collected and sorted.
+	 * Large unions set bits, 32 peers a word, and read them back in order,
+	 * skipping empty words and jumping from one set bit to the next
+	 * (O(peers / 32 + answer), no sort); small ones are marked, collected and
+	 * sorted.
 	 */
 	private union(lists: Int32Array[], except: number): Int32Array {
 		if (lists.length === 1) return except < 0 ? lists[0]! : without(lists[0]!, except);
 		let capacity = 0;
 		for (const l of lists) capacity += l.length;
 		const n = this.peers.length;
-		if (capacity * 8 >= n) {
-			const bits = this.peerBits;
-			for (const l of lists) for (let k = 0; k < l.length; k++) bits[l[k]!] = 1;
-			if (except >= 0) bits[except] = 0;
+		if (capacity * 32 >= n) {
+			const words = this.peerWords;
+			for (const l of lists) {
+				for (let k = 0; k < l.length; k++) {
+					const i = l[k]!;
+					words[i >>> 5]! |= 1 << (i & 31);
+				}
+			}
+			if (except >= 0) words[except >>> 5]! &= ~(1 << (except & 31));
 			const out = new Int32Array(Math.min(capacity, n));
 			let m = 0;
-			for (let i = 0; i < n; i++) {
-				if (bits[i] === 1) {
-					bits[i] = 0;
-					out[m++] = i;
+			for (let w = 0; w < words.length; w++) {
+				let word = words[w]!;
+				if (word === 0) continue;
+				words[w] = 0;
+				const base = w << 5;
+				while (word !== 0) {
+					const lowest = word & -word;
+					out[m++] = base + 31 - Math.clz32(lowest);
+					word ^= lowest;
 				}
 			}
 			return out.subarray(0, m);
