@@ -13,6 +13,7 @@
 // /api/openapi.json as baseline in the same run.
 //
 // Usage: pnpm bench policy-maps [peers=5000] [groups=100] [policies=200]
+//        POLICY_MAPS_ONLY=1 pnpm bench policy-maps   # the in-process map figures only
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -175,9 +176,15 @@ function allMaps(peers: Peer[], config: AccessConfig) {
  * dropped as they are made, as the hub drops each once written: keeping
  * 5,000 of them alive would time the garbage collector walking them. A second,
  * untimed pass encodes each peer's delta twice: with firewall changes, and
- * with the whole firewall list (what an agent that does not fold changes gets).
+ * with the whole firewall list (what an agent that does not fold changes gets),
+ * unless `measureBytes` is false.
  */
-function changeAndDeltas(base: AccessIndex, peers: Peer[], config: AccessConfig) {
+function changeAndDeltas(
+	base: AccessIndex,
+	peers: Peer[],
+	config: AccessConfig,
+	measureBytes = true,
+) {
 	const c0 = process.cpuUsage();
 	const t0 = performance.now();
 	const next = AccessIndex.build(account, peers, config, base);
@@ -194,7 +201,7 @@ function changeAndDeltas(base: AccessIndex, peers: Peer[], config: AccessConfig)
 	let firewallBytes = 0;
 	let wholeListFirewallBytes = 0;
 	let firewallUpdated = 0;
-	for (let i = 0; i < next.size; i++) {
+	for (let i = 0; measureBytes && i < next.size; i++) {
 		const key = next.peerAt(i).wgPublicKey;
 		const delta = deltaForViewer(key, t, undefined, 1, 2, true);
 		if (!delta) continue;
@@ -336,7 +343,7 @@ function pureFigures() {
 	const disables = [];
 	for (let r = 0; r < 3; r++) {
 		gc();
-		disables.push(changeAndDeltas(baseSample.index, peers, disabled));
+		disables.push(changeAndDeltas(baseSample.index, peers, disabled, false));
 	}
 	// The median run by wall time.
 	const disable = [...disables].sort((a, b) => a.ms - b.ms)[1]!;
@@ -475,7 +482,8 @@ async function restFigures() {
 async function main(): Promise<void> {
 	const pure = pureFigures();
 	log(JSON.stringify(pure));
-	const rest = await restFigures();
+	// The map figures alone (no store seeding, no REST): POLICY_MAPS_ONLY=1.
+	const rest = process.env.POLICY_MAPS_ONLY === "1" ? { rest: "skipped" } : await restFigures();
 	const result = {
 		bench: "policy-maps",
 		peers: peerCount,
