@@ -274,9 +274,11 @@ function pureFigures() {
 
 	log("one rule of one policy changes (a port, then its destination groups)");
 	const changeMs: number[] = [];
+	const changeCpuMs: number[] = [];
 	const changes: {
 		change: string;
 		ms: number;
+		cpu_ms: number;
 		peers_updated: number;
 		firewall_updated: number;
 		bytes_per_updated_peer: number;
@@ -317,9 +319,11 @@ function pureFigures() {
 		gc();
 		const c = changeAndDeltas(fresh, peers, { groups: config.groups, policies });
 		changeMs.push(c.ms);
+		changeCpuMs.push(c.cpuMs);
 		changes.push({
 			change: `${config.policies[target]!.id} rule 0: ${portChange ? "port" : "destination group"}`,
 			ms: round(c.ms),
+			cpu_ms: round(c.cpuMs),
 			peers_updated: c.affected,
 			firewall_updated: c.firewallUpdated,
 			bytes_per_updated_peer: round(c.bytes / Math.max(1, c.affected), 0),
@@ -363,6 +367,7 @@ function pureFigures() {
 		avg_firewall_rules: round(sample.rules / peerCount, 1),
 		avg_full_map_bytes: round(fullBytes, 0),
 		policy_change_ms: round(median(changeMs)),
+		policy_change_cpu_ms: round(median(changeCpuMs)),
 		// Per change: deltas as sent to agents that fold firewall changes, and
 		// (baseline, same change) with the whole firewall list instead. Bytes
 		// are whole encoded deltas (peers seen or no longer seen included) and

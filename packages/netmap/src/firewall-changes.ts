@@ -74,7 +74,9 @@ export function diffFirewallRules(
 	come = come.filter((r) => !goneKeys.has(ruleKey(r)));
 	if (gone.length === 0 && come.length === 0) return undefined;
 
-	const grantsAfter = new Set(after.map(grantKey));
+	// Grants still held, among the policies that lost rules (no key for every rule held).
+	const policies = new Set(gone.map((r) => r.policyId));
+	const grantsAfter = new Set(after.filter((r) => policies.has(r.policyId)).map(grantKey));
 	const removedGrants: FirewallGrant[] = [];
 	const removed: FirewallRuleGroup[] = [];
 	for (const group of grouped(gone)) {

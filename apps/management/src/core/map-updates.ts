@@ -183,8 +183,11 @@ export function deltaForViewer(
 	if (vBase === undefined || t.inScope(viewer.id)) {
 		// The viewer's access changed: diff its visible sets in full.
 		const mapped = t.baseToNext();
-		const before = vBase === undefined ? new Int32Array(0) : base.visibleIndices(vBase);
 		const after = next.visibleIndices(v);
+		// Sees nobody now (a policy disabled): everyone it saw is removed, one copy.
+		if (after.length === 0 && vBase !== undefined) delta.removedPeerKeys = base.visibleKeys(vBase);
+		const before =
+			vBase === undefined || after.length === 0 ? new Int32Array(0) : base.visibleIndices(vBase);
 		let i = 0;
 		let j = 0;
 		while (i < before.length || j < after.length) {

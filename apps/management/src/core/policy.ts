@@ -159,6 +159,8 @@ export class AccessIndex {
 	private readonly rulesByDestination: number[][];
 	private readonly remote: (RemotePeer | undefined)[];
 	private remoteAll: RemotePeer[] | undefined;
+	/** Public keys in index order; made on first use (a peer's key never changes in an index). */
+	private keys: string[] | undefined;
 	private readonly prefixes: (string | undefined)[];
 	private readonly relevantCache: (Relevant | undefined)[];
 	/** Per viewer: 1 for each group whose members it sees; null: it sees everyone. */
@@ -356,6 +358,14 @@ export class AccessIndex {
 		const out: RemotePeer[] = new Array(visible.length);
 		for (let k = 0; k < visible.length; k++) out[k] = all[visible[k]!]!;
 		return out;
+	}
+
+	/** Public keys of the peers `viewer` sees, in map order (a native copy when it sees everyone). */
+	visibleKeys(viewer: number): string[] {
+		if (!this.keys) this.keys = this.peers.map((p) => p.wgPublicKey);
+		const keys = this.keys;
+		if (this.counterpartGroups(viewer) === null) return keys.toSpliced(viewer, 1);
+		return Array.from(this.visibleIndices(viewer), (i) => keys[i]!);
 	}
 
 	/** Every peer as others see it, in index order (packed, for native copies). */
