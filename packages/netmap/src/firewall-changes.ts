@@ -54,18 +54,32 @@ export function firewallChangeSize(changes: FirewallRuleChanges): number {
 
 /**
  * The change that turns the rule set `before` into `after`, or undefined when
- * they hold the same rules. Rule objects shared by both lists are unchanged
- * without comparing them (management shares the objects of unchanged grants
- * between snapshots); the others are compared by value.
+ * they hold the same rules. Each list must hold a rule once (management's
+ * lists do). Rule objects shared by both lists are unchanged without
+ * comparing them (management shares the objects of unchanged grants between
+ * snapshots, and keeps its lists in one order, so a one-rule change leaves a
+ * long common head and tail that are skipped by reference); the others are
+ * compared by value.
  */
 export function diffFirewallRules(
 	before: readonly FirewallRule[],
 	after: readonly FirewallRule[],
 ): FirewallRuleChanges | undefined {
-	const beforeObjects = new Set(before);
-	const afterObjects = new Set(after);
-	let gone = before.filter((r) => !afterObjects.has(r));
-	let come = after.filter((r) => !beforeObjects.has(r));
+	let head = 0;
+	while (head < before.length && head < after.length && before[head] === after[head]) head++;
+	let tail = 0;
+	while (
+		tail < before.length - head &&
+		tail < after.length - head &&
+		before[before.length - 1 - tail] === after[after.length - 1 - tail]
+	)
+		tail++;
+	const beforeMiddle = before.slice(head, before.length - tail);
+	const afterMiddle = after.slice(head, after.length - tail);
+	const beforeObjects = new Set(beforeMiddle);
+	const afterObjects = new Set(afterMiddle);
+	let gone = beforeMiddle.filter((r) => !afterObjects.has(r));
+	let come = afterMiddle.filter((r) => !beforeObjects.has(r));
 	if (gone.length === 0 && come.length === 0) return undefined;
 	// Equal values held in different objects are no change.
 	const goneKeys = new Set(gone.map(ruleKey));

@@ -374,9 +374,10 @@ describe("rules folded from firewall changes", () => {
 			ports: fc.constantFrom([], [{ start: 22, end: 22 }], [{ start: 9000, end: 9100 }]),
 			policyId: fc.constantFrom("p1", "p2"),
 		});
-		const rulesArb = fc.array(ruleArb, { maxLength: 16 }).map((rules) =>
-			// all takes no ports
-			rules.map((r) => (r.protocol === "all" ? { ...r, ports: [] } : r)),
+		// Each rule once, as management sends them; "all" takes no ports.
+		const rulesArb = fc.uniqueArray(
+			ruleArb.map((r) => (r.protocol === "all" ? { ...r, ports: [] } : r)),
+			{ selector: (r) => JSON.stringify(r), maxLength: 16 },
 		);
 		fc.assert(
 			fc.property(rulesArb, rulesArb, (before, after) => {
