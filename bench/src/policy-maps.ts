@@ -8,13 +8,13 @@
 // the sync hub does), and the bytes of those deltas per updated peer, with
 // incremental firewall changes and, as baseline, with whole firewall lists.
 //
-// Against the real management process: requests per second for
-// GET /api/peers with 5,000 peers (autocannon), against GET
-// /api/openapi.json as baseline in the same run.
+// Through management's REST API (its own process): requests per second for
+// GET /api/peers of an account of that size (autocannon), against a bare route on the
+// same server answering the same bytes, in the same run (lib-rest-scale.ts).
 //
 // Usage: pnpm bench policy-maps [peers=5000] [groups=100] [policies=200]
 //        POLICY_MAPS_ONLY=1 pnpm bench policy-maps   # the in-process map figures only
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeKey, generateKeyPair } from "@starling/crypto";
@@ -22,7 +22,6 @@ import {
 	type AccessConfig,
 	AccessIndex,
 	accountFixture,
-	bootstrapIfEmpty,
 	computeNetworkMap,
 	defaultPolicy,
 	deltaForViewer,
@@ -32,9 +31,7 @@ import {
 	type Policy,
 	type PolicyRule,
 	peerFixture,
-	registerPeer,
 	type ServiceEndpoints,
-	SqliteStore,
 } from "@starling/management";
 import {
 	FirewallRuleChanges,
@@ -42,8 +39,8 @@ import {
 	NetworkMap,
 	NetworkMapDelta,
 } from "@starling/proto";
-import autocannon from "autocannon";
-import { log, numberArg, round, startManagementProcess } from "./lib-control-plane.js";
+import { log, numberArg, round } from "./lib-control-plane.js";
+import { compareWithBare, seedAccount, startRestScaleServer } from "./lib-rest-scale.js";
 
 const peerCount = numberArg(1, "peers", 5000);
 const groupCount = numberArg(2, "groups", 100);
@@ -393,91 +390,41 @@ function pureFigures() {
 	};
 }
 
+/**
+ * GET /api/peers of an account of the same size (peers, groups and policies
+ * drawn by lib-rest-scale.ts, seeded into SQLite) through management's REST API, against a bare route on
+ * the same server answering the same bytes from an array computed once
+ * (lib-rest-scale-server.ts): the same work minus the token check, the store
+ * and the schema serializer.
+ */
 async function restFigures() {
 	const dataDir = mkdtempSync(join(tmpdir(), "starling-bench-seed-"));
 	try {
-		log(`seeding ${peerCount} peers into a fresh store`);
-		const store = SqliteStore.open(join(dataDir, "management.db"));
-		const boot = await bootstrapIfEmpty(
-			store,
-			{ networkPool: "100.64.0.0/10", accountPrefixLength: 16, dnsDomain: "starling.internal" },
-			new Date(),
+		log(
+			`seeding ${peerCount} peers, ${groupCount} groups, ${policyCount} policies into a fresh store`,
 		);
-		if (!boot) throw new Error("store was not empty");
-		const tokenFile = join(dataDir, "admin-token");
-		writeFileSync(tokenFile, `${boot.plainToken}\n`, { mode: 0o600 });
-		const { createSetupKey } = await import("@starling/management");
-		const { plainKey } = await createSetupKey(
-			store,
-			boot.account.id,
-			{
-				name: "bench",
-				type: "reusable",
-				expiresInSeconds: 0,
-				autoGroups: [],
-				usageLimit: 0,
-				ephemeral: false,
-			},
-			new Date(),
-		);
-		const { createHash } = await import("node:crypto");
-		const hashed = createHash("sha256").update(plainKey, "utf8").digest("hex");
-		const t0 = performance.now();
-		for (let i = 0; i < peerCount; i++) {
-			const r = await registerPeer(store, hashed, {
-				wgPublicKey: encodeKey(generateKeyPair().publicKey),
-				name: `host-${i}`,
-				system: {
-					hostname: `host-${i}`,
-					os: "linux",
-					osVersion: "12",
-					kernelVersion: "6.1",
-					agentVersion: "bench",
-					connectionIp: "",
-				},
-				now: new Date(),
-			});
-			if (!r.ok) throw new Error(r.reason);
-		}
-		log(`seeded in ${round((performance.now() - t0) / 1000, 1)} s`);
-		await store.close();
-
-		const m = await startManagementProcess({
-			STARLING_DATA_DIR: dataDir,
-			STARLING_ADMIN_TOKEN_FILE: tokenFile,
+		const seeded = await seedAccount(join(dataDir, "management.db"), {
+			peers: peerCount,
+			groups: groupCount,
+			policies: policyCount,
 		});
+		const server = await startRestScaleServer(seeded);
 		try {
-			const headers = { authorization: `Token ${m.adminToken}` };
-			const check = await fetch(`${m.url}/api/peers`, { headers });
-			const listed = ((await check.json()) as unknown[]).length;
-			if (listed !== peerCount) throw new Error(`GET /api/peers listed ${listed} peers`);
-			const listBytes = Number(check.headers.get("content-length") ?? 0);
-			log(`baseline: GET /api/openapi.json for ${REST_SECONDS} s`);
-			const base = await autocannon({
-				url: `${m.url}/api/openapi.json`,
+			const peers = await compareWithBare(server, seeded.adminToken, "/api/peers", {
+				seconds: REST_SECONDS,
 				connections: 4,
-				duration: REST_SECONDS,
+				log,
 			});
-			log(`GET /api/peers (${peerCount} peers) for ${REST_SECONDS} s`);
-			const peers = await autocannon({
-				url: `${m.url}/api/peers`,
-				connections: 4,
-				duration: REST_SECONDS,
-				headers,
-			});
-			if (peers.non2xx > 0 || peers.errors > 0) {
-				throw new Error(`GET /api/peers: ${peers.non2xx} non-2xx, ${peers.errors} errors`);
-			}
 			return {
-				rest_list_peers_rps: round(peers.requests.average, 1),
-				rest_list_peers_p50_ms: peers.latency.p50,
-				rest_list_peers_p99_ms: peers.latency.p99,
-				rest_list_peers_body_bytes: listBytes,
-				rest_openapi_rps: round(base.requests.average, 1),
-				rest_list_to_openapi_ratio: round(peers.requests.average / base.requests.average, 3),
+				rest_list_peers_rps: peers.rps,
+				rest_list_peers_p50_ms: peers.p50_ms,
+				rest_list_peers_p99_ms: peers.p99_ms,
+				rest_list_peers_body_bytes: peers.body_bytes,
+				rest_bare_peers_rps: peers.bare_rps,
+				rest_list_to_bare_ratio: peers.ratio_to_bare,
 			};
 		} finally {
-			await m.stop();
+			await server.stop();
 		}
 	} finally {
 		rmSync(dataDir, { recursive: true, force: true });

@@ -15,6 +15,7 @@ export {
 	setupKeyFixture,
 } from "./domain/fixtures.js";
 export type * from "./domain/types.js";
+export { buildRestApi, type RestApiDeps } from "./rest/index.js";
 export * from "./server.js";
 export { openStore } from "./store/open-store.js";
 export { SqliteStore } from "./store/sqlite/sqlite-store.js";

@@ -1,6 +1,10 @@
+import { join } from "node:path";
+import { createLogger } from "@starling/log";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Peer } from "../src/domain/types.js";
-import { isErrorBody, RestHarness } from "./helpers-rest.js";
+import { buildRestApi } from "../src/rest/index.js";
+import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
+import { isErrorBody, RecordingSink, RestHarness } from "./helpers-rest.js";
 
 let h: RestHarness;
 let key: { id: string; key: string };
@@ -318,6 +322,58 @@ describe("policies", () => {
 			"db-1": 1,
 			other: 0,
 		});
+	});
+
+	it("a second instance on the same SQLite file lists what the first one changed, never its cached listings", async () => {
+		// Listings are cached by the account's revision (rest/listings.ts): a
+		// write by another process must reach this one's next answer.
+		const store = SqliteStore.open(join(h.dir, "m.db"));
+		const second = await buildRestApi({
+			store,
+			sink: new RecordingSink(),
+			logger: createLogger("second-instance", { level: "silent" }),
+		});
+		try {
+			const list = async (url: string) => {
+				const res = await second.inject({
+					method: "GET",
+					url,
+					headers: { authorization: `Token ${h.owner.token}` },
+				});
+				expect(res.statusCode).toBe(200);
+				return JSON.parse(res.body) as { name: string }[];
+			};
+			const counts = async () =>
+				Object.fromEntries(
+					((await list("/api/peers")) as { name: string; accessible_peers_count: number }[]).map(
+						(p) => [p.name, p.accessible_peers_count],
+					),
+				);
+			// Listed (and cached) on the second instance first.
+			expect(await counts()).toEqual({ "web-1": 2, "db-1": 2, other: 2 });
+			expect((await list("/api/groups")).map((g) => g.name)).toEqual(["All"]);
+			expect((await list("/api/policies")).map((p) => p.name)).toEqual(["Default"]);
+
+			const web = await h.createGroup("web", [peers[0]!.id]);
+			const db = await h.createGroup("db", [peers[1]!.id]);
+			await h.createPolicy("web to db", [tcpRule([web.id], [db.id])]);
+			expect((await h.request("DELETE", `/api/policies/${await defaultPolicyId()}`)).status).toBe(
+				200,
+			);
+			expect(await counts()).toEqual({ "web-1": 1, "db-1": 1, other: 0 });
+			expect((await list("/api/groups")).map((g) => g.name)).toEqual(["All", "db", "web"]);
+			expect((await list("/api/policies")).map((p) => p.name)).toEqual(["web to db"]);
+
+			// A peer renamed on the first instance is renamed in the second's listings.
+			const renamed = await h.request("PUT", `/api/peers/${peers[2]!.id}`, {
+				body: { name: "renamed", ssh_enabled: false, login_expiration_enabled: false },
+			});
+			expect(renamed.status).toBe(200);
+			expect(Object.keys(await counts()).sort()).toEqual(["db-1", "renamed", "web-1"]);
+		} finally {
+			await second.close();
+			await store.close();
+		}
 	});
 
 	it("POST /api/policies/check answers whether and by which rule a connection is allowed", async () => {

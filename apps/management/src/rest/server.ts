@@ -1,7 +1,7 @@
 import type { Logger } from "@starling/log";
 import { evaluateHealth, type HealthChecks } from "@starling/service-runtime";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import { validatorCompiler } from "fastify-type-provider-zod";
 import type { NetworkChangeSink } from "../app/events.js";
 import type { RestRequestSample } from "../metrics/management-metrics.js";
 import type { Store } from "../store/store.js";
@@ -12,6 +12,7 @@ import {
 	frameworkErrorHandler,
 	installErrorHandling,
 } from "./errors.js";
+import { AccountListings } from "./listings.js";
 import { openApiRoute, registerApiDocs, registerOpenApi } from "./openapi.js";
 import { accountRoutes } from "./routes/accounts.js";
 import type { RouteDeps } from "./routes/deps.js";
@@ -21,6 +22,7 @@ import { peerRoutes } from "./routes/peers.js";
 import { policyRoutes } from "./routes/policies.js";
 import { setupKeyRoutes } from "./routes/setup-keys.js";
 import { userAdminRoutes, userSelfServiceRoutes } from "./routes/users.js";
+import { fastSerializerCompiler } from "./serializer.js";
 
 export interface RestApiDeps {
 	store: Store;
@@ -40,6 +42,12 @@ export interface RestApiDeps {
 	observeRequest?: (sample: RestRequestSample) => void;
 	/** Served unauthenticated at /healthz and /readyz, outside the OpenAPI document. */
 	health?: { live: HealthChecks; ready: HealthChecks };
+	/**
+	 * Registered at the root, beside the API, before the instance is made
+	 * ready: no token, the server's hooks and error handling. The rest-scale
+	 * benchmark adds its baseline routes here, so they run on the same server.
+	 */
+	extraRoutes?: (app: FastifyInstance) => Promise<void>;
 }
 
 /** Request bodies above this are refused with 413 (the largest legitimate body is well under 8 KiB). */
@@ -68,7 +76,7 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 		clientErrorHandler,
 	});
 	app.setValidatorCompiler(validatorCompiler);
-	app.setSerializerCompiler(serializerCompiler);
+	app.setSerializerCompiler(fastSerializerCompiler);
 	installErrorHandling(app);
 
 	// While closing, requests still arriving on kept-alive connections get a 503.
@@ -101,6 +109,7 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 		sink: deps.sink,
 		now: deps.now ?? (() => new Date()),
 		networkPool: deps.networkPool ?? "100.64.0.0/10",
+		listings: new AccountListings(deps.store),
 	};
 	await app.register(async (authenticated) => {
 		requireToken(authenticated, routeDeps);
@@ -116,6 +125,8 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 			await admin.register(eventRoutes, routeDeps);
 		});
 	});
+
+	if (deps.extraRoutes) await app.register(deps.extraRoutes);
 
 	await app.ready();
 	return app;

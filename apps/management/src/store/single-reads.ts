@@ -15,6 +15,9 @@ export abstract class SingleReads implements Store {
 	getAccount(accountId: string) {
 		return this.read((tx) => tx.getAccount(accountId));
 	}
+	getAccountRevision(accountId: string) {
+		return this.read((tx) => tx.getAccountRevision(accountId));
+	}
 	listAccountNetworks() {
 		return this.read((tx) => tx.listAccountNetworks());
 	}

@@ -40,6 +40,15 @@ export interface StoreReader {
 	getServerKey(): Promise<StoredKeyPair | undefined>;
 
 	getAccount(accountId: string): Promise<Account | undefined>;
+	/**
+	 * A number that grows with every committed change to the account's
+	 * peers, groups, group memberships, policies or settings, by any writer
+	 * on the database (this instance, another one, the CLI); undefined when
+	 * there is no such account. Other changes (tokens, users, setup keys,
+	 * events) may leave it. Read in one snapshot with data, it names that
+	 * data's state: caches of what is derived from it compare revisions.
+	 */
+	getAccountRevision(accountId: string): Promise<number | undefined>;
 	/** Every account's network (CIDR text), in no particular order. */
 	listAccountNetworks(): Promise<string[]>;
 

@@ -1,5 +1,6 @@
 import type { NetworkChangeSink } from "../../app/events.js";
 import type { Store } from "../../store/store.js";
+import type { AccountListings } from "../listings.js";
 
 /** What route modules get as plugin options. */
 export interface RouteDeps {
@@ -8,6 +9,8 @@ export interface RouteDeps {
 	now: () => Date;
 	/** Where account networks may lie (STARLING_NETWORK_RANGE). */
 	networkPool: string;
+	/** The account-wide listings, cached by account revision. */
+	listings: AccountListings;
 }
 
 /** Order-preserving de-duplication (group id lists). */

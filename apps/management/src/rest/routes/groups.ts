@@ -32,7 +32,10 @@ async function render(store: StoreReader, group: Group) {
 }
 
 /** /api/groups: owner and admin only (registered in the admin scope). */
-export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store, sink, now }) => {
+export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
+	app,
+	{ store, sink, now, listings },
+) => {
 	app.get(
 		"/api/groups",
 		{
@@ -50,14 +53,9 @@ export const groupRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store
 		},
 		async (request) => {
 			const { account } = authOf(request);
-			const { groups, names } = await store.read(async (tx) => ({
-				groups: await tx.listGroups(account.id),
-				names: await peerNames(tx, account.id),
-			}));
+			const groups = await listings.groups(account.id);
 			const { name } = request.query;
-			return groups
-				.filter((g) => !name || g.name === name)
-				.map((g) => groupJson(g, names, names.size));
+			return name ? groups.filter((g) => g.name === name) : groups;
 		},
 	);
 

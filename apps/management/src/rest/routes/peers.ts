@@ -3,11 +3,8 @@ import { z } from "zod";
 import { initiatorOf } from "../../app/audit.js";
 import { AppError, notFound } from "../../app/errors.js";
 import { deletePeer, updatePeer } from "../../app/peers.js";
-import { AccessIndex } from "../../core/policy.js";
-import type { Account, Peer } from "../../domain/types.js";
-import type { Store } from "../../store/store.js";
 import { authOf } from "../auth.js";
-import { accessiblePeerJson, type PeerContext, peerJson } from "../mappers.js";
+import { accessiblePeerJson, peerJson } from "../mappers.js";
 import {
 	AccessiblePeerResponse,
 	EmptyObject,
@@ -23,29 +20,11 @@ import type { RouteDeps } from "./deps.js";
 
 const tags = ["Peers"];
 
-async function loadPeers(
-	store: Store,
-	account: Account,
-): Promise<{ peers: Peer[]; ctx: PeerContext }> {
-	const { peers, groups, peerGroupIds, policies } = await store.read(async (tx) => ({
-		peers: await tx.listPeers(account.id),
-		groups: await tx.listGroups(account.id),
-		peerGroupIds: await tx.listPeerGroupIds(account.id),
-		policies: await tx.listPolicies(account.id),
-	}));
-	return {
-		peers,
-		ctx: {
-			account,
-			groups: new Map(groups.map((g) => [g.id, g])),
-			peerGroupIds,
-			access: AccessIndex.build(account, peers, { groups, policies }),
-		},
-	};
-}
-
 /** /api/peers: owner and admin only (registered in the admin scope). */
-export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store, sink, now }) => {
+export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
+	app,
+	{ store, sink, now, listings },
+) => {
 	app.get(
 		"/api/peers",
 		{
@@ -64,10 +43,9 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		async (request) => {
 			const { account } = authOf(request);
 			const { name, ip } = request.query;
-			const { peers, ctx } = await loadPeers(store, account);
-			return peers
-				.filter((p) => (!name || p.name === name) && (!ip || p.ip === ip))
-				.map((p) => peerJson(p, ctx));
+			const { json } = await listings.peers(account.id);
+			if (!name && !ip) return json;
+			return json.filter((p) => (!name || p.name === name) && (!ip || p.ip === ip));
 		},
 	);
 
@@ -85,10 +63,10 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		},
 		async (request) => {
 			const { account } = authOf(request);
-			const { peers, ctx } = await loadPeers(store, account);
-			const peer = peers.find((p) => p.id === request.params.peerId);
-			if (!peer) throw notFound("peer");
-			return peerJson(peer, ctx);
+			const { json, positionOf } = await listings.peers(account.id);
+			const position = positionOf.get(request.params.peerId);
+			if (position === undefined) throw notFound("peer");
+			return json[position];
 		},
 	);
 
@@ -112,7 +90,7 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 		},
 		async (request) => {
 			const { account } = authOf(request);
-			const { ctx } = await loadPeers(store, account);
+			const { ctx } = await listings.peers(account.id);
 			const i = ctx.access.indexOfId(request.params.peerId);
 			if (i === undefined) throw notFound("peer");
 			return Array.from(ctx.access.visibleIndices(i), (j) =>
@@ -172,7 +150,7 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store,
 				initiatorOf(user),
 				now(),
 			);
-			const { ctx } = await loadPeers(store, account);
+			const { ctx } = await listings.peers(account.id);
 			return peerJson(peer, ctx);
 		},
 	);

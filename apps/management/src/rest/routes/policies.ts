@@ -55,7 +55,10 @@ async function render(store: Store, policy: Policy) {
 }
 
 /** /api/policies: owner and admin only (registered in the admin scope). */
-export const policyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { store, sink, now }) => {
+export const policyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
+	app,
+	{ store, sink, now, listings },
+) => {
 	app.get(
 		"/api/policies",
 		{
@@ -72,12 +75,7 @@ export const policyRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { stor
 		},
 		async (request) => {
 			const { account } = authOf(request);
-			const { policies, groups } = await store.read(async (tx) => ({
-				policies: await tx.listPolicies(account.id),
-				groups: await tx.listGroups(account.id),
-			}));
-			const byId = new Map(groups.map((g) => [g.id, g]));
-			return policies.map((p) => policyJson(p, byId));
+			return listings.policies(account.id);
 		},
 	);
 

@@ -348,6 +348,97 @@ export function runStoreConformance(name: string, openFreshStore: () => Promise<
 			});
 		});
 
+		describe("account revision", () => {
+			it("grows with every change to peers, groups, memberships, policies and settings, and not with tokens", async () => {
+				const { acc, owner } = await seedAccount();
+				const other = await seedAccount();
+				expect(await store.getAccountRevision("no-such-account")).toBeUndefined();
+				let last = (await store.getAccountRevision(acc.id))!;
+				expect(typeof last).toBe("number");
+				/** Runs `change`; the revision must have grown (or stayed, `moves` false). */
+				const expectMove = async (what: string, change: () => Promise<unknown>, moves = true) => {
+					const otherBefore = await store.getAccountRevision(other.acc.id);
+					await change();
+					const now = (await store.getAccountRevision(acc.id))!;
+					expect(now > last, what).toBe(moves);
+					if (!moves) expect(now, what).toBe(last);
+					// Another account's revision stays where it was.
+					expect(await store.getAccountRevision(other.acc.id), what).toBe(otherBefore);
+					last = now;
+				};
+				const p1 = f.peer(acc, 1);
+				const p2 = f.peer(acc, 2);
+				const g = f.group(acc.id, { peerIds: [] });
+				const pol = f.policy(acc.id, [g.id]);
+				const tok = f.token(owner.id);
+				await expectMove("insert peers", () =>
+					store.write(async (tx) => {
+						await tx.insertPeer(p1);
+						await tx.insertPeer(p2);
+					}),
+				);
+				await expectMove("update a peer", () =>
+					store.write((tx) => tx.updatePeer({ ...p1, connected: true })),
+				);
+				await expectMove("disconnect all", () =>
+					store.write((tx) => tx.markAllPeersDisconnected(f.at(5))),
+				);
+				await expectMove("insert a group", () => store.write((tx) => tx.insertGroup(g)));
+				await expectMove("add a member", () =>
+					store.write((tx) => tx.addPeerToGroups(acc.id, p1.id, [g.id])),
+				);
+				await expectMove("replace members", () =>
+					store.write((tx) => tx.updateGroup({ ...g, peerIds: [p2.id] })),
+				);
+				await expectMove("insert a policy", () => store.write((tx) => tx.insertPolicy(pol)));
+				await expectMove("update a policy", () =>
+					store.write((tx) => tx.updatePolicy({ ...pol, enabled: false })),
+				);
+				await expectMove("update settings", () =>
+					store.write((tx) =>
+						tx.updateAccount({
+							...acc,
+							settings: { ...acc.settings, peerLoginExpirationEnabled: true },
+						}),
+					),
+				);
+				await expectMove(
+					"tokens do not move it",
+					async () => {
+						await store.write((tx) => tx.insertToken(tok));
+						await store.write((tx) => tx.touchToken(tok.id, f.at(9)));
+					},
+					false,
+				);
+				await expectMove("delete a policy", () =>
+					store.write((tx) => tx.deletePolicy(acc.id, pol.id)),
+				);
+				await expectMove("delete a peer", () => store.write((tx) => tx.deletePeer(acc.id, p2.id)));
+				await expectMove("delete a group", () => store.write((tx) => tx.deleteGroup(acc.id, g.id)));
+				const another = await fresh.openAnother();
+				await expectMove("a change by another instance", () =>
+					another.write((tx) => tx.insertPeer(f.peer(acc, 3))),
+				);
+			});
+
+			it("read in one snapshot with the data, names that data", async () => {
+				const { acc } = await seedAccount();
+				const another = await fresh.openAnother();
+				const seen = await store.read(async (tx) => {
+					const before = await tx.getAccountRevision(acc.id);
+					await another.write((w) => w.insertPeer(f.peer(acc, 1)));
+					return {
+						before,
+						after: await tx.getAccountRevision(acc.id),
+						peers: (await tx.listPeers(acc.id)).length,
+					};
+				});
+				expect(seen.after).toBe(seen.before);
+				expect(seen.peers).toBe(0);
+				expect(await store.getAccountRevision(acc.id)).toBeGreaterThan(seen.before!);
+			});
+		});
+
 		describe("audit events", () => {
 			it("are listed newest first, per account, up to the limit", async () => {
 				const { acc } = await seedAccount();

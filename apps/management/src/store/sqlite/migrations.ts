@@ -163,4 +163,54 @@ FROM accounts a JOIN groups g ON g.account_id = a.id AND g.issued = 'all';
 ALTER TABLE peers ADD COLUMN connection_ip TEXT NOT NULL DEFAULT '';
 `,
 	},
+	{
+		version: 4,
+		name: "accounts: a revision that every change to the account's network data moves",
+		// Triggers, so that every writer moves it: this instance, another
+		// management instance on the same file, the CLI. Readers compare it to
+		// the revision a cached listing was built at (rest/listing-cache.ts).
+		// Tokens, users, setup keys and events do not move it: the token
+		// touched on every request would otherwise invalidate every cache.
+		sql: `
+ALTER TABLE accounts ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER peers_insert_revision AFTER INSERT ON peers BEGIN
+	UPDATE accounts SET revision = revision + 1 WHERE id = NEW.account_id;
+END;
+CREATE TRIGGER peers_update_revision AFTER UPDATE ON peers BEGIN
+	UPDATE accounts SET revision = revision + 1 WHERE id = NEW.account_id;
+END;
+CREATE TRIGGER peers_delete_revision AFTER DELETE ON peers BEGIN
+	UPDATE accounts SET revision = revision + 1 WHERE id = OLD.account_id;
+END;
+CREATE TRIGGER groups_insert_revision AFTER INSERT ON groups BEGIN
+	UPDATE accounts SET revision = revision + 1 WHERE id = NEW.account_id;
+END;
+CREATE TRIGGER groups_update_revision AFTER UPDATE ON groups BEGIN
+	UPDATE accounts SET revision = revision + 1 WHERE id = NEW.account_id;
+END;
+CREATE TRIGGER groups_delete_revision AFTER DELETE ON groups BEGIN
+	UPDATE accounts SET revision = revision + 1 WHERE id = OLD.account_id;
+END;
+CREATE TRIGGER policies_insert_revision AFTER INSERT ON policies BEGIN
+	UPDATE accounts SET revision = revision + 1 WHERE id = NEW.account_id;
+END;
+CREATE TRIGGER policies_update_revision AFTER UPDATE ON policies BEGIN
+	UPDATE accounts SET revision = revision + 1 WHERE id = NEW.account_id;
+END;
+CREATE TRIGGER policies_delete_revision AFTER DELETE ON policies BEGIN
+	UPDATE accounts SET revision = revision + 1 WHERE id = OLD.account_id;
+END;
+CREATE TRIGGER group_peers_insert_revision AFTER INSERT ON group_peers BEGIN
+	UPDATE accounts SET revision = revision + 1
+	WHERE id = (SELECT account_id FROM groups WHERE id = NEW.group_id);
+END;
+CREATE TRIGGER group_peers_delete_revision AFTER DELETE ON group_peers BEGIN
+	UPDATE accounts SET revision = revision + 1
+	WHERE id = (SELECT account_id FROM groups WHERE id = OLD.group_id);
+END;
+CREATE TRIGGER accounts_update_revision AFTER UPDATE OF network, dns_domain, settings ON accounts BEGIN
+	UPDATE accounts SET revision = revision + 1 WHERE id = NEW.id;
+END;
+`,
+	},
 ];

@@ -79,6 +79,11 @@ class SqliteReader implements StoreReader {
 		return row && toAccount(row);
 	}
 
+	async getAccountRevision(accountId: string): Promise<number | undefined> {
+		const row = this.one("SELECT revision FROM accounts WHERE id = ?", accountId);
+		return row && Number(row.revision);
+	}
+
 	async listAccountNetworks(): Promise<string[]> {
 		return this.all("SELECT network FROM accounts").map((r) => String(r.network));
 	}
