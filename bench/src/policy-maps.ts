@@ -2,17 +2,20 @@
 //
 // In process (pure, no I/O): an account of 5,000 peers in 100 groups with
 // 200 policies. Figures: time to compute every peer's full map (visible
-// peers and inbound firewall rules); time to recompute after one policy
-// change and produce the delta of every peer (as the sync hub does); the
-// same with the Default policy (All to All) as the only policy, as baseline.
+// peers and inbound firewall rules), beside the same with the Default policy
+// (All to All) as the only policy, as baseline; time to recompute after a
+// change to one rule of one policy and produce the delta of every peer (as
+// the sync hub does), and the bytes of those deltas per updated peer, with
+// incremental firewall changes and, as baseline, with whole firewall lists.
 //
 // Through management's REST API (its own process): requests per second for
 // GET /api/peers of an account of that size (autocannon), against a bare route on the
 // same server answering the same bytes, in the same run (lib-rest-scale.ts).
 //
 // Usage: pnpm bench policy-maps [peers=5000] [groups=100] [policies=200]
+//        POLICY_MAPS_ONLY=1 pnpm bench policy-maps   # the in-process map figures only
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeKey, generateKeyPair } from "@starling/crypto";
 import {
@@ -30,7 +33,12 @@ import {
 	peerFixture,
 	type ServiceEndpoints,
 } from "@starling/management";
-import { NetworkMap, NetworkMapDelta } from "@starling/proto";
+import {
+	FirewallRuleChanges,
+	FirewallRuleList,
+	NetworkMap,
+	NetworkMapDelta,
+} from "@starling/proto";
 import { log, numberArg, round } from "./lib-control-plane.js";
 import { compareWithBare, seedAccount, startRestScaleServer } from "./lib-rest-scale.js";
 
@@ -138,6 +146,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
  * kept 5,000 maps alive would measure the garbage collector walking them.
  */
 function allMaps(peers: Peer[], config: AccessConfig) {
+	const c0 = process.cpuUsage();
 	const t0 = performance.now();
 	const index = AccessIndex.build(account, peers, config);
 	let visible = 0;
@@ -148,33 +157,86 @@ function allMaps(peers: Peer[], config: AccessConfig) {
 		rules += map.firewallRules.length;
 	}
 	const ms = performance.now() - t0;
+	const cpuMs = cpuMsSince(c0);
 	let sampleBytes = 0;
 	let sampled = 0;
 	for (let i = 0; i < index.size; i += 50) {
 		sampleBytes += NetworkMap.encode(computeNetworkMap(index, i, endpoints, 1)).finish().length;
 		sampled++;
 	}
-	return { ms, index, visible, rules, mapBytes: sampled ? sampleBytes / sampled : 0 };
+	return { ms, cpuMs, index, visible, rules, mapBytes: sampled ? sampleBytes / sampled : 0 };
 }
 
-/** Recomputes after a config change and makes every peer's delta, as the hub does on push. */
-function changeAndDeltas(base: AccessIndex, peers: Peer[], config: AccessConfig) {
+/**
+ * Recomputes after a config change and makes every peer's delta, as the hub
+ * does on push for agents that fold firewall changes (timed). The deltas are
+ * dropped as they are made, as the hub drops each once written: keeping
+ * 5,000 of them alive would time the garbage collector walking them. A second,
+ * untimed pass encodes each peer's delta twice: with firewall changes, and
+ * with the whole firewall list (what an agent that does not fold changes gets),
+ * unless `measureBytes` is false.
+ */
+function changeAndDeltas(
+	base: AccessIndex,
+	peers: Peer[],
+	config: AccessConfig,
+	measureBytes = true,
+) {
+	const c0 = process.cpuUsage();
 	const t0 = performance.now();
 	const next = AccessIndex.build(account, peers, config, base);
 	const t = new MapTransition(base, next, new Map());
 	let affected = 0;
-	let bytes = 0;
-	const deltas = [];
 	for (let i = 0; i < next.size; i++) {
-		const delta = deltaForViewer(next.peerAt(i).wgPublicKey, t, undefined, 1, 2);
-		if (delta) {
-			affected++;
-			deltas.push(delta);
-		}
+		if (deltaForViewer(next.peerAt(i).wgPublicKey, t, undefined, 1, 2, true)) affected++;
 	}
 	const ms = performance.now() - t0;
-	for (const d of deltas) bytes += NetworkMapDelta.encode(d).finish().length;
-	return { ms, affected, bytes, scope: t.scope === "all" ? peers.length : t.scope.size };
+	const cpuMs = cpuMsSince(c0);
+	let bytes = 0;
+	let maxBytes = 0;
+	let wholeListBytes = 0;
+	let firewallBytes = 0;
+	let wholeListFirewallBytes = 0;
+	let firewallUpdated = 0;
+	for (let i = 0; measureBytes && i < next.size; i++) {
+		const key = next.peerAt(i).wgPublicKey;
+		const delta = deltaForViewer(key, t, undefined, 1, 2, true);
+		if (!delta) continue;
+		const size = NetworkMapDelta.encode(delta).finish().length;
+		bytes += size;
+		maxBytes = Math.max(maxBytes, size);
+		if (delta.firewallChanges || delta.firewallRules) firewallUpdated++;
+		firewallBytes += firewallPartBytes(delta);
+		const whole = deltaForViewer(key, t, undefined, 1, 2, false)!;
+		wholeListBytes += NetworkMapDelta.encode(whole).finish().length;
+		wholeListFirewallBytes += firewallPartBytes(whole);
+	}
+	return {
+		ms,
+		cpuMs,
+		affected,
+		firewallUpdated,
+		bytes,
+		maxBytes,
+		wholeListBytes,
+		firewallBytes,
+		wholeListFirewallBytes,
+		scope: t.scope === "all" ? peers.length : t.scope.size,
+	};
+}
+
+/** The encoded size of a delta's firewall part (changes or whole list). */
+function firewallPartBytes(delta: NetworkMapDelta): number {
+	if (delta.firewallChanges)
+		return FirewallRuleChanges.encode(delta.firewallChanges).finish().length;
+	if (delta.firewallRules) return FirewallRuleList.encode(delta.firewallRules).finish().length;
+	return 0;
+}
+
+/** CPU time of this process (all threads, garbage collector included) since `start`: less disturbed by other load than wall time. */
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+	const used = process.cpuUsage(start);
+	return (used.user + used.system) / 1000;
 }
 
 function gc(): void {
@@ -182,6 +244,7 @@ function gc(): void {
 }
 
 function pureFigures() {
+	const loadAtStart = round(loadavg()[0]!, 2);
 	const random = prng(42);
 	const peers = makePeers(peerCount);
 	const config = makeConfig(peers, random);
@@ -190,68 +253,140 @@ function pureFigures() {
 	log(`computing all maps: ${peerCount} peers, ${groupCount} groups, ${policyCount} policies`);
 	const withPolicies: number[] = [];
 	const baseline: number[] = [];
+	const withPoliciesCpu: number[] = [];
+	const baselineCpu: number[] = [];
 	let sample = allMaps(peers, config);
 	let baseSample = allMaps(peers, base);
 	for (let r = 0; r < RUNS; r++) {
 		gc();
 		sample = allMaps(peers, config);
 		withPolicies.push(sample.ms);
+		withPoliciesCpu.push(sample.cpuMs);
 		gc();
 		baseSample = allMaps(peers, base);
 		baseline.push(baseSample.ms);
+		baselineCpu.push(baseSample.cpuMs);
 	}
 	const fullBytes = sample.mapBytes;
 
-	log("one policy changes (a port, then its destination groups)");
+	log("one rule of one policy changes (a port, then its destination groups)");
 	const changeMs: number[] = [];
-	let change = changeAndDeltas(sample.index, peers, config);
+	const changeCpuMs: number[] = [];
+	const changes: {
+		change: string;
+		ms: number;
+		cpu_ms: number;
+		peers_updated: number;
+		firewall_updated: number;
+		bytes_per_updated_peer: number;
+		firewall_bytes_per_updated_peer: number;
+		max_peer_bytes: number;
+		whole_list_bytes_per_updated_peer: number;
+		whole_list_firewall_bytes_per_updated_peer: number;
+	}[] = [];
+	changeAndDeltas(sample.index, peers, config);
 	for (let r = 0; r < RUNS; r++) {
 		const target = r % policyCount;
+		const portChange = r % 2 === 0;
 		const policies = config.policies.map((p, i) =>
 			i !== target
 				? p
 				: {
 						...p,
-						rules: p.rules.map((rule) =>
-							r % 2 === 0
-								? {
-										...rule,
-										protocol: "tcp" as const,
-										ports: [rule.ports[0] === 2222 ? 2223 : 2222],
-									}
-								: {
-										...rule,
-										destinations: [`g${(Number(rule.destinations[0]!.slice(1)) + 1) % groupCount}`],
-									},
+						// Only the policy's first rule changes.
+						rules: p.rules.map((rule, k) =>
+							k > 0
+								? rule
+								: portChange
+									? {
+											...rule,
+											protocol: "tcp" as const,
+											ports: [rule.ports[0] === 2222 ? 2223 : 2222],
+										}
+									: {
+											...rule,
+											destinations: [
+												`g${(Number(rule.destinations[0]!.slice(1)) + 1) % groupCount}`,
+											],
+										},
 						),
 					},
 		);
 		const fresh = allMaps(peers, config).index;
 		gc();
-		change = changeAndDeltas(fresh, peers, { groups: config.groups, policies });
-		changeMs.push(change.ms);
+		const c = changeAndDeltas(fresh, peers, { groups: config.groups, policies });
+		changeMs.push(c.ms);
+		changeCpuMs.push(c.cpuMs);
+		changes.push({
+			change: `${config.policies[target]!.id} rule 0: ${portChange ? "port" : "destination group"}`,
+			ms: round(c.ms),
+			cpu_ms: round(c.cpuMs),
+			peers_updated: c.affected,
+			firewall_updated: c.firewallUpdated,
+			bytes_per_updated_peer: round(c.bytes / Math.max(1, c.affected), 0),
+			firewall_bytes_per_updated_peer: round(c.firewallBytes / Math.max(1, c.affected), 0),
+			max_peer_bytes: c.maxBytes,
+			whole_list_bytes_per_updated_peer: round(c.wholeListBytes / Math.max(1, c.affected), 0),
+			whole_list_firewall_bytes_per_updated_peer: round(
+				c.wholeListFirewallBytes / Math.max(1, c.affected),
+				0,
+			),
+		});
 	}
+	const firewallPerPeer = changes.map((c) => c.firewall_bytes_per_updated_peer);
+	const wholeFirewallPerPeer = changes.map((c) => c.whole_list_firewall_bytes_per_updated_peer);
 
 	log("baseline: disabling the Default policy of the Default-only account (every peer affected)");
-	gc();
-	const disable = changeAndDeltas(baseSample.index, peers, {
+	const disabled = {
 		groups: base.groups,
 		policies: base.policies.map((p) => ({ ...p, enabled: false })),
-	});
+	};
+	const disables = [];
+	for (let r = 0; r < 3; r++) {
+		gc();
+		disables.push(changeAndDeltas(baseSample.index, peers, disabled, false));
+	}
+	// The median run by wall time.
+	const disable = [...disables].sort((a, b) => a.ms - b.ms)[1]!;
 
 	return {
+		loadavg_1m_at_start: loadAtStart,
+		loadavg_1m_after_maps: round(loadavg()[0]!, 2),
 		all_maps_ms: round(median(withPolicies)),
+		all_maps_runs_ms: withPolicies.map((ms) => round(ms)),
 		all_maps_default_only_ms: round(median(baseline)),
+		all_maps_default_only_runs_ms: baseline.map((ms) => round(ms)),
 		all_maps_ratio: round(median(withPolicies) / median(baseline), 2),
+		all_maps_cpu_ms: round(median(withPoliciesCpu)),
+		all_maps_default_only_cpu_ms: round(median(baselineCpu)),
+		all_maps_cpu_ratio: round(median(withPoliciesCpu) / median(baselineCpu), 2),
 		avg_visible_peers: round(sample.visible / peerCount, 1),
 		avg_firewall_rules: round(sample.rules / peerCount, 1),
 		avg_full_map_bytes: round(fullBytes, 0),
 		policy_change_ms: round(median(changeMs)),
-		policy_change_peers_in_scope: change.scope,
-		policy_change_peers_updated: change.affected,
-		policy_change_delta_bytes: change.bytes,
+		policy_change_cpu_ms: round(median(changeCpuMs)),
+		// Per change: deltas as sent to agents that fold firewall changes, and
+		// (baseline, same change) with the whole firewall list instead. Bytes
+		// are whole encoded deltas (peers seen or no longer seen included) and
+		// their firewall part alone, averaged over the peers updated.
+		one_rule_changes: changes,
+		one_rule_change_firewall_bytes_per_updated_peer_max: Math.max(...firewallPerPeer),
+		one_rule_change_whole_list_firewall_bytes_per_updated_peer_max: Math.max(
+			...wholeFirewallPerPeer,
+		),
+		one_rule_change_bytes_ratio_to_whole_list: round(
+			changes.reduce((n, c) => n + c.bytes_per_updated_peer * c.peers_updated, 0) /
+				changes.reduce((n, c) => n + c.whole_list_bytes_per_updated_peer * c.peers_updated, 0),
+			3,
+		),
 		disable_default_ms: round(disable.ms),
+		disable_default_cpu_ms: round(disable.cpuMs),
 		disable_default_peers_updated: disable.affected,
+		disable_default_ratio_to_default_only_all_maps: round(disable.ms / median(baseline), 2),
+		disable_default_cpu_ratio_to_default_only_all_maps: round(
+			disable.cpuMs / median(baselineCpu),
+			2,
+		),
 	};
 }
 
@@ -299,7 +434,8 @@ async function restFigures() {
 async function main(): Promise<void> {
 	const pure = pureFigures();
 	log(JSON.stringify(pure));
-	const rest = await restFigures();
+	// The map figures alone (no store seeding, no REST): POLICY_MAPS_ONLY=1.
+	const rest = process.env.POLICY_MAPS_ONLY === "1" ? { rest: "skipped" } : await restFigures();
 	const result = {
 		bench: "policy-maps",
 		peers: peerCount,

@@ -146,7 +146,10 @@ export class ManagementClient {
 	 */
 	async sync(meta: PeerSystemMeta | undefined, handlers: SyncHandlers): Promise<SyncStream> {
 		const channel = await this.envelopeChannel();
-		const call = this.client.sync(channel.seal(SyncRequest, { meta }));
+		// applyNetworkMapDelta folds firewall changes, so management may send them.
+		const call = this.client.sync(
+			channel.seal(SyncRequest, { meta, acceptsFirewallChanges: true }),
+		);
 		const state: { map: NetworkMap | undefined; bytesReceived: number; ended: boolean } = {
 			map: undefined,
 			bytesReceived: 0,

@@ -1,4 +1,5 @@
 import type { NetworkMap, NetworkMapDelta, RemotePeer } from "@starling/proto";
+import { applyFirewallRuleChanges } from "./firewall-changes.js";
 
 /** A delta whose base is not the map it was applied to: ask for a full map. */
 export class DeltaGapError extends Error {
@@ -49,6 +50,7 @@ export function diffNetworkMaps(from: NetworkMap, to: NetworkMap): NetworkMapDel
 		stunServers: undefined,
 		relay: undefined,
 		firewallRules: undefined,
+		firewallChanges: undefined,
 	};
 	if (!sameJson(from.self, to.self)) delta.self = to.self;
 	if (!sameJson(from.signal, to.signal)) delta.signal = to.signal;
@@ -70,14 +72,16 @@ export function isEmptyDelta(delta: NetworkMapDelta): boolean {
 		delta.signal === undefined &&
 		delta.stunServers === undefined &&
 		delta.relay === undefined &&
-		delta.firewallRules === undefined
+		delta.firewallRules === undefined &&
+		delta.firewallChanges === undefined
 	);
 }
 
 /**
  * Applies a delta to the map at its base serial. Peer order in the result is
- * by public key so that equal maps compare equal. Throws DeltaGapError when
- * the serials do not line up.
+ * by public key so that equal maps compare equal. A whole firewall rule list
+ * replaces the map's rules; firewall changes are folded into them. Throws
+ * DeltaGapError when the serials do not line up.
  */
 export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): NetworkMap {
 	if (delta.baseSerial !== map.serial) throw new DeltaGapError(map.serial, delta.baseSerial);
@@ -102,7 +106,11 @@ export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): N
 		signal: delta.signal ?? map.signal,
 		stunServers: delta.stunServers ? delta.stunServers.servers : map.stunServers,
 		relay: delta.relay ? (delta.relay.urls.length > 0 ? delta.relay : undefined) : map.relay,
-		firewallRules: delta.firewallRules ? delta.firewallRules.rules : map.firewallRules,
+		firewallRules: delta.firewallRules
+			? delta.firewallRules.rules
+			: delta.firewallChanges
+				? applyFirewallRuleChanges(map.firewallRules, delta.firewallChanges)
+				: map.firewallRules,
 	};
 }
 

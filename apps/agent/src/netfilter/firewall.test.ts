@@ -1,4 +1,5 @@
 import { labSkipReason } from "@starling/lab";
+import { applyFirewallRuleChanges, diffFirewallRules } from "@starling/netmap";
 import type { FirewallRule } from "@starling/proto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -364,6 +365,32 @@ function allowsParsed(r: Parsed, src: number, protocol: string, port: number): b
 	if (r.protocol !== protocol) return false;
 	return r.ports.length === 0 || r.ports.some((p) => p.start <= port && port <= p.end);
 }
+
+describe("rules folded from firewall changes", () => {
+	it("property: render the same nft script as the whole new list", () => {
+		const ruleArb = fc.record({
+			source: fc.constantFrom("100.64.0.1/32", "100.64.0.2/32", "100.64.0.3/32", "100.64.0.0/16"),
+			protocol: fc.constantFrom("tcp", "udp", "all"),
+			ports: fc.constantFrom([], [{ start: 22, end: 22 }], [{ start: 9000, end: 9100 }]),
+			policyId: fc.constantFrom("p1", "p2"),
+		});
+		// Each rule once, as management sends them; "all" takes no ports.
+		const rulesArb = fc.uniqueArray(
+			ruleArb.map((r) => (r.protocol === "all" ? { ...r, ports: [] } : r)),
+			{ selector: (r) => JSON.stringify(r), maxLength: 16 },
+		);
+		fc.assert(
+			fc.property(rulesArb, rulesArb, (before, after) => {
+				// The agent holds its own copy: nothing is shared with management's objects.
+				const held = structuredClone(before);
+				const changes = diffFirewallRules(before, after);
+				const folded = changes ? applyFirewallRuleChanges(held, changes) : held;
+				expect(renderFirewallRules("st0", folded)).toBe(renderFirewallRules("st0", after));
+			}),
+			{ numRuns: 500 },
+		);
+	});
+});
 
 describe("renderFirewallRemoval", () => {
 	it("deletes only our table, and works when it is absent", () => {

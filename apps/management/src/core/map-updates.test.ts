@@ -105,7 +105,13 @@ interface Agent {
 	base: AccessIndex;
 }
 
-const strip = (m: NetworkMap) => ({ ...m, serial: 0 });
+const ruleKey = (r: NetworkMap["firewallRules"][number]) => JSON.stringify(r);
+/** The map with its firewall rules in one order: an agent folding changes holds them as a set. */
+const canonical = (m: NetworkMap) => ({
+	...m,
+	firewallRules: [...m.firewallRules].sort((a, b) => (ruleKey(a) < ruleKey(b) ? -1 : 1)),
+});
+const strip = (m: NetworkMap) => ({ ...canonical(m), serial: 0 });
 
 describe("deltas between snapshots", () => {
 	it("property: applying the pushed deltas to each agent's map equals its freshly computed map; agents whose map did not change get nothing but upserts of changed peers", () => {
@@ -114,7 +120,8 @@ describe("deltas between snapshots", () => {
 				fc.array(fc.subarray(GROUPS), { maxLength: 7 }),
 				fc.boolean(),
 				fc.array(opArb, { maxLength: 50 }),
-				(initial, withDefault, ops) => {
+				fc.boolean(),
+				(initial, withDefault, ops, acceptsFirewallChanges) => {
 					let next = 0;
 					const peers = new Map<string, Peer>();
 					const members = new Map<string, Set<string>>(GROUPS.map((g) => [g, new Set()]));
@@ -171,7 +178,15 @@ describe("deltas between snapshots", () => {
 								t = new MapTransition(agent.base, current, pending);
 								transitions.set(agent.base, t);
 							}
-							const delta = deltaForViewer(key, t, agent.map.self, agent.map.serial, serial);
+							const delta = deltaForViewer(
+								key,
+								t,
+								agent.map.self,
+								agent.map.serial,
+								serial,
+								acceptsFirewallChanges,
+							);
+							if (!acceptsFirewallChanges) expect(delta?.firewallChanges).toBeUndefined();
 							const fresh = computeNetworkMap(
 								current,
 								current.indexOfKey(key)!,
@@ -180,18 +195,19 @@ describe("deltas between snapshots", () => {
 							);
 							if (delta) {
 								const applied = applyNetworkMapDelta(agent.map, delta);
-								expect(applied).toEqual(fresh);
+								expect(canonical(applied)).toEqual(canonical(fresh));
 								if (JSON.stringify(strip(agent.map)) === JSON.stringify(strip(fresh))) {
 									// Nothing it holds changed: at most re-sent peers that did change.
 									expect(delta.removedPeerKeys).toEqual([]);
 									expect(delta.firewallRules).toBeUndefined();
+									expect(delta.firewallChanges).toBeUndefined();
 									expect(delta.self).toBeUndefined();
 									for (const p of delta.upsertedPeers)
 										expect(pending.has(p.wgPublicKey)).toBe(true);
 								}
 								agents.set(key, { map: applied, base: current });
 							} else {
-								expect(agent.map).toEqual(fresh);
+								expect(canonical(agent.map)).toEqual(canonical(fresh));
 								agents.set(key, { map: agent.map, base: current });
 							}
 						}
@@ -305,6 +321,39 @@ describe("deltas between snapshots", () => {
 		expect(deltaForViewer(at(0), t, undefined, 1, 2)).toBeUndefined();
 		for (const n of [3, 4, 5, 29])
 			expect(deltaForViewer(at(n), t, undefined, 1, 2)).toBeUndefined();
+	});
+
+	it("a port change reaches an agent that folds firewall changes as the changed rules only", () => {
+		const peers = Array.from({ length: 10 }, (_, i) => makePeer(i));
+		const groups: Group[] = [
+			{ id: "all", accountId: account.id, name: "All", issued: "all", peerIds: [] },
+			{ id: "web", accountId: account.id, name: "web", issued: "api", peerIds: ["p0", "p1"] },
+			{ id: "db", accountId: account.id, name: "db", issued: "api", peerIds: ["p2"] },
+			{ id: "ops", accountId: account.id, name: "ops", issued: "api", peerIds: ["p3", "p4", "p5"] },
+		];
+		const admin = policy("admin", [rule(["ops"], ["db"])]);
+		const before = policy("web-db", [rule(["web"], ["db"], { protocol: "tcp", ports: [5432] })]);
+		const after = policy("web-db", [rule(["web"], ["db"], { protocol: "tcp", ports: [5433] })]);
+		const base = AccessIndex.build(account, peers, { groups, policies: [admin, before] });
+		const next = AccessIndex.build(account, peers, { groups, policies: [admin, after] });
+		const t = new MapTransition(base, next, new Map());
+		const db = makePeer(2).wgPublicKey;
+		const delta = deltaForViewer(db, t, undefined, 1, 2, true);
+		expect(delta?.firewallRules).toBeUndefined();
+		expect(delta?.firewallChanges).toEqual({
+			removedGrants: [{ protocol: "tcp", ports: [{ start: 5432, end: 5432 }], policyId: "web-db" }],
+			removed: [],
+			added: [
+				{
+					grant: { protocol: "tcp", ports: [{ start: 5433, end: 5433 }], policyId: "web-db" },
+					sources: ["100.64.0.1/32", "100.64.0.2/32"],
+				},
+			],
+		});
+		// An agent that did not say it folds changes gets the whole list.
+		const old = deltaForViewer(db, t, undefined, 1, 2, false);
+		expect(old?.firewallChanges).toBeUndefined();
+		expect(old?.firewallRules?.rules).toHaveLength(5);
 	});
 
 	it("a peer joining a group reaches the peers on the other side of the group's rules", () => {

@@ -1,7 +1,8 @@
+import { diffFirewallRules, firewallChangeSize } from "@starling/netmap";
 import type { NetworkMapDelta, SelfConfig } from "@starling/proto";
 import type { Peer, Policy } from "../domain/types.js";
 import { sameSelf, selfConfigOf } from "./peer-view.js";
-import { type AccessIndex, sameFirewallRules } from "./policy.js";
+import type { AccessIndex } from "./policy.js";
 
 // Deltas between two snapshots of an account, per viewer, without building
 // either map. A viewer's map changes in three ways:
@@ -141,6 +142,8 @@ export function affectedViewers(base: AccessIndex, next: AccessIndex): ReadonlyS
  * The delta that takes the viewer (by public key) from its map under
  * `t.base` to its map under `t.next`, or undefined when nothing it holds
  * changed. `lastSelf` is the self config it last received.
+ * `acceptsFirewallChanges`: the agent folds rule-by-rule firewall changes
+ * (`firewall_changes`); otherwise changed rules go as the whole list.
  */
 export function deltaForViewer(
 	viewerKey: string,
@@ -148,6 +151,7 @@ export function deltaForViewer(
 	lastSelf: SelfConfig | undefined,
 	baseSerial: number,
 	serial: number,
+	acceptsFirewallChanges = false,
 ): NetworkMapDelta | undefined {
 	const { base, next, changed } = t;
 	const v = next.indexOfKey(viewerKey);
@@ -165,6 +169,7 @@ export function deltaForViewer(
 		stunServers: undefined,
 		relay: undefined,
 		firewallRules: undefined,
+		firewallChanges: undefined,
 	};
 	const accountChanged =
 		base.account.network !== next.account.network ||
@@ -178,8 +183,11 @@ export function deltaForViewer(
 	if (vBase === undefined || t.inScope(viewer.id)) {
 		// The viewer's access changed: diff its visible sets in full.
 		const mapped = t.baseToNext();
-		const before = vBase === undefined ? new Int32Array(0) : base.visibleIndices(vBase);
 		const after = next.visibleIndices(v);
+		// Sees nobody now (a policy disabled): everyone it saw is removed, one copy.
+		if (after.length === 0 && vBase !== undefined) delta.removedPeerKeys = base.visibleKeys(vBase);
+		const before =
+			vBase === undefined || after.length === 0 ? new Int32Array(0) : base.visibleIndices(vBase);
 		let i = 0;
 		let j = 0;
 		while (i < before.length || j < after.length) {
@@ -225,15 +233,26 @@ export function deltaForViewer(
 		}
 	}
 	if (checkRules) {
-		const before = vBase === undefined ? undefined : base.firewallRules(vBase);
+		const before = vBase === undefined ? [] : base.firewallRules(vBase);
 		const after = next.firewallRules(v);
-		if (!before || !sameFirewallRules(before, after)) delta.firewallRules = { rules: after };
+		const changes = diffFirewallRules(before, after);
+		if (changes) {
+			// A change listing as many rules as the new list is no smaller: replace the list.
+			if (
+				acceptsFirewallChanges &&
+				vBase !== undefined &&
+				firewallChangeSize(changes) < after.length
+			)
+				delta.firewallChanges = changes;
+			else delta.firewallRules = { rules: after };
+		}
 	}
 
 	const empty =
 		delta.upsertedPeers.length === 0 &&
 		delta.removedPeerKeys.length === 0 &&
 		!delta.self &&
-		!delta.firewallRules;
+		!delta.firewallRules &&
+		!delta.firewallChanges;
 	return empty ? undefined : delta;
 }

@@ -25,13 +25,10 @@ export function computeNetworkMap(
 	serial: number,
 ): NetworkMap {
 	const self = index.peerAt(viewer);
-	const visible = index.visibleIndices(viewer);
-	const peers = new Array(visible.length);
-	for (let i = 0; i < visible.length; i++) peers[i] = index.remotePeer(visible[i]!);
 	return {
 		serial,
 		self: selfConfigOf(self, index.account),
-		peers,
+		peers: index.visiblePeers(viewer),
 		signal: endpoints.signal,
 		stunServers: endpoints.stunServers,
 		relay: endpoints.relayFor?.(self),

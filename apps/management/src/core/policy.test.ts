@@ -320,6 +320,63 @@ function bruteVisible(model: Model, a: Peer, b: Peer): boolean {
 	);
 }
 
+/**
+ * Checks every peer's map against the rules read literally: its peers are
+ * those some enabled rule connects it to, and its firewall rule list is built
+ * rule by rule (grants in key order, sources in map order, All as the network).
+ */
+function expectLiteralMaps(model: Model): void {
+	const index = AccessIndex.build(account, model.peers, model);
+	const exists = (id: string) => model.groups.some((g) => g.id === id);
+	const byKey = [...model.peers].sort((a, b) =>
+		a.wgPublicKey < b.wgPublicKey ? -1 : a.wgPublicKey > b.wgPublicKey ? 1 : 0,
+	);
+	for (const viewer of model.peers) {
+		// Per grant: the groups it admits from, or "all".
+		const grants = new Map<
+			string,
+			{
+				protocol: Protocol;
+				ports: ReturnType<typeof canonicalPorts>;
+				policyId: string;
+				from: string[][] | "all";
+			}
+		>();
+		for (const pol of model.policies.filter((p) => p.enabled)) {
+			for (const r of pol.rules.filter((x) => x.enabled)) {
+				if (!r.sources.some(exists) || !r.destinations.some(exists)) continue;
+				const ports = canonicalPorts(r.protocol, r.ports, r.portRanges);
+				const key = `${pol.id}|${r.protocol}|${ports.map((x) => `${x.start}-${x.end}`).join(",")}`;
+				const admitted: string[][] = [];
+				if (inGroups(model, viewer, r.destinations)) admitted.push(r.sources);
+				if (r.bidirectional && inGroups(model, viewer, r.sources)) admitted.push(r.destinations);
+				if (admitted.length === 0) continue;
+				const g = grants.get(key) ?? {
+					protocol: r.protocol,
+					ports,
+					policyId: pol.id,
+					from: [],
+				};
+				if (g.from !== "all") {
+					if (admitted.some((ids) => ids.includes("g-all"))) g.from = "all";
+					else g.from.push(...admitted);
+				}
+				grants.set(key, g);
+			}
+		}
+		const expected = [...grants.keys()].sort().flatMap((key) => {
+			const g = grants.get(key)!;
+			const rest = { protocol: g.protocol, ports: g.ports, policyId: g.policyId };
+			if (g.from === "all") return [{ source: account.network, ...rest }];
+			const from = g.from;
+			return byKey
+				.filter((p) => p.id !== viewer.id && from.some((ids) => inGroups(model, p, ids)))
+				.map((p) => ({ source: `${p.ip}/32`, ...rest }));
+		});
+		expect(index.firewallRules(index.indexOfId(viewer.id)!)).toEqual(expected);
+	}
+}
+
 describe("access index: properties", () => {
 	it("property: the (source, destination, protocol, port) tuples the maps' firewall rules allow equal a brute-force reading of the rules", () => {
 		fc.assert(
@@ -368,6 +425,74 @@ describe("access index: properties", () => {
 				}
 			}),
 			{ numRuns: 150 },
+		);
+	});
+
+	it("property: each map's firewall rule list equals one built literally from the rules (grants in key order, sources in map order, All as the network)", () => {
+		fc.assert(fc.property(modelArb, expectLiteralMaps), { numRuns: 300 });
+	});
+
+	it("property: the same with up to 100 peers (unions that span many 32-peer words)", () => {
+		const bigModelArb = fc
+			.record({
+				peerCount: fc.integer({ min: 30, max: 100 }),
+				members: fc.array(fc.array(fc.integer({ min: 0, max: 99 }), { maxLength: 60 }), {
+					minLength: 4,
+					maxLength: 4,
+				}),
+				rules: fc.array(
+					fc.record({
+						bidirectional: fc.boolean(),
+						sources: fc.subarray(["g0", "g1", "g2", "g3"], { minLength: 1 }),
+						destinations: fc.subarray(["g0", "g1", "g2", "g3"], { minLength: 1 }),
+					}),
+					{ minLength: 1, maxLength: 5 },
+				),
+			})
+			.map(({ peerCount, members, rules }): Model => {
+				const peers = Array.from({ length: peerCount }, (_, i) =>
+					peerFixture({
+						id: `p${i}`,
+						accountId: account.id,
+						wgPublicKey: `key-${String((i * 37) % 101).padStart(3, "0")}`,
+						name: `peer${i}`,
+						ip: `100.64.0.${i + 1}`,
+					}),
+				);
+				return {
+					peers,
+					groups: [
+						group(
+							"g-all",
+							peers.map((p) => p.id),
+							"all",
+						),
+						...members.map((m, g) =>
+							group(
+								`g${g}`,
+								m.filter((i) => i < peerCount).map((i) => `p${i}`),
+							),
+						),
+					],
+					policies: rules.map((r, i) =>
+						policy(`pol${i}`, [rule({ id: `r${i}`, ...r, protocol: "tcp", ports: [22] })]),
+					),
+				};
+			});
+		fc.assert(
+			fc.property(bigModelArb, (model) => {
+				expectLiteralMaps(model);
+				const index = AccessIndex.build(account, model.peers, model);
+				for (const a of model.peers) {
+					const map = computeNetworkMap(index, index.indexOfId(a.id)!, endpoints, 1);
+					const expected = model.peers
+						.filter((b) => bruteVisible(model, a, b))
+						.map((b) => b.wgPublicKey)
+						.sort();
+					expect(map.peers.map((p) => p.wgPublicKey)).toEqual(expected);
+				}
+			}),
+			{ numRuns: 100 },
 		);
 	});
 

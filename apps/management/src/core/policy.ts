@@ -113,9 +113,18 @@ interface CompiledRule {
 	destinationAll: boolean;
 	bidirectional: boolean;
 	grant: Grant;
-	/** Members of the source groups / destination groups, ascending; made on first use. */
-	sourceMembers: Int32Array | undefined;
-	destinationMembers: Int32Array | undefined;
+	sourceSide: RuleSide;
+	destinationSide: RuleSide;
+}
+
+/** One side (sources or destinations) of a compiled rule. */
+interface RuleSide {
+	/** Group ordinals, deduplicated. */
+	groups: number[];
+	/** Members of the groups, ascending; made on first use. */
+	members: Int32Array | undefined;
+	/** The rule's grant for each member (firewall rules admitting them); made on first use. */
+	rules: FirewallRule[] | undefined;
 }
 
 interface Relevant {
@@ -132,6 +141,7 @@ export type AccessCheck =
 	| { allowed: false; connected: boolean };
 
 const EMPTY = new Int32Array(0);
+const EMPTY_RULES: FirewallRule[] = [];
 
 export class AccessIndex {
 	readonly account: Account;
@@ -148,6 +158,9 @@ export class AccessIndex {
 	private readonly rulesBySource: number[][];
 	private readonly rulesByDestination: number[][];
 	private readonly remote: (RemotePeer | undefined)[];
+	private remoteAll: RemotePeer[] | undefined;
+	/** Public keys in index order; made on first use (a peer's key never changes in an index). */
+	private keys: string[] | undefined;
 	private readonly prefixes: (string | undefined)[];
 	private readonly relevantCache: (Relevant | undefined)[];
 	/** Per viewer: 1 for each group whose members it sees; null: it sees everyone. */
@@ -157,7 +170,7 @@ export class AccessIndex {
 	private readonly peerMark: Int32Array;
 	private peerEpoch = 0;
 	/** All zero between calls: a union sets bits, then clears them as it reads them back in order. */
-	private readonly peerBits: Uint8Array;
+	private readonly peerWords: Uint32Array;
 	private readonly groupMark: Int32Array;
 	private groupEpoch = 0;
 	private readonly ruleMark: Int32Array;
@@ -188,7 +201,7 @@ export class AccessIndex {
 		this.relevantCache = new Array(n);
 		this.seenGroups = new Array(n);
 		this.peerMark = new Int32Array(n);
-		this.peerBits = new Uint8Array(n);
+		this.peerWords = new Uint32Array((n + 31) >>> 5);
 
 		this.groups = config.groups.filter((g) => g.accountId === account.id);
 		this.groups.forEach((g, i) => {
@@ -253,8 +266,8 @@ export class AccessIndex {
 					destinationAll: destinations.includes(this.allOrdinal),
 					bidirectional: rule.bidirectional,
 					grant,
-					sourceMembers: undefined,
-					destinationMembers: undefined,
+					sourceSide: { groups: sources, members: undefined, rules: undefined },
+					destinationSide: { groups: destinations, members: undefined, rules: undefined },
 				});
 				for (const g of sources) this.rulesBySource[g]!.push(r);
 				for (const g of destinations) this.rulesByDestination[g]!.push(r);
@@ -329,6 +342,43 @@ export class AccessIndex {
 	}
 
 	/**
+	 * The peers `viewer` sees, as others see them, in map order: the peers of
+	 * its map. Seeing everyone (a rule naming All) is one native copy of the
+	 * account's peers without the viewer.
+	 */
+	visiblePeers(viewer: number): RemotePeer[] {
+		const all = this.allRemotePeers();
+		const groups = this.counterpartGroups(viewer);
+		if (groups === null) return all.toSpliced(viewer, 1);
+		if (groups.length === 0) return [];
+		const visible = this.union(
+			groups.map((g) => this.members[g]!),
+			viewer,
+		);
+		const out: RemotePeer[] = new Array(visible.length);
+		for (let k = 0; k < visible.length; k++) out[k] = all[visible[k]!]!;
+		return out;
+	}
+
+	/** Public keys of the peers `viewer` sees, in map order (a native copy when it sees everyone). */
+	visibleKeys(viewer: number): string[] {
+		if (!this.keys) this.keys = this.peers.map((p) => p.wgPublicKey);
+		const keys = this.keys;
+		if (this.counterpartGroups(viewer) === null) return keys.toSpliced(viewer, 1);
+		return Array.from(this.visibleIndices(viewer), (i) => keys[i]!);
+	}
+
+	/** Every peer as others see it, in index order (packed, for native copies). */
+	private allRemotePeers(): RemotePeer[] {
+		if (!this.remoteAll) {
+			const all: RemotePeer[] = [];
+			for (let i = 0; i < this.peers.length; i++) all.push(this.remotePeer(i));
+			this.remoteAll = all;
+		}
+		return this.remoteAll;
+	}
+
+	/**
 	 * Replaces a peer whose visible attributes changed (name, status, last
 	 * seen) but not what policies depend on (id, key, address). Returns false,
 	 * changing nothing, when `peer` is not such an update: build a new index.
@@ -340,6 +390,7 @@ export class AccessIndex {
 		if (old.id !== peer.id || old.ip !== peer.ip || old.accountId !== peer.accountId) return false;
 		this.peers[i] = peer;
 		this.remote[i] = undefined;
+		if (this.remoteAll) this.remoteAll[i] = this.remotePeer(i);
 		return true;
 	}
 
@@ -392,71 +443,97 @@ export class AccessIndex {
 	/**
 	 * Inbound firewall rules of `viewer`: grants ordered by (policy, protocol,
 	 * ports), sources ascending within a grant, so equal rule sets are equal lists.
+	 *
+	 * Most grants reach a viewer through one rule side (one member list): that
+	 * side's rules are built once per index, as an array shared by every
+	 * viewer it admits, and copied into the answer by Array.prototype.concat
+	 * (a native copy), cut around the viewer's own rule when it is a member.
+	 * Only a grant reached through several sides is unioned per viewer.
 	 */
 	firewallRules(viewer: number): FirewallRule[] {
 		const { asSource, asDestination } = this.relevant(viewer);
-		// Per grant: the member lists it admits (one per contributing rule side), or null for All.
-		const admitted = new Map<Grant, Int32Array[] | null>();
-		const admit = (grant: Grant, members: () => Int32Array, all: boolean) => {
+		// Per grant: the rule sides it admits through, or null for All.
+		const admitted = new Map<Grant, RuleSide[] | null>();
+		const admit = (grant: Grant, side: RuleSide, all: boolean) => {
 			const entry = admitted.get(grant);
 			if (entry === null) return;
 			if (all) admitted.set(grant, null);
-			else if (entry) entry.push(members());
-			else admitted.set(grant, [members()]);
+			else if (entry) entry.push(side);
+			else admitted.set(grant, [side]);
 		};
 		for (const r of asDestination) {
 			const rule = this.rules[r]!;
-			admit(rule.grant, () => this.sourceMembersOf(rule), rule.sourceAll);
+			admit(rule.grant, rule.sourceSide, rule.sourceAll);
 		}
 		for (const r of asSource) {
 			const rule = this.rules[r]!;
-			if (rule.bidirectional)
-				admit(rule.grant, () => this.destinationMembersOf(rule), rule.destinationAll);
+			if (rule.bidirectional) admit(rule.grant, rule.destinationSide, rule.destinationAll);
 		}
 		const grants = [...admitted.keys()].sort((a, b) => a.order - b.order);
-		const sourcesOf: (Int32Array | null)[] = new Array(grants.length);
-		let total = 0;
-		for (let g = 0; g < grants.length; g++) {
-			const lists = admitted.get(grants[g]!);
-			const sources = !lists ? null : lists.length === 1 ? lists[0]! : this.union(lists, viewer);
-			sourcesOf[g] = sources;
-			total += sources ? sources.length : 1;
-		}
-		const out: FirewallRule[] = new Array(total);
-		let m = 0;
-		for (let g = 0; g < grants.length; g++) {
-			const grant = grants[g]!;
-			const sources = sourcesOf[g];
-			if (!sources) {
+		const parts: FirewallRule[][] = [];
+		for (const grant of grants) {
+			const sides = admitted.get(grant);
+			if (!sides) {
 				grant.network ??= {
 					source: this.networkSource,
 					protocol: grant.protocol,
 					ports: grant.ports,
 					policyId: grant.policyId,
 				};
-				out[m++] = grant.network;
-				continue;
-			}
-			if (grant.bySource.length === 0) grant.bySource = new Array(this.peers.length);
-			const cache = grant.bySource;
-			for (let k = 0; k < sources.length; k++) {
-				const s = sources[k]!;
-				if (s === viewer) continue;
-				let fr = cache[s];
-				if (fr === undefined) {
-					fr = {
-						source: this.sourcePrefix(s),
-						protocol: grant.protocol,
-						ports: grant.ports,
-						policyId: grant.policyId,
-					};
-					cache[s] = fr;
-				}
-				out[m++] = fr;
+				parts.push([grant.network]);
+			} else if (sides.length === 1 || sides.every((s) => s === sides[0])) {
+				const side = sides[0]!;
+				const members = this.sideMembers(side);
+				const rules = this.sideRules(side, grant, members);
+				const at = indexOf(members, viewer);
+				if (at < 0) parts.push(rules);
+				else parts.push(rules.slice(0, at), rules.slice(at + 1));
+			} else {
+				const sources = this.union(
+					sides.map((side) => this.sideMembers(side)),
+					viewer,
+				);
+				const out: FirewallRule[] = new Array(sources.length);
+				for (let k = 0; k < sources.length; k++) out[k] = this.ruleFor(grant, sources[k]!);
+				parts.push(out);
 			}
 		}
-		out.length = m;
-		return out;
+		return EMPTY_RULES.concat(...parts);
+	}
+
+	/** Members of a rule side (its groups' members, ascending), made on first use. */
+	private sideMembers(side: RuleSide): Int32Array {
+		side.members ??= this.union(
+			side.groups.map((g) => this.members[g]!),
+			-1,
+		);
+		return side.members;
+	}
+
+	/** The grant's rule for each member of the side, in member order, made on first use. */
+	private sideRules(side: RuleSide, grant: Grant, members: Int32Array): FirewallRule[] {
+		if (!side.rules) {
+			const rules: FirewallRule[] = new Array(members.length);
+			for (let k = 0; k < members.length; k++) rules[k] = this.ruleFor(grant, members[k]!);
+			side.rules = rules;
+		}
+		return side.rules;
+	}
+
+	/** The grant's rule admitting peer `source`: one object per (grant, source), shared. */
+	private ruleFor(grant: Grant, source: number): FirewallRule {
+		if (grant.bySource.length === 0) grant.bySource = new Array(this.peers.length);
+		let fr = grant.bySource[source];
+		if (fr === undefined) {
+			fr = {
+				source: this.sourcePrefix(source),
+				protocol: grant.protocol,
+				ports: grant.ports,
+				policyId: grant.policyId,
+			};
+			grant.bySource[source] = fr;
+		}
+		return fr;
 	}
 
 	/** "ip/32" of a peer, made once per index. */
@@ -467,22 +544,6 @@ export class AccessIndex {
 			this.prefixes[i] = p;
 		}
 		return p;
-	}
-
-	private sourceMembersOf(rule: CompiledRule): Int32Array {
-		rule.sourceMembers ??= this.union(
-			rule.sources.map((g) => this.members[g]!),
-			-1,
-		);
-		return rule.sourceMembers;
-	}
-
-	private destinationMembersOf(rule: CompiledRule): Int32Array {
-		rule.destinationMembers ??= this.union(
-			rule.destinations.map((g) => this.members[g]!),
-			-1,
-		);
-		return rule.destinationMembers;
 	}
 
 	/**
@@ -603,24 +664,36 @@ export class AccessIndex {
 
 	/**
 	 * The union of sorted index lists without `except` (-1: none), ascending.
-	 * Large unions set bits and read them back in order (O(peers), no sort);
-	 * small ones are marked, collected and sorted.
+	 * Large unions set bits, 32 peers a word, and read them back in order,
+	 * skipping empty words and jumping from one set bit to the next
+	 * (O(peers / 32 + answer), no sort); small ones are marked, collected and
+	 * sorted.
 	 */
 	private union(lists: Int32Array[], except: number): Int32Array {
 		if (lists.length === 1) return except < 0 ? lists[0]! : without(lists[0]!, except);
 		let capacity = 0;
 		for (const l of lists) capacity += l.length;
 		const n = this.peers.length;
-		if (capacity * 8 >= n) {
-			const bits = this.peerBits;
-			for (const l of lists) for (let k = 0; k < l.length; k++) bits[l[k]!] = 1;
-			if (except >= 0) bits[except] = 0;
+		if (capacity * 32 >= n) {
+			const words = this.peerWords;
+			for (const l of lists) {
+				for (let k = 0; k < l.length; k++) {
+					const i = l[k]!;
+					words[i >>> 5]! |= 1 << (i & 31);
+				}
+			}
+			if (except >= 0) words[except >>> 5]! &= ~(1 << (except & 31));
 			const out = new Int32Array(Math.min(capacity, n));
 			let m = 0;
-			for (let i = 0; i < n; i++) {
-				if (bits[i] === 1) {
-					bits[i] = 0;
-					out[m++] = i;
+			for (let w = 0; w < words.length; w++) {
+				let word = words[w]!;
+				if (word === 0) continue;
+				words[w] = 0;
+				const base = w << 5;
+				while (word !== 0) {
+					const lowest = word & -word;
+					out[m++] = base + 31 - Math.clz32(lowest);
+					word ^= lowest;
 				}
 			}
 			return out.subarray(0, m);
@@ -642,8 +715,8 @@ export class AccessIndex {
 	}
 }
 
-/** `sorted` without `value` (a copy only when it is there). */
-function without(sorted: Int32Array, value: number): Int32Array {
+/** Position of `value` in `sorted`, or -1. */
+function indexOf(sorted: Int32Array, value: number): number {
 	let lo = 0;
 	let hi = sorted.length;
 	while (lo < hi) {
@@ -651,7 +724,13 @@ function without(sorted: Int32Array, value: number): Int32Array {
 		if (sorted[mid]! < value) lo = mid + 1;
 		else hi = mid;
 	}
-	if (lo >= sorted.length || sorted[lo] !== value) return sorted;
+	return lo < sorted.length && sorted[lo] === value ? lo : -1;
+}
+
+/** `sorted` without `value` (a copy only when it is there). */
+function without(sorted: Int32Array, value: number): Int32Array {
+	const lo = indexOf(sorted, value);
+	if (lo < 0) return sorted;
 	const out = new Int32Array(sorted.length - 1);
 	out.set(sorted.subarray(0, lo));
 	out.set(sorted.subarray(lo + 1), lo);
@@ -661,23 +740,4 @@ function without(sorted: Int32Array, value: number): Int32Array {
 function intersects(a: readonly number[], b: readonly number[]): boolean {
 	for (const x of a) if (b.includes(x)) return true;
 	return false;
-}
-
-/** Firewall rule lists equal element by element (as the index orders them). */
-export function sameFirewallRules(a: readonly FirewallRule[], b: readonly FirewallRule[]): boolean {
-	if (a.length !== b.length) return false;
-	for (let i = 0; i < a.length; i++) {
-		const x = a[i]!;
-		const y = b[i]!;
-		if (x === y) continue;
-		if (
-			x.source !== y.source ||
-			x.protocol !== y.protocol ||
-			x.policyId !== y.policyId ||
-			x.ports.length !== y.ports.length ||
-			x.ports.some((p, j) => p.start !== y.ports[j]!.start || p.end !== y.ports[j]!.end)
-		)
-			return false;
-	}
-	return true;
 }

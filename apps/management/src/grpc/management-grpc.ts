@@ -264,6 +264,7 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 				const budget = deps.outputBudget.stream();
 				call.on("close", () => budget.close());
 				unsubscribe = await deps.hub.subscribe(current, {
+					acceptsFirewallChanges: body.acceptsFirewallChanges,
 					write: (update) => {
 						if (closed) return;
 						const envelope = channel.seal(SyncResponse, update);

@@ -18,6 +18,8 @@ export interface SyncSink {
 	onWritable(cb: () => void): void;
 	/** Ends the stream with a reason the agent sees. */
 	end(code: "replaced" | "deleted" | "shutdown", message: string): void;
+	/** The agent said it folds firewall changes rule by rule (SyncRequest.accepts_firewall_changes). */
+	readonly acceptsFirewallChanges?: boolean;
 }
 
 interface Subscriber {
@@ -392,7 +394,14 @@ export class SyncHub implements NetworkChangeSink {
 				t = new MapTransition(base, next, changes);
 				transitions.set(base, t);
 			}
-			const delta = deltaForViewer(sub.peerKey, t, sub.lastSelf, sub.sentSerial, state.serial);
+			const delta = deltaForViewer(
+				sub.peerKey,
+				t,
+				sub.lastSelf,
+				sub.sentSerial,
+				state.serial,
+				sub.sink.acceptsFirewallChanges === true,
+			);
 			sub.base = next;
 			if (!delta) continue;
 			sub.sentSerial = state.serial;
@@ -471,7 +480,14 @@ export class SyncHub implements NetworkChangeSink {
 			this.sendFull(state, sub);
 			return;
 		}
-		const delta = deltaForViewer(sub.peerKey, t, sub.lastSelf, sub.sentSerial, state.serial + 1);
+		const delta = deltaForViewer(
+			sub.peerKey,
+			t,
+			sub.lastSelf,
+			sub.sentSerial,
+			state.serial + 1,
+			sub.sink.acceptsFirewallChanges === true,
+		);
 		sub.base = next;
 		if (!delta) return;
 		state.serial += 1;
@@ -503,6 +519,7 @@ export class SyncHub implements NetworkChangeSink {
 			stunServers: undefined,
 			relay,
 			firewallRules: undefined,
+			firewallChanges: undefined,
 		};
 		sub.sentSerial = state.serial;
 		sub.relayIssuedAt = now;

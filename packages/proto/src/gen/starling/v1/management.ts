@@ -61,7 +61,14 @@ export interface LoginResponse {
 
 export interface SyncRequest {
   /** Updated facts about the machine; empty fields leave the stored ones. */
-  meta: PeerSystemMeta | undefined;
+  meta:
+    | PeerSystemMeta
+    | undefined;
+  /**
+   * The agent applies NetworkMapDelta.firewall_changes. Agents that do not
+   * set it get every firewall change as a whole list (firewall_rules).
+   */
+  acceptsFirewallChanges: boolean;
 }
 
 export interface SyncResponse {
@@ -494,13 +501,16 @@ export const LoginResponse: MessageFns<LoginResponse> = {
 };
 
 function createBaseSyncRequest(): SyncRequest {
-  return { meta: undefined };
+  return { meta: undefined, acceptsFirewallChanges: false };
 }
 
 export const SyncRequest: MessageFns<SyncRequest> = {
   encode(message: SyncRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.meta !== undefined) {
       PeerSystemMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    if (message.acceptsFirewallChanges !== false) {
+      writer.uint32(16).bool(message.acceptsFirewallChanges);
     }
     return writer;
   },
@@ -526,6 +536,14 @@ export const SyncRequest: MessageFns<SyncRequest> = {
             message.meta = PeerSystemMeta.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.acceptsFirewallChanges = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -546,6 +564,7 @@ export const SyncRequest: MessageFns<SyncRequest> = {
     message.meta = (object.meta !== undefined && object.meta !== null)
       ? PeerSystemMeta.fromPartial(object.meta)
       : undefined;
+    message.acceptsFirewallChanges = object.acceptsFirewallChanges ?? false;
     return message;
   },
 };

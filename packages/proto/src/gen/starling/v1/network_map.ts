@@ -114,7 +114,47 @@ export interface NetworkMapDelta {
     | RelayConfig
     | undefined;
   /** When set, replaces all firewall rules. */
-  firewallRules?: FirewallRuleList | undefined;
+  firewallRules?:
+    | FirewallRuleList
+    | undefined;
+  /**
+   * When set (and firewall_rules is not), changes the firewall rules the
+   * agent holds rule by rule. Sent only to agents that said in SyncRequest
+   * that they understand it.
+   */
+  firewallChanges?: FirewallRuleChanges | undefined;
+}
+
+/**
+ * Firewall rules are identified by their whole value (source, protocol,
+ * ports, policy_id): the agent holds a set of them. A change removes rules,
+ * then adds rules, both grouped by grant (protocol, ports, policy_id) so
+ * that the grant is written once, not once per source.
+ */
+export interface FirewallRuleChanges {
+  /** Every rule of each of these grants is removed, whatever its source. */
+  removedGrants: FirewallGrant[];
+  /** These rules are removed (listed sources of the grant). */
+  removed: FirewallRuleGroup[];
+  /** These rules are added. */
+  added: FirewallRuleGroup[];
+}
+
+/** What a firewall rule grants, without its source. */
+export interface FirewallGrant {
+  /** "all", "tcp", "udp" or "icmp". */
+  protocol: string;
+  ports: PortRange[];
+  policyId: string;
+}
+
+/** Rules of one grant: one FirewallRule per source. */
+export interface FirewallRuleGroup {
+  grant:
+    | FirewallGrant
+    | undefined;
+  /** Source overlay prefixes, e.g. "100.64.0.8/32". */
+  sources: string[];
 }
 
 export interface StunServerList {
@@ -914,6 +954,7 @@ function createBaseNetworkMapDelta(): NetworkMapDelta {
     stunServers: undefined,
     relay: undefined,
     firewallRules: undefined,
+    firewallChanges: undefined,
   };
 }
 
@@ -945,6 +986,9 @@ export const NetworkMapDelta: MessageFns<NetworkMapDelta> = {
     }
     if (message.firewallRules !== undefined) {
       FirewallRuleList.encode(message.firewallRules, writer.uint32(74).fork()).join();
+    }
+    if (message.firewallChanges !== undefined) {
+      FirewallRuleChanges.encode(message.firewallChanges, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1034,6 +1078,14 @@ export const NetworkMapDelta: MessageFns<NetworkMapDelta> = {
             message.firewallRules = FirewallRuleList.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.firewallChanges = FirewallRuleChanges.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1070,6 +1122,236 @@ export const NetworkMapDelta: MessageFns<NetworkMapDelta> = {
     message.firewallRules = (object.firewallRules !== undefined && object.firewallRules !== null)
       ? FirewallRuleList.fromPartial(object.firewallRules)
       : undefined;
+    message.firewallChanges = (object.firewallChanges !== undefined && object.firewallChanges !== null)
+      ? FirewallRuleChanges.fromPartial(object.firewallChanges)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseFirewallRuleChanges(): FirewallRuleChanges {
+  return { removedGrants: [], removed: [], added: [] };
+}
+
+export const FirewallRuleChanges: MessageFns<FirewallRuleChanges> = {
+  encode(message: FirewallRuleChanges, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.removedGrants) {
+      FirewallGrant.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.removed) {
+      FirewallRuleGroup.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.added) {
+      FirewallRuleGroup.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FirewallRuleChanges {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFirewallRuleChanges();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.removedGrants.push(FirewallGrant.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.removed.push(FirewallRuleGroup.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.added.push(FirewallRuleGroup.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<FirewallRuleChanges>): FirewallRuleChanges {
+    return FirewallRuleChanges.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FirewallRuleChanges>): FirewallRuleChanges {
+    const message = createBaseFirewallRuleChanges();
+    message.removedGrants = object.removedGrants?.map((e) => FirewallGrant.fromPartial(e)) || [];
+    message.removed = object.removed?.map((e) => FirewallRuleGroup.fromPartial(e)) || [];
+    message.added = object.added?.map((e) => FirewallRuleGroup.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFirewallGrant(): FirewallGrant {
+  return { protocol: "", ports: [], policyId: "" };
+}
+
+export const FirewallGrant: MessageFns<FirewallGrant> = {
+  encode(message: FirewallGrant, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.protocol !== "") {
+      writer.uint32(10).string(message.protocol);
+    }
+    for (const v of message.ports) {
+      PortRange.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.policyId !== "") {
+      writer.uint32(26).string(message.policyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FirewallGrant {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFirewallGrant();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.protocol = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ports.push(PortRange.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.policyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<FirewallGrant>): FirewallGrant {
+    return FirewallGrant.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FirewallGrant>): FirewallGrant {
+    const message = createBaseFirewallGrant();
+    message.protocol = object.protocol ?? "";
+    message.ports = object.ports?.map((e) => PortRange.fromPartial(e)) || [];
+    message.policyId = object.policyId ?? "";
+    return message;
+  },
+};
+
+function createBaseFirewallRuleGroup(): FirewallRuleGroup {
+  return { grant: undefined, sources: [] };
+}
+
+export const FirewallRuleGroup: MessageFns<FirewallRuleGroup> = {
+  encode(message: FirewallRuleGroup, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grant !== undefined) {
+      FirewallGrant.encode(message.grant, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.sources) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FirewallRuleGroup {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFirewallRuleGroup();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grant = FirewallGrant.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sources.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<FirewallRuleGroup>): FirewallRuleGroup {
+    return FirewallRuleGroup.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FirewallRuleGroup>): FirewallRuleGroup {
+    const message = createBaseFirewallRuleGroup();
+    message.grant = (object.grant !== undefined && object.grant !== null)
+      ? FirewallGrant.fromPartial(object.grant)
+      : undefined;
+    message.sources = object.sources?.map((e) => e) || [];
     return message;
   },
 };
