@@ -76,9 +76,9 @@ export async function startManagementProcess(
 				STARLING_ADMIN_TOKEN_FILE: tokenFile,
 				STARLING_LOG_LEVEL: process.env.BENCH_MANAGEMENT_LOG_LEVEL ?? "warn",
 				NODE_OPTIONS: process.env.BENCH_MANAGEMENT_NODE_OPTIONS ?? "",
-			// Its own metrics port: with the default (9090) a second management
-			// on the machine fails after its API answered, dropping every stream.
-			STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
+				// Its own metrics port: with the default (9090) a second management
+				// on the machine fails after its API answered, dropping every stream.
+				STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
 				...env,
 			},
 			stdio: ["ignore", process.env.BENCH_MANAGEMENT_LOG_LEVEL ? "inherit" : "ignore", "pipe"],
