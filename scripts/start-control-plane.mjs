@@ -18,13 +18,21 @@ const dataDir = process.env.STARLING_DATA_DIR ?? join(root, "data");
 mkdirSync(dataDir, { recursive: true });
 
 const env = { ...process.env, STARLING_DATA_DIR: dataDir };
+// Management's heap and allocator settings (see apps/management/src/process-options.ts).
+const { MANAGEMENT_NODE_FLAGS, MANAGEMENT_PROCESS_ENV } = await import(
+	join(root, "apps/management/dist/process-options.js")
+);
 const services = [
-	["signal", join(root, "apps/signal/dist/main.js")],
-	["management", join(root, "apps/management/dist/main.js")],
+	["signal", [join(root, "apps/signal/dist/main.js")], env],
+	[
+		"management",
+		[...MANAGEMENT_NODE_FLAGS, join(root, "apps/management/dist/main.js")],
+		{ ...env, ...MANAGEMENT_PROCESS_ENV },
+	],
 ];
 
-const children = services.map(([name, entry]) => {
-	const child = spawn(process.execPath, [entry], { env, stdio: "inherit" });
+const children = services.map(([name, args, env]) => {
+	const child = spawn(process.execPath, args, { env, stdio: "inherit" });
 	child.on("exit", (code, signal) => {
 		if (!stopping) {
 			console.error(`start-control-plane: ${name} exited (${signal ?? code}); stopping`);

@@ -4,6 +4,10 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+	MANAGEMENT_NODE_FLAGS,
+	MANAGEMENT_PROCESS_ENV,
+} from "@starling/management/process-options";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -56,18 +60,30 @@ export async function startManagementProcess(
 	const port = await freePort();
 	// A caller that brings its own (seeded) data dir brings the token file too.
 	const tokenFile = env.STARLING_ADMIN_TOKEN_FILE ?? join(dataDir, "admin-token");
-	const child = spawn(process.execPath, [join(repoRoot, "apps/management/dist/main.js")], {
-		env: {
-			...process.env,
-			STARLING_DATA_DIR: dataDir,
-			STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
-			STARLING_ADMIN_TOKEN_FILE: tokenFile,
-			STARLING_LOG_LEVEL: process.env.BENCH_MANAGEMENT_LOG_LEVEL ?? "warn",
-			NODE_OPTIONS: process.env.BENCH_MANAGEMENT_NODE_OPTIONS ?? "",
-			...env,
+	// Started as deployments start it (the Dockerfile, start-control-plane),
+	// unless BENCH_MANAGEMENT_UNTUNED=1 asks for Node's and glibc's defaults.
+	const untuned = process.env.BENCH_MANAGEMENT_UNTUNED === "1";
+	const flags = untuned ? [] : MANAGEMENT_NODE_FLAGS;
+	const child = spawn(
+		process.execPath,
+		[...flags, join(repoRoot, "apps/management/dist/main.js")],
+		{
+			env: {
+				...process.env,
+				...(untuned ? {} : MANAGEMENT_PROCESS_ENV),
+				STARLING_DATA_DIR: dataDir,
+				STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
+				STARLING_ADMIN_TOKEN_FILE: tokenFile,
+				STARLING_LOG_LEVEL: process.env.BENCH_MANAGEMENT_LOG_LEVEL ?? "warn",
+				NODE_OPTIONS: process.env.BENCH_MANAGEMENT_NODE_OPTIONS ?? "",
+				// Its own metrics port: with the default (9090) a second management
+				// on the machine fails after its API answered, dropping every stream.
+				STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
+				...env,
+			},
+			stdio: ["ignore", process.env.BENCH_MANAGEMENT_LOG_LEVEL ? "inherit" : "ignore", "pipe"],
 		},
-		stdio: ["ignore", process.env.BENCH_MANAGEMENT_LOG_LEVEL ? "inherit" : "ignore", "pipe"],
-	});
+	);
 	let stderr = "";
 	child.stderr?.on("data", (d: Buffer) => {
 		stderr += d.toString();

@@ -75,7 +75,10 @@ export async function registerPeer(
 			}
 			const account = await tx.getAccount(key.accountId);
 			if (!account) return { ok: false, reason: "setup key is not valid" };
-			const [peers, groups] = [await tx.listPeers(account.id), await tx.listGroups(account.id)];
+			const [peers, groups] = [
+				await tx.listPeerAddresses(account.id),
+				await tx.listGroupSummaries(account.id),
+			];
 			const plan = planRegistration(
 				{ key, account, peers, groups },
 				input,

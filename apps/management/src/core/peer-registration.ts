@@ -1,8 +1,9 @@
 import type {
 	Account,
-	Group,
+	GroupSummary,
 	NewAuditEvent,
 	Peer,
+	PeerAddress,
 	PeerSystemInfo,
 	SetupKey,
 } from "../domain/types.js";
@@ -27,10 +28,10 @@ export interface NewPeer {
 export interface RegistrationState {
 	key: SetupKey;
 	account: Account;
-	/** Every peer of the key's account. */
-	peers: readonly Peer[];
-	/** Every group of the key's account. */
-	groups: readonly Group[];
+	/** The address and DNS label of every peer of the key's account. */
+	peers: readonly PeerAddress[];
+	/** Every group of the key's account (members are not needed). */
+	groups: readonly GroupSummary[];
 }
 
 export type RegistrationPlan =

@@ -78,6 +78,9 @@ export interface Group {
 	peerIds: string[];
 }
 
+/** A group without its members, for decisions that only need which groups exist. */
+export type GroupSummary = Omit<Group, "peerIds">;
+
 export interface PeerSystemInfo {
 	hostname: string;
 	os: string;
@@ -111,6 +114,9 @@ export interface Peer {
 	lastLogin: Date;
 	lastSeen: Date;
 }
+
+/** What a peer holds that must be unique in its account: its address and DNS label. */
+export type PeerAddress = Pick<Peer, "ip" | "dnsLabel">;
 
 export type Protocol = "all" | "tcp" | "udp" | "icmp";
 

@@ -75,6 +75,12 @@ export abstract class SingleReads implements Store {
 	listPeers(accountId: string) {
 		return this.read((tx) => tx.listPeers(accountId));
 	}
+	listGroupSummaries(accountId: string) {
+		return this.read((tx) => tx.listGroupSummaries(accountId));
+	}
+	listPeerAddresses(accountId: string) {
+		return this.read((tx) => tx.listPeerAddresses(accountId));
+	}
 	listPeerGroupIds(accountId: string) {
 		return this.read((tx) => tx.listPeerGroupIds(accountId));
 	}

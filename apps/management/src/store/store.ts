@@ -2,8 +2,10 @@ import type {
 	Account,
 	AuditEvent,
 	Group,
+	GroupSummary,
 	NewAuditEvent,
 	Peer,
+	PeerAddress,
 	PersonalAccessToken,
 	Policy,
 	SetupKey,
@@ -72,6 +74,8 @@ export interface StoreReader {
 
 	/** By name; each group's peer ids sorted. */
 	listGroups(accountId: string): Promise<Group[]>;
+	/** By name, without members (a registration reads these, not every membership). */
+	listGroupSummaries(accountId: string): Promise<GroupSummary[]>;
 	/** The group's peer ids sorted. */
 	getGroup(accountId: string, groupId: string): Promise<Group | undefined>;
 
@@ -86,6 +90,12 @@ export interface StoreReader {
 	getPeer(accountId: string, peerId: string): Promise<Peer | undefined>;
 	/** Oldest first (creation time, then id). */
 	listPeers(accountId: string): Promise<Peer[]>;
+	/**
+	 * The address and DNS label of every peer of the account, in no
+	 * particular order: what a registration needs, without building whole
+	 * peers (a registration storm would otherwise read every peer per login).
+	 */
+	listPeerAddresses(accountId: string): Promise<PeerAddress[]>;
 	/** Groups (ids, sorted) each peer of the account belongs to; peers in no group are absent. */
 	listPeerGroupIds(accountId: string): Promise<Map<string, string[]>>;
 }

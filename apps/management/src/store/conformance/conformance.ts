@@ -228,6 +228,11 @@ export function runStoreConformance(name: string, openFreshStore: () => Promise<
 				expect(await store.getPeer(other.acc.id, p1.id)).toBeUndefined();
 				expect(await store.getPeerByPublicKey(p2.wgPublicKey)).toEqual(p2);
 				expect((await store.listPeers(acc.id)).map((p) => p.id)).toEqual([p1.id, p2.id]);
+				const byIp = (a: { ip: string }, b: { ip: string }) => a.ip.localeCompare(b.ip);
+				expect((await store.listPeerAddresses(acc.id)).sort(byIp)).toEqual(
+					[p1, p2].map((p) => ({ ip: p.ip, dnsLabel: p.dnsLabel })).sort(byIp),
+				);
+				expect(await store.listPeerAddresses("no-such-account")).toEqual([]);
 
 				const renamed = {
 					...p2,
@@ -304,6 +309,9 @@ export function runStoreConformance(name: string, openFreshStore: () => Promise<
 					await tx.addPeerToGroups(other.acc.id, sortedIds[0]!, [a.id]);
 				});
 				expect((await store.getGroup(acc.id, a.id))?.peerIds).toEqual([sortedIds[0]]);
+				expect(await store.listGroupSummaries(acc.id)).toEqual(
+					(await store.listGroups(acc.id)).map(({ peerIds: _, ...summary }) => summary),
+				);
 				const byPeer = await store.listPeerGroupIds(acc.id);
 				expect(byPeer.get(sortedIds[0]!)).toEqual([a.id, b.id].sort());
 				expect(byPeer.get(sortedIds[1]!)).toEqual([b.id]);

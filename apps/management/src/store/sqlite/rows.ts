@@ -4,6 +4,7 @@ import type {
 	AccountSettings,
 	AuditEvent,
 	Group,
+	GroupSummary,
 	Peer,
 	PersonalAccessToken,
 	Policy,
@@ -106,14 +107,17 @@ export function toSetupKey(r: Row): SetupKey {
 	};
 }
 
-export function toGroup(r: Row, peerIds: string[]): Group {
+export function toGroupSummary(r: Row): GroupSummary {
 	return {
 		id: String(r.id),
 		accountId: String(r.account_id),
 		name: String(r.name),
 		issued: r.issued as Group["issued"],
-		peerIds,
 	};
+}
+
+export function toGroup(r: Row, peerIds: string[]): Group {
+	return { ...toGroupSummary(r), peerIds };
 }
 
 export function toPeer(r: Row): Peer {

@@ -3,12 +3,14 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
-import { ipToInt } from "../../core/ipam.js";
+import { intToIp, ipToInt } from "../../core/ipam.js";
 import type {
 	Account,
 	Group,
+	GroupSummary,
 	NewAuditEvent,
 	Peer,
+	PeerAddress,
 	PersonalAccessToken,
 	Policy,
 	SetupKey,
@@ -31,6 +33,7 @@ import {
 	toAccount,
 	toEvent,
 	toGroup,
+	toGroupSummary,
 	toPeer,
 	toPolicy,
 	toSetupKey,
@@ -172,6 +175,12 @@ class SqliteReader implements StoreReader {
 		return groups.map((g) => toGroup(g, byGroup.get(String(g.id)) ?? []));
 	}
 
+	async listGroupSummaries(accountId: string): Promise<GroupSummary[]> {
+		return this.all("SELECT * FROM groups WHERE account_id = ? ORDER BY name", accountId).map(
+			toGroupSummary,
+		);
+	}
+
 	async getGroup(accountId: string, groupId: string): Promise<Group | undefined> {
 		const row = this.one(
 			"SELECT * FROM groups WHERE account_id = ? AND id = ?",
@@ -225,6 +234,13 @@ class SqliteReader implements StoreReader {
 			"SELECT * FROM peers WHERE account_id = ? ORDER BY created_at, id",
 			accountId,
 		).map(toPeer);
+	}
+
+	async listPeerAddresses(accountId: string): Promise<PeerAddress[]> {
+		return this.all("SELECT ip, dns_label FROM peers WHERE account_id = ?", accountId).map((r) => ({
+			ip: intToIp(Number(r.ip)),
+			dnsLabel: String(r.dns_label),
+		}));
 	}
 
 	async listPeerGroupIds(accountId: string): Promise<Map<string, string[]>> {
