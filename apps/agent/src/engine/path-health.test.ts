@@ -288,6 +288,22 @@ describe("trafficWake", () => {
 		expect(unreadable).toEqual({ memory: start, readDump: false });
 	});
 
+	it("reads the dump while a probe goes unanswered, traffic or not, at the same pace", () => {
+		const start: TrafficWakeMemory = { txBytes: 100, lastDumpAt: 0 };
+		const o = { counters: counters(100), unwatchedDirectPath: false, probeUnanswered: true };
+		expect(trafficWake(start, { ...o, now: 100 }).readDump).toBe(false);
+		const r = trafficWake(start, { ...o, now: TRAFFIC_DUMP_MIN_INTERVAL_MS });
+		expect(r.readDump).toBe(true);
+		expect(
+			trafficWake(r.memory, { ...o, now: TRAFFIC_DUMP_MIN_INTERVAL_MS, counters: undefined })
+				.readDump,
+		).toBe(false);
+		expect(
+			trafficWake(r.memory, { ...o, now: 2 * TRAFFIC_DUMP_MIN_INTERVAL_MS, counters: undefined })
+				.readDump,
+		).toBe(true);
+	});
+
 	it("keeps a movement it did not act on (rate limit) for the next read", () => {
 		const start: TrafficWakeMemory = { txBytes: 100, lastDumpAt: 1_000 };
 		const limited = trafficWake(start, {

@@ -120,11 +120,14 @@ export const FRESH_TRAFFIC_WAKE: TrafficWakeMemory = {
 export const TRAFFIC_DUMP_MIN_INTERVAL_MS = 500;
 
 /**
- * Traffic left through the overlay interface; does WireGuard's dump need
- * reading now to see which peer it went to? Only when some direct path is
- * not watched yet (its probe is idle): a path whose probe already runs needs
- * nothing more. A movement not acted on (rate limit) is kept for the next
- * read, so a single packet is not missed.
+ * Does WireGuard's dump need reading now? When traffic left through the
+ * overlay interface while some direct path is not watched yet (its probe is
+ * idle), to see which peer it went to: a path whose probe already runs needs
+ * nothing more. And while a probe goes unanswered, so that it aims at where
+ * WireGuard sends now (WireGuard roams to the peer's new address when the
+ * peer's NAT moved; the last dump may be seconds old). A movement not acted
+ * on (rate limit) is kept for the next read, so a single packet is not
+ * missed.
  */
 export function trafficWake(
 	memory: TrafficWakeMemory,
@@ -134,17 +137,23 @@ export function trafficWake(
 		counters: InterfaceCounters | undefined;
 		/** Some peer has a direct path whose probe is idle. */
 		unwatchedDirectPath: boolean;
+		/** Some running probe has had no answer for a while (see PROBE_UNANSWERED_MS). */
+		probeUnanswered?: boolean | undefined;
 	},
 ): { memory: TrafficWakeMemory; readDump: boolean } {
-	const tx = o.counters?.txBytes;
-	if (tx === undefined) return { memory, readDump: false };
-	const moved = memory.txBytes !== undefined && tx !== memory.txBytes;
-	if (!moved || !o.unwatchedDirectPath) {
-		return { memory: { ...memory, txBytes: tx }, readDump: false };
+	const tx = o.counters?.txBytes ?? memory.txBytes;
+	const moved = tx !== undefined && memory.txBytes !== undefined && tx !== memory.txBytes;
+	const wanted = (moved && o.unwatchedDirectPath) || o.probeUnanswered === true;
+	if (!wanted) return { memory: { ...memory, txBytes: tx }, readDump: false };
+	if (o.now - memory.lastDumpAt < TRAFFIC_DUMP_MIN_INTERVAL_MS) {
+		// Keep the old count: the movement is still there at the next read.
+		return { memory, readDump: false };
 	}
-	if (o.now - memory.lastDumpAt < TRAFFIC_DUMP_MIN_INTERVAL_MS) return { memory, readDump: false };
 	return { memory: { txBytes: tx, lastDumpAt: o.now }, readDump: true };
 }
+
+/** A running probe unanswered this long makes the monitor read the dump (where WireGuard sends now). */
+export const PROBE_UNANSWERED_MS = 600;
 
 /**
  * Did traffic leave for this peer since we last looked? WireGuard's per-peer

@@ -8,6 +8,7 @@ import {
 	FRESH_TRAFFIC_WAKE,
 	type InterfaceCounters,
 	noticeTraffic,
+	PROBE_UNANSWERED_MS,
 	probeTarget,
 	trafficWake,
 } from "./path-health.js";
@@ -48,7 +49,8 @@ export interface PathMonitorOptions {
  * path-health.ts's verdicts; reads the overlay interface's counters five
  * times a second and, when traffic left while a direct path is not watched,
  * the dump at once to see which peers it went to, and starts their probes
- * (`trafficWake`, `noticeTraffic`); probes active direct paths from their
+ * (`trafficWake`, `noticeTraffic`); reads it too while a probe goes
+ * unanswered, so probes follow WireGuard's roaming; probes active direct paths from their
  * ICE port (path-probe.ts decides). Keeps the last dump, which the
  * reconciler and the status view read.
  */
@@ -122,6 +124,7 @@ export class PathMonitor {
 				now,
 				counters,
 				unwatchedDirectPath: this.hasUnwatchedDirectPath(now),
+				probeUnanswered: this.hasUnansweredProbe(now),
 			});
 			this.trafficWakeMemory = wake.memory;
 			if (!wake.readDump || !(await this.refresh(true))) return;
@@ -141,6 +144,13 @@ export class PathMonitor {
 		} finally {
 			this.trafficCheckRunning = false;
 		}
+	}
+
+	private hasUnansweredProbe(now: number): boolean {
+		for (const state of this.options.peers()) {
+			if (state.path && (state.probe?.watch.silentMs(now) ?? 0) >= PROBE_UNANSWERED_MS) return true;
+		}
+		return false;
 	}
 
 	private hasUnwatchedDirectPath(now: number): boolean {
