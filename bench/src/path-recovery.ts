@@ -15,10 +15,11 @@
 // the first echo request to the first answer. The cut is removed 1 s after
 // that answer and the sample ends when the direct path is back.
 // Case B, NAT rebinding under traffic: pa pings every 100 ms for window_s;
-// 3 s in, pa's router moves its UDP mappings to a second public address
-// (an snat rule ahead of its masquerade, and its UDP conntrack entries
+// 3 s in, pa's router moves its UDP mappings to a public address it never
+// used (an snat rule ahead of its masquerade, and its UDP conntrack entries
 // deleted: every UDP flow leaves from the new address from its next packet
-// on; the next sample moves them back). TCP flows (signal, relay) keep their
+// on; each sample a fresh address, so pb's NAT has no mapping for it; the
+// path has been up for 31 s, as a stable path is). TCP flows (signal, relay) keep their
 // mappings: this times the direct path, not a reconnect of signal or relay.
 // Figure: the longest time without an answer in the window.
 //
@@ -44,6 +45,10 @@ import {
 } from "./lib-lab.js";
 
 const samples = numberArg(1, "samples", 10);
+if (samples > 50) {
+	process.stderr.write("bench: at most 50 samples (case B uses a fresh public address for each)\n");
+	process.exit(2);
+}
 // Longer than a probe stays active after traffic (15 s, path-probe.ts): no probe runs at the cut.
 const idleMs = numberArg(2, "idle seconds", 20) * 1000;
 const windowS = numberArg(3, "window seconds", 15);
@@ -56,7 +61,10 @@ const FAULT_AT_MS = 3_000;
 /** A direct path must be back within this long after a sample (ICE backs off after a failure). */
 const DIRECT_AGAIN_MS = 120_000;
 /** The second public address pa's router moves its UDP mappings to. */
-const MOVED_ADDRESS = "198.18.100.250";
+/** Case B's sample i moves pa's UDP mappings to 198.18.100.(MOVED_ADDRESS_BASE + i). */
+const MOVED_ADDRESS_BASE = 200;
+/** A path younger than this that dies makes ICE back off (conn's stableConnectionMs, plus margin). */
+const STABLE_PATH_MS = 31_000;
 const CUT_TABLE = "bench_cut";
 const MOVE_TABLE = "bench_move";
 
@@ -113,8 +121,6 @@ runLabBenchmark("path-recovery", "pathrb", async (lab) => {
 	await a.up(ctl);
 	await b.up(ctl);
 	const ipOfB = await b.overlayIp();
-	// The second public address of pa's router, for case B.
-	await routerA.exec("ip", ["addr", "add", `${MOVED_ADDRESS}/24`, "dev", "wan"]);
 
 	/** Waits until both daemons are on the direct path; returns when the later one got there. */
 	const directPath = async (since: number, what: string): Promise<number> => {
@@ -130,7 +136,7 @@ runLabBenchmark("path-recovery", "pathrb", async (lab) => {
 		);
 	};
 	progress("waiting for the first direct path");
-	await directPath(0, "start");
+	let directSince = await directPath(0, "start");
 
 	/** A ping stream started now: when its first request went, and its first answer in ms after that. */
 	const firstAnswer = async (): Promise<{ startAt: number; answerMs: number | undefined }> => {
@@ -184,23 +190,23 @@ runLabBenchmark("path-recovery", "pathrb", async (lab) => {
 				})
 			: routerA.exec("nft", ["delete", "table", "ip", CUT_TABLE]);
 
-	let moved = false;
-	/** Moves pa's UDP mappings to the other public address (and back on the next call). */
-	const movePublicAddress = async () => {
-		moved = !moved;
-		if (moved) {
-			await routerA.exec("nft", ["-f", "-"], {
-				input: `table ip ${MOVE_TABLE} {
+	/**
+	 * Moves pa's UDP mappings to public address `address` (new to the lab: the
+	 * peer's NAT has never seen it), replacing the previous move.
+	 */
+	const movePublicAddress = async (address: string) => {
+		await routerA.exec("ip", ["addr", "add", `${address}/24`, "dev", "wan"]);
+		await routerA.exec("nft", ["-f", "-"], {
+			input: `table ip ${MOVE_TABLE}
+delete table ip ${MOVE_TABLE}
+table ip ${MOVE_TABLE} {
 	chain postrouting {
 		type nat hook postrouting priority srcnat - 1; policy accept;
-		oifname "wan" meta l4proto udp snat to ${MOVED_ADDRESS}
+		oifname "wan" meta l4proto udp snat to ${address}
 	}
 }
 `,
-			});
-		} else {
-			await routerA.exec("nft", ["delete", "table", "ip", MOVE_TABLE]);
-		}
+		});
 		// Existing UDP mappings would keep their address: delete them (conntrack exits 1 when none).
 		await routerA.exec("conntrack", ["-D", "-p", "udp"], { allowFailure: true });
 	};
@@ -226,6 +232,7 @@ runLabBenchmark("path-recovery", "pathrb", async (lab) => {
 		caseA.push(faulty);
 		caseAPathDown.push(pathDownAfter(startAt));
 		const directAt = await directPath(cutRemoved, `case A sample ${i}`);
+		directSince = directAt;
 		caseADirectAgain.push(directAt - cutRemoved);
 		progress(
 			`case A ${i}/${samples}: first answer ${round(faulty, 0)} ms (healthy path: ${round(normal, 1)} ms); path down after ${caseAPathDown.at(-1)} ms; direct again ${round((directAt - cutRemoved) / 1000, 1)} s after the cut went`,
@@ -237,16 +244,20 @@ runLabBenchmark("path-recovery", "pathrb", async (lab) => {
 	const caseBDirectAgain: number[] = [];
 	const caseBPathDown: (number | undefined)[] = [];
 	for (let i = 1; i <= samples; i++) {
+		// The fault hits a path that has been up long enough to count as stable (as in case A,
+		// whose idle spells are longer): ICE then retries at once instead of backing off.
+		await sleep(directSince + STABLE_PATH_MS - FAULT_AT_MS - windowS * 1000 - Date.now());
 		const normal = await pingWindow();
 		caseBBaseline.push(normal);
 		let faultAt = 0;
 		const faulty = await pingWindow(async () => {
 			faultAt = Date.now();
-			await movePublicAddress();
+			await movePublicAddress(`198.18.100.${MOVED_ADDRESS_BASE + i}`);
 		});
 		caseB.push(faulty);
 		caseBPathDown.push(pathDownAfter(faultAt));
 		const directAt = await directPath(faultAt, `case B sample ${i}`);
+		directSince = directAt;
 		caseBDirectAgain.push(directAt - faultAt);
 		progress(
 			`case B ${i}/${samples}: longest silence ${round(faulty, 0)} ms (no fault: ${round(normal, 0)} ms); path down ${caseBPathDown.at(-1)} ms after the move; direct again ${round((directAt - faultAt) / 1000, 1)} s after the move`,
