@@ -288,20 +288,19 @@ describe("trafficWake", () => {
 		expect(unreadable).toEqual({ memory: start, readDump: false });
 	});
 
-	it("reads the dump while a probe goes unanswered, traffic or not, at the same pace", () => {
+	it("reads the dump once when a probe goes unanswered, traffic or not", () => {
 		const start: TrafficWakeMemory = { txBytes: 100, lastDumpAt: 0 };
-		const o = { counters: counters(100), unwatchedDirectPath: false, probeUnanswered: true };
-		expect(trafficWake(start, { ...o, now: 100 }).readDump).toBe(false);
-		const r = trafficWake(start, { ...o, now: TRAFFIC_DUMP_MIN_INTERVAL_MS });
+		const o = { counters: counters(100), unwatchedDirectPath: false, probeUnansweredSince: 700 };
+		// The rate limit holds…
+		expect(trafficWake(start, { ...o, now: 300 }).readDump).toBe(false);
+		const r = trafficWake(start, { ...o, now: 800 });
 		expect(r.readDump).toBe(true);
-		expect(
-			trafficWake(r.memory, { ...o, now: TRAFFIC_DUMP_MIN_INTERVAL_MS, counters: undefined })
-				.readDump,
-		).toBe(false);
-		expect(
-			trafficWake(r.memory, { ...o, now: 2 * TRAFFIC_DUMP_MIN_INTERVAL_MS, counters: undefined })
-				.readDump,
-		).toBe(true);
+		// …and once read after the silence began, not again for the same silence.
+		expect(trafficWake(r.memory, { ...o, now: 2_000, counters: undefined }).readDump).toBe(false);
+		// A new silence (another probe, or this one after an answer) reads again.
+		expect(trafficWake(r.memory, { ...o, now: 2_000, probeUnansweredSince: 1_900 }).readDump).toBe(
+			true,
+		);
 	});
 
 	it("keeps a movement it did not act on (rate limit) for the next read", () => {

@@ -123,7 +123,7 @@ export const TRAFFIC_DUMP_MIN_INTERVAL_MS = 500;
  * Does WireGuard's dump need reading now? When traffic left through the
  * overlay interface while some direct path is not watched yet (its probe is
  * idle), to see which peer it went to: a path whose probe already runs needs
- * nothing more. And while a probe goes unanswered, so that it aims at where
+ * nothing more. And once when a probe goes unanswered, so that it aims at where
  * WireGuard sends now (WireGuard roams to the peer's new address when the
  * peer's NAT moved; the last dump may be seconds old). A movement not acted
  * on (rate limit) is kept for the next read, so a single packet is not
@@ -137,13 +137,19 @@ export function trafficWake(
 		counters: InterfaceCounters | undefined;
 		/** Some peer has a direct path whose probe is idle. */
 		unwatchedDirectPath: boolean;
-		/** Some running probe has had no answer for a while (see PROBE_UNANSWERED_MS). */
-		probeUnanswered?: boolean | undefined;
+		/**
+		 * When the silence of a running probe reached PROBE_UNANSWERED_MS (the
+		 * latest such moment over all probes); undefined when none is that silent.
+		 */
+		probeUnansweredSince?: number | undefined;
 	},
 ): { memory: TrafficWakeMemory; readDump: boolean } {
 	const tx = o.counters?.txBytes ?? memory.txBytes;
 	const moved = tx !== undefined && memory.txBytes !== undefined && tx !== memory.txBytes;
-	const wanted = (moved && o.unwatchedDirectPath) || o.probeUnanswered === true;
+	// Once per silence: a dump read after it began already shows where WireGuard sends.
+	const unanswered =
+		o.probeUnansweredSince !== undefined && memory.lastDumpAt < o.probeUnansweredSince;
+	const wanted = (moved && o.unwatchedDirectPath) || unanswered;
 	if (!wanted) return { memory: { ...memory, txBytes: tx }, readDump: false };
 	if (o.now - memory.lastDumpAt < TRAFFIC_DUMP_MIN_INTERVAL_MS) {
 		// Keep the old count: the movement is still there at the next read.

@@ -49,7 +49,7 @@ export interface PathMonitorOptions {
  * path-health.ts's verdicts; reads the overlay interface's counters five
  * times a second and, when traffic left while a direct path is not watched,
  * the dump at once to see which peers it went to, and starts their probes
- * (`trafficWake`, `noticeTraffic`); reads it too while a probe goes
+ * (`trafficWake`, `noticeTraffic`); reads it once more when a probe goes
  * unanswered, so probes follow WireGuard's roaming; probes active direct paths from their
  * ICE port (path-probe.ts decides). Keeps the last dump, which the
  * reconciler and the status view read.
@@ -124,7 +124,7 @@ export class PathMonitor {
 				now,
 				counters,
 				unwatchedDirectPath: this.hasUnwatchedDirectPath(now),
-				probeUnanswered: this.hasUnansweredProbe(now),
+				probeUnansweredSince: this.probeUnansweredSince(now),
 			});
 			this.trafficWakeMemory = wake.memory;
 			if (!wake.readDump || !(await this.refresh(true))) return;
@@ -146,11 +146,16 @@ export class PathMonitor {
 		}
 	}
 
-	private hasUnansweredProbe(now: number): boolean {
+	/** When the latest silence of a running probe reached PROBE_UNANSWERED_MS, if any did. */
+	private probeUnansweredSince(now: number): number | undefined {
+		let latest: number | undefined;
 		for (const state of this.options.peers()) {
-			if (state.path && (state.probe?.watch.silentMs(now) ?? 0) >= PROBE_UNANSWERED_MS) return true;
+			const silent = state.path ? (state.probe?.watch.silentMs(now) ?? 0) : 0;
+			if (silent < PROBE_UNANSWERED_MS) continue;
+			const since = now - silent + PROBE_UNANSWERED_MS;
+			latest = latest === undefined ? since : Math.max(latest, since);
 		}
-		return false;
+		return latest;
 	}
 
 	private hasUnwatchedDirectPath(now: number): boolean {
