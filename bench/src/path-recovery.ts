@@ -138,8 +138,15 @@ runLabBenchmark("path-recovery", "pathrb", async (lab) => {
 	progress("waiting for the first direct path");
 	let directSince = await directPath(0, "start");
 
-	/** A ping stream started now: when its first request went, and its first answer in ms after that. */
-	const firstAnswer = async (): Promise<{ startAt: number; answerMs: number | undefined }> => {
+	/**
+	 * A ping stream started now: when its first request went, its first answer in ms after
+	 * that, and that answer's round trip (through the relay after a fallback).
+	 */
+	const firstAnswer = async (): Promise<{
+		startAt: number;
+		answerMs: number | undefined;
+		rttMs: number | undefined;
+	}> => {
 		const out = await a.host.exec(
 			"sh",
 			[
@@ -151,7 +158,12 @@ runLabBenchmark("path-recovery", "pathrb", async (lab) => {
 		);
 		const start = Number(out.stdout.split("\n")[0]) / 1e6;
 		const reply = replyTimes(out.stdout)[0];
-		return { startAt: start, answerMs: reply === undefined ? undefined : reply - start };
+		const rtt = /time=([\d.]+) ms/.exec(out.stdout)?.[1];
+		return {
+			startAt: start,
+			answerMs: reply === undefined ? undefined : reply - start,
+			rttMs: rtt === undefined ? undefined : Number(rtt),
+		};
 	};
 
 	/** When pa's daemon dropped the direct path to pb at or after `since`, in ms after it. */
@@ -215,6 +227,7 @@ table ip ${MOVE_TABLE} {
 	const caseABaseline: number[] = [];
 	const caseADirectAgain: number[] = [];
 	const caseAPathDown: (number | undefined)[] = [];
+	const caseAAnswerRtt: (number | undefined)[] = [];
 	for (let i = 1; i <= samples; i++) {
 		await sleep(idleMs);
 		const normal = (await firstAnswer()).answerMs;
@@ -224,7 +237,8 @@ table ip ${MOVE_TABLE} {
 		await sleep(idleMs);
 		await cutUdp(true);
 		await sleep(1_000);
-		const { startAt, answerMs: faulty } = await firstAnswer();
+		const { startAt, answerMs: faulty, rttMs } = await firstAnswer();
+		caseAAnswerRtt.push(rttMs);
 		await sleep(1_000);
 		await cutUdp(false);
 		const cutRemoved = Date.now();
@@ -235,7 +249,7 @@ table ip ${MOVE_TABLE} {
 		directSince = directAt;
 		caseADirectAgain.push(directAt - cutRemoved);
 		progress(
-			`case A ${i}/${samples}: first answer ${round(faulty, 0)} ms (healthy path: ${round(normal, 1)} ms); path down after ${caseAPathDown.at(-1)} ms; direct again ${round((directAt - cutRemoved) / 1000, 1)} s after the cut went`,
+			`case A ${i}/${samples}: first answer ${round(faulty, 0)} ms (healthy path: ${round(normal, 1)} ms); path down after ${round(caseAPathDown.at(-1) ?? Number.NaN, 0)} ms, answer's round trip ${rttMs} ms; direct again ${round((directAt - cutRemoved) / 1000, 1)} s after the cut went`,
 		);
 	}
 
@@ -260,7 +274,7 @@ table ip ${MOVE_TABLE} {
 		directSince = directAt;
 		caseBDirectAgain.push(directAt - faultAt);
 		progress(
-			`case B ${i}/${samples}: longest silence ${round(faulty, 0)} ms (no fault: ${round(normal, 0)} ms); path down ${caseBPathDown.at(-1)} ms after the move; direct again ${round((directAt - faultAt) / 1000, 1)} s after the move`,
+			`case B ${i}/${samples}: longest silence ${round(faulty, 0)} ms (no fault: ${round(normal, 0)} ms); path down ${round(caseBPathDown.at(-1) ?? Number.NaN, 0)} ms after the move; direct again ${round((directAt - faultAt) / 1000, 1)} s after the move`,
 		);
 	}
 
@@ -284,7 +298,10 @@ table ip ${MOVE_TABLE} {
 				...summary(caseABaseline),
 			},
 			ratio_p95: round(a95 / summary(caseABaseline).p95_ms, 1),
-			path_down_after_first_request_ms: caseAPathDown.map((x) => (x === undefined ? null : x)),
+			path_down_after_first_request_ms: caseAPathDown.map((x) =>
+				x === undefined ? null : round(x, 0),
+			),
+			first_answer_round_trip_ms: caseAAnswerRtt.map((x) => (x === undefined ? null : x)),
 			direct_again_after_cut_removed_s: caseADirectAgain.map((x) => round(x / 1000, 1)),
 			target_met: a95 <= TARGET_MS,
 		},
@@ -296,7 +313,7 @@ table ip ${MOVE_TABLE} {
 				...summary(caseBBaseline),
 			},
 			ratio_p95: round(b95 / summary(caseBBaseline).p95_ms, 1),
-			path_down_after_move_ms: caseBPathDown.map((x) => (x === undefined ? null : x)),
+			path_down_after_move_ms: caseBPathDown.map((x) => (x === undefined ? null : round(x, 0))),
 			direct_again_after_move_s: caseBDirectAgain.map((x) => round(x / 1000, 1)),
 			target_met: b95 <= TARGET_MS,
 		},
