@@ -632,3 +632,30 @@ export const median = (xs: number[]): number => {
 	const mid = Math.floor(s.length / 2);
 	return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
+
+/**
+ * Epoch ms of the first (or last) daemon log line `msg` about peer `peer`
+ * at or after `since`, in a daemon's pino output; undefined when none.
+ */
+export function daemonLogTime(
+	output: string,
+	msg: string,
+	peer: string,
+	since: number,
+	which: "first" | "last" = "first",
+): number | undefined {
+	let found: number | undefined;
+	for (const line of output.split("\n")) {
+		if (!line.includes(`"msg":"${msg}"`)) continue;
+		try {
+			const entry = JSON.parse(line) as { time: string | number; peer?: string };
+			const t = typeof entry.time === "number" ? entry.time : Date.parse(entry.time);
+			if (entry.peer !== peer || t < since) continue;
+			if (which === "first") return t;
+			found = t;
+		} catch {
+			// not JSON
+		}
+	}
+	return found;
+}

@@ -26,6 +26,7 @@ import { type ExpectedPath, expectedPath, NETWORK_KINDS, type NetworkKind } from
 import { log, numberArg, percentile, round } from "./lib-control-plane.js";
 import {
 	baselinePair,
+	daemonLogTime,
 	type LabAgent,
 	loadAverage,
 	median,
@@ -66,21 +67,6 @@ const pingLoop = (target: string) =>
 function firstReplyAt(output: string): number | undefined {
 	const m = /^\[(\d+\.\d+)\] \d+ bytes from/m.exec(output);
 	return m ? Number(m[1]) * 1000 : undefined;
-}
-
-/** Epoch ms of the first daemon log line `msg` about peer `peer` at or after `since`. */
-function logTime(output: string, msg: string, peer: string, since: number): number | undefined {
-	for (const line of output.split("\n")) {
-		if (!line.includes(`"msg":"${msg}"`)) continue;
-		try {
-			const entry = JSON.parse(line) as { time: string; peer?: string };
-			const t = Date.parse(entry.time);
-			if (entry.peer === peer && t >= since) return t;
-		} catch {
-			// not JSON
-		}
-	}
-	return undefined;
 }
 
 interface Sample {
@@ -239,7 +225,7 @@ runLabBenchmark("nat-grid-up", "bgrid", async (lab) => {
 			// The P2P window: until every cell has a direct path, or windowMs after t0.
 			const p2pAt = () =>
 				NETWORK_KINDS.map((first) =>
-					logTime(joining.daemon.output(), "direct path up", firsts.get(first)!.name, t0),
+					daemonLogTime(joining.daemon.output(), "direct path up", firsts.get(first)!.name, t0),
 				);
 			while (Date.now() - t0 < windowMs && p2pAt().some((t) => t === undefined)) await sleep(250);
 			const status = await joining.status();

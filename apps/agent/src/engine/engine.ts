@@ -7,7 +7,9 @@ import type { PortRewriter } from "../netfilter/port-rewrite.js";
 import type { WireGuardDevice } from "../wireguard/device.js";
 import { CommandExecutor } from "./commands.js";
 import { type IcePort, IceSessions } from "./ice-sessions.js";
+import { readInterfaceCounters } from "./interface-counters.js";
 import type { MapConsumer } from "./map-consumer.js";
+import type { InterfaceCounters } from "./path-health.js";
 import { PathMonitor, type ProbeSocketOpener } from "./path-monitor.js";
 import type { PathProbeOptions } from "./path-probe.js";
 import { type PeerState, PeerTimers } from "./peer-state.js";
@@ -45,6 +47,8 @@ export interface EngineOptions {
 	pathProbe?: PathProbeOptions;
 	/** Opens a path probe socket (tests may fake it). */
 	openProbeSocket?: ProbeSocketOpener;
+	/** Reads the overlay interface's counters (default: /proc/self/net/dev for `interfaceName`). */
+	interfaceCounters?: () => Promise<InterfaceCounters | undefined>;
 }
 
 /**
@@ -109,6 +113,8 @@ export class Engine {
 			reconcile: () => this.reconciler.request(),
 			openProbeSocket:
 				options.openProbeSocket ?? ((port, onAnswer) => ProbeSocket.open(port, onAnswer)),
+			interfaceCounters:
+				options.interfaceCounters ?? (() => readInterfaceCounters(options.interfaceName)),
 			pathProbe: options.pathProbe,
 			logError,
 		});

@@ -4,10 +4,15 @@ import {
 	checkDirectPath,
 	type DirectPathMemory,
 	type DirectPathObservation,
+	FRESH_TRAFFIC_WAKE,
+	noticeTraffic,
 	pathTypeOf,
 	probeTarget,
 	SILENT_PATH_MS,
 	STALE_HANDSHAKE_MS,
+	TRAFFIC_DUMP_MIN_INTERVAL_MS,
+	type TrafficWakeMemory,
+	trafficWake,
 	type WireGuardPeerCounters,
 } from "./path-health.js";
 
@@ -87,11 +92,12 @@ describe("checkDirectPath", () => {
 		expect(young.lost).toBeUndefined();
 	});
 
-	it("notices traffic leaving and WireGuard roaming to the relay bridge", () => {
+	it("notices WireGuard roaming to the relay bridge, and only starts the transmit count", () => {
 		const first = checkDirectPath(FRESH, observe(0, { wg: wg({ txBytes: 10 }) }));
-		expect(first.sending).toBe(false);
+		expect(first.memory.lastTxBytes).toBe(10);
+		// Traffic is noticeTraffic's business: the check leaves a started count alone.
 		const second = checkDirectPath(first.memory, observe(5_000, { wg: wg({ txBytes: 20 }) }));
-		expect(second.sending).toBe(true);
+		expect(second.memory.lastTxBytes).toBe(10);
 		const roamed = checkDirectPath(
 			second.memory,
 			observe(10_000, { wg: wg({ endpoint: "127.0.0.1:50001" }) }),
@@ -236,5 +242,145 @@ describe("probeTarget", () => {
 				iceRemote,
 			}),
 		).toEqual(iceRemote);
+	});
+});
+
+describe("trafficWake", () => {
+	const counters = (txBytes: number) => ({ rxBytes: 0, txBytes });
+
+	it("reads the dump as soon as traffic leaves while a direct path is unwatched", () => {
+		const first = trafficWake(FRESH_TRAFFIC_WAKE, {
+			now: 0,
+			counters: counters(100),
+			unwatchedDirectPath: true,
+		});
+		// The first read only starts the count.
+		expect(first.readDump).toBe(false);
+		const quiet = trafficWake(first.memory, {
+			now: 200,
+			counters: counters(100),
+			unwatchedDirectPath: true,
+		});
+		expect(quiet.readDump).toBe(false);
+		const moved = trafficWake(quiet.memory, {
+			now: 400,
+			counters: counters(184),
+			unwatchedDirectPath: true,
+		});
+		expect(moved.readDump).toBe(true);
+		expect(moved.memory).toEqual({ txBytes: 184, lastDumpAt: 400 });
+	});
+
+	it("reads nothing when every direct path is already watched, or the counters are unreadable", () => {
+		const start: TrafficWakeMemory = { txBytes: 100, lastDumpAt: Number.NEGATIVE_INFINITY };
+		const watched = trafficWake(start, {
+			now: 0,
+			counters: counters(500),
+			unwatchedDirectPath: false,
+		});
+		expect(watched.readDump).toBe(false);
+		expect(watched.memory.txBytes).toBe(500);
+		const unreadable = trafficWake(start, {
+			now: 0,
+			counters: undefined,
+			unwatchedDirectPath: true,
+		});
+		expect(unreadable).toEqual({ memory: start, readDump: false });
+	});
+
+	it("reads the dump once when a probe goes unanswered, traffic or not", () => {
+		const start: TrafficWakeMemory = { txBytes: 100, lastDumpAt: 0 };
+		const o = { counters: counters(100), unwatchedDirectPath: false, probeUnansweredSince: 700 };
+		// The rate limit holds…
+		expect(trafficWake(start, { ...o, now: 300 }).readDump).toBe(false);
+		const r = trafficWake(start, { ...o, now: 800 });
+		expect(r.readDump).toBe(true);
+		// …and once read after the silence began, not again for the same silence.
+		expect(trafficWake(r.memory, { ...o, now: 2_000, counters: undefined }).readDump).toBe(false);
+		// A new silence (another probe, or this one after an answer) reads again.
+		expect(trafficWake(r.memory, { ...o, now: 2_000, probeUnansweredSince: 1_900 }).readDump).toBe(
+			true,
+		);
+	});
+
+	it("keeps a movement it did not act on (rate limit) for the next read", () => {
+		const start: TrafficWakeMemory = { txBytes: 100, lastDumpAt: 1_000 };
+		const limited = trafficWake(start, {
+			now: 1_200,
+			counters: counters(200),
+			unwatchedDirectPath: true,
+		});
+		expect(limited.readDump).toBe(false);
+		// No more traffic since, but the earlier packet still counts.
+		const later = trafficWake(limited.memory, {
+			now: 1_000 + TRAFFIC_DUMP_MIN_INTERVAL_MS,
+			counters: counters(200),
+			unwatchedDirectPath: true,
+		});
+		expect(later.readDump).toBe(true);
+	});
+
+	it("property: never two dumps closer than the minimum interval; every movement is acted on within it", () => {
+		fc.assert(
+			fc.property(
+				fc.array(
+					fc.record({
+						stepMs: fc.integer({ min: 1, max: 400 }),
+						sent: fc.integer({ min: 0, max: 3 }),
+						unwatched: fc.boolean(),
+					}),
+					{ maxLength: 200 },
+				),
+				(steps) => {
+					let memory = FRESH_TRAFFIC_WAKE;
+					let now = 0;
+					let tx = 0;
+					let lastDump = Number.NEGATIVE_INFINITY;
+					/** When the oldest movement not yet looked at happened while unwatched. */
+					let pendingSince: number | undefined;
+					trafficWake(memory, { now, counters: counters(tx), unwatchedDirectPath: true });
+					memory = { txBytes: tx, lastDumpAt: Number.NEGATIVE_INFINITY };
+					for (const step of steps) {
+						now += step.stepMs;
+						tx += step.sent;
+						const r = trafficWake(memory, {
+							now,
+							counters: counters(tx),
+							unwatchedDirectPath: step.unwatched,
+						});
+						if (r.readDump) {
+							expect(now - lastDump).toBeGreaterThanOrEqual(TRAFFIC_DUMP_MIN_INTERVAL_MS);
+							lastDump = now;
+							pendingSince = undefined;
+						} else if (step.unwatched && tx !== memory.txBytes) {
+							pendingSince ??= now;
+							expect(now - Math.max(pendingSince, lastDump)).toBeLessThan(
+								TRAFFIC_DUMP_MIN_INTERVAL_MS,
+							);
+						} else if (!step.unwatched) pendingSince = undefined;
+						memory = r.memory;
+					}
+				},
+			),
+		);
+	});
+});
+
+describe("noticeTraffic", () => {
+	it("says sending only when the peer's transmit counter grew since the last look", () => {
+		const first = noticeTraffic(FRESH, wg({ txBytes: 1_000 }));
+		expect(first.sending).toBe(false);
+		const same = noticeTraffic(first.memory, wg({ txBytes: 1_000 }));
+		expect(same.sending).toBe(false);
+		const grew = noticeTraffic(same.memory, wg({ txBytes: 1_148 }));
+		expect(grew.sending).toBe(true);
+		// Re-added peer: the counter restarts; that alone is not traffic.
+		const reset = noticeTraffic(grew.memory, wg({ txBytes: 32 }));
+		expect(reset.sending).toBe(false);
+		expect(reset.memory.lastTxBytes).toBe(32);
+		expect(noticeTraffic(reset.memory, undefined)).toEqual({
+			memory: reset.memory,
+			sending: false,
+		});
 	});
 });

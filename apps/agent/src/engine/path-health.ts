@@ -25,7 +25,10 @@ export interface WireGuardPeerCounters {
 export interface DirectPathMemory {
 	/** WireGuard's received-bytes counter on the direct path, and when it last moved. */
 	rx: { bytes: number; at: number } | undefined;
-	/** WireGuard's transmit counter at the last check. */
+	/**
+	 * WireGuard's transmit counter for this peer when traffic was last looked
+	 * for (`noticeTraffic`); the health check only fills it in when unset.
+	 */
 	lastTxBytes: number | undefined;
 }
 
@@ -45,8 +48,6 @@ export interface DirectPathVerdict {
 	memory: DirectPathMemory;
 	/** WireGuard roamed to the relay bridge while the direct path is up: reconcile puts it back. */
 	reapplyDirectEndpoint: boolean;
-	/** Traffic left for the peer since the last check (the probe counts silence only then). */
-	sending: boolean;
 	/** Set when the path is lost: the reason, for the state machine's `path-lost`. */
 	lost: string | undefined;
 }
@@ -63,31 +64,116 @@ export function checkDirectPath(
 ): DirectPathVerdict {
 	const reapplyDirectEndpoint =
 		o.endpointApplied && o.wg?.endpoint !== undefined && o.wg.endpoint === o.relayEndpoint;
-	const tx = o.wg?.txBytes ?? 0;
-	const sending = memory.lastTxBytes !== undefined && tx !== memory.lastTxBytes;
+	// Traffic itself is noticed by `noticeTraffic` (on the overlay interface's
+	// counters, within a fraction of a second); this only gives it a start.
+	const lastTxBytes = memory.lastTxBytes ?? o.wg?.txBytes;
 	const rxBytes = o.wg?.rxBytes ?? 0;
 	if (!memory.rx || memory.rx.bytes !== rxBytes) {
 		return {
-			memory: { rx: { bytes: rxBytes, at: o.now }, lastTxBytes: tx },
+			memory: { rx: { bytes: rxBytes, at: o.now }, lastTxBytes },
 			reapplyDirectEndpoint,
-			sending,
 			lost: staleHandshake(o),
 		};
 	}
 	if (o.now - memory.rx.at > SILENT_PATH_MS) {
 		return {
-			memory: { rx: undefined, lastTxBytes: tx },
+			memory: { rx: undefined, lastTxBytes },
 			reapplyDirectEndpoint,
-			sending,
 			lost: `nothing received on the direct path for ${SILENT_PATH_MS / 1000} s`,
 		};
 	}
 	return {
-		memory: { rx: memory.rx, lastTxBytes: tx },
+		memory: { rx: memory.rx, lastTxBytes },
 		reapplyDirectEndpoint,
-		sending,
 		lost: staleHandshake(o),
 	};
+}
+
+/**
+ * The overlay interface's own counters (what the OS sent into and got out
+ * of the tunnel). WireGuard's keepalives and handshakes never show here, so
+ * a moving transmit counter means real traffic.
+ */
+export interface InterfaceCounters {
+	rxBytes: number;
+	txBytes: number;
+}
+
+/** What `trafficWake` remembers between two reads of the interface counters. */
+export interface TrafficWakeMemory {
+	/** The interface's transmit counter when it was last taken into account. */
+	txBytes: number | undefined;
+	/** When a dump was last read because of traffic. */
+	lastDumpAt: number;
+}
+
+export const FRESH_TRAFFIC_WAKE: TrafficWakeMemory = {
+	txBytes: undefined,
+	lastDumpAt: Number.NEGATIVE_INFINITY,
+};
+
+/**
+ * At most this often is WireGuard's dump read because traffic moved (a
+ * `wg show dump` is a process): with steady traffic to a relayed peer and an
+ * idle direct one, that is two dumps a second.
+ */
+export const TRAFFIC_DUMP_MIN_INTERVAL_MS = 500;
+
+/**
+ * Does WireGuard's dump need reading now? When traffic left through the
+ * overlay interface while some direct path is not watched yet (its probe is
+ * idle), to see which peer it went to: a path whose probe already runs needs
+ * nothing more. And once when a probe goes unanswered, so that it aims at where
+ * WireGuard sends now (WireGuard roams to the peer's new address when the
+ * peer's NAT moved; the last dump may be seconds old). A movement not acted
+ * on (rate limit) is kept for the next read, so a single packet is not
+ * missed.
+ */
+export function trafficWake(
+	memory: TrafficWakeMemory,
+	o: {
+		now: number;
+		/** Undefined when the counters could not be read (no such interface yet). */
+		counters: InterfaceCounters | undefined;
+		/** Some peer has a direct path whose probe is idle. */
+		unwatchedDirectPath: boolean;
+		/**
+		 * When the silence of a running probe reached PROBE_UNANSWERED_MS (the
+		 * latest such moment over all probes); undefined when none is that silent.
+		 */
+		probeUnansweredSince?: number | undefined;
+	},
+): { memory: TrafficWakeMemory; readDump: boolean } {
+	const tx = o.counters?.txBytes ?? memory.txBytes;
+	const moved = tx !== undefined && memory.txBytes !== undefined && tx !== memory.txBytes;
+	// Once per silence: a dump read after it began already shows where WireGuard sends.
+	const unanswered =
+		o.probeUnansweredSince !== undefined && memory.lastDumpAt < o.probeUnansweredSince;
+	const wanted = (moved && o.unwatchedDirectPath) || unanswered;
+	if (!wanted) return { memory: { ...memory, txBytes: tx }, readDump: false };
+	if (o.now - memory.lastDumpAt < TRAFFIC_DUMP_MIN_INTERVAL_MS) {
+		// Keep the old count: the movement is still there at the next read.
+		return { memory, readDump: false };
+	}
+	return { memory: { txBytes: tx, lastDumpAt: o.now }, readDump: true };
+}
+
+/** A running probe unanswered this long makes the monitor read the dump (where WireGuard sends now). */
+export const PROBE_UNANSWERED_MS = 600;
+
+/**
+ * Did traffic leave for this peer since we last looked? WireGuard's per-peer
+ * transmit counter moved (it counts keepalives too, so this is asked only
+ * when the interface counters moved, see `trafficWake`). A counter that went
+ * backwards (the peer was re-added) only starts a new count.
+ */
+export function noticeTraffic(
+	memory: DirectPathMemory,
+	wg: WireGuardPeerCounters | undefined,
+): { memory: DirectPathMemory; sending: boolean } {
+	if (wg === undefined) return { memory, sending: false };
+	const sending = memory.lastTxBytes !== undefined && wg.txBytes > memory.lastTxBytes;
+	return { memory: { ...memory, lastTxBytes: wg.txBytes }, sending };
 }
 
 function staleHandshake(o: DirectPathObservation): string | undefined {

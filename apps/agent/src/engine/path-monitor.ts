@@ -3,14 +3,24 @@ import type { ConnInput } from "../conn/peer-connection.js";
 import type { WireGuardDevice } from "../wireguard/device.js";
 import type { PeerDump } from "../wireguard/wg-dump.js";
 import { ICE_LINGER_MS } from "./ice-sessions.js";
-import { checkDirectPath, probeTarget } from "./path-health.js";
+import {
+	checkDirectPath,
+	FRESH_TRAFFIC_WAKE,
+	type InterfaceCounters,
+	noticeTraffic,
+	PROBE_UNANSWERED_MS,
+	probeTarget,
+	trafficWake,
+} from "./path-health.js";
 import { DEFAULT_PATH_PROBE, PathProbe, type PathProbeOptions } from "./path-probe.js";
 import type { PeerState, ProbeSocketLike } from "./peer-state.js";
 
 /** How often WireGuard's dump is read to judge direct paths. */
 const HEALTH_INTERVAL_MS = 5_000;
-/** How often active direct paths are considered for a probe. */
-const PROBE_INTERVAL_MS = 500;
+/** How often active direct paths are considered for a probe (PathProbe paces the probes). */
+const PROBE_TICK_MS = 100;
+/** How often the overlay interface's counters are read to notice traffic starting. */
+const TRAFFIC_TICK_MS = 200;
 
 export type ProbeSocketOpener = (
 	port: number,
@@ -28,20 +38,29 @@ export interface PathMonitorOptions {
 	/** Asks the reconciler for a WireGuard pass. */
 	reconcile(): void;
 	openProbeSocket: ProbeSocketOpener;
+	/** The overlay interface's counters now (interface-counters.ts); undefined when unreadable. */
+	interfaceCounters(): Promise<InterfaceCounters | undefined>;
 	pathProbe?: PathProbeOptions | undefined;
 	logError(what: string, err: unknown): void;
 }
 
 /**
  * The I/O side of path health: reads WireGuard's dump every 5 s and acts on
- * path-health.ts's verdicts, and probes active direct paths twice a second
- * from their ICE port (path-probe.ts decides). Keeps the last dump, which
- * the reconciler and the status view read.
+ * path-health.ts's verdicts; reads the overlay interface's counters five
+ * times a second and, when traffic left while a direct path is not watched,
+ * the dump at once to see which peers it went to, and starts their probes
+ * (`trafficWake`, `noticeTraffic`); reads it once more when a probe goes
+ * unanswered, so probes follow WireGuard's roaming; probes active direct paths from their
+ * ICE port (path-probe.ts decides). Keeps the last dump, which the
+ * reconciler and the status view read.
  */
 export class PathMonitor {
 	private dump = new Map<string, PeerDump>();
 	private healthTimer: NodeJS.Timeout | undefined;
 	private probeTimer: NodeJS.Timeout | undefined;
+	private trafficTimer: NodeJS.Timeout | undefined;
+	private trafficWakeMemory = FRESH_TRAFFIC_WAKE;
+	private trafficCheckRunning = false;
 	private stopped = false;
 
 	constructor(private readonly options: PathMonitorOptions) {}
@@ -49,8 +68,10 @@ export class PathMonitor {
 	start(): void {
 		this.healthTimer = setInterval(() => void this.checkHealth(), HEALTH_INTERVAL_MS);
 		this.healthTimer.unref();
-		this.probeTimer = setInterval(() => this.probePaths(Date.now()), PROBE_INTERVAL_MS);
+		this.probeTimer = setInterval(() => this.probePaths(Date.now()), PROBE_TICK_MS);
 		this.probeTimer.unref();
+		this.trafficTimer = setInterval(() => void this.checkTraffic(), TRAFFIC_TICK_MS);
+		this.trafficTimer.unref();
 	}
 
 	/** This peer in WireGuard's last dump. */
@@ -85,9 +106,63 @@ export class PathMonitor {
 			state.health = verdict.memory;
 			// Roamed to the relay bridge while the direct path is up: put it back.
 			if (verdict.reapplyDirectEndpoint) this.options.reconcile();
-			if (verdict.sending) state.probe?.watch.noteSending(now);
 			if (verdict.lost) this.options.feed(state, { type: "path-lost", reason: verdict.lost });
 		}
+	}
+
+	/**
+	 * Notices traffic into a direct path within TRAFFIC_TICK_MS: the interface
+	 * counters moved while some direct path is unwatched, so read the dump and
+	 * start probing each direct path that traffic went to, right away.
+	 */
+	async checkTraffic(now = Date.now()): Promise<void> {
+		if (this.stopped || this.trafficCheckRunning) return;
+		this.trafficCheckRunning = true;
+		try {
+			const counters = await this.options.interfaceCounters();
+			const wake = trafficWake(this.trafficWakeMemory, {
+				now,
+				counters,
+				unwatchedDirectPath: this.hasUnwatchedDirectPath(now),
+				probeUnansweredSince: this.probeUnansweredSince(now),
+			});
+			this.trafficWakeMemory = wake.memory;
+			if (!wake.readDump || !(await this.refresh(true))) return;
+			const seen = Date.now();
+			let woke = false;
+			for (const state of this.options.peers()) {
+				if (!state.path || !state.probe) continue;
+				const traffic = noticeTraffic(state.health, this.dump.get(state.key));
+				state.health = traffic.memory;
+				if (traffic.sending && !state.probe.watch.isActive(seen)) {
+					state.probe.watch.noteSending(seen);
+					woke = true;
+				}
+			}
+			// The first probe goes out now, not at the next probe tick.
+			if (woke) this.probePaths(seen);
+		} finally {
+			this.trafficCheckRunning = false;
+		}
+	}
+
+	/** When the latest silence of a running probe reached PROBE_UNANSWERED_MS, if any did. */
+	private probeUnansweredSince(now: number): number | undefined {
+		let latest: number | undefined;
+		for (const state of this.options.peers()) {
+			const silent = state.path ? (state.probe?.watch.silentMs(now) ?? 0) : 0;
+			if (silent < PROBE_UNANSWERED_MS) continue;
+			const since = now - silent + PROBE_UNANSWERED_MS;
+			latest = latest === undefined ? since : Math.max(latest, since);
+		}
+		return latest;
+	}
+
+	private hasUnwatchedDirectPath(now: number): boolean {
+		for (const state of this.options.peers()) {
+			if (state.path && state.probe?.socket && !state.probe.watch.isActive(now)) return true;
+		}
+		return false;
 	}
 
 	/**
@@ -151,5 +226,6 @@ export class PathMonitor {
 		this.stopped = true;
 		clearInterval(this.healthTimer);
 		clearInterval(this.probeTimer);
+		clearInterval(this.trafficTimer);
 	}
 }

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { PathProbe, type PathProbeOptions } from "./path-probe.js";
+import { DEFAULT_PATH_PROBE, PathProbe, type PathProbeOptions } from "./path-probe.js";
 
 const OPTIONS: PathProbeOptions = { intervalMs: 2_000, lostAfterMs: 6_500, activeForMs: 15_000 };
 
@@ -97,6 +97,76 @@ describe("PathProbe", () => {
 					}
 				}
 			}),
+		);
+	});
+
+	it("is active from the first traffic until activeForMs after the last, and not once lost", () => {
+		const probe = new PathProbe(0, OPTIONS, counterBytes());
+		expect(probe.isActive(0)).toBe(false);
+		probe.noteSending(1_000);
+		expect(probe.isActive(1_000)).toBe(true);
+		expect(probe.isActive(1_000 + OPTIONS.activeForMs)).toBe(true);
+		expect(probe.isActive(1_001 + OPTIONS.activeForMs)).toBe(false);
+		expect(probe.silentMs(1_001 + OPTIONS.activeForMs)).toBe(0);
+		// Idle until now: silence counts from here.
+		expect(probe.tick(20_000)).toBeUndefined();
+		probe.noteSending(20_000);
+		expect(probe.tick(20_000)?.type).toBe("send");
+		expect(probe.silentMs(20_700)).toBe(700);
+		let t = 20_000;
+		while (probe.tick(t)?.type !== "lost") t += 100;
+		expect(probe.isActive(t)).toBe(false);
+	});
+
+	it("property (defaults, 100 ms ticks): traffic into a dead path is called lost within 1.3 s of its start", () => {
+		fc.assert(
+			fc.property(
+				fc.integer({ min: 0, max: 60_000 }),
+				fc.integer({ min: 0, max: 99 }),
+				(idleMs, phase) => {
+					const probe = new PathProbe(0, DEFAULT_PATH_PROBE, counterBytes());
+					probe.begin(0);
+					let t = phase;
+					for (; t < idleMs; t += 100) expect(probe.tick(t)).toBeUndefined();
+					// Traffic starts; nothing answers any more.
+					probe.noteSending(t);
+					const start = t;
+					let sent = 0;
+					for (;;) {
+						const action = probe.tick(t);
+						if (action?.type === "send") sent++;
+						if (action?.type === "lost") break;
+						t += 100;
+					}
+					expect(t - start).toBeGreaterThanOrEqual(DEFAULT_PATH_PROBE.lostAfterMs - 100);
+					expect(t - start).toBeLessThanOrEqual(DEFAULT_PATH_PROBE.lostAfterMs + 100);
+					expect(sent).toBe(4);
+				},
+			),
+		);
+	});
+
+	it("property (defaults): a path answering within 0.4 s with one probe in three lost is never called lost", () => {
+		fc.assert(
+			fc.property(
+				fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 3, maxLength: 300 }),
+				(rtts) => {
+					const probe = new PathProbe(0, DEFAULT_PATH_PROBE, counterBytes());
+					probe.begin(0);
+					const answers: { at: number; id: Uint8Array }[] = [];
+					let i = 0;
+					for (let t = 0; t <= 30_000; t += 100) {
+						probe.noteSending(t);
+						for (const a of answers.filter((x) => x.at <= t)) probe.onAnswer(a.id, a.at);
+						answers.splice(0, answers.length, ...answers.filter((x) => x.at > t));
+						const action = probe.tick(t);
+						expect(action?.type).not.toBe("lost");
+						if (action?.type === "send" && i++ % 3 !== 2) {
+							answers.push({ at: t + rtts[i % rtts.length]!, id: action.transactionId });
+						}
+					}
+				},
+			),
 		);
 	});
 });
