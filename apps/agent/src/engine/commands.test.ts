@@ -20,6 +20,7 @@ function peerState(): PeerState {
 		timers: new PeerTimers(() => true),
 		path: undefined,
 		keepalive: false,
+		wireguardSessionStale: false,
 		health: { rx: { bytes: 1, at: 1 }, lastTxBytes: 9 },
 		probe: undefined,
 	};
@@ -57,6 +58,14 @@ function setup() {
 const endpoint = { address: "203.0.113.9", port: 41000, type: "srflx" as const };
 
 describe("CommandExecutor", () => {
+	it("marks a restarted peer's WireGuard session stale and asks for a pass that replaces it", () => {
+		const { executor, log } = setup();
+		const state = peerState();
+		executor.execute(state, { type: "wireguard-session-stale", peerInstance: 5 });
+		expect(state.wireguardSessionStale).toBe(true);
+		expect(log).toEqual(["reconcile"]);
+	});
+
 	it("hands ICE and signal commands to their parts", () => {
 		const { executor, log } = setup();
 		const state = peerState();
@@ -73,7 +82,10 @@ describe("CommandExecutor", () => {
 			candidate: "c",
 			mid: "0",
 		});
-		executor.execute(state, { type: "send-signal", message: { sessionId: 1, kind: undefined } });
+		executor.execute(state, {
+			type: "send-signal",
+			message: { sessionId: 1, kind: undefined, senderInstance: 7 },
+		});
 		executor.execute(state, { type: "ice-close", sessionId: 1 });
 		executor.execute(state, { type: "ice-close", sessionId: 2 });
 		expect(log).toEqual([

@@ -101,6 +101,17 @@ export class CommandExecutor {
 				o.probes.closeProbe(state);
 				o.reconciler.unrouteDirect(state, true);
 				return;
+			case "wireguard-session-stale":
+				// Without this, our WireGuard keeps sending under keys the restarted peer
+				// no longer has, and neither side starts a handshake until the peer's
+				// first one is retried (5 s) or ours times out.
+				o.logger.info(
+					{ peer: state.remote.name },
+					"peer restarted: replacing its WireGuard session",
+				);
+				state.wireguardSessionStale = true;
+				o.reconciler.request();
+				return;
 			case "set-timer":
 				state.timers.set(command.name, command.delayMs, () =>
 					o.feed(state, { type: "timer", name: command.name }),

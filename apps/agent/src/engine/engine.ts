@@ -189,6 +189,7 @@ export class Engine {
 			timers: new PeerTimers(() => this.peers.get(key) === state),
 			path: undefined,
 			keepalive: false,
+			wireguardSessionStale: false,
 			health: { rx: undefined, lastTxBytes: undefined },
 			probe: undefined,
 		};

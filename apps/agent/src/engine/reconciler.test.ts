@@ -15,6 +15,7 @@ function peer(key: string, path?: DirectPath, keepalive = true): ReconcilePeer {
 		remote: { wgPublicKey: key, allowedIps: [`100.64.0.${key.length}/32`] } as RemotePeer,
 		path,
 		keepalive,
+		wireguardSessionStale: false,
 	};
 }
 
@@ -28,6 +29,23 @@ function direct(): DirectPath {
 }
 
 describe("desiredPeers", () => {
+	it("replaces the WireGuard session of a peer that restarted, and reports it (also when it is left out)", () => {
+		const relay = new Map([["b", "127.0.0.1:50002"]]);
+		const onRelay = { ...peer("b"), wireguardSessionStale: true };
+		const nowhere = { ...peer("c"), wireguardSessionStale: true };
+		const untouched = peer("dd", direct());
+		const { desired, sessionsReplaced } = desiredPeers(
+			[onRelay, nowhere, untouched],
+			() => undefined,
+			(k) => relay.get(k),
+		);
+		expect(desired.map((d) => [d.publicKey, d.replaceSession])).toEqual([
+			["b", true],
+			["dd", undefined],
+		]);
+		expect(sessionsReplaced).toEqual([onRelay, nowhere]);
+	});
+
 	it("leaves out peers with nowhere to send, relays the others until ICE finds a path", () => {
 		const relay = new Map([["b", "127.0.0.1:50002"]]);
 		const { desired } = desiredPeers(
@@ -120,6 +138,36 @@ describe("Reconciler", () => {
 		await r.settled();
 		expect(errors).toEqual(["wireguard reconcile"]);
 		expect(path.endpointApplied).toBeUndefined();
+	});
+
+	it("marks a replaced session fresh only once the pass succeeded, so a failed one is retried", async () => {
+		let fail = true;
+		const passes: DesiredPeer[][] = [];
+		const stale = { ...peer("a", direct()), wireguardSessionStale: true };
+		const r = new Reconciler({
+			device: {
+				applyPeers: async (d) => {
+					passes.push([...d]);
+					if (fail) throw new Error("wg set failed");
+					return [];
+				},
+			},
+			portRewriter: { set: () => undefined, remove: () => undefined, apply: async () => undefined },
+			peers: () => [stale],
+			wgEndpointOf: () => undefined,
+			relayEndpointOf: () => undefined,
+			logError: () => undefined,
+		});
+		r.request();
+		await r.settled();
+		expect(stale.wireguardSessionStale).toBe(true);
+		fail = false;
+		r.request();
+		await r.settled();
+		expect(stale.wireguardSessionStale).toBe(false);
+		r.request();
+		await r.settled();
+		expect(passes.map((p) => p[0]?.replaceSession)).toEqual([true, true, undefined]);
 	});
 
 	it("installs the port rewrite for a direct path before reconciling, and drops it", async () => {

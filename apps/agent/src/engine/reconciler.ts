@@ -8,7 +8,10 @@ import { endpointText } from "./status.js";
 export const PERSISTENT_KEEPALIVE_S = 25;
 
 /** What the reconciler reads of a peer. */
-export type ReconcilePeer = Pick<PeerState, "key" | "remote" | "path" | "keepalive">;
+export type ReconcilePeer = Pick<
+	PeerState,
+	"key" | "remote" | "path" | "keepalive" | "wireguardSessionStale"
+>;
 
 /**
  * The WireGuard peer set the engine wants, sans-IO. A peer joins WireGuard
@@ -17,19 +20,25 @@ export type ReconcilePeer = Pick<PeerState, "key" | "remote" | "path" | "keepali
  * delayed the first ping after `up` by that much. Its endpoint is direct
  * when ICE found a path, else the relay bridge. Returns the direct paths
  * whose endpoint this pass gives to WireGuard (to be marked applied once it
- * succeeded); notes `lastDirectEndpoint` on the others.
+ * succeeded); notes `lastDirectEndpoint` on the others. A peer whose
+ * WireGuard session is stale (it restarted) gets its session replaced; one
+ * that is left out is removed from WireGuard, which drops the session too:
+ * both are in `sessionsReplaced`, to be marked fresh once the pass succeeded.
  */
 export function desiredPeers(
 	peers: Iterable<ReconcilePeer>,
 	wgEndpointOf: (key: string) => string | undefined,
 	relayEndpointOf: (key: string) => string | undefined,
-): { desired: DesiredPeer[]; endpointsSet: DirectPath[] } {
+): { desired: DesiredPeer[]; endpointsSet: DirectPath[]; sessionsReplaced: ReconcilePeer[] } {
 	const endpointsSet: DirectPath[] = [];
 	const desired: DesiredPeer[] = [];
+	const sessionsReplaced: ReconcilePeer[] = [];
 	for (const p of peers) {
+		if (p.wireguardSessionStale) sessionsReplaced.push(p);
 		const relayEndpoint = relayEndpointOf(p.key);
 		if (p.path === undefined && relayEndpoint === undefined) continue;
 		desired.push({
+			...(p.wireguardSessionStale ? { replaceSession: true } : {}),
 			publicKey: p.remote.wgPublicKey,
 			allowedIps: p.remote.allowedIps,
 			endpoint: p.path
@@ -42,7 +51,7 @@ export function desiredPeers(
 				: PERSISTENT_KEEPALIVE_S,
 		});
 	}
-	return { desired, endpointsSet };
+	return { desired, endpointsSet, sessionsReplaced };
 }
 
 /**
@@ -100,13 +109,14 @@ export class Reconciler {
 			const peers = this.options.peers();
 			if (this.stopped || !peers) return;
 			try {
-				const { desired, endpointsSet } = desiredPeers(
+				const { desired, endpointsSet, sessionsReplaced } = desiredPeers(
 					peers,
 					this.options.wgEndpointOf,
 					this.options.relayEndpointOf,
 				);
 				await this.options.device.applyPeers(desired);
 				for (const path of endpointsSet) path.endpointApplied = true;
+				for (const peer of sessionsReplaced) peer.wireguardSessionStale = false;
 			} catch (err) {
 				this.options.logError("wireguard reconcile", err);
 			}

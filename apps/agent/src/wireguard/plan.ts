@@ -16,6 +16,12 @@ export interface DesiredPeer {
 	endpoint?: string;
 	/** Seconds; undefined or 0 means off. */
 	persistentKeepalive?: number;
+	/**
+	 * Drop the peer's WireGuard session: an existing peer is removed and added again in
+	 * the same change, which clears its keys and handshake rate limit (its next packet
+	 * starts a handshake at once). For a peer that is not there yet it changes nothing.
+	 */
+	replaceSession?: boolean;
 }
 
 export type PeerChange =
@@ -48,6 +54,7 @@ interface NormalizedPeer {
 	endpoint: string | undefined;
 	/** 0 = off. */
 	persistentKeepalive: number;
+	replaceSession?: boolean;
 }
 
 function normalizedPrefixes(prefixes: readonly string[]): string[] {
@@ -81,6 +88,7 @@ function normalizeDesired(desired: readonly DesiredPeer[]): Map<string, Normaliz
 				allowedIps: normalizedPrefixes(peer.allowedIps),
 				endpoint: peer.endpoint === undefined ? undefined : canonicalEndpoint(peer.endpoint),
 				persistentKeepalive: keepalive,
+				replaceSession: peer.replaceSession === true,
 			};
 		} catch (error) {
 			throw new InvalidPeerConfigError(`peer ${publicKey}: ${(error as Error).message}`);
@@ -123,7 +131,7 @@ function normalizeCurrent(peer: PeerDump): NormalizedPeer {
 
 /**
  * Changes ordered removals, updates, adds: removing first frees allowed IPs that a changed or
- * new peer takes over. Throws InvalidPeerConfigError (before anything is planned) when a desired
+ * new peer takes over, and a peer whose session is replaced is removed before it is added. Throws InvalidPeerConfigError (before anything is planned) when a desired
  * peer is malformed, so a bad entry never leaves the interface half configured.
  */
 export function planPeerChanges(
@@ -141,12 +149,17 @@ export function planPeerChanges(
 	}
 	for (const [publicKey, target] of wanted) {
 		const now = existing.get(publicKey);
-		if (now === undefined) {
+		if (now !== undefined && target.replaceSession) {
+			removals.push({ kind: "remove", publicKey });
+		}
+		if (now === undefined || target.replaceSession) {
+			// A replaced peer has no endpoint of its own any more: keep the one it had.
+			const endpoint = target.endpoint ?? now?.endpoint;
 			additions.push({
 				kind: "add",
 				publicKey,
 				allowedIps: target.allowedIps,
-				...(target.endpoint === undefined ? {} : { endpoint: target.endpoint }),
+				...(endpoint === undefined ? {} : { endpoint }),
 				...(target.persistentKeepalive === 0
 					? {}
 					: { persistentKeepalive: target.persistentKeepalive }),
