@@ -125,6 +125,8 @@ runLabBenchmark("overlay-up", "btup", async (lab) => {
 	const baselineScript = [
 		"set -e",
 		// Own pid file, so that we stop exactly this process afterwards.
+		// Emptied first: the file still holds the last iteration's lines.
+		`: > /var/lib/starling/${BASELINE_IF}.log`,
 		`LOG_LEVEL=verbose wireguard-go -f ${BASELINE_IF} >/var/lib/starling/${BASELINE_IF}.log 2>&1 & echo $! > /var/lib/starling/${BASELINE_IF}.pid`,
 		// Ready when it says so: `wg` deletes a socket file that refuses its connection.
 		`until grep -q "UAPI listener started" /var/lib/starling/${BASELINE_IF}.log; do sleep 0.005; done`,

@@ -41,9 +41,28 @@ describe("desiredPeers", () => {
 		);
 		expect(desired.map((d) => [d.publicKey, d.replaceSession])).toEqual([
 			["b", true],
-			["dd", undefined],
+			["dd", "if-no-handshake"],
 		]);
 		expect(sessionsReplaced).toEqual([onRelay, nowhere]);
+	});
+
+	it("replaces a session that never had a handshake only in the pass that brings a new direct path", () => {
+		const path = direct();
+		const p = peer("a", path);
+		const bridge = () => "127.0.0.1:50001";
+		expect(desiredPeers([p], () => undefined, bridge).desired[0]?.replaceSession).toBe(
+			"if-no-handshake",
+		);
+		path.endpointApplied = true;
+		expect(
+			desiredPeers([p], () => "203.0.113.9:41000", bridge).desired[0]?.replaceSession,
+		).toBeUndefined();
+		// Roamed onto the relay bridge: put back on the direct address, a new direct endpoint again.
+		expect(desiredPeers([p], bridge, bridge).desired[0]?.replaceSession).toBe("if-no-handshake");
+		// On the relay only: never.
+		expect(
+			desiredPeers([peer("b")], () => undefined, bridge).desired[0]?.replaceSession,
+		).toBeUndefined();
 	});
 
 	it("leaves out peers with nowhere to send, relays the others until ICE finds a path", () => {

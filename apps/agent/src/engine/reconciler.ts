@@ -37,13 +37,23 @@ export function desiredPeers(
 		if (p.wireguardSessionStale) sessionsReplaced.push(p);
 		const relayEndpoint = relayEndpointOf(p.key);
 		if (p.path === undefined && relayEndpoint === undefined) continue;
+		const endpointsBefore = endpointsSet.length;
+		const endpoint = p.path
+			? directEndpoint(p.path, wgEndpointOf(p.key), relayEndpoint, endpointsSet)
+			: relayEndpoint;
+		// A direct path just came up: if no handshake ever completed (the one tried
+		// over the relay, or before the peer had us, got lost), WireGuard would hold
+		// the next attempt off for 5 s; a replaced peer tries at once on the new path.
+		const newDirectPath = endpointsSet.length > endpointsBefore;
 		desired.push({
-			...(p.wireguardSessionStale ? { replaceSession: true } : {}),
+			...(p.wireguardSessionStale
+				? { replaceSession: true }
+				: newDirectPath
+					? { replaceSession: "if-no-handshake" as const }
+					: {}),
 			publicKey: p.remote.wgPublicKey,
 			allowedIps: p.remote.allowedIps,
-			endpoint: p.path
-				? directEndpoint(p.path, wgEndpointOf(p.key), relayEndpoint, endpointsSet)
-				: relayEndpoint,
+			endpoint,
 			persistentKeepalive: p.path
 				? p.keepalive
 					? PERSISTENT_KEEPALIVE_S

@@ -339,6 +339,44 @@ describe("planPeerChanges", () => {
 		});
 	});
 
+	it("replaces a session 'if-no-handshake' only while no handshake has completed", () => {
+		const never = peerDump(KEY_A, { allowedIps: ["100.64.0.1/32"], endpoint: "198.18.9.9:41000" });
+		const had = peerDump(KEY_B, {
+			allowedIps: ["100.64.0.2/32"],
+			endpoint: "198.18.9.8:41000",
+			latestHandshakeUnixSeconds: 1764389245,
+		});
+		const changes = planPeerChanges(
+			[never, had],
+			[
+				{
+					publicKey: KEY_A,
+					allowedIps: ["100.64.0.1/32"],
+					endpoint: "203.0.113.1:40000",
+					persistentKeepalive: 25,
+					replaceSession: "if-no-handshake",
+				},
+				{
+					publicKey: KEY_B,
+					allowedIps: ["100.64.0.2/32"],
+					endpoint: "203.0.113.2:40000",
+					replaceSession: "if-no-handshake",
+				},
+			],
+		);
+		expect(changes).toEqual([
+			{ kind: "remove", publicKey: KEY_A },
+			{ kind: "update", publicKey: KEY_B, endpoint: "203.0.113.2:40000" },
+			{
+				kind: "add",
+				publicKey: KEY_A,
+				allowedIps: ["100.64.0.1/32"],
+				endpoint: "203.0.113.1:40000",
+				persistentKeepalive: 25,
+			},
+		]);
+	});
+
 	it("keeps a learned endpoint when none is desired, and turns keepalive off with 0", () => {
 		const current = [peerDump(KEY_A, { endpoint: "198.18.9.9:41000", persistentKeepalive: 25 })];
 		expect(planPeerChanges(current, [{ publicKey: KEY_A, allowedIps: [] }])).toEqual([

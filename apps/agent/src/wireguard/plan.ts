@@ -19,9 +19,11 @@ export interface DesiredPeer {
 	/**
 	 * Drop the peer's WireGuard session: an existing peer is removed and added again in
 	 * the same change, which clears its keys and handshake rate limit (its next packet
-	 * starts a handshake at once). For a peer that is not there yet it changes nothing.
+	 * starts a handshake at once). "if-no-handshake": only while no handshake has ever
+	 * completed with it (an attempt that got lost holds the next one off for 5 s).
+	 * For a peer that is not there yet it changes nothing.
 	 */
-	replaceSession?: boolean;
+	replaceSession?: boolean | "if-no-handshake";
 }
 
 export type PeerChange =
@@ -54,7 +56,9 @@ interface NormalizedPeer {
 	endpoint: string | undefined;
 	/** 0 = off. */
 	persistentKeepalive: number;
-	replaceSession?: boolean;
+	replaceSession?: boolean | "if-no-handshake";
+	/** Current peers only: 0 until a handshake completed. */
+	latestHandshakeUnixSeconds?: number;
 }
 
 function normalizedPrefixes(prefixes: readonly string[]): string[] {
@@ -88,7 +92,7 @@ function normalizeDesired(desired: readonly DesiredPeer[]): Map<string, Normaliz
 				allowedIps: normalizedPrefixes(peer.allowedIps),
 				endpoint: peer.endpoint === undefined ? undefined : canonicalEndpoint(peer.endpoint),
 				persistentKeepalive: keepalive,
-				replaceSession: peer.replaceSession === true,
+				replaceSession: peer.replaceSession,
 			};
 		} catch (error) {
 			throw new InvalidPeerConfigError(`peer ${publicKey}: ${(error as Error).message}`);
@@ -126,6 +130,7 @@ function normalizeCurrent(peer: PeerDump): NormalizedPeer {
 		endpoint:
 			peer.endpoint === undefined ? undefined : canonicalOrAsIs(peer.endpoint, canonicalEndpoint),
 		persistentKeepalive: peer.persistentKeepalive ?? 0,
+		latestHandshakeUnixSeconds: peer.latestHandshakeUnixSeconds,
 	};
 }
 
@@ -149,10 +154,12 @@ export function planPeerChanges(
 	}
 	for (const [publicKey, target] of wanted) {
 		const now = existing.get(publicKey);
-		if (now !== undefined && target.replaceSession) {
-			removals.push({ kind: "remove", publicKey });
-		}
-		if (now === undefined || target.replaceSession) {
+		const replace =
+			now !== undefined &&
+			(target.replaceSession === true ||
+				(target.replaceSession === "if-no-handshake" && !now.latestHandshakeUnixSeconds));
+		if (replace) removals.push({ kind: "remove", publicKey });
+		if (now === undefined || replace) {
 			// A replaced peer has no endpoint of its own any more: keep the one it had.
 			const endpoint = target.endpoint ?? now?.endpoint;
 			additions.push({
