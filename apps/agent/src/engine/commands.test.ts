@@ -21,6 +21,7 @@ function peerState(): PeerState {
 		path: undefined,
 		keepalive: false,
 		wireguardSessionStale: false,
+		handshakeRetryDue: false,
 		health: { rx: { bytes: 1, at: 1 }, lastTxBytes: 9 },
 		probe: undefined,
 	};
@@ -119,6 +120,8 @@ describe("CommandExecutor", () => {
 			await vi.advanceTimersByTimeAsync(1_000);
 			expect(state.keepalive).toBe(true);
 			expect(log.at(-1)).toBe("reconcile");
+			// And a handshake retry is due (replaces the peer if none completed yet).
+			expect(state.handshakeRetryDue).toBe(true);
 			executor.execute(state, { type: "path-down", reason: "lost" });
 			expect(state.path).toBeUndefined();
 			expect(state.keepalive).toBe(false);

@@ -3,6 +3,7 @@ import type { PeerMessage } from "@starling/proto";
 import type { ConnCommand, ConnInput, PeerEndpoint } from "../conn/peer-connection.js";
 import type { IceSessions } from "./ice-sessions.js";
 import type { PeerState } from "./peer-state.js";
+import { armHandshakeRetries } from "./reconciler.js";
 import { endpointText } from "./status.js";
 
 /** What carrying out the commands takes; each is one of the engine's other parts. */
@@ -91,6 +92,7 @@ export class CommandExecutor {
 					"direct path up",
 				);
 				o.reconciler.routeDirect(state, path);
+				armHandshakeRetries(state, () => o.reconciler.request());
 				return;
 			}
 			case "path-down":

@@ -37,6 +37,11 @@ export interface PeerState {
 	 * ours holds is stale: the next WireGuard pass replaces our peer for it.
 	 */
 	wireguardSessionStale: boolean;
+	/**
+	 * A handshake retry is due (armHandshakeRetries): the next pass replaces the
+	 * peer if no handshake has completed with it yet.
+	 */
+	handshakeRetryDue: boolean;
 	/** What the health check remembers of the direct path (path-health.ts). */
 	health: DirectPathMemory;
 	/** Liveness probing of the direct path, from its ICE port once ICE let go of it. */

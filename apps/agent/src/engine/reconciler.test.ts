@@ -1,9 +1,12 @@
 import type { RemotePeer } from "@starling/proto";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { DesiredPeer } from "../wireguard/plan.js";
-import type { DirectPath } from "./peer-state.js";
+import { type DirectPath, PeerTimers } from "./peer-state.js";
 import {
+	armHandshakeRetries,
 	desiredPeers,
+	HANDSHAKE_RETRIES,
+	HANDSHAKE_RETRY_MS,
 	PERSISTENT_KEEPALIVE_S,
 	type ReconcilePeer,
 	Reconciler,
@@ -16,6 +19,7 @@ function peer(key: string, path?: DirectPath, keepalive = true): ReconcilePeer {
 		path,
 		keepalive,
 		wireguardSessionStale: false,
+		handshakeRetryDue: false,
 	};
 }
 
@@ -44,6 +48,17 @@ describe("desiredPeers", () => {
 			["dd", "if-no-handshake"],
 		]);
 		expect(sessionsReplaced).toEqual([onRelay, nowhere]);
+	});
+
+	it("a due handshake retry replaces the peer if no handshake completed, on the relay too, and is reported", () => {
+		const due = { ...peer("b"), handshakeRetryDue: true };
+		const { desired, retriesDone } = desiredPeers(
+			[due, peer("c")],
+			() => undefined,
+			() => "127.0.0.1:50001",
+		);
+		expect(desired.map((d) => d.replaceSession)).toEqual(["if-no-handshake", undefined]);
+		expect(retriesDone).toEqual([due]);
 	});
 
 	it("replaces a session that never had a handshake only in the pass that brings a new direct path", () => {
@@ -216,5 +231,41 @@ describe("Reconciler", () => {
 		r.unrouteDirect({ key: "a" }, false);
 		await r.settled();
 		expect(log).toEqual(["set a 40001->203.0.113.9:41000", "nft", "wg", "remove a", "nft"]);
+	});
+});
+
+describe("armHandshakeRetries", () => {
+	it("marks a retry due and asks for a pass every second, three times; arming again restarts the count", () => {
+		vi.useFakeTimers();
+		try {
+			const state = { timers: new PeerTimers(() => true), handshakeRetryDue: false };
+			let passes = 0;
+			armHandshakeRetries(state, () => passes++);
+			vi.advanceTimersByTime(HANDSHAKE_RETRY_MS - 1);
+			expect(passes).toBe(0);
+			vi.advanceTimersByTime(1);
+			expect([passes, state.handshakeRetryDue]).toEqual([1, true]);
+			state.handshakeRetryDue = false;
+			armHandshakeRetries(state, () => passes++);
+			vi.advanceTimersByTime(HANDSHAKE_RETRY_MS * 10);
+			expect(passes).toBe(1 + HANDSHAKE_RETRIES);
+		} finally {
+			vi.useRealTimers();
+		}
+	});
+
+	it("stops with the peer (its timers only fire while it is in the map)", () => {
+		vi.useFakeTimers();
+		try {
+			let inMap = true;
+			const state = { timers: new PeerTimers(() => inMap), handshakeRetryDue: false };
+			let passes = 0;
+			armHandshakeRetries(state, () => passes++);
+			inMap = false;
+			vi.advanceTimersByTime(HANDSHAKE_RETRY_MS * 10);
+			expect(passes).toBe(0);
+		} finally {
+			vi.useRealTimers();
+		}
 	});
 });

@@ -10,8 +10,33 @@ export const PERSISTENT_KEEPALIVE_S = 25;
 /** What the reconciler reads of a peer. */
 export type ReconcilePeer = Pick<
 	PeerState,
-	"key" | "remote" | "path" | "keepalive" | "wireguardSessionStale"
+	"key" | "remote" | "path" | "keepalive" | "wireguardSessionStale" | "handshakeRetryDue"
 >;
+
+/** Handshake retries after a new endpoint, and the time between them. */
+export const HANDSHAKE_RETRIES = 3;
+export const HANDSHAKE_RETRY_MS = 1_000;
+
+/**
+ * After a peer got a new endpoint (its relay bridge, or a direct path):
+ * WireGuard's first handshake attempt is lost when the peer did not have us
+ * yet (both sides add each other at about the same moment, each through its
+ * own relay bridge), and WireGuard then waits 5 s before the next. So every
+ * second, three times, ask for a pass that replaces the peer if no handshake
+ * has completed (which sends a new one at once); once one has, those passes
+ * change nothing. Arming again restarts the count.
+ */
+export function armHandshakeRetries(
+	state: Pick<PeerState, "timers" | "handshakeRetryDue">,
+	request: () => void,
+	left = HANDSHAKE_RETRIES,
+): void {
+	state.timers.set("handshake-retry", HANDSHAKE_RETRY_MS, () => {
+		state.handshakeRetryDue = true;
+		request();
+		if (left > 1) armHandshakeRetries(state, request, left - 1);
+	});
+}
 
 /**
  * The WireGuard peer set the engine wants, sans-IO. A peer joins WireGuard
@@ -24,15 +49,24 @@ export type ReconcilePeer = Pick<
  * WireGuard session is stale (it restarted) gets its session replaced; one
  * that is left out is removed from WireGuard, which drops the session too:
  * both are in `sessionsReplaced`, to be marked fresh once the pass succeeded.
+ * A peer with a direct path new to WireGuard, or a handshake retry due
+ * (`retriesDone`, cleared after the pass), is replaced if no handshake has
+ * completed with it yet.
  */
 export function desiredPeers(
 	peers: Iterable<ReconcilePeer>,
 	wgEndpointOf: (key: string) => string | undefined,
 	relayEndpointOf: (key: string) => string | undefined,
-): { desired: DesiredPeer[]; endpointsSet: DirectPath[]; sessionsReplaced: ReconcilePeer[] } {
+): {
+	desired: DesiredPeer[];
+	endpointsSet: DirectPath[];
+	sessionsReplaced: ReconcilePeer[];
+	retriesDone: ReconcilePeer[];
+} {
 	const endpointsSet: DirectPath[] = [];
 	const desired: DesiredPeer[] = [];
 	const sessionsReplaced: ReconcilePeer[] = [];
+	const retriesDone: ReconcilePeer[] = [];
 	for (const p of peers) {
 		if (p.wireguardSessionStale) sessionsReplaced.push(p);
 		const relayEndpoint = relayEndpointOf(p.key);
@@ -45,10 +79,11 @@ export function desiredPeers(
 		// over the relay, or before the peer had us, got lost), WireGuard would hold
 		// the next attempt off for 5 s; a replaced peer tries at once on the new path.
 		const newDirectPath = endpointsSet.length > endpointsBefore;
+		if (p.handshakeRetryDue) retriesDone.push(p);
 		desired.push({
 			...(p.wireguardSessionStale
 				? { replaceSession: true }
-				: newDirectPath
+				: newDirectPath || p.handshakeRetryDue
 					? { replaceSession: "if-no-handshake" as const }
 					: {}),
 			publicKey: p.remote.wgPublicKey,
@@ -61,7 +96,7 @@ export function desiredPeers(
 				: PERSISTENT_KEEPALIVE_S,
 		});
 	}
-	return { desired, endpointsSet, sessionsReplaced };
+	return { desired, endpointsSet, sessionsReplaced, retriesDone };
 }
 
 /**
@@ -119,7 +154,7 @@ export class Reconciler {
 			const peers = this.options.peers();
 			if (this.stopped || !peers) return;
 			try {
-				const { desired, endpointsSet, sessionsReplaced } = desiredPeers(
+				const { desired, endpointsSet, sessionsReplaced, retriesDone } = desiredPeers(
 					peers,
 					this.options.wgEndpointOf,
 					this.options.relayEndpointOf,
@@ -127,6 +162,7 @@ export class Reconciler {
 				await this.options.device.applyPeers(desired);
 				for (const path of endpointsSet) path.endpointApplied = true;
 				for (const peer of sessionsReplaced) peer.wireguardSessionStale = false;
+				for (const peer of retriesDone) peer.handshakeRetryDue = false;
 			} catch (err) {
 				this.options.logError("wireguard reconcile", err);
 			}
