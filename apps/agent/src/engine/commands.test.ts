@@ -116,16 +116,42 @@ describe("CommandExecutor", () => {
 			expect(state.health).toEqual({ rx: undefined, lastTxBytes: 9 });
 			expect(state.keepalive).toBe(false);
 			expect(log).toEqual(["probe 40001", "route 40001"]);
+			// Not the side that sends the first handshake: no handshake retries.
+			expect(state.handshakeRetryDue).toBe(false);
 			// The side that does not send the first handshake turns keepalives on a moment later.
 			await vi.advanceTimersByTimeAsync(1_000);
 			expect(state.keepalive).toBe(true);
 			expect(log.at(-1)).toBe("reconcile");
-			// And a handshake retry is due (replaces the peer if none completed yet).
-			expect(state.handshakeRetryDue).toBe(true);
+			expect(state.handshakeRetryDue).toBe(false);
 			executor.execute(state, { type: "path-down", reason: "lost" });
 			expect(state.path).toBeUndefined();
 			expect(state.keepalive).toBe(false);
 			expect(log.slice(-2)).toEqual(["probe close", "unroute reconcile=true"]);
+		} finally {
+			vi.useRealTimers();
+		}
+	});
+
+	it("the side that sends the first handshake retries one that never completed, with the path's first pass", async () => {
+		vi.useFakeTimers();
+		try {
+			const { executor, log } = setup();
+			const state = peerState();
+			executor.execute(state, {
+				type: "path-up",
+				sessionId: 2,
+				local: { address: "198.51.100.1", port: 5000, type: "srflx" },
+				remote: endpoint,
+				remoteWireguardPort: 51820,
+				sendHandshakeFirst: true,
+			});
+			// Due for the pass the route asks for once the port rewrite is in; no pass before it.
+			expect(state.handshakeRetryDue).toBe(true);
+			expect(log).toEqual(["probe 40001", "route 40001"]);
+			state.handshakeRetryDue = false;
+			await vi.advanceTimersByTimeAsync(1_000);
+			expect(state.handshakeRetryDue).toBe(true);
+			expect(log.at(-1)).toBe("reconcile");
 		} finally {
 			vi.useRealTimers();
 		}

@@ -91,7 +91,8 @@ export class Engine {
 			peers: () => this.peers.values(),
 			nameOf: (state) => state.remote.name,
 			onEndpoint: (state, endpoint) => {
-				if (endpoint) armHandshakeRetries(state, () => this.reconciler.request());
+				if (endpoint && state.conn.role === "controlling" && !state.path)
+					armHandshakeRetries(state, () => this.reconciler.request());
 				this.reconciler.request();
 			},
 		});

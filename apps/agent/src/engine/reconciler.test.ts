@@ -45,7 +45,7 @@ describe("desiredPeers", () => {
 		);
 		expect(desired.map((d) => [d.publicKey, d.replaceSession])).toEqual([
 			["b", true],
-			["dd", "if-no-handshake"],
+			["dd", undefined],
 		]);
 		expect(sessionsReplaced).toEqual([onRelay, nowhere]);
 	});
@@ -59,25 +59,6 @@ describe("desiredPeers", () => {
 		);
 		expect(desired.map((d) => d.replaceSession)).toEqual(["if-no-handshake", undefined]);
 		expect(retriesDone).toEqual([due]);
-	});
-
-	it("replaces a session that never had a handshake only in the pass that brings a new direct path", () => {
-		const path = direct();
-		const p = peer("a", path);
-		const bridge = () => "127.0.0.1:50001";
-		expect(desiredPeers([p], () => undefined, bridge).desired[0]?.replaceSession).toBe(
-			"if-no-handshake",
-		);
-		path.endpointApplied = true;
-		expect(
-			desiredPeers([p], () => "203.0.113.9:41000", bridge).desired[0]?.replaceSession,
-		).toBeUndefined();
-		// Roamed onto the relay bridge: put back on the direct address, a new direct endpoint again.
-		expect(desiredPeers([p], bridge, bridge).desired[0]?.replaceSession).toBe("if-no-handshake");
-		// On the relay only: never.
-		expect(
-			desiredPeers([peer("b")], () => undefined, bridge).desired[0]?.replaceSession,
-		).toBeUndefined();
 	});
 
 	it("leaves out peers with nowhere to send, relays the others until ICE finds a path", () => {
@@ -235,20 +216,25 @@ describe("Reconciler", () => {
 });
 
 describe("armHandshakeRetries", () => {
-	it("marks a retry due and asks for a pass every second, three times; arming again restarts the count", () => {
+	it("marks a retry due and asks for a pass at once, then every second three times; arming again restarts the count", () => {
 		vi.useFakeTimers();
 		try {
 			const state = { timers: new PeerTimers(() => true), handshakeRetryDue: false };
 			let passes = 0;
 			armHandshakeRetries(state, () => passes++);
-			vi.advanceTimersByTime(HANDSHAKE_RETRY_MS - 1);
-			expect(passes).toBe(0);
-			vi.advanceTimersByTime(1);
+			// One pass at once...
 			expect([passes, state.handshakeRetryDue]).toEqual([1, true]);
 			state.handshakeRetryDue = false;
-			armHandshakeRetries(state, () => passes++);
+			vi.advanceTimersByTime(HANDSHAKE_RETRY_MS - 1);
+			expect(passes).toBe(1);
+			// ...then one a second later.
+			vi.advanceTimersByTime(1);
+			expect([passes, state.handshakeRetryDue]).toEqual([2, true]);
+			// Arming again restarts the count; without `now` it only arms the timer.
+			armHandshakeRetries(state, () => passes++, HANDSHAKE_RETRIES, false);
+			expect(passes).toBe(2);
 			vi.advanceTimersByTime(HANDSHAKE_RETRY_MS * 10);
-			expect(passes).toBe(1 + HANDSHAKE_RETRIES);
+			expect(passes).toBe(2 + HANDSHAKE_RETRIES);
 		} finally {
 			vi.useRealTimers();
 		}
@@ -263,7 +249,7 @@ describe("armHandshakeRetries", () => {
 			armHandshakeRetries(state, () => passes++);
 			inMap = false;
 			vi.advanceTimersByTime(HANDSHAKE_RETRY_MS * 10);
-			expect(passes).toBe(0);
+			expect(passes).toBe(1);
 		} finally {
 			vi.useRealTimers();
 		}

@@ -18,23 +18,31 @@ export const HANDSHAKE_RETRIES = 3;
 export const HANDSHAKE_RETRY_MS = 1_000;
 
 /**
- * After a peer got a new endpoint (its relay bridge, or a direct path):
- * WireGuard's first handshake attempt is lost when the peer did not have us
- * yet (both sides add each other at about the same moment, each through its
- * own relay bridge), and WireGuard then waits 5 s before the next. So every
- * second, three times, ask for a pass that replaces the peer if no handshake
- * has completed (which sends a new one at once); once one has, those passes
- * change nothing. Arming again restarts the count.
+ * For the side that sends the first handshake (the controlling one), after
+ * its peer got a new endpoint (relay bridge or direct path). WireGuard's
+ * first attempt gets lost when the peer does not have us yet, or when both
+ * sides initiate at once (both add each other at about the same moment; each
+ * answers the other's initiation, which voids its own, so neither completes),
+ * and WireGuard then waits 5 s before the next. So: one pass now and then one
+ * every second, three times, that replaces the peer if no handshake has
+ * completed, which sends a new initiation at once; the other side only
+ * answers it. Once a handshake completed, those passes change nothing.
+ * Arming again restarts the count.
  */
 export function armHandshakeRetries(
 	state: Pick<PeerState, "timers" | "handshakeRetryDue">,
 	request: () => void,
 	left = HANDSHAKE_RETRIES,
+	now = true,
 ): void {
+	if (now) {
+		state.handshakeRetryDue = true;
+		request();
+	}
 	state.timers.set("handshake-retry", HANDSHAKE_RETRY_MS, () => {
 		state.handshakeRetryDue = true;
 		request();
-		if (left > 1) armHandshakeRetries(state, request, left - 1);
+		if (left > 1) armHandshakeRetries(state, request, left - 1, false);
 	});
 }
 
@@ -49,9 +57,8 @@ export function armHandshakeRetries(
  * WireGuard session is stale (it restarted) gets its session replaced; one
  * that is left out is removed from WireGuard, which drops the session too:
  * both are in `sessionsReplaced`, to be marked fresh once the pass succeeded.
- * A peer with a direct path new to WireGuard, or a handshake retry due
- * (`retriesDone`, cleared after the pass), is replaced if no handshake has
- * completed with it yet.
+ * A peer with a handshake retry due (`retriesDone`, cleared after the pass)
+ * is replaced if no handshake has completed with it yet.
  */
 export function desiredPeers(
 	peers: Iterable<ReconcilePeer>,
@@ -71,24 +78,18 @@ export function desiredPeers(
 		if (p.wireguardSessionStale) sessionsReplaced.push(p);
 		const relayEndpoint = relayEndpointOf(p.key);
 		if (p.path === undefined && relayEndpoint === undefined) continue;
-		const endpointsBefore = endpointsSet.length;
-		const endpoint = p.path
-			? directEndpoint(p.path, wgEndpointOf(p.key), relayEndpoint, endpointsSet)
-			: relayEndpoint;
-		// A direct path just came up: if no handshake ever completed (the one tried
-		// over the relay, or before the peer had us, got lost), WireGuard would hold
-		// the next attempt off for 5 s; a replaced peer tries at once on the new path.
-		const newDirectPath = endpointsSet.length > endpointsBefore;
 		if (p.handshakeRetryDue) retriesDone.push(p);
 		desired.push({
 			...(p.wireguardSessionStale
 				? { replaceSession: true }
-				: newDirectPath || p.handshakeRetryDue
+				: p.handshakeRetryDue
 					? { replaceSession: "if-no-handshake" as const }
 					: {}),
 			publicKey: p.remote.wgPublicKey,
 			allowedIps: p.remote.allowedIps,
-			endpoint,
+			endpoint: p.path
+				? directEndpoint(p.path, wgEndpointOf(p.key), relayEndpoint, endpointsSet)
+				: relayEndpoint,
 			persistentKeepalive: p.path
 				? p.keepalive
 					? PERSISTENT_KEEPALIVE_S
