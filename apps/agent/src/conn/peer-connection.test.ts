@@ -857,6 +857,17 @@ describe("the peer's instance (its WireGuard peer for us)", () => {
 		expect(restarted).toContainEqual({ type: "ice-start", sessionId: 3_000, role: "controlled" });
 	});
 
+	it("a late `closed` of the old instance, seen first by a new PeerConnection, does not count as a restart", () => {
+		const conn = controlledSide();
+		conn.handle({ type: "start", peerOnline: true }, 0);
+		expect(
+			staleOf(conn.handle({ type: "signal-received", message: from(5, sessionClosed(900)) }, 5)),
+		).toEqual([]);
+		expect(
+			staleOf(conn.handle({ type: "signal-received", message: from(6, offer(1_000)) }, 10)),
+		).toEqual([]);
+	});
+
 	it("instances that are not session-id shaped are ignored", () => {
 		const conn = controlledSide();
 		conn.handle({ type: "start", peerOnline: true }, 0);

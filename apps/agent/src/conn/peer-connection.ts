@@ -460,7 +460,10 @@ export class PeerConnection {
 	private onSignal(message: PeerMessage | undefined): void {
 		const kind = message?.kind;
 		if (message === undefined || kind === undefined || kind === null) return;
-		this.notePeerInstance(message.senderInstance);
+		// Only messages that open or answer a session tell which instance is there: a
+		// `closed` (or a candidate) may be the old instance's last word, delivered late.
+		if (kind.$case === "offer" || kind.$case === "answer" || kind.$case === "offerRequest")
+			this.notePeerInstance(message.senderInstance);
 		const sessionId = message.sessionId;
 		switch (kind.$case) {
 			case "offer":
