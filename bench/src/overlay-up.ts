@@ -158,7 +158,8 @@ runLabBenchmark("overlay-up", "btup", async (lab) => {
 	for (let i = 0; i < iterations; i++) {
 		// The agent: b is down, a has seen it go.
 		const t0 = Date.now();
-		const ping = b.host.exec("sh", ["-c", pingLoop(ipOfA)], { timeoutMs: 30_000 });
+		// Generous: on a machine at load 50 the daemon alone took 20 s to start wireguard-go.
+		const ping = b.host.exec("sh", ["-c", pingLoop(ipOfA)], { timeoutMs: 90_000 });
 		const upArgs = mode === "down" ? ["up"] : ["up", "--setup-key", ctl.setupKey];
 		const up = b.cli(upArgs).then((r) => ({ r, at: Date.now() }));
 		const [pinged, upDone] = await Promise.all([ping, up]);
