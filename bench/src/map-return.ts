@@ -153,7 +153,9 @@ runLabBenchmark("map-return", "pingmr", async (lab) => {
 					? true
 					: undefined;
 			},
-			30_000,
+			// Generous: at load 50-80 one `starling status` call took seconds.
+			90_000,
+			500,
 		);
 
 	// The baseline pair across the same NATs, up before the first iteration.
