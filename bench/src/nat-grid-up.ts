@@ -20,7 +20,8 @@
 // plain wireguard-go between the two public hosts with everything known in
 // advance, start to first ping, as in overlay-up.
 // Targets (issue 4): first ping ≤ 2 s in every cell (the relay is there from
-// the start); P2P across easy NATs (public, eim, double) ≤ 5 s.
+// the start); P2P across easy NATs (public, eim, double) ≤ 5 s. Issue 11:
+// first pings p50 ≤ 1.5 s, p99 ≤ 2.5 s.
 // Usage: pnpm bench nat-grid-up [rounds=2] [window_s=20]
 import { type ExpectedPath, expectedPath, NETWORK_KINDS, type NetworkKind } from "@starling/lab";
 import { log, numberArg, percentile, round } from "./lib-control-plane.js";
@@ -167,8 +168,11 @@ runLabBenchmark("nat-grid-up", "bgrid", async (lab) => {
 	});
 	const baselineScript = [
 		"set -e",
-		`wireguard-go -f ${BASELINE_IF} >/dev/null 2>&1 & echo $! > /var/lib/starling/${BASELINE_IF}.pid`,
-		`while [ ! -S /var/run/wireguard/${BASELINE_IF}.sock ]; do sleep 0.005; done`,
+		// Ready when wireguard-go says so (polling for the socket file races: `wg` deletes
+		// a socket that refuses its connection); the log is emptied of the last run first.
+		`: > /var/lib/starling/${BASELINE_IF}.log`,
+		`LOG_LEVEL=verbose wireguard-go -f ${BASELINE_IF} >/var/lib/starling/${BASELINE_IF}.log 2>&1 & echo $! > /var/lib/starling/${BASELINE_IF}.pid`,
+		`until grep -q "UAPI listener started" /var/lib/starling/${BASELINE_IF}.log; do sleep 0.005; done`,
 		`wg set ${BASELINE_IF} listen-port ${BASELINE_PORT} private-key /var/lib/starling/${BASELINE_IF}.key peer ${pubKey1} endpoint ${pub1.host.address}:${BASELINE_PORT} allowed-ips ${base1}/32`,
 		`ip addr add ${base2}/24 dev ${BASELINE_IF}`,
 		`ip link set ${BASELINE_IF} mtu 1280 up`,
@@ -310,7 +314,14 @@ runLabBenchmark("nat-grid-up", "bgrid", async (lab) => {
 		ping_interval_ms: PING_INTERVAL_S * 1000,
 		first_ping_p50_ms: round(percentile(firstPings, 50), 0),
 		first_ping_p95_ms: round(percentile(firstPings, 95), 0),
+		first_ping_p99_ms: round(percentile(firstPings, 99), 0),
 		first_ping_max_ms: firstPings.at(-1) ?? null,
+		// Issue 11: p50 ≤ 1.5 s and p99 ≤ 2.5 s (issue 4 asked for ≤ 2 s in every cell).
+		first_ping_target_p50_ms: 1500,
+		first_ping_target_p99_ms: 2500,
+		first_ping_p50_target_met: percentile(firstPings, 50) <= 1500,
+		first_ping_p99_target_met:
+			allSamples.every((x) => x.first_ping_ms !== null) && percentile(firstPings, 99) <= 2500,
 		first_ping_target_ms: 2000,
 		first_ping_over_target: firstPings.filter((x) => x > 2000).length,
 		no_ping: allSamples.filter((x) => x.first_ping_ms === null).length,

@@ -37,22 +37,27 @@ function controlledSide(config: Partial<ConnConfig> = EXACT, seed = 2): PeerConn
 
 const offer = (sessionId: number, sdp = "offer-sdp", wireguardPort = 51_820): PeerMessage => ({
 	sessionId,
+	senderInstance: 0,
 	kind: { $case: "offer", value: { sdp, wireguardPort, agentVersion: "peer" } },
 });
 const answer = (sessionId: number, sdp = "answer-sdp", wireguardPort = 51_821): PeerMessage => ({
 	sessionId,
+	senderInstance: 0,
 	kind: { $case: "answer", value: { sdp, wireguardPort, agentVersion: "peer" } },
 });
 const candidate = (sessionId: number, text: string): PeerMessage => ({
 	sessionId,
+	senderInstance: 0,
 	kind: { $case: "candidate", value: { candidate: text, mid: "0" } },
 });
 const offerRequest = (sessionId: number, reason = "startup"): PeerMessage => ({
 	sessionId,
+	senderInstance: 0,
 	kind: { $case: "offerRequest", value: { reason } },
 });
 const sessionClosed = (sessionId: number): PeerMessage => ({
 	sessionId,
+	senderInstance: 0,
 	kind: { $case: "closed", value: { reason: "shutting down" } },
 });
 
@@ -163,6 +168,7 @@ describe("controlling side", () => {
 			{
 				type: "send-signal",
 				message: {
+					senderInstance: conn.instance,
 					sessionId,
 					kind: {
 						$case: "offer",
@@ -496,7 +502,11 @@ describe("controlled side", () => {
 		expect(started).toEqual([
 			{
 				type: "send-signal",
-				message: { sessionId: 0, kind: { $case: "offerRequest", value: { reason: "startup" } } },
+				message: {
+					sessionId: 0,
+					senderInstance: conn.instance,
+					kind: { $case: "offerRequest", value: { reason: "startup" } },
+				},
 			},
 			{ type: "set-timer", name: "offer-request", delayMs: 2_000 },
 		]);
@@ -518,6 +528,7 @@ describe("controlled side", () => {
 			{
 				type: "send-signal",
 				message: {
+					senderInstance: conn.instance,
 					sessionId: 99,
 					kind: {
 						$case: "answer",
@@ -691,6 +702,7 @@ describe("going away", () => {
 			{
 				type: "send-signal",
 				message: {
+					senderInstance: conn.instance,
 					sessionId,
 					kind: { $case: "closed", value: { reason: "peer connection closed" } },
 				},
@@ -710,7 +722,11 @@ describe("going away", () => {
 			{ type: "path-down", reason: "peer removed" },
 			{
 				type: "send-signal",
-				message: { sessionId: 11, kind: { $case: "closed", value: { reason: "peer removed" } } },
+				message: {
+					sessionId: 11,
+					senderInstance: conn.instance,
+					kind: { $case: "closed", value: { reason: "peer removed" } },
+				},
 			},
 		]);
 	});
@@ -757,5 +773,109 @@ describe("going away", () => {
 			state: "waiting-for-peer",
 			lastFailure: "peer offline",
 		});
+	});
+});
+
+describe("the peer's instance (its WireGuard peer for us)", () => {
+	const from = (senderInstance: number, message: PeerMessage): PeerMessage => ({
+		...message,
+		senderInstance,
+	});
+	const staleOf = (commands: ConnCommand[]) =>
+		commands.filter((command) => command.type === "wireguard-session-stale");
+
+	it("every message carries this side's instance, one random id per PeerConnection", () => {
+		const conn = controllingSide();
+		const other = controllingSide(EXACT, 9);
+		expect(conn.instance).toBeGreaterThan(0);
+		expect(Number.isSafeInteger(conn.instance)).toBe(true);
+		expect(other.instance).not.toBe(conn.instance);
+		const commands = conn.handle({ type: "start", peerOnline: true }, 0);
+		const sessionId = iceStartOf(commands);
+		const sent = conn.handle({ type: "ice-local-description", sessionId, sdp: "o" }, 10);
+		const messages = sent.flatMap((c) => (c.type === "send-signal" ? [c.message] : []));
+		expect(messages.length).toBeGreaterThan(0);
+		for (const message of messages) expect(message.senderInstance).toBe(conn.instance);
+	});
+
+	it("the controlling side: a restarted peer's OfferRequest makes our WireGuard session stale, once", () => {
+		const conn = controllingSide();
+		conn.handle({ type: "start", peerOnline: true }, 0);
+		const sessionId = conn.snapshot().sessionId;
+		conn.handle({ type: "ice-local-description", sessionId, sdp: "o" }, 10);
+		// The first instance we hear of: our WireGuard peer has only known that one.
+		expect(
+			staleOf(conn.handle({ type: "signal-received", message: from(111, answer(sessionId)) }, 50)),
+		).toEqual([]);
+		conn.handle({ type: "ice-connected", sessionId, local: LOCAL, remote: REMOTE }, 100);
+		expect(conn.snapshot().state).toBe("connected");
+		const restarted = conn.handle(
+			{ type: "signal-received", message: from(222, offerRequest(0, "startup")) },
+			60_000,
+		);
+		expect(staleOf(restarted)).toEqual([{ type: "wireguard-session-stale", peerInstance: 222 }]);
+		// Told before the path goes down and the new session starts.
+		expect(restarted[0]?.type).toBe("wireguard-session-stale");
+		expect(iceStartOf(restarted)).not.toBe(sessionId);
+		// More messages of the new instance, a late one of the old, and an older agent's (0): nothing.
+		const fresh = conn.snapshot().sessionId;
+		expect(
+			staleOf(
+				conn.handle({ type: "signal-received", message: from(222, candidate(fresh, "c")) }, 60_010),
+			),
+		).toEqual([]);
+		expect(
+			staleOf(
+				conn.handle(
+					{ type: "signal-received", message: from(111, candidate(sessionId, "x")) },
+					60_020,
+				),
+			),
+		).toEqual([]);
+		expect(
+			staleOf(
+				conn.handle({ type: "signal-received", message: from(0, candidate(fresh, "y")) }, 60_030),
+			),
+		).toEqual([]);
+	});
+
+	it("the controlled side: an offer from a restarted controlling peer makes it stale; a renegotiation does not", () => {
+		const conn = controlledSide();
+		conn.handle({ type: "start", peerOnline: true }, 0);
+		conn.handle({ type: "signal-received", message: from(7, offer(1_000)) }, 10);
+		conn.handle({ type: "ice-local-description", sessionId: 1_000, sdp: "a" }, 20);
+		conn.handle({ type: "ice-connected", sessionId: 1_000, local: LOCAL, remote: REMOTE }, 100);
+		// Same instance, new session (the peer renegotiated after a path loss): the session is fine.
+		expect(
+			staleOf(conn.handle({ type: "signal-received", message: from(7, offer(2_000)) }, 30_000)),
+		).toEqual([]);
+		const restarted = conn.handle(
+			{ type: "signal-received", message: from(8, offer(3_000)) },
+			60_000,
+		);
+		expect(staleOf(restarted)).toEqual([{ type: "wireguard-session-stale", peerInstance: 8 }]);
+		expect(restarted).toContainEqual({ type: "ice-start", sessionId: 3_000, role: "controlled" });
+	});
+
+	it("a late `closed` of the old instance, seen first by a new PeerConnection, does not count as a restart", () => {
+		const conn = controlledSide();
+		conn.handle({ type: "start", peerOnline: true }, 0);
+		expect(
+			staleOf(conn.handle({ type: "signal-received", message: from(5, sessionClosed(900)) }, 5)),
+		).toEqual([]);
+		expect(
+			staleOf(conn.handle({ type: "signal-received", message: from(6, offer(1_000)) }, 10)),
+		).toEqual([]);
+	});
+
+	it("instances that are not session-id shaped are ignored", () => {
+		const conn = controlledSide();
+		conn.handle({ type: "start", peerOnline: true }, 0);
+		conn.handle({ type: "signal-received", message: from(7, offer(1_000)) }, 10);
+		for (const odd of [-1, 1.5, Number.NaN, 2 ** 60]) {
+			expect(
+				staleOf(conn.handle({ type: "signal-received", message: from(odd, offer(1_000)) }, 20)),
+			).toEqual([]);
+		}
 	});
 });

@@ -52,6 +52,8 @@ interface EarlyIceConnected {
 const PAST_SESSIONS_KEPT = 16;
 /** Sessions whose candidates we hold while their offer is still on its way. */
 const EARLY_SESSIONS_KEPT = 4;
+/** The peer's past instances, so a late message of one does not count as a restart. */
+const PAST_PEER_INSTANCES_KEPT = 8;
 
 /**
  * The negotiation with one remote peer, as a sans-IO state machine: every
@@ -60,6 +62,11 @@ const EARLY_SESSIONS_KEPT = 4;
  */
 export class PeerConnection {
 	readonly role: ConnRole;
+	/**
+	 * Random, drawn once: stands for our WireGuard peer for the remote, which
+	 * is new with every PeerConnection (sent as `senderInstance` in every message).
+	 */
+	readonly instance: number;
 	private readonly config: ConnConfig;
 	private readonly random: () => number;
 	private readonly wireguardPort: number;
@@ -69,6 +76,9 @@ export class PeerConnection {
 	private nowMs = 0;
 	private commands: ConnCommand[] = [];
 	private peerOnline = false;
+	/** The `senderInstance` the peer's messages carry (0: none seen yet), and its earlier ones. */
+	private peerInstance = 0;
+	private readonly pastPeerInstances: number[] = [];
 
 	// The current negotiation session (0: none yet) and its progress.
 	private sessionId = 0;
@@ -120,6 +130,7 @@ export class PeerConnection {
 		this.random = options.random;
 		this.wireguardPort = options.wireguardPort;
 		this.agentVersion = options.agentVersion;
+		this.instance = newSessionId(this.random, []);
 	}
 
 	/** Feeds one input; returns the commands to execute, in order. Never throws on odd inputs. */
@@ -449,6 +460,10 @@ export class PeerConnection {
 	private onSignal(message: PeerMessage | undefined): void {
 		const kind = message?.kind;
 		if (message === undefined || kind === undefined || kind === null) return;
+		// Only messages that open or answer a session tell which instance is there: a
+		// `closed` (or a candidate) may be the old instance's last word, delivered late.
+		if (kind.$case === "offer" || kind.$case === "answer" || kind.$case === "offerRequest")
+			this.notePeerInstance(message.senderInstance);
 		const sessionId = message.sessionId;
 		switch (kind.$case) {
 			case "offer":
@@ -660,6 +675,26 @@ export class PeerConnection {
 
 	// ---- helpers ---------------------------------------------------------
 
+	/**
+	 * A message from an instance of the peer we have not heard before, after
+	 * one we had: the peer's WireGuard peer for us is new, so our session with
+	 * it (keys from the old one) is stale. Messages of older instances (late,
+	 * or replayed by signal) and of agents that send none (0) change nothing.
+	 * The first instance we hear of needs no reset: our WireGuard peer for it
+	 * was made with this PeerConnection and has only talked to that instance.
+	 */
+	private notePeerInstance(instance: unknown): void {
+		if (!isSessionId(instance) || instance === this.peerInstance) return;
+		if (this.pastPeerInstances.includes(instance)) return;
+		const previous = this.peerInstance;
+		if (previous !== 0) {
+			this.pastPeerInstances.push(previous);
+			if (this.pastPeerInstances.length > PAST_PEER_INSTANCES_KEPT) this.pastPeerInstances.shift();
+		}
+		this.peerInstance = instance;
+		if (previous !== 0) this.emit({ type: "wireguard-session-stale", peerInstance: instance });
+	}
+
 	/** A valid message of the peer's: it is up and on signal, whatever management says. */
 	private heardFromPeer(): void {
 		this.peerOnline = true;
@@ -725,8 +760,8 @@ export class PeerConnection {
 		this.send({ sessionId: this.sessionId, kind: { $case: "candidate", value: { ...candidate } } });
 	}
 
-	private send(message: PeerMessage): void {
-		this.emit({ type: "send-signal", message });
+	private send(message: Omit<PeerMessage, "senderInstance">): void {
+		this.emit({ type: "send-signal", message: { ...message, senderInstance: this.instance } });
 	}
 
 	private backoff(attempt: number, initialMs: number): number {

@@ -82,6 +82,8 @@ interface SimSide {
 	wireguardPort: number;
 	address: string;
 	conn: PeerConnection | undefined;
+	/** How many PeerConnections this side has made (each is a new WireGuard peer for the other). */
+	connsMade: number;
 	/** Bumped when the process restarts: events for an older instance are dropped. */
 	instance: number;
 	signalConnected: boolean;
@@ -194,6 +196,7 @@ export class SimulatedNetwork {
 			random: seededRandom(Math.floor(this.random() * 2 ** 32)),
 			config: this.options.config,
 		});
+		state.connsMade++;
 		state.signalConnected = true;
 		this.input(side, { type: "start", peerOnline });
 	}
@@ -556,6 +559,14 @@ export class SimulatedNetwork {
 				if (side.path === undefined) this.violate(`${sideName} path-down without a path`);
 				side.path = undefined;
 				return;
+			case "wireguard-session-stale":
+				// The simulation has no WireGuard sessions; the peer restarting is what it checks.
+				if (this.other(sideName).connsMade < 2) {
+					this.violate(
+						`${sideName} found its WireGuard session stale, but the peer never restarted`,
+					);
+				}
+				return;
 			case "set-timer": {
 				if (!(Number.isFinite(command.delayMs) && command.delayMs >= 0)) {
 					this.violate(`${sideName} set ${command.name} to ${command.delayMs} ms`);
@@ -811,6 +822,7 @@ export class SimulatedNetwork {
 			wireguardPort,
 			address,
 			conn: undefined,
+			connsMade: 0,
 			instance: 0,
 			signalConnected: false,
 			peerOnlineFlag: true,
@@ -949,6 +961,8 @@ function describeCommand(command: ConnCommand): string {
 			return `cancel ${command.name}`;
 		case "path-down":
 			return "path-down";
+		case "wireguard-session-stale":
+			return "wireguard-session-stale";
 		default:
 			return `${command.type}/${command.sessionId}`;
 	}

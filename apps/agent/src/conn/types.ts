@@ -74,6 +74,13 @@ export type ConnCommand =
 	  }
 	/** Remove what path-up installed. */
 	| { type: "path-down"; reason: string }
+	/**
+	 * The peer's WireGuard peer for us is new (it restarted, or dropped and
+	 * re-added us), so our WireGuard session with it is stale: replace our
+	 * WireGuard peer for it, which drops the old keys and the handshake rate
+	 * limit, so that our next packet starts a fresh handshake.
+	 */
+	| { type: "wireguard-session-stale"; peerInstance: number }
 	| { type: "set-timer"; name: TimerName; delayMs: number }
 	| { type: "cancel-timer"; name: TimerName };
 

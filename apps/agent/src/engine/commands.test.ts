@@ -20,6 +20,8 @@ function peerState(): PeerState {
 		timers: new PeerTimers(() => true),
 		path: undefined,
 		keepalive: false,
+		wireguardSessionStale: false,
+		handshakeRetryDue: false,
 		health: { rx: { bytes: 1, at: 1 }, lastTxBytes: 9 },
 		probe: undefined,
 	};
@@ -57,6 +59,14 @@ function setup() {
 const endpoint = { address: "203.0.113.9", port: 41000, type: "srflx" as const };
 
 describe("CommandExecutor", () => {
+	it("marks a restarted peer's WireGuard session stale and asks for a pass that replaces it", () => {
+		const { executor, log } = setup();
+		const state = peerState();
+		executor.execute(state, { type: "wireguard-session-stale", peerInstance: 5 });
+		expect(state.wireguardSessionStale).toBe(true);
+		expect(log).toEqual(["reconcile"]);
+	});
+
 	it("hands ICE and signal commands to their parts", () => {
 		const { executor, log } = setup();
 		const state = peerState();
@@ -73,7 +83,10 @@ describe("CommandExecutor", () => {
 			candidate: "c",
 			mid: "0",
 		});
-		executor.execute(state, { type: "send-signal", message: { sessionId: 1, kind: undefined } });
+		executor.execute(state, {
+			type: "send-signal",
+			message: { sessionId: 1, kind: undefined, senderInstance: 7 },
+		});
 		executor.execute(state, { type: "ice-close", sessionId: 1 });
 		executor.execute(state, { type: "ice-close", sessionId: 2 });
 		expect(log).toEqual([
@@ -103,14 +116,42 @@ describe("CommandExecutor", () => {
 			expect(state.health).toEqual({ rx: undefined, lastTxBytes: 9 });
 			expect(state.keepalive).toBe(false);
 			expect(log).toEqual(["probe 40001", "route 40001"]);
+			// Not the side that sends the first handshake: no handshake retries.
+			expect(state.handshakeRetryDue).toBe(false);
 			// The side that does not send the first handshake turns keepalives on a moment later.
 			await vi.advanceTimersByTimeAsync(1_000);
 			expect(state.keepalive).toBe(true);
 			expect(log.at(-1)).toBe("reconcile");
+			expect(state.handshakeRetryDue).toBe(false);
 			executor.execute(state, { type: "path-down", reason: "lost" });
 			expect(state.path).toBeUndefined();
 			expect(state.keepalive).toBe(false);
 			expect(log.slice(-2)).toEqual(["probe close", "unroute reconcile=true"]);
+		} finally {
+			vi.useRealTimers();
+		}
+	});
+
+	it("the side that sends the first handshake retries one that never completed, with the path's first pass", async () => {
+		vi.useFakeTimers();
+		try {
+			const { executor, log } = setup();
+			const state = peerState();
+			executor.execute(state, {
+				type: "path-up",
+				sessionId: 2,
+				local: { address: "198.51.100.1", port: 5000, type: "srflx" },
+				remote: endpoint,
+				remoteWireguardPort: 51820,
+				sendHandshakeFirst: true,
+			});
+			// Due for the pass the route asks for once the port rewrite is in; no pass before it.
+			expect(state.handshakeRetryDue).toBe(true);
+			expect(log).toEqual(["probe 40001", "route 40001"]);
+			state.handshakeRetryDue = false;
+			await vi.advanceTimersByTimeAsync(1_000);
+			expect(state.handshakeRetryDue).toBe(true);
+			expect(log.at(-1)).toBe("reconcile");
 		} finally {
 			vi.useRealTimers();
 		}

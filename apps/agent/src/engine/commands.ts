@@ -3,6 +3,7 @@ import type { PeerMessage } from "@starling/proto";
 import type { ConnCommand, ConnInput, PeerEndpoint } from "../conn/peer-connection.js";
 import type { IceSessions } from "./ice-sessions.js";
 import type { PeerState } from "./peer-state.js";
+import { armHandshakeRetries, HANDSHAKE_RETRIES } from "./reconciler.js";
 import { endpointText } from "./status.js";
 
 /** What carrying out the commands takes; each is one of the engine's other parts. */
@@ -90,6 +91,13 @@ export class CommandExecutor {
 					{ peer: state.remote.name, local: fmt(command.local), remote: fmt(command.remote) },
 					"direct path up",
 				);
+				// The pass that gives WireGuard the new path (once the port rewrite is in)
+				// also replaces the peer if no handshake completed yet (e.g. the one over
+				// the relay was lost), so it needs no 5 s wait; then retries follow.
+				if (command.sendHandshakeFirst) {
+					state.handshakeRetryDue = true;
+					armHandshakeRetries(state, () => o.reconciler.request(), HANDSHAKE_RETRIES, false);
+				}
 				o.reconciler.routeDirect(state, path);
 				return;
 			}
@@ -100,6 +108,17 @@ export class CommandExecutor {
 				state.keepalive = false;
 				o.probes.closeProbe(state);
 				o.reconciler.unrouteDirect(state, true);
+				return;
+			case "wireguard-session-stale":
+				// Without this, our WireGuard keeps sending under keys the restarted peer
+				// no longer has, and neither side starts a handshake until the peer's
+				// first one is retried (5 s) or ours times out.
+				o.logger.info(
+					{ peer: state.remote.name },
+					"peer restarted: replacing its WireGuard session",
+				);
+				state.wireguardSessionStale = true;
+				o.reconciler.request();
 				return;
 			case "set-timer":
 				state.timers.set(command.name, command.delayMs, () =>

@@ -14,7 +14,7 @@ import { PathMonitor, type ProbeSocketOpener } from "./path-monitor.js";
 import type { PathProbeOptions } from "./path-probe.js";
 import { type PeerState, PeerTimers } from "./peer-state.js";
 import { ProbeSocket } from "./probe-socket.js";
-import { Reconciler } from "./reconciler.js";
+import { armHandshakeRetries, Reconciler } from "./reconciler.js";
 import { type RelayFactory, RelayLink } from "./relay-link.js";
 import { type SignalClientFactory, SignalLink } from "./signal-link.js";
 import { peerStatusOf } from "./status.js";
@@ -94,7 +94,11 @@ export class Engine {
 			peer: current,
 			peers: () => this.peers.values(),
 			nameOf: (state) => state.remote.name,
-			onEndpoint: () => this.reconciler.request(),
+			onEndpoint: (state, endpoint) => {
+				if (endpoint && state.conn.role === "controlling" && !state.path)
+					armHandshakeRetries(state, () => this.reconciler.request());
+				this.reconciler.request();
+			},
 		});
 		this.ice = new IceSessions({
 			ice: options.ice,
@@ -195,6 +199,8 @@ export class Engine {
 			timers: new PeerTimers(() => this.peers.get(key) === state),
 			path: undefined,
 			keepalive: false,
+			wireguardSessionStale: false,
+			handshakeRetryDue: false,
 			health: { rx: undefined, lastTxBytes: undefined },
 			probe: undefined,
 		};

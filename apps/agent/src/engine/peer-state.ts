@@ -32,6 +32,16 @@ export interface PeerState {
 	path: DirectPath | undefined;
 	/** Whether WireGuard keeps the direct path alive (persistent keepalive). */
 	keepalive: boolean;
+	/**
+	 * The peer's WireGuard peer for us is new (conn/ said so), so the session
+	 * ours holds is stale: the next WireGuard pass replaces our peer for it.
+	 */
+	wireguardSessionStale: boolean;
+	/**
+	 * A handshake retry is due (armHandshakeRetries): the next pass replaces the
+	 * peer if no handshake has completed with it yet.
+	 */
+	handshakeRetryDue: boolean;
 	/** What the health check remembers of the direct path (path-health.ts). */
 	health: DirectPathMemory;
 	/** Liveness probing of the direct path, from its ICE port once ICE let go of it. */

@@ -1,9 +1,12 @@
 import type { RemotePeer } from "@starling/proto";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { DesiredPeer } from "../wireguard/plan.js";
-import type { DirectPath } from "./peer-state.js";
+import { type DirectPath, PeerTimers } from "./peer-state.js";
 import {
+	armHandshakeRetries,
 	desiredPeers,
+	HANDSHAKE_RETRIES,
+	HANDSHAKE_RETRY_MS,
 	PERSISTENT_KEEPALIVE_S,
 	type ReconcilePeer,
 	Reconciler,
@@ -15,6 +18,8 @@ function peer(key: string, path?: DirectPath, keepalive = true): ReconcilePeer {
 		remote: { wgPublicKey: key, allowedIps: [`100.64.0.${key.length}/32`] } as RemotePeer,
 		path,
 		keepalive,
+		wireguardSessionStale: false,
+		handshakeRetryDue: false,
 	};
 }
 
@@ -28,6 +33,34 @@ function direct(): DirectPath {
 }
 
 describe("desiredPeers", () => {
+	it("replaces the WireGuard session of a peer that restarted, and reports it (also when it is left out)", () => {
+		const relay = new Map([["b", "127.0.0.1:50002"]]);
+		const onRelay = { ...peer("b"), wireguardSessionStale: true };
+		const nowhere = { ...peer("c"), wireguardSessionStale: true };
+		const untouched = peer("dd", direct());
+		const { desired, sessionsReplaced } = desiredPeers(
+			[onRelay, nowhere, untouched],
+			() => undefined,
+			(k) => relay.get(k),
+		);
+		expect(desired.map((d) => [d.publicKey, d.replaceSession])).toEqual([
+			["b", true],
+			["dd", undefined],
+		]);
+		expect(sessionsReplaced).toEqual([onRelay, nowhere]);
+	});
+
+	it("a due handshake retry replaces the peer if no handshake completed, on the relay too, and is reported", () => {
+		const due = { ...peer("b"), handshakeRetryDue: true };
+		const { desired, retriesDone } = desiredPeers(
+			[due, peer("c")],
+			() => undefined,
+			() => "127.0.0.1:50001",
+		);
+		expect(desired.map((d) => d.replaceSession)).toEqual(["if-no-handshake", undefined]);
+		expect(retriesDone).toEqual([due]);
+	});
+
 	it("leaves out peers with nowhere to send, relays the others until ICE finds a path", () => {
 		const relay = new Map([["b", "127.0.0.1:50002"]]);
 		const { desired } = desiredPeers(
@@ -122,6 +155,36 @@ describe("Reconciler", () => {
 		expect(path.endpointApplied).toBeUndefined();
 	});
 
+	it("marks a replaced session fresh only once the pass succeeded, so a failed one is retried", async () => {
+		let fail = true;
+		const passes: DesiredPeer[][] = [];
+		const stale = { ...peer("a", direct()), wireguardSessionStale: true };
+		const r = new Reconciler({
+			device: {
+				applyPeers: async (d) => {
+					passes.push([...d]);
+					if (fail) throw new Error("wg set failed");
+					return [];
+				},
+			},
+			portRewriter: { set: () => undefined, remove: () => undefined, apply: async () => undefined },
+			peers: () => [stale],
+			wgEndpointOf: () => undefined,
+			relayEndpointOf: () => undefined,
+			logError: () => undefined,
+		});
+		r.request();
+		await r.settled();
+		expect(stale.wireguardSessionStale).toBe(true);
+		fail = false;
+		r.request();
+		await r.settled();
+		expect(stale.wireguardSessionStale).toBe(false);
+		r.request();
+		await r.settled();
+		expect(passes.map((p) => p[0]?.replaceSession)).toEqual([true, true, undefined]);
+	});
+
 	it("installs the port rewrite for a direct path before reconciling, and drops it", async () => {
 		const log: string[] = [];
 		const r = new Reconciler({
@@ -149,5 +212,46 @@ describe("Reconciler", () => {
 		r.unrouteDirect({ key: "a" }, false);
 		await r.settled();
 		expect(log).toEqual(["set a 40001->203.0.113.9:41000", "nft", "wg", "remove a", "nft"]);
+	});
+});
+
+describe("armHandshakeRetries", () => {
+	it("marks a retry due and asks for a pass at once, then every second three times; arming again restarts the count", () => {
+		vi.useFakeTimers();
+		try {
+			const state = { timers: new PeerTimers(() => true), handshakeRetryDue: false };
+			let passes = 0;
+			armHandshakeRetries(state, () => passes++);
+			// One pass at once...
+			expect([passes, state.handshakeRetryDue]).toEqual([1, true]);
+			state.handshakeRetryDue = false;
+			vi.advanceTimersByTime(HANDSHAKE_RETRY_MS - 1);
+			expect(passes).toBe(1);
+			// ...then one a second later.
+			vi.advanceTimersByTime(1);
+			expect([passes, state.handshakeRetryDue]).toEqual([2, true]);
+			// Arming again restarts the count; without `now` it only arms the timer.
+			armHandshakeRetries(state, () => passes++, HANDSHAKE_RETRIES, false);
+			expect(passes).toBe(2);
+			vi.advanceTimersByTime(HANDSHAKE_RETRY_MS * 10);
+			expect(passes).toBe(2 + HANDSHAKE_RETRIES);
+		} finally {
+			vi.useRealTimers();
+		}
+	});
+
+	it("stops with the peer (its timers only fire while it is in the map)", () => {
+		vi.useFakeTimers();
+		try {
+			let inMap = true;
+			const state = { timers: new PeerTimers(() => inMap), handshakeRetryDue: false };
+			let passes = 0;
+			armHandshakeRetries(state, () => passes++);
+			inMap = false;
+			vi.advanceTimersByTime(HANDSHAKE_RETRY_MS * 10);
+			expect(passes).toBe(1);
+		} finally {
+			vi.useRealTimers();
+		}
 	});
 });

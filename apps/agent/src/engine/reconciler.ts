@@ -8,7 +8,43 @@ import { endpointText } from "./status.js";
 export const PERSISTENT_KEEPALIVE_S = 25;
 
 /** What the reconciler reads of a peer. */
-export type ReconcilePeer = Pick<PeerState, "key" | "remote" | "path" | "keepalive">;
+export type ReconcilePeer = Pick<
+	PeerState,
+	"key" | "remote" | "path" | "keepalive" | "wireguardSessionStale" | "handshakeRetryDue"
+>;
+
+/** Handshake retries after a new endpoint, and the time between them. */
+export const HANDSHAKE_RETRIES = 3;
+export const HANDSHAKE_RETRY_MS = 1_000;
+
+/**
+ * For the side that sends the first handshake (the controlling one), after
+ * its peer got a new endpoint (relay bridge or direct path). WireGuard's
+ * first attempt gets lost when the peer does not have us yet, or when both
+ * sides initiate at once (both add each other at about the same moment; each
+ * answers the other's initiation, which voids its own, so neither completes),
+ * and WireGuard then waits 5 s before the next. So: one pass now and then one
+ * every second, three times, that replaces the peer if no handshake has
+ * completed, which sends a new initiation at once; the other side only
+ * answers it. Once a handshake completed, those passes change nothing.
+ * Arming again restarts the count.
+ */
+export function armHandshakeRetries(
+	state: Pick<PeerState, "timers" | "handshakeRetryDue">,
+	request: () => void,
+	left = HANDSHAKE_RETRIES,
+	now = true,
+): void {
+	if (now) {
+		state.handshakeRetryDue = true;
+		request();
+	}
+	state.timers.set("handshake-retry", HANDSHAKE_RETRY_MS, () => {
+		state.handshakeRetryDue = true;
+		request();
+		if (left > 1) armHandshakeRetries(state, request, left - 1, false);
+	});
+}
 
 /**
  * The WireGuard peer set the engine wants, sans-IO. A peer joins WireGuard
@@ -17,19 +53,38 @@ export type ReconcilePeer = Pick<PeerState, "key" | "remote" | "path" | "keepali
  * delayed the first ping after `up` by that much. Its endpoint is direct
  * when ICE found a path, else the relay bridge. Returns the direct paths
  * whose endpoint this pass gives to WireGuard (to be marked applied once it
- * succeeded); notes `lastDirectEndpoint` on the others.
+ * succeeded); notes `lastDirectEndpoint` on the others. A peer whose
+ * WireGuard session is stale (it restarted) gets its session replaced; one
+ * that is left out is removed from WireGuard, which drops the session too:
+ * both are in `sessionsReplaced`, to be marked fresh once the pass succeeded.
+ * A peer with a handshake retry due (`retriesDone`, cleared after the pass)
+ * is replaced if no handshake has completed with it yet.
  */
 export function desiredPeers(
 	peers: Iterable<ReconcilePeer>,
 	wgEndpointOf: (key: string) => string | undefined,
 	relayEndpointOf: (key: string) => string | undefined,
-): { desired: DesiredPeer[]; endpointsSet: DirectPath[] } {
+): {
+	desired: DesiredPeer[];
+	endpointsSet: DirectPath[];
+	sessionsReplaced: ReconcilePeer[];
+	retriesDone: ReconcilePeer[];
+} {
 	const endpointsSet: DirectPath[] = [];
 	const desired: DesiredPeer[] = [];
+	const sessionsReplaced: ReconcilePeer[] = [];
+	const retriesDone: ReconcilePeer[] = [];
 	for (const p of peers) {
+		if (p.wireguardSessionStale) sessionsReplaced.push(p);
 		const relayEndpoint = relayEndpointOf(p.key);
 		if (p.path === undefined && relayEndpoint === undefined) continue;
+		if (p.handshakeRetryDue) retriesDone.push(p);
 		desired.push({
+			...(p.wireguardSessionStale
+				? { replaceSession: true }
+				: p.handshakeRetryDue
+					? { replaceSession: "if-no-handshake" as const }
+					: {}),
 			publicKey: p.remote.wgPublicKey,
 			allowedIps: p.remote.allowedIps,
 			endpoint: p.path
@@ -42,7 +97,7 @@ export function desiredPeers(
 				: PERSISTENT_KEEPALIVE_S,
 		});
 	}
-	return { desired, endpointsSet };
+	return { desired, endpointsSet, sessionsReplaced, retriesDone };
 }
 
 /**
@@ -100,13 +155,15 @@ export class Reconciler {
 			const peers = this.options.peers();
 			if (this.stopped || !peers) return;
 			try {
-				const { desired, endpointsSet } = desiredPeers(
+				const { desired, endpointsSet, sessionsReplaced, retriesDone } = desiredPeers(
 					peers,
 					this.options.wgEndpointOf,
 					this.options.relayEndpointOf,
 				);
 				await this.options.device.applyPeers(desired);
 				for (const path of endpointsSet) path.endpointApplied = true;
+				for (const peer of sessionsReplaced) peer.wireguardSessionStale = false;
+				for (const peer of retriesDone) peer.handshakeRetryDue = false;
 			} catch (err) {
 				this.options.logError("wireguard reconcile", err);
 			}

@@ -40,6 +40,7 @@ const other = generateKeyPair();
 const otherPeer: SignalPeer = { key: encodeKey(other.publicKey), publicKey: other.publicKey };
 const offerRequest = (sessionId: number): PeerMessage => ({
 	sessionId,
+	senderInstance: 0,
 	kind: { $case: "offerRequest", value: { reason: "test" } },
 });
 

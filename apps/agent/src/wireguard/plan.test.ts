@@ -299,6 +299,84 @@ describe("planPeerChanges", () => {
 		]);
 	});
 
+	it("replaces a peer's session by removing and adding it, keeping its endpoint when none is desired", () => {
+		const current = [
+			peerDump(KEY_A, {
+				allowedIps: ["100.64.0.1/32"],
+				endpoint: "198.18.9.9:41000",
+				persistentKeepalive: 25,
+				latestHandshakeUnixSeconds: 1764389245,
+			}),
+			peerDump(KEY_B, { allowedIps: ["100.64.0.2/32"] }),
+		];
+		const changes = planPeerChanges(current, [
+			{
+				publicKey: KEY_A,
+				allowedIps: ["100.64.0.1/32"],
+				persistentKeepalive: 25,
+				replaceSession: true,
+			},
+			{ publicKey: KEY_B, allowedIps: ["100.64.0.2/32"], endpoint: "198.18.0.3:51820" },
+			{ publicKey: KEY_C, allowedIps: ["100.64.0.3/32"], replaceSession: true },
+		]);
+		expect(changes).toEqual([
+			{ kind: "remove", publicKey: KEY_A },
+			{ kind: "update", publicKey: KEY_B, endpoint: "198.18.0.3:51820" },
+			{
+				kind: "add",
+				publicKey: KEY_A,
+				allowedIps: ["100.64.0.1/32"],
+				endpoint: "198.18.9.9:41000",
+				persistentKeepalive: 25,
+			},
+			// Not there yet: a plain add (a new peer has no session to drop).
+			{ kind: "add", publicKey: KEY_C, allowedIps: ["100.64.0.3/32"] },
+		]);
+		const after = applyPeerChanges(current, changes);
+		expect(after.find((peer) => peer.publicKey === KEY_A)).toMatchObject({
+			endpoint: "198.18.9.9:41000",
+			persistentKeepalive: 25,
+		});
+	});
+
+	it("replaces a session 'if-no-handshake' only while no handshake has completed", () => {
+		const never = peerDump(KEY_A, { allowedIps: ["100.64.0.1/32"], endpoint: "198.18.9.9:41000" });
+		const had = peerDump(KEY_B, {
+			allowedIps: ["100.64.0.2/32"],
+			endpoint: "198.18.9.8:41000",
+			latestHandshakeUnixSeconds: 1764389245,
+		});
+		const changes = planPeerChanges(
+			[never, had],
+			[
+				{
+					publicKey: KEY_A,
+					allowedIps: ["100.64.0.1/32"],
+					endpoint: "203.0.113.1:40000",
+					persistentKeepalive: 25,
+					replaceSession: "if-no-handshake",
+				},
+				{
+					publicKey: KEY_B,
+					allowedIps: ["100.64.0.2/32"],
+					endpoint: "203.0.113.2:40000",
+					replaceSession: "if-no-handshake",
+				},
+			],
+		);
+		expect(changes).toEqual([
+			{ kind: "remove", publicKey: KEY_A },
+			{ kind: "update", publicKey: KEY_B, endpoint: "203.0.113.2:40000" },
+			{
+				kind: "add",
+				publicKey: KEY_A,
+				allowedIps: ["100.64.0.1/32"],
+				endpoint: "203.0.113.1:40000",
+				persistentKeepalive: 25,
+			},
+		]);
+	});
+
 	it("keeps a learned endpoint when none is desired, and turns keepalive off with 0", () => {
 		const current = [peerDump(KEY_A, { endpoint: "198.18.9.9:41000", persistentKeepalive: 25 })];
 		expect(planPeerChanges(current, [{ publicKey: KEY_A, allowedIps: [] }])).toEqual([

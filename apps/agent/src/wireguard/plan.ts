@@ -16,6 +16,14 @@ export interface DesiredPeer {
 	endpoint?: string;
 	/** Seconds; undefined or 0 means off. */
 	persistentKeepalive?: number;
+	/**
+	 * Drop the peer's WireGuard session: an existing peer is removed and added again in
+	 * the same change, which clears its keys and handshake rate limit (its next packet
+	 * starts a handshake at once). "if-no-handshake": only while no handshake has ever
+	 * completed with it (an attempt that got lost holds the next one off for 5 s).
+	 * For a peer that is not there yet it changes nothing.
+	 */
+	replaceSession?: boolean | "if-no-handshake";
 }
 
 export type PeerChange =
@@ -48,6 +56,9 @@ interface NormalizedPeer {
 	endpoint: string | undefined;
 	/** 0 = off. */
 	persistentKeepalive: number;
+	replaceSession?: boolean | "if-no-handshake";
+	/** Current peers only: 0 until a handshake completed. */
+	latestHandshakeUnixSeconds?: number;
 }
 
 function normalizedPrefixes(prefixes: readonly string[]): string[] {
@@ -81,6 +92,7 @@ function normalizeDesired(desired: readonly DesiredPeer[]): Map<string, Normaliz
 				allowedIps: normalizedPrefixes(peer.allowedIps),
 				endpoint: peer.endpoint === undefined ? undefined : canonicalEndpoint(peer.endpoint),
 				persistentKeepalive: keepalive,
+				replaceSession: peer.replaceSession,
 			};
 		} catch (error) {
 			throw new InvalidPeerConfigError(`peer ${publicKey}: ${(error as Error).message}`);
@@ -118,12 +130,13 @@ function normalizeCurrent(peer: PeerDump): NormalizedPeer {
 		endpoint:
 			peer.endpoint === undefined ? undefined : canonicalOrAsIs(peer.endpoint, canonicalEndpoint),
 		persistentKeepalive: peer.persistentKeepalive ?? 0,
+		latestHandshakeUnixSeconds: peer.latestHandshakeUnixSeconds,
 	};
 }
 
 /**
  * Changes ordered removals, updates, adds: removing first frees allowed IPs that a changed or
- * new peer takes over. Throws InvalidPeerConfigError (before anything is planned) when a desired
+ * new peer takes over, and a peer whose session is replaced is removed before it is added. Throws InvalidPeerConfigError (before anything is planned) when a desired
  * peer is malformed, so a bad entry never leaves the interface half configured.
  */
 export function planPeerChanges(
@@ -141,12 +154,19 @@ export function planPeerChanges(
 	}
 	for (const [publicKey, target] of wanted) {
 		const now = existing.get(publicKey);
-		if (now === undefined) {
+		const replace =
+			now !== undefined &&
+			(target.replaceSession === true ||
+				(target.replaceSession === "if-no-handshake" && !now.latestHandshakeUnixSeconds));
+		if (replace) removals.push({ kind: "remove", publicKey });
+		if (now === undefined || replace) {
+			// A replaced peer has no endpoint of its own any more: keep the one it had.
+			const endpoint = target.endpoint ?? now?.endpoint;
 			additions.push({
 				kind: "add",
 				publicKey,
 				allowedIps: target.allowedIps,
-				...(target.endpoint === undefined ? {} : { endpoint: target.endpoint }),
+				...(endpoint === undefined ? {} : { endpoint }),
 				...(target.persistentKeepalive === 0
 					? {}
 					: { persistentKeepalive: target.persistentKeepalive }),

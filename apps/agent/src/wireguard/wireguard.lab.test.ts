@@ -302,6 +302,45 @@ describe.skipIf(labSkipReason)("WireGuard layer with wireguard-go in a lab", () 
 			expect(entry.args.includes("show"), JSON.stringify(entry)).toBe(true);
 	});
 
+	it("replaces a peer's session in one wg set: same peer and endpoint, no keys, a new handshake at once", async () => {
+		const [a, b, c] = nodes as [Node, Node, Node];
+		expect(await a.host.ping(b.overlayAddress, { count: 1, timeoutSeconds: 5 })).toBe(true);
+		const before = peerIn((await a.device.dump()).peers, b);
+		expect(before.latestHandshakeUnixSeconds).toBeGreaterThan(0);
+		const commands = await commandsOf(a, async () => {
+			await a.device.applyPeers([
+				{ ...asPeer(b), endpoint: undefined, replaceSession: true },
+				asPeer(c),
+			]);
+		});
+		const sets = wgSets(commands);
+		expect(sets.map((set) => set.args)).toEqual([
+			[
+				"set",
+				INTERFACE,
+				"peer",
+				b.publicKey,
+				"remove",
+				"peer",
+				b.publicKey,
+				"allowed-ips",
+				"100.64.0.2/32",
+				"endpoint",
+				`${b.host.address}:${PORT}`,
+			],
+		]);
+		const replaced = peerIn((await a.device.dump()).peers, b);
+		expect(replaced).toMatchObject({ latestHandshakeUnixSeconds: 0, rxBytes: 0, txBytes: 0 });
+		expect(replaced.endpoint).toBe(before.endpoint);
+		// b still holds the old session; a's first packet starts a new handshake, no 5 s wait.
+		const started = Date.now();
+		expect(await a.host.ping(b.overlayAddress, { count: 1, timeoutSeconds: 5 }), lab.logs()).toBe(
+			true,
+		);
+		expect(Date.now() - started).toBeLessThan(2_000);
+		expect(peerIn((await a.device.dump()).peers, b).latestHandshakeUnixSeconds).toBeGreaterThan(0);
+	});
+
 	it("removes one peer and only that one", async () => {
 		const [a, b, c] = nodes as [Node, Node, Node];
 		const before = peerIn((await a.device.dump()).peers, b);

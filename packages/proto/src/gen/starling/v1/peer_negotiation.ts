@@ -28,6 +28,14 @@ export interface PeerMessage {
     /** The sender gave up this session (e.g. it is shutting down). */
     { $case: "closed"; value: SessionClosed }
     | undefined;
+  /**
+   * Random, drawn when the sender added the receiver as a peer: the sender's
+   * WireGuard peer for the receiver is new with each value (0: an older agent
+   * that does not say). A value the receiver has not seen from the sender
+   * before means the receiver's WireGuard session with it is stale: the
+   * sender restarted or dropped and re-added the receiver.
+   */
+  senderInstance: number;
 }
 
 export interface ConnectionOffer {
@@ -60,7 +68,7 @@ export interface SessionClosed {
 }
 
 function createBasePeerMessage(): PeerMessage {
-  return { sessionId: 0, kind: undefined };
+  return { sessionId: 0, kind: undefined, senderInstance: 0 };
 }
 
 export const PeerMessage: MessageFns<PeerMessage> = {
@@ -84,6 +92,9 @@ export const PeerMessage: MessageFns<PeerMessage> = {
       case "closed":
         SessionClosed.encode(message.kind.value, writer.uint32(50).fork()).join();
         break;
+    }
+    if (message.senderInstance !== 0) {
+      writer.uint32(56).uint64(message.senderInstance);
     }
     return writer;
   },
@@ -149,6 +160,14 @@ export const PeerMessage: MessageFns<PeerMessage> = {
             message.kind = { $case: "closed", value: SessionClosed.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.senderInstance = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -199,6 +218,7 @@ export const PeerMessage: MessageFns<PeerMessage> = {
         break;
       }
     }
+    message.senderInstance = object.senderInstance ?? 0;
     return message;
   },
 };
