@@ -126,7 +126,8 @@ describe.skipIf(labSkipReason)("the release artifact in lab hosts", () => {
 		expect(r.exitCode, r.stderr).toBe(0);
 		const unit = await a.exec("cat", [`${ENV.STARLING_SYSTEMD_DIR}/starling.service`]);
 		expect(unit.stdout).toContain(
-			`ExecStart=${release}/bin/node ${release}/lib/starling.js service run`,
+			// The daemon's V8 flags (apps/agent/src/daemon/node-flags.ts) sit between node and the bundle.
+			`ExecStart=${release}/bin/node --max-semi-space-size=1 ${release}/lib/starling.js service run`,
 		);
 		expect(unit.stdout).toContain(`Environment=STARLING_DATA_DIR=${ENV.STARLING_DATA_DIR}`);
 	});
