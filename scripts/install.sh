@@ -14,7 +14,8 @@
 #   --bin-dir DIR    where the `starling` command is linked (default /usr/local/bin)
 #   --no-deps        do not install Debian packages; fail if a tool is missing
 #   --uninstall      stop and remove the service, its interface and nftables
-#                    tables, and the installed files; keep /var/lib/starling
+#                    tables, the installed files and the CLI's compile cache
+#                    (/var/cache/starling); keep /var/lib/starling
 #   --purge          with --uninstall: also delete the state (the peer's key)
 #
 # Running it again is safe; an upgrade keeps the state in /var/lib/starling and
@@ -101,7 +102,10 @@ uninstall() {
 		rm -f "$bin_dir/starling"
 	fi
 	rm -rf "$prefix"
-	say "removed $prefix and $bin_dir/starling"
+	# The CLI's Node compile cache (cli/compile-cache.ts): written by root's runs,
+	# after `service uninstall` above has exited, so nothing writes it again.
+	rm -rf /var/cache/starling
+	say "removed $prefix, $bin_dir/starling and /var/cache/starling"
 }
 
 if [ "$mode" = uninstall ]; then

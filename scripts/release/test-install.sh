@@ -184,9 +184,10 @@ in_root sh /opt/starling/install.sh --uninstall | tee "$root/tmp/uninstall.log"
 [ ! -e "$unit" ] || fail "the unit is still there after --uninstall"
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants/starling.service" ] || fail "the unit is still enabled"
 [ ! -e "$root/opt/starling" ] && [ ! -e "$root/usr/local/bin/starling" ] || fail "files left after --uninstall"
+[ ! -e "$root/var/cache/starling" ] || fail "the CLI's compile cache /var/cache/starling is left after --uninstall"
 [ "$(cat "$root/var/lib/starling/private.key")" = "$key_before" ] || fail "--uninstall touched the state"
 grep -q "Kept the state in /var/lib/starling" "$root/tmp/uninstall.log" || fail "--uninstall did not say it kept the state"
-ok "--uninstall removed the unit, /opt/starling and the command, and kept the state"
+ok "--uninstall removed the unit, /opt/starling, the command and the compile cache, and kept the state"
 
 # --- 5. install from a URL (the tarball served on loopback), then uninstall --purge deletes the state
 in_root sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null'

@@ -152,6 +152,8 @@ describe.skipIf(labSkipReason)("the release artifact in lab hosts", () => {
 		const wgSocket = "/run/wireguard/starling0.sock";
 		expect((await a.exec("test", ["-S", wgSocket], { allowFailure: true })).exitCode).toBe(0);
 		const key = (await a.exec("cat", [`${ENV.STARLING_DATA_DIR}/private.key`])).stdout;
+		const statusSocket = "/run/starling-status.sock";
+		expect((await a.exec("test", ["-S", statusSocket], { allowFailure: true })).exitCode).toBe(0);
 
 		const r = await starling(a, ["service", "uninstall"]);
 		expect(r.exitCode, r.stderr).toBe(0);
@@ -167,6 +169,9 @@ describe.skipIf(labSkipReason)("the release artifact in lab hosts", () => {
 			(await a.exec("ip", ["link", "show", "dev", "starling0"], { allowFailure: true })).exitCode,
 		).not.toBe(0);
 		expect((await a.exec("nft", ["list", "tables"])).stdout).not.toMatch(/starling/);
+		for (const socket of [ENV.STARLING_SOCKET, statusSocket]) {
+			expect((await a.exec("test", ["-e", socket], { allowFailure: true })).exitCode).not.toBe(0);
+		}
 		// Deleting the link ended wireguard-go, which removes its socket on exit.
 		await waitFor("wireguard-go gone", async () =>
 			(await a.exec("test", ["-e", wgSocket], { allowFailure: true })).exitCode !== 0

@@ -9,6 +9,7 @@ import { existsSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { resolve } from "node:path";
 import { StateDir } from "../daemon/state-dir.js";
+import { statusSocketPath } from "../daemon/status-wire.js";
 import { DEFAULT_FIREWALL_TABLE } from "../netfilter/firewall.js";
 import { DEFAULT_PORT_REWRITE_TABLE } from "../netfilter/port-rewrite.js";
 import type { Runner } from "../system/exec.js";
@@ -106,6 +107,7 @@ export async function uninstallAgent(
 	}
 
 	rmSync(options.socketPath, { force: true });
+	rmSync(statusSocketPath(options.socketPath), { force: true });
 	if (options.purge && existsSync(options.stateDir)) {
 		rmSync(options.stateDir, { recursive: true, force: true });
 		report.statePurged = true;

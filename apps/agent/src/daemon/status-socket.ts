@@ -1,7 +1,7 @@
 // The daemon's status socket (see status-wire.ts): answers one StatusRequest
 // per connection with the agent's status, for `starling status`.
 import { chmodSync, existsSync, unlinkSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "@starling/log";
 import { DaemonStatus, StatusRequest } from "@starling/proto";
 import {
@@ -25,7 +25,12 @@ export async function startStatusSocket(
 	logger: Logger,
 ): Promise<StatusSocket> {
 	if (existsSync(path)) unlinkSync(path);
+	// Open connections, so that close() need not wait for a client that sent
+	// nothing yet (up to its 10 s timeout) or for a status still being computed.
+	const connections = new Set<Socket>();
 	const server: Server = createServer((conn) => {
+		connections.add(conn);
+		conn.on("close", () => connections.delete(conn));
 		let buffered: Buffer = Buffer.alloc(0);
 		let answered = false;
 		// A client that never sends its request is dropped; once it has, the answer
@@ -73,7 +78,9 @@ export async function startStatusSocket(
 	chmodSync(path, 0o600);
 	return {
 		async close() {
-			await new Promise<void>((resolve) => server.close(() => resolve()));
+			const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+			for (const conn of connections) conn.destroy();
+			await closed;
 			if (existsSync(path)) unlinkSync(path);
 		},
 	};

@@ -185,6 +185,40 @@ describe("Reconciler", () => {
 		expect(passes.map((p) => p[0]?.replaceSession)).toEqual([true, true, undefined]);
 	});
 
+	it("keeps a restart or a retry noted while a pass runs for the next pass", async () => {
+		const passes: DesiredPeer[][] = [];
+		const restarted = { ...peer("a", direct()), wireguardSessionStale: true };
+		const retried = { ...peer("bb", direct()), handshakeRetryDue: true };
+		const r: Reconciler = new Reconciler({
+			device: {
+				applyPeers: async (d) => {
+					passes.push([...d]);
+					if (passes.length === 1) {
+						// The peer restarts again and a retry comes due while WireGuard is being set.
+						restarted.wireguardSessionStale = true;
+						retried.handshakeRetryDue = true;
+						r.request();
+					}
+					return [];
+				},
+			},
+			portRewriter: { set: () => undefined, remove: () => undefined, apply: async () => undefined },
+			peers: () => [restarted, retried],
+			wgEndpointOf: () => undefined,
+			relayEndpointOf: () => undefined,
+			logError: () => undefined,
+		});
+		r.request();
+		await r.settled();
+		await r.settled();
+		expect(passes.map((p) => p.map((d) => d.replaceSession))).toEqual([
+			[true, "if-no-handshake"],
+			[true, "if-no-handshake"],
+		]);
+		expect(restarted.wireguardSessionStale).toBe(false);
+		expect(retried.handshakeRetryDue).toBe(false);
+	});
+
 	it("installs the port rewrite for a direct path before reconciling, and drops it", async () => {
 		const log: string[] = [];
 		const r = new Reconciler({

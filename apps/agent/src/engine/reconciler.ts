@@ -56,8 +56,8 @@ export function armHandshakeRetries(
  * succeeded); notes `lastDirectEndpoint` on the others. A peer whose
  * WireGuard session is stale (it restarted) gets its session replaced; one
  * that is left out is removed from WireGuard, which drops the session too:
- * both are in `sessionsReplaced`, to be marked fresh once the pass succeeded.
- * A peer with a handshake retry due (`retriesDone`, cleared after the pass)
+ * both are in `sessionsReplaced`, marked fresh when the pass starts (again stale if it fails).
+ * A peer with a handshake retry due (`retriesDone`, cleared likewise)
  * is replaced if no handshake has completed with it yet.
  */
 export function desiredPeers(
@@ -160,10 +160,18 @@ export class Reconciler {
 					this.options.wgEndpointOf,
 					this.options.relayEndpointOf,
 				);
-				await this.options.device.applyPeers(desired);
-				for (const path of endpointsSet) path.endpointApplied = true;
+				// Taken before the pass, not after it: a restart or a retry noted while
+				// it runs must survive for the pass it asked for. Given back if it fails.
 				for (const peer of sessionsReplaced) peer.wireguardSessionStale = false;
 				for (const peer of retriesDone) peer.handshakeRetryDue = false;
+				try {
+					await this.options.device.applyPeers(desired);
+				} catch (err) {
+					for (const peer of sessionsReplaced) peer.wireguardSessionStale = true;
+					for (const peer of retriesDone) peer.handshakeRetryDue = true;
+					throw err;
+				}
+				for (const path of endpointsSet) path.endpointApplied = true;
 			} catch (err) {
 				this.options.logError("wireguard reconcile", err);
 			}
