@@ -49,3 +49,55 @@ describe("migration 2", () => {
 		}
 	});
 });
+
+describe("migration 4", () => {
+	it("gives a version-3 file with data its account revisions, which every writer then moves", async () => {
+		const dir = mkdtempSync(join(tmpdir(), "starling-migrate-"));
+		try {
+			const path = join(dir, "m.db");
+			const db = new Database(path);
+			db.exec(
+				"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+			);
+			for (const m of MIGRATIONS.filter((m) => m.version <= 3)) {
+				db.exec(m.sql);
+				db.prepare("INSERT INTO schema_migrations VALUES (?, ?, 0)").run(m.version, m.name);
+			}
+			db.prepare(
+				"INSERT INTO accounts VALUES ('acc1', '100.64.0.0/16', 'starling.internal', 0, '{}')",
+			).run();
+			db.prepare("INSERT INTO groups VALUES ('all1', 'acc1', 'All', 'all')").run();
+			db.prepare(
+				`INSERT INTO peers (id, account_id, wg_public_key, name, dns_label, ip, hostname, os,
+					os_version, kernel_version, agent_version, setup_key_id, user_id, ephemeral, ssh_enabled,
+					login_expiration_enabled, connected, created_at, last_login, last_seen)
+				VALUES ('p1', 'acc1', 'k1', 'one', 'one', 1681915905, 'one', 'linux', '', '', '', NULL, NULL,
+					0, 0, 0, 0, 0, 0, 0)`,
+			).run();
+			db.prepare("INSERT INTO group_peers VALUES ('all1', 'p1')").run();
+			db.close();
+
+			const store = SqliteStore.open(path);
+			expect(store.schemaVersion()).toBe(MIGRATIONS.at(-1)?.version);
+			// The data is there, at revision 0.
+			expect((await store.listPeers("acc1")).map((p) => [p.id, p.ip])).toEqual([
+				["p1", "100.64.0.1"],
+			]);
+			expect(await store.getAccountRevision("acc1")).toBe(0);
+			await store.write(async (tx) => {
+				const peer = (await tx.getPeer("acc1", "p1"))!;
+				await tx.updatePeer({ ...peer, connected: true });
+			});
+			expect(await store.getAccountRevision("acc1")).toBe(1);
+			// A writer that knows nothing of revisions (an older tool, the sqlite3 shell) moves it too.
+			const raw = new Database(path);
+			raw.prepare("UPDATE peers SET name = 'renamed' WHERE id = 'p1'").run();
+			raw.prepare("DELETE FROM group_peers WHERE peer_id = 'p1'").run();
+			raw.close();
+			expect(await store.getAccountRevision("acc1")).toBe(3);
+			await store.close();
+		} finally {
+			rmSync(dir, { recursive: true, force: true });
+		}
+	});
+});
