@@ -93,6 +93,13 @@ describe("RevisionCache", () => {
 		expect(cache.keys()).toEqual(["a", "c"]);
 	});
 
+	it("bounds the number of accounts too: an empty value (an account without peers) weighs one", async () => {
+		const cache = byLength();
+		for (let i = 0; i < 25; i++) await cache.get(`empty-${i}`, 1, counted(1, []));
+		expect(cache.keys().length).toBe(10);
+		expect(cache.keys()[0]).toBe("empty-15");
+	});
+
 	it("serves exactly what the store held at the revision read, whatever the order of writes and reads", async () => {
 		// Model: an account whose state is its revision; each step either writes
 		// (the revision grows) or reads through the cache. Every read answers

@@ -7,7 +7,7 @@ export interface Revisioned<V> {
 export interface RevisionCacheOptions<V> {
 	/** Most total weight kept; least recently used entries go first. */
 	maxWeight: number;
-	/** The weight of a value (e.g. how many peers a listing holds). */
+	/** The weight of a value (e.g. how many peers a listing holds); an entry weighs at least 1. */
 	weigh: (value: V) => number;
 }
 
@@ -83,7 +83,9 @@ export class RevisionCache<V> {
 
 	private store(key: string, built: Revisioned<V>): void {
 		this.delete(key);
-		const weight = this.options.weigh(built.value);
+		// At least one, so that the number of entries is bounded too (many
+		// accounts without peers would otherwise be kept for nothing).
+		const weight = Math.max(1, this.options.weigh(built.value));
 		// Heavier than the whole cache: served to its callers, not kept.
 		if (weight > this.options.maxWeight) return;
 		this.entries.set(key, { revision: built.revision, value: built.value, weight });
