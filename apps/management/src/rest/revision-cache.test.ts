@@ -69,6 +69,25 @@ describe("RevisionCache", () => {
 		expect(calls).toBe(1);
 	});
 
+	it("a slow build of an older revision finishing last does not replace the newer value", async () => {
+		const cache = byLength();
+		let releaseOld: (v: Revisioned<string[]>) => void = () => {};
+		const old = cache.get(
+			"acc",
+			1,
+			() =>
+				new Promise<Revisioned<string[]>>((r) => {
+					releaseOld = r;
+				}),
+		);
+		expect(await cache.get("acc", 2, counted(2, ["two"]))).toEqual(["two"]);
+		releaseOld({ revision: 1, value: ["one"] });
+		expect(await old).toEqual(["one"]);
+		const two = counted(2, ["rebuilt"]);
+		expect(await cache.get("acc", 2, two)).toEqual(["two"]);
+		expect(two.calls).toBe(0);
+	});
+
 	it("a failed build is not kept: the next caller builds again", async () => {
 		const cache = byLength();
 		await expect(

@@ -82,6 +82,10 @@ export class RevisionCache<V> {
 	}
 
 	private store(key: string, built: Revisioned<V>): void {
+		// An account's revision only grows: this build read an older state and
+		// finished after a newer one, whose value stays (it is served to its callers).
+		const held = this.entries.get(key);
+		if (held && held.revision > built.revision) return;
 		this.delete(key);
 		// At least one, so that the number of entries is bounded too (many
 		// accounts without peers would otherwise be kept for nothing).
