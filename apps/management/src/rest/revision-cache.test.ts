@@ -69,6 +69,25 @@ describe("RevisionCache", () => {
 		expect(calls).toBe(1);
 	});
 
+	it("a slow build of an older revision finishing last does not replace the newer value", async () => {
+		const cache = byLength();
+		let releaseOld: (v: Revisioned<string[]>) => void = () => {};
+		const old = cache.get(
+			"acc",
+			1,
+			() =>
+				new Promise<Revisioned<string[]>>((r) => {
+					releaseOld = r;
+				}),
+		);
+		expect(await cache.get("acc", 2, counted(2, ["two"]))).toEqual(["two"]);
+		releaseOld({ revision: 1, value: ["one"] });
+		expect(await old).toEqual(["one"]);
+		const two = counted(2, ["rebuilt"]);
+		expect(await cache.get("acc", 2, two)).toEqual(["two"]);
+		expect(two.calls).toBe(0);
+	});
+
 	it("a failed build is not kept: the next caller builds again", async () => {
 		const cache = byLength();
 		await expect(
@@ -91,6 +110,13 @@ describe("RevisionCache", () => {
 		expect(cache.weight()).toBe(7);
 		await cache.get("huge", 1, counted(1, Array.from({ length: 11 }, String)));
 		expect(cache.keys()).toEqual(["a", "c"]);
+	});
+
+	it("bounds the number of accounts too: an empty value (an account without peers) weighs one", async () => {
+		const cache = byLength();
+		for (let i = 0; i < 25; i++) await cache.get(`empty-${i}`, 1, counted(1, []));
+		expect(cache.keys().length).toBe(10);
+		expect(cache.keys()[0]).toBe("empty-15");
 	});
 
 	it("serves exactly what the store held at the revision read, whatever the order of writes and reads", async () => {

@@ -7,7 +7,7 @@ export interface Revisioned<V> {
 export interface RevisionCacheOptions<V> {
 	/** Most total weight kept; least recently used entries go first. */
 	maxWeight: number;
-	/** The weight of a value (e.g. how many peers a listing holds). */
+	/** The weight of a value (e.g. how many peers a listing holds); an entry weighs at least 1. */
 	weigh: (value: V) => number;
 }
 
@@ -82,8 +82,14 @@ export class RevisionCache<V> {
 	}
 
 	private store(key: string, built: Revisioned<V>): void {
+		// An account's revision only grows: this build read an older state and
+		// finished after a newer one, whose value stays (it is served to its callers).
+		const held = this.entries.get(key);
+		if (held && held.revision > built.revision) return;
 		this.delete(key);
-		const weight = this.options.weigh(built.value);
+		// At least one, so that the number of entries is bounded too (many
+		// accounts without peers would otherwise be kept for nothing).
+		const weight = Math.max(1, this.options.weigh(built.value));
 		// Heavier than the whole cache: served to its callers, not kept.
 		if (weight > this.options.maxWeight) return;
 		this.entries.set(key, { revision: built.revision, value: built.value, weight });

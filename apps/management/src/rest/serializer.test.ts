@@ -168,6 +168,21 @@ describe("fastSerializerCompiler", () => {
 		expect(write({ message: "m", code: 400, extra: "x" })).toBe('{"message":"m","code":400}');
 	});
 
+	it("leaves out a field the schema does not have inside a nullable object too, as zod did (not a 500)", () => {
+		// fast-json-stringify picks the branch of a nullable object by validating
+		// against it: a closed object (additionalProperties: false) would refuse
+		// the value and the answer would be a 500.
+		const schema = z.object({ rule: z.object({ id: z.string() }).nullable() });
+		const value = { rule: { id: "r", extra: "x" } };
+		expect(writerOf(schema)(value)).toBe('{"rule":{"id":"r"}}');
+		expect(writerOf(schema)(value)).toBe(zodWrote(schema, value));
+		const rule = { policy_id: "p", policy_name: "p", rule_id: "r", rule_name: "r" };
+		const check = { allowed: true, rule: { ...rule, enabled: true }, reason: "allowed" };
+		expect(writerOf(PolicyCheckResponse)(check)).toBe(
+			zodWrote(PolicyCheckResponse, { ...check, rule }),
+		);
+	});
+
 	it("refuses an answer without a required field (a 500, as zod's refusal was)", () => {
 		const write = writerOf(z.array(PeerResponse));
 		const { accessible_peers_count: _, ...incomplete } = peerJson(peers[0]!, ctx);

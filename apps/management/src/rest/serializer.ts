@@ -14,6 +14,11 @@ import { z } from "zod";
 // a property not in the schema is left out (so a field missing from a
 // schema is missing from the answer: the contract test would fail), a
 // required property that is absent throws (a 500, as zod's refusal was).
+// Objects are written open (no `additionalProperties: false`): zod strips an
+// unknown property and so does fast-json-stringify for a plain object, but it
+// picks the branch of a nullable object or union by validating the value,
+// and a closed object would refuse one with an extra property (a 500 where
+// zod answered).
 
 /**
  * The JSON Schema a response is written with: zod's output side, inlined
@@ -28,7 +33,19 @@ export function responseJsonSchema(schema: z.ZodType): Record<string, unknown> {
 		cycles: "throw",
 		unrepresentable: "throw",
 	}) as Record<string, unknown>;
-	return jsonSchema;
+	return opened(jsonSchema) as Record<string, unknown>;
+}
+
+/** `schema` without any `additionalProperties: false` (see the top of this file). */
+function opened(schema: unknown): unknown {
+	if (Array.isArray(schema)) return schema.map(opened);
+	if (schema === null || typeof schema !== "object") return schema;
+	const out: Record<string, unknown> = {};
+	for (const [key, value] of Object.entries(schema)) {
+		if (key === "additionalProperties" && value === false) continue;
+		out[key] = opened(value);
+	}
+	return out;
 }
 
 /** The zod schema of a route's response, as fastify hands it over (bare or under `properties`). */

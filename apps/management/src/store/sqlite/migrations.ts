@@ -168,7 +168,7 @@ ALTER TABLE peers ADD COLUMN connection_ip TEXT NOT NULL DEFAULT '';
 		name: "accounts: a revision that every change to the account's network data moves",
 		// Triggers, so that every writer moves it: this instance, another
 		// management instance on the same file, the CLI. Readers compare it to
-		// the revision a cached listing was built at (rest/listing-cache.ts).
+		// the revision a cached listing was built at (rest/listings.ts).
 		// Tokens, users, setup keys and events do not move it: the token
 		// touched on every request would otherwise invalidate every cache.
 		sql: `

@@ -705,9 +705,13 @@ function migrate(db: Database.Database): void {
 			Number(r.version),
 		),
 	);
+	const appliedNow = db.prepare("SELECT 1 FROM schema_migrations WHERE version = ?");
 	for (const m of MIGRATIONS) {
 		if (applied.has(m.version)) continue;
 		db.transaction(() => {
+			// Another instance starting on the same file may have applied it
+			// while this one waited for the write lock (its ALTER TABLE would fail).
+			if (appliedNow.get(m.version)) return;
 			db.exec(m.sql);
 			db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(
 				m.version,
