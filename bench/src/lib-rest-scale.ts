@@ -7,17 +7,10 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-	bootstrapIfEmpty,
-	type Group,
-	type Peer,
-	type Policy,
-	type PolicyRule,
-	peerFixture,
-	SqliteStore,
-} from "@starling/management";
+import { bootstrapIfEmpty, type Peer, peerFixture, SqliteStore } from "@starling/management";
 import autocannon from "autocannon";
 import { bareRouteOf, type Listing } from "./lib-rest-scale-server.js";
+import { syntheticAccess } from "./lib-synthetic-access.js";
 
 export { bareRouteOf, LISTINGS, type Listing } from "./lib-rest-scale-server.js";
 
@@ -63,7 +56,6 @@ export async function seedAccount(
 		const accountId = boot.account.id;
 		const [a, b] = boot.account.network.split(".").map(Number);
 		const random = prng(11);
-		const pick = (n: number) => Math.floor(random() * n);
 		const peers: Peer[] = Array.from({ length: counts.peers }, (_, i) =>
 			peerFixture({
 				id: `peer${i}`,
@@ -76,44 +68,12 @@ export async function seedAccount(
 				system: { os: "linux", osVersion: "12", kernelVersion: "6.1", agentVersion: "bench" },
 			}),
 		);
-		const members: Set<string>[] = Array.from({ length: counts.groups }, () => new Set());
-		for (const p of peers) {
-			for (let k = 1 + pick(3); k > 0; k--) members[pick(counts.groups)]!.add(p.id);
-		}
-		const groups: Group[] = members.map((ids, g) => ({
-			id: `g${g}`,
+		const { groups, policies } = syntheticAccess(
 			accountId,
-			name: `group-${g}`,
-			issued: "api",
-			peerIds: [...ids].sort(),
-		}));
-		const someGroups = () => [
-			...new Set(Array.from({ length: 1 + pick(2) }, () => `g${pick(counts.groups)}`)),
-		];
-		const policies: Policy[] = Array.from({ length: counts.policies }, (_, i) => ({
-			id: `pol${i}`,
-			accountId,
-			name: `policy-${i}`,
-			description: "",
-			enabled: true,
-			createdAt: new Date(1_700_000_000_000 + i),
-			rules: Array.from({ length: 1 + pick(2) }, (_, r): PolicyRule => {
-				const protocol = (["tcp", "udp", "all", "tcp"] as const)[pick(4)]!;
-				return {
-					id: `pol${i}r${r}`,
-					name: `rule-${r}`,
-					description: "",
-					enabled: true,
-					action: "accept",
-					bidirectional: random() < 0.3,
-					protocol,
-					ports: protocol === "all" ? [] : [[22, 80, 443, 5432, 8080][pick(5)]!],
-					portRanges: protocol === "tcp" && random() < 0.2 ? [{ start: 9000, end: 9100 }] : [],
-					sources: someGroups(),
-					destinations: someGroups(),
-				};
-			}),
-		}));
+			peers.map((p) => p.id),
+			counts,
+			random,
+		);
 		await store.write(async (tx) => {
 			for (const p of await tx.listPolicies(accountId)) await tx.deletePolicy(accountId, p.id);
 			for (const p of peers) await tx.insertPeer(p);

@@ -28,8 +28,6 @@ import {
 	type Group,
 	MapTransition,
 	type Peer,
-	type Policy,
-	type PolicyRule,
 	peerFixture,
 	type ServiceEndpoints,
 } from "@starling/management";
@@ -41,6 +39,7 @@ import {
 } from "@starling/proto";
 import { log, numberArg, round } from "./lib-control-plane.js";
 import { compareWithBare, seedAccount, startRestScaleServer } from "./lib-rest-scale.js";
+import { syntheticAccess } from "./lib-synthetic-access.js";
 
 const peerCount = numberArg(1, "peers", 5000);
 const groupCount = numberArg(2, "groups", 100);
@@ -78,58 +77,20 @@ function makePeers(n: number): Peer[] {
 
 /** Every peer in 1 to 3 of the groups; policies of 1 or 2 rules between 1 or 2 groups each side. */
 function makeConfig(peers: Peer[], random: () => number): AccessConfig {
-	const pick = (n: number) => Math.floor(random() * n);
-	const members: string[][] = Array.from({ length: groupCount }, () => []);
-	for (const p of peers) {
-		const k = 1 + pick(3);
-		for (let j = 0; j < k; j++) members[pick(groupCount)]!.push(p.id);
-	}
-	const groups: Group[] = [
-		{
-			id: "all",
-			accountId: account.id,
-			name: "All",
-			issued: "all",
-			peerIds: peers.map((p) => p.id),
-		},
-		...members.map(
-			(ids, g): Group => ({
-				id: `g${g}`,
-				accountId: account.id,
-				name: `group-${g}`,
-				issued: "api",
-				peerIds: [...new Set(ids)],
-			}),
-		),
-	];
-	const someGroups = () => [
-		...new Set(Array.from({ length: 1 + pick(2) }, () => `g${pick(groupCount)}`)),
-	];
-	const policies: Policy[] = Array.from({ length: policyCount }, (_, i) => ({
-		id: `pol${i}`,
+	const { groups, policies } = syntheticAccess(
+		account.id,
+		peers.map((p) => p.id),
+		{ groups: groupCount, policies: policyCount },
+		random,
+	);
+	const all: Group = {
+		id: "all",
 		accountId: account.id,
-		name: `policy-${i}`,
-		description: "",
-		enabled: true,
-		createdAt: new Date(i),
-		rules: Array.from({ length: 1 + pick(2) }, (_, r): PolicyRule => {
-			const protocol = (["tcp", "udp", "all", "tcp"] as const)[pick(4)]!;
-			return {
-				id: `pol${i}-r${r}`,
-				name: `rule-${r}`,
-				description: "",
-				enabled: true,
-				action: "accept",
-				bidirectional: random() < 0.3,
-				protocol,
-				ports: protocol === "all" ? [] : [[22, 80, 443, 5432, 8080][pick(5)]!],
-				portRanges: protocol === "tcp" && random() < 0.2 ? [{ start: 9000, end: 9100 }] : [],
-				sources: someGroups(),
-				destinations: someGroups(),
-			};
-		}),
-	}));
-	return { groups, policies };
+		name: "All",
+		issued: "all",
+		peerIds: peers.map((p) => p.id),
+	};
+	return { groups: [all, ...groups], policies };
 }
 
 /** The same groups with only the Default policy of a new account (All to All). */
