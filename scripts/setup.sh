@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 PNPM_VERSION=$(sed -n 's/.*"packageManager": *"pnpm@\([^"]*\)".*/\1/p' package.json)
 
 # Debian packages for the data plane and the network lab (WireGuard in
-# userspace where the kernel has no module, nftables for policy and NAT).
-DEBIAN_PACKAGES="wireguard-tools wireguard-go iproute2 nftables iperf3 conntrack iputils-ping coturn"
+# userspace where the kernel has no module, nftables for policy and NAT), and
+# the servers the scale-out tests start themselves (PostgreSQL, NATS, HAProxy).
+DEBIAN_PACKAGES="wireguard-tools wireguard-go iproute2 nftables iperf3 conntrack iputils-ping coturn postgresql-15 nats-server haproxy openssl"
 missing=""
 for pkg in $DEBIAN_PACKAGES; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
