@@ -12,8 +12,12 @@ import type {
 	User,
 } from "../../domain/types.js";
 
-// Rows of the SQLite schema to domain objects and back: times are epoch
-// milliseconds, booleans 0/1, lists JSON text, peer addresses 32-bit integers.
+// Rows of either backend to domain objects and back: times are epoch
+// milliseconds, booleans 0/1 (SQLite) or true/false (PostgreSQL), lists JSON
+// text, peer addresses 32-bit integers. PostgreSQL returns BIGINT columns and
+// COUNT(*) as strings (a JavaScript number cannot hold every int8), so every
+// number goes through Number(): ours are milliseconds, counters and IPv4
+// addresses, all far below 2^53.
 
 export type Row = Record<string, unknown>;
 
@@ -21,8 +25,7 @@ export const ms = (d: Date) => d.getTime();
 export const optMs = (d: Date | null) => (d === null ? null : d.getTime());
 const date = (v: unknown) => new Date(Number(v));
 const optDate = (v: unknown) => (v === null || v === undefined ? null : new Date(Number(v)));
-const bool = (v: unknown) => v === 1 || v === 1n;
-export const flag = (b: boolean) => (b ? 1 : 0);
+const bool = (v: unknown) => v === true || v === 1 || v === 1n;
 
 export function toAccount(r: Row): Account {
 	return {
