@@ -30,6 +30,14 @@ export {
 	type PortForward,
 } from "./nat.js";
 export { type ExpectedPath, expectedPath, NETWORK_KINDS, type NetworkKind } from "./nat-grid.js";
+export {
+	clearPostgresLeftovers,
+	POSTGRES_BIN,
+	POSTGRES_TEST_MARKER,
+	type PostgresCluster,
+	type StartPostgresOptions,
+	startPostgres,
+} from "./postgres.js";
 export type { LabProcess } from "./process.js";
 export { NS_PREFIX, STATE_DIR } from "./registry.js";
 export { addRootUplink, type RootUplink, type RootUplinkOptions } from "./root-uplink.js";

@@ -34,6 +34,15 @@ export class StoreReferenceError extends Error {
 }
 
 /**
+ * The database cannot be reached (connection refused or lost, a timeout), or
+ * stayed too busy to commit: nothing was changed; the same request may
+ * succeed later. REST answers 503, gRPC UNAVAILABLE.
+ */
+export class StoreUnavailableError extends Error {
+	override name = "StoreUnavailableError";
+}
+
+/**
  * Reads. Within one `Store.read` or `Store.write` every call sees the same
  * snapshot (plus, in a write, the transaction's own changes). Lists have a
  * stable order, given per method.

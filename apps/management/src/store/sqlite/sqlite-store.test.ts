@@ -1,8 +1,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { type FreshStore, runStoreConformance } from "../conformance/conformance.js";
+import type { SharedMigration } from "../sql/migrations.js";
 import type { Store } from "../store.js";
 import { SqliteStore } from "./sqlite-store.js";
 
@@ -40,6 +42,52 @@ describe("SqliteStore", () => {
 			expect(await store.countUsers()).toBe(0);
 		} finally {
 			await fresh.destroy();
+		}
+	});
+
+	it("applies a shared migration (kysely's schema builder) after its own, once", async () => {
+		const dir = mkdtempSync(join(tmpdir(), "starling-store-"));
+		const path = join(dir, "management.db");
+		const extra: SharedMigration = {
+			version: 5,
+			name: "test: a table written once",
+			statements: (d) => [
+				d.db.schema
+					.createTable("shared_probe")
+					.addColumn("id", "text", (c) => c.primaryKey())
+					.addColumn("at", d.columnType.ms, (c) => c.notNull())
+					.addColumn("flag", d.columnType.flag, (c) => c.notNull())
+					.addColumn("bytes", d.columnType.bytes),
+			],
+		};
+		try {
+			const first = SqliteStore.open(path, [extra]);
+			const second = SqliteStore.open(path, [extra]);
+			expect(first.schemaVersion()).toBe(5);
+			await first.close();
+			await second.close();
+			const db = new Database(path);
+			try {
+				expect(
+					db
+						.prepare(
+							"SELECT name, upper(type) AS type FROM pragma_table_info('shared_probe') ORDER BY cid",
+						)
+						.all(),
+				).toEqual([
+					{ name: "id", type: "TEXT" },
+					{ name: "at", type: "BIGINT" },
+					{ name: "flag", type: "INTEGER" },
+					{ name: "bytes", type: "BLOB" },
+				]);
+				expect(
+					db.prepare("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = 5").get(),
+				).toEqual({ n: 1 });
+			} finally {
+				db.close();
+			}
+		} finally {
+			rmSync(dir, { recursive: true, force: true });
 		}
 	});
 

@@ -1,0 +1,161 @@
+import { type PostgresCluster, startPostgres } from "@starling/lab";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type FreshStore, runStoreConformance } from "../conformance/conformance.js";
+import * as f from "../conformance/fixtures.js";
+import { postgresDialect } from "../sql/dialect.js";
+import type { SharedMigration } from "../sql/migrations.js";
+import { type Store, StoreUnavailableError } from "../store.js";
+import { PostgresStore } from "./postgres-store.js";
+
+// The store conformance suite and PostgreSQL-only checks on a real
+// PostgreSQL 15 cluster started for this file (packages/lab/src/postgres.ts):
+// a fresh database per test, every instance closed after it.
+
+let cluster: PostgresCluster;
+beforeAll(async () => {
+	cluster = await startPostgres();
+}, 60_000);
+afterAll(async () => {
+	await cluster?.destroy();
+});
+
+async function freshPostgres(): Promise<FreshStore> {
+	const dsn = await cluster.createDatabase();
+	const opened: Store[] = [await PostgresStore.open(dsn, { poolSize: 8 })];
+	return {
+		store: opened[0]!,
+		async openAnother() {
+			const another = await PostgresStore.open(dsn, { poolSize: 8 });
+			opened.push(another);
+			return another;
+		},
+		async destroy() {
+			for (const s of opened) await s.close();
+		},
+	};
+}
+
+runStoreConformance("postgres", freshPostgres);
+
+describe("PostgresStore", () => {
+	it("refuses read or write from inside its own transaction instead of waiting forever", async () => {
+		const fresh = await freshPostgres();
+		try {
+			const { store } = fresh;
+			await expect(store.write(() => store.countUsers())).rejects.toThrow(/inside a transaction/);
+			await expect(store.read(() => store.read(async () => 1))).rejects.toThrow(
+				/inside a transaction/,
+			);
+			expect(await store.countUsers()).toBe(0);
+		} finally {
+			await fresh.destroy();
+		}
+	});
+
+	it("two instances migrating the same empty database at once both start, and it is migrated once", async () => {
+		const dsn = await cluster.createDatabase();
+		const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open(dsn, { poolSize: 2 })));
+		try {
+			for (const s of stores) expect(await s.schemaVersion()).toBe(4);
+			const client = new pg.Client({ connectionString: dsn });
+			await client.connect();
+			try {
+				const { rows } = await client.query(
+					"SELECT version FROM schema_migrations ORDER BY version",
+				);
+				expect(rows.map((r) => r.version)).toEqual([4]);
+			} finally {
+				await client.end();
+			}
+		} finally {
+			for (const s of stores) await s.close();
+		}
+	});
+
+	it("applies a shared migration (kysely's schema builder) after the baseline, once", async () => {
+		const dsn = await cluster.createDatabase();
+		const extra: SharedMigration = {
+			version: 5,
+			name: "test: a table written once",
+			statements: (d) => [
+				d.db.schema
+					.createTable("shared_probe")
+					.addColumn("id", "text", (c) => c.primaryKey())
+					.addColumn("at", d.columnType.ms, (c) => c.notNull())
+					.addColumn("flag", d.columnType.flag, (c) => c.notNull())
+					.addColumn("bytes", d.columnType.bytes),
+			],
+		};
+		const first = await PostgresStore.open(dsn, { sharedMigrations: [extra] });
+		const second = await PostgresStore.open(dsn, { sharedMigrations: [extra] });
+		try {
+			expect(await first.schemaVersion()).toBe(5);
+			const client = new pg.Client({ connectionString: dsn });
+			await client.connect();
+			try {
+				const { rows } = await client.query(
+					"SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'shared_probe' ORDER BY ordinal_position",
+				);
+				expect(rows).toEqual([
+					{ column_name: "id", data_type: "text" },
+					{ column_name: "at", data_type: "bigint" },
+					{ column_name: "flag", data_type: "boolean" },
+					{ column_name: "bytes", data_type: "bytea" },
+				]);
+			} finally {
+				await client.end();
+			}
+		} finally {
+			await first.close();
+			await second.close();
+		}
+		expect(postgresDialect.name).toBe("postgres");
+	});
+
+	it("stores times as BIGINT milliseconds beyond 32 bits and addresses above 2^31", async () => {
+		const fresh = await freshPostgres();
+		try {
+			const acc = f.account({ network: "200.1.2.0/24", createdAt: new Date(Date.UTC(2100, 0, 1)) });
+			const p = f.peer(acc, 254);
+			await fresh.store.write(async (tx) => {
+				await tx.insertAccount(acc);
+				await tx.insertPeer(p);
+			});
+			expect(await fresh.store.getAccount(acc.id)).toEqual(acc);
+			expect(await fresh.store.getPeer(acc.id, p.id)).toEqual(p);
+		} finally {
+			await fresh.destroy();
+		}
+	});
+
+	it("an unreachable server fails the open with its host:port, and calls fail with StoreUnavailableError while it is down", async () => {
+		await expect(PostgresStore.open("postgres://postgres@127.0.0.1:1/none")).rejects.toThrow(
+			/cannot reach PostgreSQL at 127\.0\.0\.1:1/,
+		);
+
+		// A second cluster of its own: stopping it must not disturb the other tests.
+		const own = await startPostgres();
+		const changes: string[] = [];
+		const store = await PostgresStore.open(await own.createDatabase(), {
+			onAvailabilityChange: (available) => changes.push(available ? "available" : "unavailable"),
+		});
+		try {
+			expect(await store.countUsers()).toBe(0);
+			await own.stopServer();
+			for (let i = 0; i < 3; i++) {
+				await expect(store.countUsers()).rejects.toBeInstanceOf(StoreUnavailableError);
+				await expect(store.write((tx) => tx.insertAccount(f.account()))).rejects.toBeInstanceOf(
+					StoreUnavailableError,
+				);
+			}
+			expect(changes).toEqual(["unavailable"]);
+			await own.startServer();
+			expect(await store.countUsers()).toBe(0);
+			expect(changes).toEqual(["unavailable", "available"]);
+		} finally {
+			await store.close();
+			await own.destroy();
+		}
+	});
+});
