@@ -114,7 +114,15 @@ describe("management service URLs", () => {
 			[{ STARLING_STUN_PORTS: " , " }, /^invalid STARLING_STUN_PORTS: expected at least one port/],
 			[{ STARLING_RELAY_URLS: "ws://r:33080" }, /^invalid STARLING_RELAY_SECRET: required/],
 			[{ STARLING_CONFIG_FILE: file }, /^invalid STARLING_SYNC_FLUSH_MS: /],
-			[{ STARLING_STORE: "postgres" }, /^invalid STARLING_STORE: expected one of: sqlite$/],
+			[{ STARLING_STORE: "mysql" }, /^invalid STARLING_STORE: expected one of: sqlite, postgres$/],
+			[
+				{ STARLING_STORE: "postgres" },
+				/^invalid STARLING_POSTGRES_DSN: required when STARLING_STORE=postgres/,
+			],
+			[
+				{ STARLING_STORE: "postgres", STARLING_POSTGRES_DSN: "postgres://u:pw@db.example" },
+				/^invalid STARLING_POSTGRES_DSN: no database name/,
+			],
 			[{ STARLING_CONFIG_FILE: join(dir, "none.json") }, /^STARLING_CONFIG_FILE cannot be read/],
 		];
 		for (const [env, expected] of cases) {

@@ -38,7 +38,7 @@ const port = z
 	.pipe(z.number().min(1).max(65_535, "ports are 1-65535"));
 
 /** Store backends (store/open-store.ts opens them). */
-export const STORE_KINDS = ["sqlite"] as const;
+export const STORE_KINDS = ["sqlite", "postgres"] as const;
 
 /** Where /metrics (and /healthz, /readyz) are served apart from the API; loopback by default. */
 export const DEFAULT_METRICS_LISTEN = "127.0.0.1:9090";
@@ -62,6 +62,8 @@ export const ManagementConfigSchema = z.object({
 	STARLING_STORE: z
 		.enum(STORE_KINDS, { message: `expected one of: ${STORE_KINDS.join(", ")}` })
 		.default("sqlite"),
+	STARLING_POSTGRES_DSN: z.string().optional(),
+	STARLING_POSTGRES_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
 	STARLING_MANAGEMENT_LISTEN: hostPort.default("127.0.0.1:33073"),
 	STARLING_MANAGEMENT_METRICS_LISTEN: metricsListen.default(DEFAULT_METRICS_LISTEN),
 	STARLING_PUBLIC_HOST: z
@@ -106,6 +108,8 @@ export interface ManagementConfig {
 	store: (typeof STORE_KINDS)[number];
 	/** The SQLite file (STARLING_STORE=sqlite). */
 	databasePath: string;
+	/** The PostgreSQL database (STARLING_STORE=postgres), else undefined. */
+	postgres: { dsn: string; poolSize: number } | undefined;
 	listen: { host: string; port: number };
 	/** The operators' listener (/metrics, /healthz, /readyz); undefined when "off". */
 	metricsListen: ListenAddress | undefined;
@@ -151,6 +155,11 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 			"invalid STARLING_RELAY_SECRET: required when STARLING_RELAY_URLS is set",
 		);
 	}
+	const postgres = postgresOf(
+		c.STARLING_STORE,
+		c.STARLING_POSTGRES_DSN,
+		c.STARLING_POSTGRES_POOL_SIZE,
+	);
 	const range = parseCidr(c.STARLING_NETWORK_RANGE);
 	if (c.STARLING_ACCOUNT_PREFIX_LENGTH < range.prefix) {
 		throw new ConfigError(
@@ -161,6 +170,7 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		dataDir: c.STARLING_DATA_DIR,
 		store: c.STARLING_STORE,
 		databasePath: join(c.STARLING_DATA_DIR, "management.db"),
+		postgres,
 		listen: splitHostPort(c.STARLING_MANAGEMENT_LISTEN),
 		// Validated above: an address or undefined ("off").
 		metricsListen: metricsListenOf(c.STARLING_MANAGEMENT_METRICS_LISTEN) as
@@ -225,4 +235,39 @@ export function relayConfigFor(
 	} catch {
 		return undefined;
 	}
+}
+
+/**
+ * STARLING_POSTGRES_DSN, required with STARLING_STORE=postgres: a URL such as
+ * postgres://user:password@host:5432/starling. Messages never repeat the
+ * value (it may hold a password).
+ */
+function postgresOf(
+	store: (typeof STORE_KINDS)[number],
+	dsn: string | undefined,
+	poolSize: number,
+): ManagementConfig["postgres"] {
+	if (store !== "postgres") return undefined;
+	const example = "expected a URL such as postgres://user:password@host:5432/starling";
+	if (dsn === undefined) {
+		throw new ConfigError(
+			`invalid STARLING_POSTGRES_DSN: required when STARLING_STORE=postgres (${example})`,
+		);
+	}
+	let url: URL;
+	try {
+		url = new URL(dsn);
+	} catch {
+		throw new ConfigError(`invalid STARLING_POSTGRES_DSN: not a URL (${example})`);
+	}
+	if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+		throw new ConfigError(`invalid STARLING_POSTGRES_DSN: scheme must be postgres:// (${example})`);
+	}
+	if (url.hostname === "") {
+		throw new ConfigError(`invalid STARLING_POSTGRES_DSN: no host (${example})`);
+	}
+	if (url.pathname.length <= 1) {
+		throw new ConfigError(`invalid STARLING_POSTGRES_DSN: no database name (${example})`);
+	}
+	return { dsn, poolSize };
 }

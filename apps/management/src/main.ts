@@ -6,6 +6,8 @@ import { createPersonalAccessToken, MAX_TOKEN_DAYS } from "./app/tokens.js";
 import { ConfigError, loadManagementConfig } from "./config.js";
 import { startManagement } from "./server.js";
 import { openStore } from "./store/open-store.js";
+import { serverOf } from "./store/postgres/postgres-store.js";
+import { StoreUnavailableError } from "./store/store.js";
 
 const USAGE = `usage: starling-management [serve]
        starling-management token create [--user USER_ID] [--name NAME] [--expires-in-days N]
@@ -24,14 +26,21 @@ async function serve(): Promise<void> {
 		loadConfig: loadManagementConfig,
 		createLogger: (config) => createLogger("management", { level: config.logLevel }),
 		async start(config, logger) {
-			const running = await startManagement(config, logger);
+			const running = await startManagement(config, logger).catch((err: unknown) => {
+				// The database cannot be reached at start: one line naming the server,
+				// exit 1, before anything else has started.
+				if (err instanceof StoreUnavailableError) fail(err.message);
+				throw err;
+			});
 			logger.info(
 				{
 					listen: `${config.listen.host}:${running.port}`,
 					metrics: config.metricsListen
 						? `${config.metricsListen.host}:${running.metricsPort}`
 						: "off",
-					database: config.databasePath,
+					database: config.postgres
+						? `postgres ${serverOf(config.postgres.dsn)}`
+						: config.databasePath,
 				},
 				"management is serving gRPC and REST",
 			);

@@ -51,7 +51,10 @@ export async function startManagement(
 ): Promise<RunningManagement> {
 	// The hub is made below; the metrics read its statistics only when scraped.
 	const metrics = createManagementMetrics(() => hub.stats());
-	const store = instrumentStore(await openStore(config), metrics.observeStoreSeconds);
+	const store = instrumentStore(
+		await openStore(config, logger.child({ component: "store" })),
+		metrics.observeStoreSeconds,
+	);
 	const serverKey = await getOrCreateServerKey(store, generateKeyPair, new Date());
 	await store.write((tx) => tx.markAllPeersDisconnected(new Date()));
 	const bootstrap = await bootstrapIfEmpty(

@@ -141,7 +141,8 @@ describe("management process", () => {
 			["STARLING_MANAGEMENT_LISTEN", "nonsense"],
 			["STARLING_NETWORK_RANGE", "100.64.0.1/10"],
 			["STARLING_SIGNAL_URL", "not a url"],
-			["STARLING_STORE", "postgres"],
+			["STARLING_STORE", "mysql"],
+			["STARLING_POSTGRES_POOL_SIZE", "0"],
 			["STARLING_MANAGEMENT_METRICS_LISTEN", "9090"],
 		] as const) {
 			const err = await run(process.execPath, [MAIN], {

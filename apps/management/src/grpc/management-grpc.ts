@@ -22,6 +22,7 @@ import type { PeerSystemInfo } from "../domain/types.js";
 import { loginFailure } from "../metrics/login-result.js";
 import type { ManagementMetrics } from "../metrics/management-metrics.js";
 import type { Store } from "../store/store.js";
+import { StoreUnavailableError } from "../store/store.js";
 import type { OutputBudget } from "../sync/output-budget.js";
 import type { SyncHub } from "../sync/sync-hub.js";
 import { UndecodableRequest, withSafeDeserializers } from "./safe-definition.js";
@@ -103,6 +104,13 @@ function toServiceError(err: unknown, logger: Logger): Partial<grpc.StatusObject
 						? grpc.status.UNAUTHENTICATED
 						: grpc.status.INVALID_ARGUMENT;
 		return { code, details: err.message };
+	}
+	if (err instanceof StoreUnavailableError) {
+		// Logged once per outage by the store; the agent retries with backoff.
+		return {
+			code: grpc.status.UNAVAILABLE,
+			details: "the database is unavailable; try again later",
+		};
 	}
 	logger.error({ err }, "management gRPC handler failed");
 	return { code: grpc.status.INTERNAL, details: "internal error" };

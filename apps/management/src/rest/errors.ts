@@ -6,6 +6,7 @@ import {
 	isResponseSerializationError,
 } from "fastify-type-provider-zod";
 import { AppError } from "../app/errors.js";
+import { StoreUnavailableError } from "../store/store.js";
 
 // Every answer that is not a success is {"message": "...", "code": <status>}:
 // validation failures, malformed or oversized bodies, wrong content types,
@@ -73,6 +74,14 @@ export function validationMessage(
 export function classifyError(error: unknown): Classified {
 	if (error instanceof AppError)
 		return { status: error.status, message: error.message, internal: false };
+	// The database is out of reach (or too busy): nothing changed, try again later.
+	// Logged once per outage by the store, not per request.
+	if (error instanceof StoreUnavailableError)
+		return {
+			status: 503,
+			message: "the database is unavailable; try again later",
+			internal: false,
+		};
 	if (!isObject(error)) return INTERNAL;
 	if (hasZodFastifySchemaValidationErrors(error)) {
 		return { status: 400, message: validationMessage(error), internal: false };

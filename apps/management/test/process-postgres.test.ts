@@ -1,0 +1,228 @@
+// The real management binary on PostgreSQL: configuration errors of the
+// PostgreSQL settings, an unreachable server at start, and the server lost
+// and found again under a running management (REST 503, gRPC UNAVAILABLE,
+// one log line per change, an open Sync stream kept).
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import * as grpc from "@grpc/grpc-js";
+import { generateKeyPair } from "@starling/crypto";
+import { type PostgresCluster, startPostgres } from "@starling/lab";
+import { type ManagementCallError, ManagementClient } from "@starling/management-client";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { meta, tempDir } from "./helpers.js";
+
+const MAIN = resolve(__dirname, "../dist/main.js");
+const run = promisify(execFile);
+
+const children: ChildProcess[] = [];
+const dirs: ReturnType<typeof tempDir>[] = [];
+let cluster: PostgresCluster;
+
+beforeAll(async () => {
+	cluster = await startPostgres();
+}, 60_000);
+afterAll(async () => {
+	await cluster?.destroy();
+});
+afterEach(async () => {
+	for (const c of children.splice(0)) {
+		if (c.exitCode === null && c.signalCode === null) {
+			c.kill("SIGKILL");
+			await new Promise((r) => c.once("exit", r));
+		}
+	}
+	for (const d of dirs.splice(0)) d.remove();
+});
+
+async function freePort(): Promise<number> {
+	return new Promise((res) => {
+		const s = createServer().listen(0, "127.0.0.1", () => {
+			const a = s.address();
+			s.close(() => res(typeof a === "object" && a ? a.port : 0));
+		});
+	});
+}
+
+/** Runs the binary to its exit; its exit code and stderr. */
+async function runToExit(env: Record<string, string>) {
+	const dir = tempDir();
+	dirs.push(dir);
+	return run(process.execPath, [MAIN], {
+		env: { ...process.env, STARLING_DATA_DIR: dir.path, ...env },
+		timeout: 30_000,
+	}).then(
+		() => ({ code: 0, stderr: "" }),
+		(e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+	);
+}
+
+describe("management process on PostgreSQL", () => {
+	it("refuses bad PostgreSQL settings with one line naming the variable, never echoing the DSN", async () => {
+		for (const [name, env] of [
+			["STARLING_STORE", { STARLING_STORE: "mysql" }],
+			["STARLING_POSTGRES_DSN", { STARLING_STORE: "postgres" }],
+			[
+				"STARLING_POSTGRES_DSN",
+				{ STARLING_STORE: "postgres", STARLING_POSTGRES_DSN: "not a url s3cret" },
+			],
+			[
+				"STARLING_POSTGRES_DSN",
+				{ STARLING_STORE: "postgres", STARLING_POSTGRES_DSN: "mysql://u:s3cret@h/db" },
+			],
+			[
+				"STARLING_POSTGRES_DSN",
+				{ STARLING_STORE: "postgres", STARLING_POSTGRES_DSN: "postgres://u:s3cret@h:5432" },
+			],
+			["STARLING_POSTGRES_POOL_SIZE", { STARLING_POSTGRES_POOL_SIZE: "lots" }],
+		] as const) {
+			const { code, stderr } = await runToExit(env);
+			expect(code, stderr).toBe(1);
+			const lines = stderr.trim().split("\n");
+			expect(lines).toHaveLength(1);
+			expect(lines[0]).toContain(name);
+			expect(lines[0]).not.toContain("s3cret");
+		}
+	});
+
+	it("stops with one line naming host:port when PostgreSQL cannot be reached at start", async () => {
+		const port = await freePort();
+		const { code, stderr } = await runToExit({
+			STARLING_STORE: "postgres",
+			STARLING_POSTGRES_DSN: `postgres://postgres:s3cret@127.0.0.1:${port}/starling`,
+			STARLING_MANAGEMENT_LISTEN: "127.0.0.1:0",
+			STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
+		});
+		expect(code).toBe(1);
+		const lines = stderr.trim().split("\n");
+		expect(lines, stderr).toHaveLength(1);
+		expect(lines[0]).toContain(`127.0.0.1:${port}`);
+		expect(lines[0]).not.toContain("s3cret");
+	});
+
+	it("PostgreSQL lost under a running management: REST 503, gRPC UNAVAILABLE, one log line each way, back without a restart", async () => {
+		const dir = tempDir();
+		dirs.push(dir);
+		const tokenFile = join(dir.path, "admin-token");
+		const port = await freePort();
+		// A cluster of its own: it is stopped below.
+		const own = await startPostgres();
+		try {
+			const child = spawn(process.execPath, [MAIN], {
+				env: {
+					...process.env,
+					STARLING_DATA_DIR: dir.path,
+					STARLING_STORE: "postgres",
+					STARLING_POSTGRES_DSN: await own.createDatabase(),
+					STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
+					STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
+					STARLING_ADMIN_TOKEN_FILE: tokenFile,
+				},
+				stdio: ["ignore", "pipe", "pipe"],
+			});
+			children.push(child);
+			let stdout = "";
+			let stderr = "";
+			child.stdout?.on("data", (d: Buffer) => {
+				stdout += d.toString();
+			});
+			child.stderr?.on("data", (d: Buffer) => {
+				stderr += d.toString();
+			});
+			child.once("exit", (code) => {
+				if (code !== null && code !== 0)
+					console.error(`management exited ${code}: ${stderr}\n${stdout.slice(-3000)}`);
+			});
+			const url = `http://127.0.0.1:${port}`;
+			for (let i = 0; !stdout.includes("management is serving"); i++) {
+				if (child.exitCode !== null) throw new Error(`management exited early: ${stderr}`);
+				if (i > 600) throw new Error(`management did not start within 30 s: ${stderr}`);
+				await new Promise((r) => setTimeout(r, 50));
+			}
+			const token = readFileSync(tokenFile, "utf8").trim();
+			const auth = { authorization: `Token ${token}`, "content-type": "application/json" };
+			const keyRes = await fetch(`${url}/api/setup-keys`, {
+				method: "POST",
+				headers: auth,
+				body: JSON.stringify({
+					name: "k",
+					type: "reusable",
+					expires_in: 86400,
+					auto_groups: [],
+					usage_limit: 0,
+				}),
+			});
+			expect(keyRes.status).toBe(200);
+			const setupKey = ((await keyRes.json()) as { key: string }).key;
+			const agent = new ManagementClient({ url, keyPair: generateKeyPair() });
+			await agent.login(setupKey, meta("steady"));
+			let ended = false;
+			let endError: unknown;
+			let gotMap: () => void = () => undefined;
+			const firstMap = new Promise<void>((r) => {
+				gotMap = r;
+			});
+			const stream = await agent.sync(undefined, {
+				onMap: () => gotMap(),
+				onEnd: (e) => {
+					ended = true;
+					endError = e;
+				},
+			});
+
+			// The stream is established (its first map came) before the database goes.
+			await firstMap;
+			await own.stopServer();
+			const logLines = () =>
+				stdout
+					.split("\n")
+					.filter(Boolean)
+					.map((l) => JSON.parse(l) as { msg: string; level: number });
+			for (let i = 0; i < 4; i++) {
+				const started = Date.now();
+				const res = await fetch(`${url}/api/peers`, { headers: auth });
+				expect(res.status).toBe(503);
+				expect(await res.json()).toEqual({ message: expect.stringMatching(/database/), code: 503 });
+				expect(Date.now() - started).toBeLessThan(10_000);
+				const write = await fetch(`${url}/api/groups`, {
+					method: "POST",
+					headers: auth,
+					body: JSON.stringify({ name: `g${i}` }),
+				});
+				expect(write.status).toBe(503);
+				const other = new ManagementClient({ url, keyPair: generateKeyPair() });
+				const err = await other.login(setupKey, meta(`late${i}`)).then(
+					() => undefined,
+					(e: ManagementCallError) => e,
+				);
+				other.close();
+				expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+			}
+			expect(child.exitCode).toBeNull();
+			expect(ended, JSON.stringify(endError)).toBe(false);
+			const down = logLines().filter((l) => /unreachable/.test(l.msg));
+			expect(down).toHaveLength(1);
+			expect(down[0]!.msg).toContain(`127.0.0.1:${own.port}`);
+
+			await own.startServer();
+			let status = 0;
+			for (let i = 0; i < 100 && status !== 200; i++) {
+				status = (await fetch(`${url}/api/peers`, { headers: auth })).status;
+				if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+			}
+			expect(status).toBe(200);
+			const newcomer = new ManagementClient({ url, keyPair: generateKeyPair() });
+			await newcomer.login(setupKey, meta("after"));
+			newcomer.close();
+			expect(logLines().filter((l) => /reachable again/.test(l.msg))).toHaveLength(1);
+			expect(logLines().filter((l) => /unreachable/.test(l.msg))).toHaveLength(1);
+			expect(ended).toBe(false);
+			stream.close();
+			agent.close();
+		} finally {
+			await own.destroy();
+		}
+	}, 90_000);
+});
