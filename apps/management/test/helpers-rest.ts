@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeKey, generateKeyPair } from "@starling/crypto";
@@ -11,9 +11,8 @@ import { createPersonalAccessToken } from "../src/app/tokens.js";
 import { newId } from "../src/core/random.js";
 import type { Account, Peer, User, UserRole } from "../src/domain/types.js";
 import { buildRestApi } from "../src/rest/index.js";
-import { checkpoint, countRows, dumpRows } from "../src/store/sqlite/inspect.js";
-import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import type { Store } from "../src/store/store.js";
+import { openTestStore, type TestStoreHandle } from "./test-store.js";
 
 export const DEFAULTS: AccountDefaults = {
 	networkPool: "100.64.0.0/10",
@@ -71,7 +70,8 @@ export interface Principal {
 export class RestHarness {
 	private constructor(
 		readonly dir: string,
-		readonly store: SqliteStore,
+		readonly store: Store,
+		private readonly held: TestStoreHandle,
 		readonly app: FastifyInstance,
 		readonly account: Account,
 		readonly owner: Principal,
@@ -89,7 +89,8 @@ export class RestHarness {
 	/** `wrapStore` lets a test hand the API a store that misbehaves. */
 	static async create(opts: { wrapStore?: (store: Store) => Store } = {}): Promise<RestHarness> {
 		const dir = mkdtempSync(join(tmpdir(), "starling-rest-"));
-		const store = SqliteStore.open(join(dir, "m.db"));
+		const held = await openTestStore(dir);
+		const store = held.store;
 		const boot = await bootstrapIfEmpty(store, DEFAULTS, new Date());
 		if (!boot) throw new Error("bootstrap did nothing");
 		const logs: string[] = [];
@@ -111,7 +112,7 @@ export class RestHarness {
 			now: () => new Date(Date.now() + clock.offsetMs),
 		});
 		const owner = { user: boot.owner, token: boot.plainToken };
-		return new RestHarness(dir, store, app, boot.account, owner, sink, logs, clock);
+		return new RestHarness(dir, store, held, app, boot.account, owner, sink, logs, clock);
 	}
 
 	now(): Date {
@@ -259,22 +260,27 @@ export class RestHarness {
 		return peer;
 	}
 
-	/** The SQLite file behind `store`. */
-	get databasePath(): string {
-		return join(this.dir, "m.db");
+	/** Another store instance on the same database, as a second management process opens it. */
+	openAnotherStore(): Promise<Store> {
+		return this.held.openAnother();
 	}
 
-	count(table: string): number {
-		return countRows(this.databasePath, table);
+	count(table: string): Promise<number> {
+		return this.held.count(table);
+	}
+
+	/** Every row of every table, by table name. */
+	dumpRows(): Promise<Record<string, Record<string, unknown>[]>> {
+		return this.held.dump();
 	}
 
 	/**
 	 * Every row of every table, except the tokens' last_used (every
 	 * authenticated request updates it): equal snapshots mean nothing changed.
 	 */
-	snapshot(): string {
+	async snapshot(): Promise<string> {
 		const out: Record<string, unknown[]> = {};
-		for (const [t, rows] of Object.entries(dumpRows(this.databasePath))) {
+		for (const [t, rows] of Object.entries(await this.held.dump())) {
 			out[t] = rows
 				.map((r) => {
 					const copy = { ...r };
@@ -286,11 +292,9 @@ export class RestHarness {
 		return JSON.stringify(out);
 	}
 
-	/** Whether `needle` occurs anywhere in the database files (main file and WAL). */
-	databaseFilesContain(needle: string): boolean {
-		checkpoint(this.databasePath);
-		const bytes = Buffer.from(needle, "utf8");
-		return readdirSync(this.dir).some((f) => readFileSync(join(this.dir, f)).includes(bytes));
+	/** Whether `needle` is stored anywhere (SQLite: the bytes of the files, WAL included). */
+	databaseFilesContain(needle: string): Promise<boolean> {
+		return this.held.contains(needle);
 	}
 
 	/** Whether `needle` occurs in any log line. */

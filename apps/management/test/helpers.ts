@@ -9,6 +9,7 @@ import { afterEach, beforeEach } from "vitest";
 import { createSetupKey, type NewSetupKeyInput } from "../src/app/setup-keys.js";
 import { loadManagementConfig } from "../src/config.js";
 import { type RunningManagement, startManagement } from "../src/server.js";
+import { testStoreEnv } from "./test-store.js";
 
 export const silentLogger = createLogger("test", { level: "silent" });
 
@@ -26,6 +27,7 @@ export async function startTestManagement(
 		STARLING_MANAGEMENT_LISTEN: "127.0.0.1:0",
 		STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
 		STARLING_SYNC_FLUSH_MS: "20",
+		...(await testStoreEnv(dataDir)),
 		...env,
 	});
 	return startManagement(config, silentLogger);

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers.js";
+import { testStoreEnv } from "./test-store.js";
 
 const MAIN = resolve(__dirname, "../dist/main.js");
 
@@ -36,6 +37,7 @@ async function start(env: Record<string, string>, terminal: boolean) {
 		STARLING_MANAGEMENT_LISTEN: "127.0.0.1:0",
 		// Its own log lines name the API's address first; no second listener.
 		STARLING_MANAGEMENT_METRICS_LISTEN: "off",
+		...(await testStoreEnv(dir.path)),
 		...env,
 	};
 	delete childEnv.NO_COLOR;

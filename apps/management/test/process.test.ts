@@ -1,5 +1,5 @@
 // The real management binary: first-start bootstrap, the token CLI, config
-// errors, graceful shutdown, and two instances sharing one SQLite file.
+// errors, graceful shutdown, and two instances sharing one database.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
@@ -10,6 +10,7 @@ import { generateKeyPair } from "@starling/crypto";
 import { type ManagementCallError, ManagementClient } from "@starling/management-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { meta, tempDir } from "./helpers.js";
+import { testStoreEnv } from "./test-store.js";
 
 const MAIN = resolve(__dirname, "../dist/main.js");
 const run = promisify(execFile);
@@ -42,6 +43,7 @@ async function startProcess(dataDir: string, env: Record<string, string> = {}) {
 		env: {
 			...process.env,
 			STARLING_DATA_DIR: dataDir,
+			...(await testStoreEnv(dataDir)),
 			STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
 			STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
 			...env,
@@ -123,7 +125,7 @@ describe("management process", () => {
 			process.execPath,
 			[MAIN, "token", "create", "--name", "recovery"],
 			{
-				env: { ...process.env, STARLING_DATA_DIR: dir.path },
+				env: { ...process.env, STARLING_DATA_DIR: dir.path, ...(await testStoreEnv(dir.path)) },
 			},
 		);
 		const minted = stdout.trim();
@@ -162,7 +164,7 @@ describe("management process", () => {
 		expect((unknown as { code: number }).code).toBe(1);
 	});
 
-	it("two instances on one SQLite file: a one-off key registers exactly one peer across both", async () => {
+	it("two instances on one database (SQLite file or PostgreSQL): a one-off key registers exactly one peer across both", async () => {
 		const dir = tempDir();
 		dirs.push(dir);
 		const tokenFile = join(dir.path, "admin-token");

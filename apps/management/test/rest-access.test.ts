@@ -1,9 +1,7 @@
-import { join } from "node:path";
 import { createLogger } from "@starling/log";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Peer } from "../src/domain/types.js";
 import { buildRestApi } from "../src/rest/index.js";
-import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import { isErrorBody, RecordingSink, RestHarness } from "./helpers-rest.js";
 
 let h: RestHarness;
@@ -140,7 +138,7 @@ describe("groups", () => {
 
 	it("All is read-only; a group in use by a policy, setup key or user cannot be deleted", async () => {
 		const all = await h.allGroupId();
-		const before = h.snapshot();
+		const before = await h.snapshot();
 		for (const [method, body] of [
 			["PUT", { name: "All", peers: [] }],
 			["DELETE", undefined],
@@ -149,7 +147,7 @@ describe("groups", () => {
 			expect(res.status, method).toBe(422);
 			expect(res.json.message).toMatch(/All group/);
 		}
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 
 		const g = await h.createGroup("used");
 		const policy = await h.createPolicy("p", [{ sources: [g.id], destinations: [all] }]);
@@ -254,7 +252,7 @@ describe("policies", () => {
 
 	it("refuses what it cannot enforce: drop rules, ports on all/icmp, bad ports, posture checks", async () => {
 		const all = await h.allGroupId();
-		const before = h.snapshot();
+		const before = await h.snapshot();
 		for (const [rule, message] of [
 			[tcpRule([all], [all], { action: "drop" }), /rules\/0\/action: drop rules are not supported/],
 			[tcpRule([all], [all], { protocol: "icmp" }), /protocol icmp takes no ports/],
@@ -292,7 +290,7 @@ describe("policies", () => {
 			body: { name: "p", enabled: true, rules: [] },
 		});
 		expect(empty.json.message).toMatch(/at least one rule/);
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 	});
 
 	it("peers that no enabled rule connects stop seeing each other (accessible_peers_count)", async () => {
@@ -324,10 +322,10 @@ describe("policies", () => {
 		});
 	});
 
-	it("a second instance on the same SQLite file lists what the first one changed, never its cached listings", async () => {
+	it("a second instance on the same database lists what the first one changed, never its cached listings", async () => {
 		// Listings are cached by the account's revision (rest/listings.ts): a
 		// write by another process must reach this one's next answer.
-		const store = SqliteStore.open(join(h.dir, "m.db"));
+		const store = await h.openAnotherStore();
 		const second = await buildRestApi({
 			store,
 			sink: new RecordingSink(),
@@ -384,7 +382,7 @@ describe("policies", () => {
 		const check = (body: Record<string, unknown>) =>
 			h.request("POST", "/api/policies/check", { body });
 		const [w, d, o] = peers.map((p) => p.id) as [string, string, string];
-		const before = h.snapshot();
+		const before = await h.snapshot();
 
 		const ok = await check({
 			source_peer_id: w,
@@ -441,7 +439,7 @@ describe("policies", () => {
 			(await check({ source_peer_id: w, destination_peer_id: d, protocol: "icmp", port: 1 }))
 				.status,
 		).toBe(400);
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 	});
 });
 
@@ -476,7 +474,7 @@ describe("users", () => {
 			name: "Alice",
 			is_service_user: false,
 		});
-		const before = h.snapshot();
+		const before = await h.snapshot();
 		for (const [body, status, message] of [
 			[{ role: "user", auto_groups: [], is_service_user: false }, 400, /body\/email: is required/],
 			[
@@ -501,7 +499,7 @@ describe("users", () => {
 			expect(res.status, JSON.stringify(body)).toBe(status);
 			expect(res.json.message).toMatch(message);
 		}
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 	});
 
 	it("role rules: admins cannot touch the owner; nobody blocks, demotes or deletes themselves out", async () => {
@@ -513,7 +511,7 @@ describe("users", () => {
 				body: { auto_groups: [], is_blocked: false, ...body },
 				token,
 			});
-		const before = h.snapshot();
+		const before = await h.snapshot();
 		expect((await put(owner, { role: "admin" }, admin.token)).status).toBe(403);
 		expect((await put(owner, { role: "owner", is_blocked: true }, admin.token)).status).toBe(403);
 		expect((await h.request("DELETE", `/api/users/${owner}`, { token: admin.token })).status).toBe(
@@ -529,7 +527,7 @@ describe("users", () => {
 		expect(
 			(await h.request("DELETE", `/api/users/${admin.user.id}`, { token: admin.token })).status,
 		).toBe(422);
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 
 		// An admin may promote, block and delete other users; a blocked user's tokens stop working.
 		expect((await put(member.user.id, { role: "admin" }, admin.token)).json.role).toBe("admin");
@@ -590,7 +588,7 @@ describe("accounts", () => {
 		const res = await h.request("PUT", url, { body: { settings } });
 		expect(res.status).toBe(200);
 		expect(res.json.settings).toMatchObject(settings);
-		const before = h.snapshot();
+		const before = await h.snapshot();
 		// A's /16 is random in the pool: a move to another /16 (not a no-op) is refused.
 		const otherRange = h.account.network === "100.99.0.0/16" ? "100.98.0.0/16" : "100.99.0.0/16";
 		for (const [body, status] of [
@@ -605,7 +603,7 @@ describe("accounts", () => {
 			expect(r.status, JSON.stringify(body)).toBe(status);
 			expect(isErrorBody(r)).toBe(true);
 		}
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 
 		const b = await h.addAccount();
 		const bUrl = `/api/accounts/${b.account.id}`;

@@ -44,7 +44,7 @@ describe("authentication", () => {
 			["blocked user", { authorization: `Token ${blocked.token}` }],
 			["huge", { authorization: `Token ${"x".repeat(8000)}` }],
 		];
-		const before = h.snapshot();
+		const before = await h.snapshot();
 		for (const route of routes) {
 			for (const [what, hdrs] of headers) {
 				const res = await h.request(route.method, route.url, {
@@ -56,7 +56,7 @@ describe("authentication", () => {
 				expect(isErrorBody(res), `${what}: ${route.method} ${route.url}: ${res.text}`).toBe(true);
 			}
 		}
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 		const expired = await h.request("GET", "/api/users/current", { token: expiredUser.token });
 		expect(expired.json.message).toMatch(/expired/);
 	});
@@ -94,7 +94,7 @@ describe("authentication", () => {
 describe("roles", () => {
 	it("a user of role user gets 403 on every owner/admin route, and nothing changes", async () => {
 		const member = await h.addUser("user");
-		const before = h.snapshot();
+		const before = await h.snapshot();
 		const adminRoutes = routes.filter((r) => r.adminOnly);
 		expect(adminRoutes).toHaveLength(29);
 		for (const route of adminRoutes) {
@@ -113,7 +113,7 @@ describe("roles", () => {
 				expect(bad.status).toBe(403);
 			}
 		}
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 		expect(h.sink.events.filter((e) => e.kind === "removed")).toHaveLength(0);
 	});
 
@@ -136,7 +136,7 @@ describe("isolation between accounts", () => {
 		const bKey = await h.createSetupKey({ name: "b's key" }, b.owner.token);
 		const bPeer = await h.registerPeer(bKey.key, "b-peer");
 		h.sink.clear();
-		const before = h.snapshot();
+		const before = await h.snapshot();
 
 		// Every route naming one of A's objects by id.
 		const byId = routes.filter((r) => r.pattern.includes(":"));
@@ -148,7 +148,7 @@ describe("isolation between accounts", () => {
 				expect(isErrorBody(res)).toBe(true);
 			}
 		}
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 		expect(h.sink.events).toEqual([]);
 
 		const keys = await h.request("GET", "/api/setup-keys", { token: b.owner.token });
@@ -168,7 +168,7 @@ describe("isolation between accounts", () => {
 	it("a user id of another account is 404 on token routes, even for its owner's token routes", async () => {
 		const b = await h.addAccount();
 		const [bToken] = await h.store.listTokens(b.owner.user.id);
-		const before = h.snapshot();
+		const before = await h.snapshot();
 		for (const [method, url, body] of [
 			["GET", `/api/users/${b.owner.user.id}/tokens`, undefined],
 			["POST", `/api/users/${b.owner.user.id}/tokens`, { name: "x", expires_in: 1 }],
@@ -179,7 +179,7 @@ describe("isolation between accounts", () => {
 			expect(res.status, `${method} ${url}`).toBe(404);
 			expect(isErrorBody(res)).toBe(true);
 		}
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 	});
 });
 

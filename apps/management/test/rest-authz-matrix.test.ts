@@ -73,7 +73,7 @@ describe("authorization matrix", () => {
 			for (const who of WHO) {
 				const targets: RouteTargets = await makeTargets(h);
 				const route = apiRoutes(targets)[i]!;
-				const before = h.snapshot();
+				const before = await h.snapshot();
 				const res = await h.request(route.method, route.url, {
 					token: tokens[who],
 					body: route.body,
@@ -82,7 +82,7 @@ describe("authorization matrix", () => {
 				expect(res.status, `${who}: ${route.method} ${route.url}: ${res.text}`).toBe(want);
 				if (want !== 200) {
 					expect(isErrorBody(res), res.text).toBe(true);
-					expect(h.snapshot(), `${who} changed something`).toBe(before);
+					expect(await h.snapshot(), `${who} changed something`).toBe(before);
 				} else if (who === "other account") {
 					// Whatever it saw or made is its own: none of our ids appear.
 					for (const id of Object.values(targets)) {

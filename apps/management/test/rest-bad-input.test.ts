@@ -40,10 +40,10 @@ function expectRefused(res: Reply, what: string, statuses: number[] = [400]): vo
 
 /** Runs `fn` and asserts the database and the sink are unchanged by it. */
 async function unchanged(fn: () => Promise<void>): Promise<void> {
-	const before = h.snapshot();
+	const before = await h.snapshot();
 	const events = h.sink.total;
 	await fn();
-	expect(h.snapshot()).toBe(before);
+	expect(await h.snapshot()).toBe(before);
 	expect(h.sink.total).toBe(events);
 }
 
@@ -492,7 +492,7 @@ describe("fuzzing", () => {
 				.map((changes) => JSON.stringify({ ...route.body, ...changes }));
 			await fc.assert(
 				fc.asyncProperty(fc.oneof(rawBody, nearMiss), async (raw) => {
-					const before = h.snapshot();
+					const before = await h.snapshot();
 					const events = h.sink.total;
 					const res = await h.request(route.method, route.url, { raw });
 					expect(res.status).toBeLessThan(500);
@@ -514,7 +514,7 @@ describe("fuzzing", () => {
 					// 404: the body names an object (a peer, a group) that does not exist.
 					expect([400, 404, 409, 413, 415, 422]).toContain(res.status);
 					expect(isErrorBody(res), res.text).toBe(true);
-					expect(h.snapshot()).toBe(before);
+					expect(await h.snapshot()).toBe(before);
 					expect(h.sink.total).toBe(events);
 				}),
 				{ numRuns: 200 },
@@ -531,13 +531,13 @@ describe("fuzzing", () => {
 				fc.constantFrom(...idRoutes),
 				fc.string({ maxLength: 120 }),
 				async (route, id) => {
-					const before = h.snapshot();
+					const before = await h.snapshot();
 					const url = route.pattern.replace(/:[A-Za-z]+/g, encodeURIComponent(id));
 					const res = await h.request(route.method, url, { body: route.body });
 					expect(res.status, `${route.method} ${url}: ${res.text}`).toBeLessThan(500);
 					if (res.status !== 200) {
 						expect(isErrorBody(res), res.text).toBe(true);
-						expect(h.snapshot()).toBe(before);
+						expect(await h.snapshot()).toBe(before);
 					}
 				},
 			),

@@ -140,7 +140,7 @@ describe("over HTTP", () => {
 	});
 
 	it("handles concurrent creations", async () => {
-		const before = h.count("setup_keys");
+		const before = await h.count("setup_keys");
 		const results = await Promise.all(
 			Array.from({ length: 20 }, (_, i) =>
 				send("POST", "/api/setup-keys", {
@@ -151,7 +151,7 @@ describe("over HTTP", () => {
 		);
 		expect(results.map((r) => r.status)).toEqual(Array(20).fill(200));
 		expect(new Set(results.map((r) => r.json.key)).size).toBe(20);
-		expect(h.count("setup_keys")).toBe(before + 20);
+		expect(await h.count("setup_keys")).toBe(before + 20);
 	});
 
 	it("while closing, a request still arriving gets a JSON 503", async () => {

@@ -27,7 +27,7 @@ async function expectRefusals(
 	url: string,
 	cases: [Record<string, unknown>, RegExp][],
 ): Promise<void> {
-	const before = h.snapshot();
+	const before = await h.snapshot();
 	for (const [body, message] of cases) {
 		const res = await h.request(method, url, { body });
 		const where = `${method} ${url} ${JSON.stringify(body).slice(0, 200)}`;
@@ -35,7 +35,7 @@ async function expectRefusals(
 		expect(isErrorBody(res), where).toBe(true);
 		expect(res.json.message, where).toMatch(message);
 	}
-	expect(h.snapshot()).toBe(before);
+	expect(await h.snapshot()).toBe(before);
 }
 
 describe("setup keys", () => {

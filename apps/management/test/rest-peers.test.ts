@@ -113,7 +113,7 @@ describe("peers", () => {
 		expect(del.status).toBe(200);
 		expect(del.json).toEqual({});
 		expect(h.sink.events.map((e) => [e.kind, e.peer.id])).toEqual([["removed", peers[0]?.id]]);
-		expect(h.count("peers")).toBe(1);
+		expect(await h.count("peers")).toBe(1);
 		for (const [method, body] of [
 			["GET", undefined],
 			["PUT", { name: "x" }],

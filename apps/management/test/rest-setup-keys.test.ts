@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { hashSecret } from "../src/core/secrets.js";
-import { dumpRows } from "../src/store/sqlite/inspect.js";
 import { isErrorBody, RestHarness } from "./helpers-rest.js";
 
 let h: RestHarness;
@@ -58,12 +57,12 @@ describe("setup keys", () => {
 
 	it("stores only a hash of the key: the plain key is nowhere in the database files nor the logs", async () => {
 		const { key: plain, id } = await h.createSetupKey({ name: "hashed" });
-		const row = dumpRows(h.databasePath).setup_keys?.find((r) => r.id === id);
+		const row = (await h.dumpRows()).setup_keys?.find((r) => r.id === id);
 		expect(row?.hashed_key).toBe(hashSecret(plain));
 		for (const value of Object.values(row ?? {})) expect(String(value)).not.toContain(plain);
 		expect(row?.key_prefix).toBe(plain.slice(0, 5));
-		expect(h.databaseFilesContain(plain)).toBe(false);
-		expect(h.databaseFilesContain(plain.toLowerCase())).toBe(false);
+		expect(await h.databaseFilesContain(plain)).toBe(false);
+		expect(await h.databaseFilesContain(plain.toLowerCase())).toBe(false);
 		expect(h.logs.length).toBeGreaterThan(0);
 		expect(h.logsContain(plain)).toBe(false);
 		expect(h.logsContain(h.owner.token)).toBe(false);
@@ -102,14 +101,14 @@ describe("setup keys", () => {
 		const [all] = await h.store.listGroups(h.account.id);
 		const ok = await h.createSetupKey({ auto_groups: [all?.id, all?.id] });
 		expect(ok.auto_groups).toEqual([all?.id]);
-		const before = h.snapshot();
+		const before = await h.snapshot();
 		const bad = await h.request("POST", "/api/setup-keys", {
 			body: { name: "g", type: "reusable", auto_groups: ["NoSuchGroup0000000000"] },
 		});
 		expect(bad.status).toBe(422);
 		expect(isErrorBody(bad)).toBe(true);
 		expect(bad.json.message).toContain("NoSuchGroup0000000000");
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 	});
 
 	it("revokes with PUT: state revoked, the key stops registering peers, and stays revoked", async () => {

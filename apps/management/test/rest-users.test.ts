@@ -98,7 +98,7 @@ describe("personal access tokens", () => {
 		// Stored hashed only.
 		const stored = await h.store.getToken(uid, pat.id);
 		expect(stored?.hashedToken).toBe(hashSecret(plain));
-		expect(h.databaseFilesContain(plain)).toBe(false);
+		expect(await h.databaseFilesContain(plain)).toBe(false);
 		expect(h.logsContain(plain)).toBe(false);
 
 		const list = await h.request("GET", `/api/users/${uid}/tokens`);
@@ -126,7 +126,7 @@ describe("personal access tokens", () => {
 
 	it("validates name (1..64) and expires_in (1..365 days)", async () => {
 		const uid = h.owner.user.id;
-		const before = h.snapshot();
+		const before = await h.snapshot();
 		for (const body of [
 			{ name: "", expires_in: 1 },
 			{ name: "   ", expires_in: 1 },
@@ -143,7 +143,7 @@ describe("personal access tokens", () => {
 			expect(isErrorBody(res)).toBe(true);
 			expect(res.json.message).toMatch(/^body/);
 		}
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 		for (const expires_in of [1, 365]) {
 			const ok = await h.request("POST", `/api/users/${uid}/tokens`, {
 				body: { name: "x".repeat(64), expires_in },
@@ -179,7 +179,7 @@ describe("personal access tokens", () => {
 		).toBe(200);
 
 		// Another user's tokens: 403 for a plain user, on every token route.
-		const before = h.snapshot();
+		const before = await h.snapshot();
 		for (const [method, path, body] of [
 			["GET", `/api/users/${other.user.id}/tokens`, undefined],
 			["POST", `/api/users/${other.user.id}/tokens`, { name: "theirs", expires_in: 7 }],
@@ -191,7 +191,7 @@ describe("personal access tokens", () => {
 			expect(res.status, `${method} ${path}`).toBe(403);
 			expect(isErrorBody(res)).toBe(true);
 		}
-		expect(h.snapshot()).toBe(before);
+		expect(await h.snapshot()).toBe(before);
 
 		// An admin may, for any user of the account.
 		const byAdmin = await h.request("POST", `/api/users/${other.user.id}/tokens`, {
