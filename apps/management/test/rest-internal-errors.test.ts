@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { Store } from "../src/store/store.js";
+import { type Store, StoreUnavailableError } from "../src/store/store.js";
 import { RestHarness } from "./helpers-rest.js";
 
 // Bugs and outages: a bare 500 {message: "internal error"} for the client,
@@ -38,6 +38,21 @@ describe("internal errors", () => {
 		expect(errors).toHaveLength(1);
 		expect(errors[0]).toContain("disk on fire");
 		expect(errors[0]).not.toContain(h.owner.token);
+	});
+
+	it("an unreachable database is a 503 {message, code} saying so, not logged per request as a bug", async () => {
+		h = await RestHarness.create({
+			wrapStore: override("listSetupKeys", async () => {
+				throw new StoreUnavailableError("the database is unavailable (PostgreSQL at db:5432)");
+			}),
+		});
+		const res = await h.request("GET", "/api/setup-keys");
+		expect(res.status).toBe(503);
+		expect(res.json).toEqual({
+			message: "the database is unavailable; try again later",
+			code: 503,
+		});
+		expect(h.logs.filter((l) => l.includes('"level":50'))).toHaveLength(0);
 	});
 
 	// Answers are not checked against their schema on the way out
