@@ -304,7 +304,7 @@ export class RestHarness {
 
 	async close(): Promise<void> {
 		await this.app.close();
-		await this.store.close();
+		await this.held.close();
 		rmSync(this.dir, { recursive: true, force: true });
 	}
 }

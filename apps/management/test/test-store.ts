@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { inject } from "vitest";
-import * as pgInspect from "../src/store/postgres/inspect.js";
+import { PostgresInspector } from "../src/store/postgres/inspect.js";
 import { PostgresStore } from "../src/store/postgres/postgres-store.js";
 import * as sqliteInspect from "../src/store/sqlite/inspect.js";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
@@ -19,6 +19,8 @@ declare module "vitest" {
 	export interface ProvidedContext {
 		/** The test cluster's maintenance database (STARLING_TEST_STORE=postgres). */
 		postgresAdminDsn: string;
+		/** A database already migrated, copied for each test's database. */
+		postgresTemplate: string;
 	}
 }
 
@@ -38,7 +40,8 @@ async function databaseFor(dataDir: string): Promise<string> {
 	const client = new pg.Client({ connectionString: admin });
 	await client.connect();
 	try {
-		await client.query(`CREATE DATABASE "${name}"`);
+		// A copy of the migrated template the global setup made: no migration per test.
+		await client.query(`CREATE DATABASE "${name}" TEMPLATE "${inject("postgresTemplate")}"`);
 	} finally {
 		await client.end();
 	}
@@ -63,13 +66,17 @@ export interface TestStoreHandle {
 	dump(): Promise<Record<string, Record<string, unknown>[]>>;
 	/** Whether `needle` is stored anywhere (SQLite: the bytes of the files; PostgreSQL: every value). */
 	contains(needle: string): Promise<boolean>;
+	/** Closes the store and what inspected it. */
+	close(): Promise<void>;
 }
 
 export async function openTestStore(dataDir: string): Promise<TestStoreHandle> {
 	if (TEST_STORE === "sqlite") {
 		const path = join(dataDir, "m.db");
+		const store = SqliteStore.open(path);
 		return {
-			store: SqliteStore.open(path),
+			store,
+			close: () => store.close(),
 			openAnother: async () => SqliteStore.open(path),
 			count: async (table) => sqliteInspect.countRows(path, table),
 			dump: async () => sqliteInspect.dumpRows(path),
@@ -81,11 +88,17 @@ export async function openTestStore(dataDir: string): Promise<TestStoreHandle> {
 		};
 	}
 	const dsn = await databaseFor(dataDir);
+	const store = await PostgresStore.open(dsn, { poolSize: 4 });
+	const inspector = new PostgresInspector(dsn);
 	return {
-		store: await PostgresStore.open(dsn, { poolSize: 4 }),
+		store,
 		openAnother: () => PostgresStore.open(dsn, { poolSize: 4 }),
-		count: (table) => pgInspect.countRows(dsn, table),
-		dump: () => pgInspect.dumpRows(dsn),
-		contains: (needle) => pgInspect.databaseContains(dsn, needle),
+		count: (table) => inspector.countRows(table),
+		dump: () => inspector.dumpRows(),
+		contains: (needle) => inspector.databaseContains(needle),
+		async close() {
+			await inspector.close();
+			await store.close();
+		},
 	};
 }
