@@ -130,6 +130,17 @@ describe("NATS bus against a server that goes away", () => {
 		expect((err as Error).message).not.toContain("\n");
 	});
 
+	it("never prints the password of a server URL it cannot reach", async () => {
+		const err = await NatsBus.connect({
+			servers: ["nats://signal:hunter2@127.0.0.1:1"],
+			name: "t",
+			connectTimeoutMs: 1_000,
+		}).catch((e: unknown) => e);
+		expect(err).toBeInstanceOf(BusConnectError);
+		expect((err as Error).message).toContain("nats://***@127.0.0.1:1");
+		expect((err as Error).message).not.toContain("hunter2");
+	});
+
 	it("reports each loss and return once, and carries on after the server restarts", async () => {
 		const own = await startNatsServer();
 		try {

@@ -12,6 +12,7 @@ import {
 	BusUnavailableError,
 	type SubscribeOptions,
 } from "./bus.js";
+import { redactServerUrl } from "./servers.js";
 
 export interface NatsBusOptions {
 	/** One or more `nats://host:port` URLs of one NATS cluster. */
@@ -65,7 +66,7 @@ export class NatsBus implements Bus {
 			});
 		} catch (err) {
 			throw new BusConnectError(
-				`cannot connect to NATS at ${servers.join(", ")}: ${(err as Error)?.message ?? err}`,
+				`cannot connect to NATS at ${servers.map(redactServerUrl).join(", ")}: ${(err as Error)?.message ?? err}`,
 			);
 		}
 		return new NatsBus(nc, options);
