@@ -86,7 +86,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): SignalConfig {
 
 /**
  * STARLING_NATS_URL: one or more comma-separated `nats://host:port` URLs of
- * one NATS cluster (credentials in the URL are allowed and never echoed).
+ * one NATS cluster (`nats://user:password@host:port` for credentials, which
+ * are never echoed). No `tls://`: the bus does not configure TLS.
  */
 export function parseNatsServers(text: string): string[] {
 	const servers = text
@@ -104,7 +105,7 @@ export function parseNatsServers(text: string): string[] {
 			url = undefined;
 		}
 		const shown = JSON.stringify(redactServerUrl(server));
-		if (!url || !["nats:", "tls:"].includes(url.protocol) || !url.hostname) {
+		if (url?.protocol !== "nats:" || !url.hostname) {
 			throw new ConfigError(
 				`STARLING_NATS_URL must be comma-separated nats://host:port URLs; got ${shown}`,
 			);

@@ -95,18 +95,24 @@ describe("yieldsTo", () => {
 });
 
 describe("parseNatsServers (STARLING_NATS_URL)", () => {
-	it("takes a comma-separated list of nats:// or tls:// URLs", () => {
+	it("takes a comma-separated list of nats:// URLs", () => {
 		expect(parseNatsServers("nats://10.0.0.1:4222, nats://10.0.0.2:4222,")).toEqual([
 			"nats://10.0.0.1:4222",
 			"nats://10.0.0.2:4222",
 		]);
-		expect(parseNatsServers("tls://user:pw@nats.example:4222")).toEqual([
-			"tls://user:pw@nats.example:4222",
+		expect(parseNatsServers("nats://user:pw@nats.example:4222")).toEqual([
+			"nats://user:pw@nats.example:4222",
 		]);
 	});
 
 	it("refuses other schemes, paths and empty lists, naming the variable without secrets", () => {
-		for (const bad of ["10.0.0.1:4222", "http://nats:4222", " , ", "nats://u:pw@h:4222/x"]) {
+		for (const bad of [
+			"10.0.0.1:4222",
+			"http://nats:4222",
+			"tls://nats:4222",
+			" , ",
+			"nats://u:pw@h:4222/x",
+		]) {
 			expect(() => parseNatsServers(bad)).toThrow(/^STARLING_NATS_URL /);
 		}
 		expect(() => parseNatsServers("http://u:hunter2@h:4222")).toThrow(/\*\*\*@h:4222/);
