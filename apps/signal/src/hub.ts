@@ -179,14 +179,17 @@ export class SignalHub implements StreamHost {
 	private forwardElsewhere(sender: PeerStream, send: SignalSend, to: string): void {
 		const from = sender.publicKey;
 		if (!from) return;
-		this.router.forward(from, send.to, to, send.body).then((answer) => {
-			if (answer.code === status.OK) {
-				this.messagesForwarded += 1;
-				sender.answerSend(send.id, status.OK, "");
-			} else {
-				this.reject(sender, send.id, refusalFor(answer), answer.code, answer.message);
-			}
-		});
+		this.router
+			.forward(from, send.to, to, send.body)
+			.then((answer) => {
+				if (answer.code === status.OK) {
+					this.messagesForwarded += 1;
+					sender.answerSend(send.id, status.OK, "");
+				} else {
+					this.reject(sender, send.id, refusalFor(answer), answer.code, answer.message);
+				}
+			})
+			.catch((err: unknown) => this.onUnexpectedError(sender, err));
 	}
 
 	/** A send forwarded by another instance for a peer connected here. */

@@ -9,6 +9,8 @@ import { runService } from "@starling/service-runtime";
 import { loadConfig, type SignalConfig } from "./config.js";
 import { type SignalServer, startSignalServer } from "./server.js";
 
+const BUS_CLOSE_GRACE_MS = 2_000;
+
 /** With STARLING_NATS_URL, the bus to the other instances; without, none (one instance). */
 async function connectBus(config: SignalConfig, instanceId: string): Promise<Bus | undefined> {
 	if (!config.natsServers) return undefined;
@@ -22,6 +24,19 @@ async function connectBus(config: SignalConfig, instanceId: string): Promise<Bus
 		if (err instanceof BusConnectError) throw new Error(`STARLING_NATS_URL: ${err.message}`);
 		throw err;
 	}
+}
+
+/** Drains the bus, but does not let a NATS that is down hold the shutdown up. */
+async function closeBus(bus: Bus | undefined): Promise<void> {
+	if (!bus) return;
+	let timer: NodeJS.Timeout | undefined;
+	await Promise.race([
+		bus.close(),
+		new Promise<void>((resolve) => {
+			timer = setTimeout(resolve, BUS_CLOSE_GRACE_MS);
+		}),
+	]);
+	clearTimeout(timer);
 }
 
 await runService({
@@ -43,14 +58,14 @@ await runService({
 				instanceId,
 			});
 		} catch (err) {
-			await bus?.close();
+			await closeBus(bus);
 			throw err;
 		}
 		return {
 			...server,
 			close: async () => {
 				await server.close();
-				await bus?.close();
+				await closeBus(bus);
 			},
 		};
 	},

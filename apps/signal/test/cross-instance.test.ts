@@ -212,4 +212,14 @@ describe("signal instances on one NATS", () => {
 			expect(signal.messages().filter((m) => m.startsWith("bus back"))).toHaveLength(1);
 		}
 	});
+
+	it("shuts down cleanly on SIGTERM while NATS is down", async () => {
+		const own = await startNatsServer();
+		cleanup.push(() => own.stop());
+		const a = await instance(own.url);
+		await own.kill("SIGKILL");
+		await waitFor(() => a.messages().some((m) => m.startsWith("bus lost")), "A notices", 15_000);
+		expect(await a.kill("SIGTERM")).toBe(0);
+		expect(a.messages()).toContain("signal server stopped");
+	});
 });

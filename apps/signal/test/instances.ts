@@ -15,8 +15,8 @@ export interface SignalProcess {
 	readonly logs: Record<string, unknown>[];
 	/** Log messages (`msg`) so far. */
 	messages(): string[];
-	/** Sends `signal` and resolves once the process is gone. */
-	kill(signal: NodeJS.Signals): Promise<void>;
+	/** Sends `signal` and resolves with the exit code (null when killed by a signal) once it is gone. */
+	kill(signal: NodeJS.Signals): Promise<number | null>;
 }
 
 /**
@@ -36,7 +36,9 @@ export async function startSignalProcess(env: Record<string, string>): Promise<S
 		},
 		stdio: ["ignore", "pipe", "pipe"],
 	});
-	const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+	const exited = new Promise<number | null>((resolve) =>
+		child.once("exit", (code) => resolve(code)),
+	);
 	const logs: Record<string, unknown>[] = [];
 	let stderr = "";
 	child.stderr?.on("data", (chunk: Buffer) => {
@@ -73,7 +75,7 @@ export async function startSignalProcess(env: Record<string, string>): Promise<S
 		messages: () => logs.map((entry) => String(entry.msg)),
 		kill: async (signal) => {
 			if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-			await exited;
+			return exited;
 		},
 	};
 }
