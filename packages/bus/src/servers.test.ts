@@ -7,6 +7,8 @@ describe("redactServerUrl", () => {
 			"nats://***@nats.example:4222",
 		);
 		expect(redactServerUrl("tls://tok3n@10.0.0.1:4222")).toBe("tls://***@10.0.0.1:4222");
+		// Unescaped "@" and "/" in a password are still hidden.
+		expect(redactServerUrl("nats://u:p@s/s@h:4222")).toBe("nats://***@h:4222");
 	});
 
 	it("leaves URLs without credentials alone", () => {

@@ -4,7 +4,9 @@
  * are replaced by `***`, so configuration errors never print a secret.
  */
 export function redactServerUrl(url: string): string {
-	return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, "$1***@");
+	// Up to the last "@": a password may hold an unescaped "@" or "/", and a
+	// NATS URL has no path where an "@" could legitimately appear.
+	return url.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/i, "$1***@");
 }
 
 /** Credentials taken out of server URLs, in the form the NATS client wants them. */
@@ -23,7 +25,7 @@ export function splitCredentials(urls: string[]): {
 	let credentials: NatsCredentials | undefined;
 	let seen: string | undefined;
 	const servers = urls.map((url) => {
-		const match = /^([a-z][a-z0-9+.-]*:\/\/)([^@/]*)@(.*)$/i.exec(url);
+		const match = /^([a-z][a-z0-9+.-]*:\/\/)(.*)@(.*)$/i.exec(url);
 		if (!match) return url;
 		const [, scheme, userinfo = "", rest] = match;
 		if (seen !== undefined && seen !== userinfo) {
