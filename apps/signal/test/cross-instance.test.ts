@@ -122,9 +122,13 @@ describe("signal instances on one NATS", () => {
 
 		// The peer opens a stream on B while its stream on A is still up: A's
 		// older stream gives way, so no message is swallowed by a stale stream.
-		const firstClosed = new Promise<SignalError | undefined>((resolve) =>
-			first.once("closed", resolve),
-		);
+		const firstClosed = new Promise<SignalError | undefined>((resolve, reject) => {
+			const timer = setTimeout(() => reject(new Error("A did not end the older stream")), 5_000);
+			first.once("closed", (err) => {
+				clearTimeout(timer);
+				resolve(err);
+			});
+		});
 		const second = client(b.url, mover);
 		await second.connect();
 		const ending = await firstClosed;
