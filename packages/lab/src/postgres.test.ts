@@ -3,11 +3,11 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { clearPostgresLeftovers, isAlive, startPostgres } from "./postgres.js";
+import { clearPostgresLeftovers, isRunning, startPostgres } from "./postgres.js";
 
 const built = join(dirname(fileURLToPath(import.meta.url)), "..", "dist", "index.js");
 
-const alive = isAlive;
+const alive = isRunning;
 
 describe("startPostgres", () => {
 	it("starts a cluster on a loopback port, creates databases, and destroy stops it by PID and removes its folder", async () => {

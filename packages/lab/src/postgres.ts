@@ -9,10 +9,10 @@ import {
 	readFileSync,
 	rmSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
+import { freeLoopbackPort } from "./ports.js";
 
 // Throw-away PostgreSQL clusters for tests: initdb + pg_ctl from Debian's
 // postgresql-15 in a temporary folder, listening on a free loopback port and
@@ -65,19 +65,8 @@ async function pg(program: string, args: string[]): Promise<void> {
 	}
 }
 
-function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const server = createServer();
-		server.once("error", reject);
-		server.listen(0, "127.0.0.1", () => {
-			const address = server.address();
-			server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-		});
-	});
-}
-
 /** True while process `pid` runs (a zombie, exited but not yet reaped, counts as gone). */
-export function isAlive(pid: number): boolean {
+export function isRunning(pid: number): boolean {
 	try {
 		const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
 		if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") return false;
@@ -114,7 +103,7 @@ async function killServer(pid: number, dir: string): Promise<void> {
 	if (!isServerOf(pid, dir)) return;
 	process.kill(pid, "SIGQUIT");
 	const deadline = Date.now() + 5000;
-	while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+	while (isRunning(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 	if (isServerOf(pid, dir)) process.kill(pid, "SIGKILL");
 }
 
@@ -127,7 +116,7 @@ export async function clearPostgresLeftovers(base = tmpdir()): Promise<string[]>
 	for (const name of readdirSync(base)) {
 		if (!name.startsWith(POSTGRES_TEST_MARKER)) continue;
 		const owner = Number(name.slice(POSTGRES_TEST_MARKER.length).split("-")[0]);
-		if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) continue;
+		if (Number.isInteger(owner) && owner > 0 && isRunning(owner)) continue;
 		const dir = join(base, name);
 		const pid = postmasterPid(dir);
 		if (pid !== undefined) await killServer(pid, dir);
@@ -222,7 +211,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 			"UTF8",
 			"--locale=C.UTF-8",
 		]);
-		port = await freePort();
+		port = await freeLoopbackPort();
 		await start();
 	} catch (err) {
 		const serverLog = existsSync(log) ? readFileSync(log, "utf8").slice(-2000) : "";
