@@ -10,6 +10,7 @@ import {
 } from "@starling/service-runtime";
 import { z } from "zod";
 import { type IpamError, parseCidr } from "./core/ipam.js";
+import { randomBase62 } from "./core/random.js";
 
 const hostPort = z
 	.string()
@@ -98,6 +99,28 @@ export const ManagementConfigSchema = z.object({
 	STARLING_SYNC_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(50),
 	STARLING_SYNC_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(25_000),
 	STARLING_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+	// Several instances: the NATS servers of the bus between them (absent: one instance, in-process bus).
+	STARLING_NATS_URL: list
+		.pipe(
+			z
+				.array(
+					z
+						.string()
+						.regex(
+							/^(nats:\/\/)?[^\s/:]+:\d{1,5}$/,
+							"expected nats://host:port, comma-separated for several servers",
+						),
+				)
+				.min(1, "expected nats://host:port"),
+		)
+		.optional(),
+	STARLING_INSTANCE_ID: z
+		.string()
+		.regex(/^[A-Za-z0-9_-]{1,64}$/, "expected 1-64 letters, digits, '-' or '_'")
+		.optional(),
+	STARLING_SYNC_CHECK_MS: z.coerce.number().int().min(100).max(600_000).default(3000),
+	STARLING_INSTANCE_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
+	STARLING_INSTANCE_EXPIRE_MS: z.coerce.number().int().min(300).max(600_000).default(15_000),
 });
 
 export interface ManagementConfig {
@@ -121,6 +144,15 @@ export interface ManagementConfig {
 	adminTokenFile: string | undefined;
 	syncFlushMs: number;
 	syncHeartbeatMs: number;
+	/** NATS servers of the bus between instances; empty: one instance, in-process bus. */
+	natsUrls: string[];
+	/** This process's id among instances: configured, or random per start. */
+	instanceId: string;
+	/** How often held accounts are checked against the store's revisions. */
+	syncCheckMs: number;
+	instanceHeartbeatMs: number;
+	/** An instance silent this long is dead and its Sync sessions are expired. */
+	instanceExpireMs: number;
 	logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -151,6 +183,11 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 			"invalid STARLING_RELAY_SECRET: required when STARLING_RELAY_URLS is set",
 		);
 	}
+	if (c.STARLING_INSTANCE_EXPIRE_MS < 2 * c.STARLING_INSTANCE_HEARTBEAT_MS) {
+		throw new ConfigError(
+			`invalid STARLING_INSTANCE_EXPIRE_MS: must be at least twice STARLING_INSTANCE_HEARTBEAT_MS (${c.STARLING_INSTANCE_HEARTBEAT_MS})`,
+		);
+	}
 	const range = parseCidr(c.STARLING_NETWORK_RANGE);
 	if (c.STARLING_ACCOUNT_PREFIX_LENGTH < range.prefix) {
 		throw new ConfigError(
@@ -175,6 +212,12 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		adminTokenFile: c.STARLING_ADMIN_TOKEN_FILE,
 		syncFlushMs: c.STARLING_SYNC_FLUSH_MS,
 		syncHeartbeatMs: c.STARLING_SYNC_HEARTBEAT_MS,
+		natsUrls: (c.STARLING_NATS_URL ?? []).map((u) => (u.startsWith("nats://") ? u : `nats://${u}`)),
+		// Random per start: two replicas started from one configuration can never share it.
+		instanceId: c.STARLING_INSTANCE_ID ?? `m-${randomBase62(12)}`,
+		syncCheckMs: c.STARLING_SYNC_CHECK_MS,
+		instanceHeartbeatMs: c.STARLING_INSTANCE_HEARTBEAT_MS,
+		instanceExpireMs: c.STARLING_INSTANCE_EXPIRE_MS,
 		logLevel: c.STARLING_LOG_LEVEL,
 	};
 }

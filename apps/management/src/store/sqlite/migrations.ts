@@ -213,4 +213,29 @@ CREATE TRIGGER accounts_update_revision AFTER UPDATE OF network, dns_domain, set
 END;
 `,
 	},
+	{
+		version: 5,
+		name: "Sync sessions per management instance, with instance heartbeats",
+		// A peer is connected while it holds a session; peers.connected is
+		// kept equal to that by the writes that add and remove sessions (in
+		// the same transaction), so listings and the revision triggers work
+		// as before. No session survives the upgrade: every instance restarts.
+		sql: `
+CREATE TABLE management_instances (
+	id TEXT PRIMARY KEY,
+	started_at INTEGER NOT NULL,
+	heartbeat_at INTEGER NOT NULL
+);
+CREATE TABLE sync_sessions (
+	stream_id TEXT PRIMARY KEY,
+	account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	peer_id TEXT NOT NULL REFERENCES peers(id) ON DELETE CASCADE,
+	instance_id TEXT NOT NULL REFERENCES management_instances(id) ON DELETE CASCADE,
+	since INTEGER NOT NULL
+);
+CREATE INDEX sync_sessions_peer ON sync_sessions(peer_id);
+CREATE INDEX sync_sessions_instance ON sync_sessions(instance_id);
+UPDATE peers SET connected = 0 WHERE connected = 1;
+`,
+	},
 ];

@@ -8,12 +8,14 @@ import type {
 	Account,
 	Group,
 	GroupSummary,
+	ManagementInstance,
 	NewAuditEvent,
 	Peer,
 	PeerAddress,
 	PersonalAccessToken,
 	Policy,
 	SetupKey,
+	SyncSession,
 	User,
 } from "../../domain/types.js";
 import { SingleReads } from "../single-reads.js";
@@ -34,9 +36,11 @@ import {
 	toEvent,
 	toGroup,
 	toGroupSummary,
+	toInstance,
 	toPeer,
 	toPolicy,
 	toSetupKey,
+	toSyncSession,
 	toToken,
 	toUser,
 } from "./rows.js";
@@ -256,6 +260,23 @@ class SqliteReader implements StoreReader {
 			out.set(String(r.peer_id), list);
 		}
 		return out;
+	}
+
+	async listInstances(): Promise<ManagementInstance[]> {
+		return this.all("SELECT * FROM management_instances ORDER BY id").map(toInstance);
+	}
+
+	async listSyncSessionsOfInstance(instanceId: string): Promise<SyncSession[]> {
+		return this.all(
+			"SELECT * FROM sync_sessions WHERE instance_id = ? ORDER BY since, stream_id",
+			instanceId,
+		).map(toSyncSession);
+	}
+
+	async countSyncSessionsOfPeer(peerId: string): Promise<number> {
+		return Number(
+			this.one("SELECT COUNT(*) AS n FROM sync_sessions WHERE peer_id = ?", peerId)?.n ?? 0,
+		);
 	}
 }
 
@@ -558,6 +579,50 @@ class SqliteWriter extends SqliteReader implements StoreWriter {
 
 	async markAllPeersDisconnected(at: Date): Promise<void> {
 		this.run("UPDATE peers SET connected = 0, last_seen = ? WHERE connected = 1", ms(at));
+	}
+
+	async putInstance(i: ManagementInstance): Promise<void> {
+		this.run(
+			`INSERT INTO management_instances (id, started_at, heartbeat_at) VALUES (?, ?, ?)
+			 ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
+			i.id,
+			ms(i.startedAt),
+			ms(i.heartbeatAt),
+		);
+	}
+
+	async touchInstance(instanceId: string, at: Date): Promise<boolean> {
+		return (
+			this.run(
+				"UPDATE management_instances SET heartbeat_at = ? WHERE id = ?",
+				ms(at),
+				instanceId,
+			) > 0
+		);
+	}
+
+	async deleteInstance(instanceId: string): Promise<boolean> {
+		this.run("DELETE FROM sync_sessions WHERE instance_id = ?", instanceId);
+		return this.run("DELETE FROM management_instances WHERE id = ?", instanceId) > 0;
+	}
+
+	async insertSyncSession(s: SyncSession): Promise<void> {
+		this.run(
+			"INSERT INTO sync_sessions (stream_id, account_id, peer_id, instance_id, since) VALUES (?, ?, ?, ?, ?)",
+			s.streamId,
+			s.accountId,
+			s.peerId,
+			s.instanceId,
+			ms(s.since),
+		);
+	}
+
+	async deleteSyncSession(streamId: string): Promise<boolean> {
+		return this.run("DELETE FROM sync_sessions WHERE stream_id = ?", streamId) > 0;
+	}
+
+	async deleteSyncSessionsOfInstance(instanceId: string): Promise<void> {
+		this.run("DELETE FROM sync_sessions WHERE instance_id = ?", instanceId);
 	}
 
 	async appendEvents(events: readonly NewAuditEvent[]): Promise<void> {
