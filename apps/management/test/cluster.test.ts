@@ -69,7 +69,7 @@ describe.each(BACKENDS)(
 				},
 				body: body === undefined ? undefined : JSON.stringify(body),
 			});
-			return { status: res.status, json: (await res.json()) as any };
+			return { status: res.status, json: (await res.json()) as unknown };
 		}
 		async function peerByName(port: number, name: string) {
 			const { json } = await rest(port, "GET", "/api/peers");
