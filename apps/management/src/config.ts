@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { join } from "node:path";
+import { redactServerUrl } from "@starling/bus";
 import type { RelayConfig } from "@starling/proto";
 import { issueRelayCredential } from "@starling/relay-protocol";
 import {
@@ -55,6 +56,26 @@ const metricsListen = z.string().superRefine((text, ctx) => {
 	if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
 });
 
+/**
+ * One NATS server URL as signal takes it too: `nats://host:port`, with
+ * optional `user:password@` or `token@` (never echoed back), no path.
+ */
+function natsServerIssue(server: string, ctx: z.RefinementCtx): void {
+	let url: URL | undefined;
+	try {
+		url = new URL(server);
+	} catch {
+		url = undefined;
+	}
+	const shown = JSON.stringify(redactServerUrl(server));
+	if (url?.protocol !== "nats:" || !url.hostname || (url.pathname !== "" && url.pathname !== "/")) {
+		ctx.addIssue({
+			code: "custom",
+			message: `expected comma-separated nats://host:port URLs; got ${shown}`,
+		});
+	}
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /** Management configuration, from STARLING_* environment variables. */
@@ -101,18 +122,7 @@ export const ManagementConfigSchema = z.object({
 	STARLING_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
 	// Several instances: the NATS servers of the bus between them (absent: one instance, in-process bus).
 	STARLING_NATS_URL: list
-		.pipe(
-			z
-				.array(
-					z
-						.string()
-						.regex(
-							/^(nats:\/\/)?[^\s/:]+:\d{1,5}$/,
-							"expected nats://host:port, comma-separated for several servers",
-						),
-				)
-				.min(1, "expected nats://host:port"),
-		)
+		.pipe(z.array(z.string().superRefine(natsServerIssue)).min(1, "expected nats://host:port"))
 		.optional(),
 	STARLING_INSTANCE_ID: z
 		.string()
@@ -212,7 +222,7 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		adminTokenFile: c.STARLING_ADMIN_TOKEN_FILE,
 		syncFlushMs: c.STARLING_SYNC_FLUSH_MS,
 		syncHeartbeatMs: c.STARLING_SYNC_HEARTBEAT_MS,
-		natsUrls: (c.STARLING_NATS_URL ?? []).map((u) => (u.startsWith("nats://") ? u : `nats://${u}`)),
+		natsUrls: c.STARLING_NATS_URL ?? [],
 		// Random per start: two replicas started from one configuration can never share it.
 		instanceId: c.STARLING_INSTANCE_ID ?? `m-${randomBase62(12)}`,
 		syncCheckMs: c.STARLING_SYNC_CHECK_MS,
