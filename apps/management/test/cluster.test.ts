@@ -111,7 +111,11 @@ describe.each(BACKENDS)(
 			const t1 = Date.now();
 			await joiner.client.login(key, meta("joined-on-b"));
 			await onA.waitForMap((m) => names(m).includes("joined-on-b"), 1000);
-			expect(Date.now() - t1).toBeLessThan(1000);
+			const joinMs = Date.now() - t1;
+			expect(joinMs).toBeLessThan(1000);
+			console.log(
+				`cluster: REST change on A reached B's agent in ${renameMs} ms; a join through B reached A's agent in ${joinMs} ms`,
+			);
 			// Its connection through B shows on A's agent too.
 			await startSync(joiner);
 			await onA.waitForMap((m) => connectedOf(m, "joined-on-b") === true, 1000);
@@ -165,7 +169,8 @@ describe.each(BACKENDS)(
 			const expiredMs = Date.now() - t0;
 			expect((await peerByName(b.port, "on-a"))?.connected).toBe(false);
 			expect((await peerByName(b.port, "on-b"))?.connected).toBe(true);
-			expect(expiredMs).toBeGreaterThanOrEqual(800);
+			// Not before A's heartbeat could have aged past the expiry (its last beat <= 200 ms before the kill).
+			expect(expiredMs).toBeGreaterThanOrEqual(700);
 			console.log(`cluster: kill -9 of A, its peer shown disconnected on B after ${expiredMs} ms`);
 		});
 
