@@ -160,15 +160,17 @@ export class SyncHub implements NetworkChangeSink {
 		const closeSession = async () => {
 			await this.options.sessions.close(peer, streamId, this.now());
 		};
-		const state = await this.attach(opened, streamId, since, sink).catch(async (err: unknown) => {
-			await closeSession();
-			throw err;
-		});
-		if (!state) {
+		const attached = await this.attach(opened, streamId, since, sink).catch(
+			async (err: unknown) => {
+				await closeSession();
+				throw err;
+			},
+		);
+		if (!attached) {
 			await closeSession();
 			return async () => {};
 		}
-		const sub = state.subscribers.get(peer.wgPublicKey) as Subscriber;
+		const { state, sub } = attached;
 		return async () => {
 			const current = state.subscribers.get(peer.wgPublicKey) === sub;
 			if (current) state.subscribers.delete(peer.wgPublicKey);
@@ -186,12 +188,11 @@ export class SyncHub implements NetworkChangeSink {
 
 	/** Adds the subscriber to its account's state and sends its first map; undefined when it was ended. */
 	private async attach(
-		connected: Peer,
+		peer: Peer,
 		streamId: string,
 		since: Date,
 		sink: SyncSink,
-	): Promise<AccountState | undefined> {
-		const peer = connected;
+	): Promise<{ state: AccountState; sub: Subscriber } | undefined> {
 		const state = await this.load(peer.accountId);
 		if (state?.reloadNeeded && !(await this.reload(state))) {
 			// A map from data that could not be read is never sent: the agent retries.
@@ -223,7 +224,7 @@ export class SyncHub implements NetworkChangeSink {
 		};
 		state.subscribers.set(peer.wgPublicKey, sub);
 		previous?.sink.end("replaced", "replaced by a newer Sync stream of the same peer");
-		this.setPeer(state, connected);
+		this.setPeer(state, peer);
 		if (sink.writable()) {
 			this.sendFull(state, sub);
 		} else {
@@ -232,8 +233,8 @@ export class SyncHub implements NetworkChangeSink {
 			sub.needsFull = true;
 			this.holdBack(state, sub);
 		}
-		this.enqueue(state, connected.wgPublicKey, connected);
-		return state;
+		this.enqueue(state, peer.wgPublicKey, peer);
+		return { state, sub };
 	}
 
 	/**
