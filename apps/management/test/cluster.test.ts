@@ -174,6 +174,36 @@ describe.each(BACKENDS)(
 			console.log(`cluster: kill -9 of A, its peer shown disconnected on B after ${expiredMs} ms`);
 		});
 
+		it("an instance paused past its expiry (SIGSTOP) finds its row gone and records its sessions again", async () => {
+			const a = await startInstanceProcess({ ...base.env, STARLING_INSTANCE_ID: "paused-a" });
+			processes.push(a);
+			const b = await instance({ STARLING_INSTANCE_ID: "live-b" });
+			token = await tokenFrom(a);
+			const key = await makeSetupKey(b);
+			const onA = agent(a.port);
+			await onA.client.login(key, meta("on-a"));
+			const stream = await startSync(onA);
+			await until(
+				"on-a connected",
+				async () => (await peerByName(b.port, "on-a"))?.connected === true,
+			);
+
+			a.child.kill("SIGSTOP");
+			await until(
+				"B expired A",
+				async () => (await peerByName(b.port, "on-a"))?.connected === false,
+				5000,
+			);
+			a.child.kill("SIGCONT");
+			// A's stream survived the pause; its next heartbeat stores A again with the session.
+			await until(
+				"on-a connected again",
+				async () => (await peerByName(b.port, "on-a"))?.connected === true,
+				5000,
+			);
+			expect(stream.ended.done).toBe(false);
+		});
+
 		it("an agent moving from A to B gets its stream on A closed as replaced; it stays connected", async () => {
 			const a = await instance();
 			const b = await instance();
