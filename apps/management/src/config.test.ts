@@ -124,10 +124,43 @@ describe("management service URLs", () => {
 				/^invalid STARLING_POSTGRES_DSN: no database name/,
 			],
 			[{ STARLING_CONFIG_FILE: join(dir, "none.json") }, /^STARLING_CONFIG_FILE cannot be read/],
+			[
+				{ STARLING_NATS_URL: "http://n:4222" },
+				/^invalid STARLING_NATS_URL: expected comma-separated/,
+			],
+			[{ STARLING_NATS_URL: "nats://n:4222/x" }, /^invalid STARLING_NATS_URL: /],
+			[{ STARLING_NATS_URL: " , " }, /^invalid STARLING_NATS_URL: expected nats/],
+			[{ STARLING_INSTANCE_ID: "a.b" }, /^invalid STARLING_INSTANCE_ID: /],
+			[
+				{ STARLING_INSTANCE_HEARTBEAT_MS: "5000", STARLING_INSTANCE_EXPIRE_MS: "6000" },
+				/^invalid STARLING_INSTANCE_EXPIRE_MS: must be at least twice/,
+			],
 		];
 		for (const [env, expected] of cases) {
 			expect(() => loadManagementConfig(env)).toThrow(ConfigError);
 			expect(() => loadManagementConfig(env)).toThrow(expected);
 		}
+	});
+
+	it("several instances: NATS servers (credentials never echoed), the instance id, the check and heartbeat", () => {
+		const single = loadManagementConfig({});
+		expect(single.natsUrls).toEqual([]);
+		expect(single.instanceId).toMatch(/^m-[A-Za-z0-9]{12}$/);
+		expect(loadManagementConfig({}).instanceId).not.toBe(single.instanceId);
+		expect([single.syncCheckMs, single.instanceHeartbeatMs, single.instanceExpireMs]).toEqual([
+			3000, 5000, 15_000,
+		]);
+		const many = loadManagementConfig({
+			STARLING_NATS_URL: "nats://a:4222, nats://u:p@b:4223",
+			STARLING_INSTANCE_ID: "mgmt-1",
+		});
+		expect(many.natsUrls).toEqual(["nats://a:4222", "nats://u:p@b:4223"]);
+		expect(many.instanceId).toBe("mgmt-1");
+		expect(() => loadManagementConfig({ STARLING_NATS_URL: "tcp://user:secret@h:1" })).toThrow(
+			/\*\*\*@h:1/,
+		);
+		expect(() => loadManagementConfig({ STARLING_NATS_URL: "tcp://user:secret@h:1" })).not.toThrow(
+			/secret/,
+		);
 	});
 });

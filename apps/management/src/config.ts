@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { join } from "node:path";
+import { redactServerUrl } from "@starling/bus";
 import type { RelayConfig } from "@starling/proto";
 import { issueRelayCredential } from "@starling/relay-protocol";
 import {
@@ -10,6 +11,7 @@ import {
 } from "@starling/service-runtime";
 import { z } from "zod";
 import { type IpamError, parseCidr } from "./core/ipam.js";
+import { randomBase62 } from "./core/random.js";
 
 const hostPort = z
 	.string()
@@ -53,6 +55,26 @@ const metricsListen = z.string().superRefine((text, ctx) => {
 	const parsed = metricsListenOf(text);
 	if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
 });
+
+/**
+ * One NATS server URL as signal takes it too: `nats://host:port`, with
+ * optional `user:password@` or `token@` (never echoed back), no path.
+ */
+function natsServerIssue(server: string, ctx: z.RefinementCtx): void {
+	let url: URL | undefined;
+	try {
+		url = new URL(server);
+	} catch {
+		url = undefined;
+	}
+	const shown = JSON.stringify(redactServerUrl(server));
+	if (url?.protocol !== "nats:" || !url.hostname || (url.pathname !== "" && url.pathname !== "/")) {
+		ctx.addIssue({
+			code: "custom",
+			message: `expected comma-separated nats://host:port URLs; got ${shown}`,
+		});
+	}
+}
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -100,6 +122,17 @@ export const ManagementConfigSchema = z.object({
 	STARLING_SYNC_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(50),
 	STARLING_SYNC_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(25_000),
 	STARLING_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+	// Several instances: the NATS servers of the bus between them (absent: one instance, in-process bus).
+	STARLING_NATS_URL: list
+		.pipe(z.array(z.string().superRefine(natsServerIssue)).min(1, "expected nats://host:port"))
+		.optional(),
+	STARLING_INSTANCE_ID: z
+		.string()
+		.regex(/^[A-Za-z0-9_-]{1,64}$/, "expected 1-64 letters, digits, '-' or '_'")
+		.optional(),
+	STARLING_SYNC_CHECK_MS: z.coerce.number().int().min(100).max(600_000).default(3000),
+	STARLING_INSTANCE_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
+	STARLING_INSTANCE_EXPIRE_MS: z.coerce.number().int().min(300).max(600_000).default(15_000),
 });
 
 export interface ManagementConfig {
@@ -125,6 +158,15 @@ export interface ManagementConfig {
 	adminTokenFile: string | undefined;
 	syncFlushMs: number;
 	syncHeartbeatMs: number;
+	/** NATS servers of the bus between instances; empty: one instance, in-process bus. */
+	natsUrls: string[];
+	/** This process's id among instances: configured, or random per start. */
+	instanceId: string;
+	/** How often held accounts are checked against the store's revisions. */
+	syncCheckMs: number;
+	instanceHeartbeatMs: number;
+	/** An instance silent this long is dead and its Sync sessions are expired. */
+	instanceExpireMs: number;
 	logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -160,6 +202,11 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		c.STARLING_POSTGRES_DSN,
 		c.STARLING_POSTGRES_POOL_SIZE,
 	);
+	if (c.STARLING_INSTANCE_EXPIRE_MS < 2 * c.STARLING_INSTANCE_HEARTBEAT_MS) {
+		throw new ConfigError(
+			`invalid STARLING_INSTANCE_EXPIRE_MS: must be at least twice STARLING_INSTANCE_HEARTBEAT_MS (${c.STARLING_INSTANCE_HEARTBEAT_MS})`,
+		);
+	}
 	const range = parseCidr(c.STARLING_NETWORK_RANGE);
 	if (c.STARLING_ACCOUNT_PREFIX_LENGTH < range.prefix) {
 		throw new ConfigError(
@@ -185,6 +232,12 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		adminTokenFile: c.STARLING_ADMIN_TOKEN_FILE,
 		syncFlushMs: c.STARLING_SYNC_FLUSH_MS,
 		syncHeartbeatMs: c.STARLING_SYNC_HEARTBEAT_MS,
+		natsUrls: c.STARLING_NATS_URL ?? [],
+		// Random per start: two replicas started from one configuration can never share it.
+		instanceId: c.STARLING_INSTANCE_ID ?? `m-${randomBase62(12)}`,
+		syncCheckMs: c.STARLING_SYNC_CHECK_MS,
+		instanceHeartbeatMs: c.STARLING_INSTANCE_HEARTBEAT_MS,
+		instanceExpireMs: c.STARLING_INSTANCE_EXPIRE_MS,
 		logLevel: c.STARLING_LOG_LEVEL,
 	};
 }

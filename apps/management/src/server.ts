@@ -1,11 +1,13 @@
 import { chmodSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
+import { type Bus, InProcessBus, NatsBus } from "@starling/bus";
 import { generateKeyPair, type KeyPair } from "@starling/crypto";
 import type { Logger } from "@starling/log";
 import { exposeMetrics, type OpsServer, startOpsServer } from "@starling/service-runtime";
 import type { FastifyInstance } from "fastify";
 import { type BootstrapResult, bootstrapIfEmpty, getOrCreateServerKey } from "./app/accounts.js";
+import { ManagementCluster } from "./bus/cluster.js";
 import { type ManagementConfig, relayConfigFor } from "./config.js";
 import type { ServiceEndpoints } from "./core/network-map.js";
 import { createManagementService, managementServiceDefinition } from "./grpc/management-grpc.js";
@@ -26,6 +28,9 @@ export interface RunningManagement {
 	metrics: ManagementMetrics;
 	store: Store;
 	hub: SyncHub;
+	/** This instance among others: sessions, heartbeat, the bus. */
+	cluster: ManagementCluster;
+	bus: Bus;
 	rest: FastifyInstance;
 	serverKey: KeyPair;
 	/** Set on the first start of an empty store: the first admin token, shown once. */
@@ -55,8 +60,27 @@ export async function startManagement(
 		await openStore(config, logger.child({ component: "store" })),
 		metrics.observeStoreSeconds,
 	);
-	const serverKey = await getOrCreateServerKey(store, generateKeyPair, new Date());
-	await store.write((tx) => tx.markAllPeersDisconnected(new Date()));
+	const bus = await openBus(config, logger).catch(async (err: unknown) => {
+		await store.close();
+		throw err;
+	});
+	const stopOnError = async (err: unknown): Promise<never> => {
+		await bus.close();
+		await store.close();
+		throw err;
+	};
+	const serverKey = await getOrCreateServerKey(store, generateKeyPair, new Date()).catch(
+		stopOnError,
+	);
+	const cluster = await ManagementCluster.register({
+		bus,
+		store,
+		instanceId: config.instanceId,
+		logger: logger.child({ component: "cluster" }),
+		checkIntervalMs: config.syncCheckMs,
+		heartbeatIntervalMs: config.instanceHeartbeatMs,
+		expireAfterMs: config.instanceExpireMs,
+	}).catch(stopOnError);
 	const bootstrap = await bootstrapIfEmpty(
 		store,
 		{
@@ -79,12 +103,15 @@ export async function startManagement(
 	};
 	const hub = new SyncHub({
 		store,
+		sessions: cluster.sessions,
 		logger: logger.child({ component: "sync" }),
 		endpoints,
 		flushDelayMs: config.syncFlushMs,
 		heartbeatIntervalMs: config.syncHeartbeatMs,
 		observeMapSeconds: metrics.observeMapSeconds,
 	});
+	cluster.start(hub);
+	const sink = cluster.sinkFor(hub);
 
 	const grpcServer = new grpc.Server({
 		"grpc.max_receive_message_length": 64 * 1024,
@@ -99,6 +126,7 @@ export async function startManagement(
 		createManagementService({
 			store,
 			hub,
+			sink,
 			serverKey,
 			endpoints,
 			outputBudget: new OutputBudget(SYNC_OUTPUT_TOTAL_BYTES, SYNC_OUTPUT_STREAM_BYTES),
@@ -115,7 +143,7 @@ export async function startManagement(
 	};
 	const rest = await buildRestApi({
 		store,
-		sink: hub,
+		sink,
 		logger: logger.child({ component: "rest" }),
 		networkPool: config.networkRange,
 		observeRequest: metrics.restRequest,
@@ -148,6 +176,8 @@ export async function startManagement(
 			logger,
 		}).catch(async (err: unknown) => {
 			hub.close();
+			await cluster.close();
+			await bus.close();
 			listener.close();
 			grpcServer.forceShutdown();
 			await rest.close();
@@ -162,12 +192,16 @@ export async function startManagement(
 		metrics,
 		store,
 		hub,
+		cluster,
+		bus,
 		rest,
 		serverKey,
 		bootstrap,
 		close() {
 			closing ??= (async () => {
 				hub.close();
+				await cluster.close();
+				await bus.close();
 				listener.close();
 				await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
 				await rest.close();
@@ -205,4 +239,20 @@ function routeConnection(
 		}
 	};
 	socket.on("data", onData);
+}
+
+/** NATS when STARLING_NATS_URL is set (failing the start, naming the variable, when unreachable); else in-process. */
+async function openBus(config: ManagementConfig, logger: Logger): Promise<Bus> {
+	const onHandlerError = (err: unknown, subject: string) =>
+		logger.error({ err, subject }, "a bus message handler failed");
+	if (config.natsUrls.length === 0) return new InProcessBus({ onHandlerError });
+	try {
+		return await NatsBus.connect({
+			servers: config.natsUrls,
+			name: `management-${config.instanceId}`,
+			onHandlerError,
+		});
+	} catch (err) {
+		throw new Error(`STARLING_NATS_URL: ${(err as Error).message}`);
+	}
 }

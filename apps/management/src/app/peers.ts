@@ -105,16 +105,6 @@ export function recordPeerLogin(
 	return rewritePeer(store, peer, (current) => ({ ...current, system, lastLogin: at }));
 }
 
-/** Records that a peer's Sync stream opened or closed. */
-export function setPeerConnected(
-	store: Store,
-	peer: Peer,
-	connected: boolean,
-	at: Date,
-): Promise<Peer | undefined> {
-	return rewritePeer(store, peer, (current) => ({ ...current, connected, lastSeen: at }));
-}
-
 /**
  * Rewrites the stored peer (not the possibly stale `peer` the caller holds)
  * in one write transaction; undefined when it has been deleted meanwhile.

@@ -115,6 +115,27 @@ export interface Peer {
 	lastSeen: Date;
 }
 
+/**
+ * A running management process sharing the database with others. It
+ * refreshes `heartbeatAt` every few seconds; one whose heartbeat stopped is
+ * dead, and its Sync sessions are expired by any live instance.
+ */
+export interface ManagementInstance {
+	id: string;
+	startedAt: Date;
+	heartbeatAt: Date;
+}
+
+/** One open Sync stream of a peer, held by one management instance. */
+export interface SyncSession {
+	/** Random per stream, unique across instances. */
+	streamId: string;
+	accountId: string;
+	peerId: string;
+	instanceId: string;
+	since: Date;
+}
+
 /** What a peer holds that must be unique in its account: its address and DNS label. */
 export type PeerAddress = Pick<Peer, "ip" | "dnsLabel">;
 

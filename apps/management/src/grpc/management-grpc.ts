@@ -16,6 +16,7 @@ import {
 	SyncResponse,
 } from "@starling/proto";
 import { AppError } from "../app/errors.js";
+import type { NetworkChangeSink } from "../app/events.js";
 import { deletePeer, loginPeer, recordPeerLogin } from "../app/peers.js";
 import { type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
 import type { PeerSystemInfo } from "../domain/types.js";
@@ -30,6 +31,8 @@ import { UndecodableRequest, withSafeDeserializers } from "./safe-definition.js"
 export interface ManagementGrpcDeps {
 	store: Store;
 	hub: SyncHub;
+	/** Told of every committed change (the hub, then the other instances). */
+	sink: NetworkChangeSink;
 	serverKey: KeyPair;
 	endpoints: ServiceEndpoints;
 	outputBudget: OutputBudget;
@@ -171,7 +174,7 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 				}
 				const { peer, registered } = await loginPeer(
 					deps.store,
-					deps.hub,
+					deps.sink,
 					{
 						wgPublicKey,
 						setupKey: body.setupKey,
@@ -213,7 +216,7 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 				if (!peer) throw new GrpcStatusError(grpc.status.NOT_FOUND, "peer is not registered");
 				await deletePeer(
 					deps.store,
-					deps.hub,
+					deps.sink,
 					peer.accountId,
 					peer.id,
 					{ id: peer.id, name: peer.name, email: "" },

@@ -84,4 +84,13 @@ export abstract class SingleReads implements Store {
 	listPeerGroupIds(accountId: string) {
 		return this.read((tx) => tx.listPeerGroupIds(accountId));
 	}
+	listInstances() {
+		return this.read((tx) => tx.listInstances());
+	}
+	listSyncSessionsOfInstance(instanceId: string) {
+		return this.read((tx) => tx.listSyncSessionsOfInstance(instanceId));
+	}
+	countSyncSessionsOfPeer(peerId: string) {
+		return this.read((tx) => tx.countSyncSessionsOfPeer(peerId));
+	}
 }

@@ -3,12 +3,14 @@ import type {
 	AuditEvent,
 	Group,
 	GroupSummary,
+	ManagementInstance,
 	NewAuditEvent,
 	Peer,
 	PeerAddress,
 	PersonalAccessToken,
 	Policy,
 	SetupKey,
+	SyncSession,
 	User,
 } from "../domain/types.js";
 
@@ -107,6 +109,13 @@ export interface StoreReader {
 	listPeerAddresses(accountId: string): Promise<PeerAddress[]>;
 	/** Groups (ids, sorted) each peer of the account belongs to; peers in no group are absent. */
 	listPeerGroupIds(accountId: string): Promise<Map<string, string[]>>;
+
+	/** Every registered management instance, by id. */
+	listInstances(): Promise<ManagementInstance[]>;
+	/** The Sync sessions an instance holds, oldest first (since, then stream id). */
+	listSyncSessionsOfInstance(instanceId: string): Promise<SyncSession[]>;
+	/** How many Sync sessions the peer holds, on any instance. */
+	countSyncSessionsOfPeer(peerId: string): Promise<number>;
 }
 
 /**
@@ -161,6 +170,22 @@ export interface StoreWriter extends StoreReader {
 	deletePeer(accountId: string, peerId: string): Promise<boolean>;
 	/** Marks every connected peer disconnected, last seen `at` (after a restart no stream survives). */
 	markAllPeersDisconnected(at: Date): Promise<void>;
+
+	/** Inserts the instance, or replaces its startedAt and heartbeatAt when the id is stored. */
+	putInstance(instance: ManagementInstance): Promise<void>;
+	/** Stores a new heartbeat; false when the instance is not stored (it was expired). */
+	touchInstance(instanceId: string, at: Date): Promise<boolean>;
+	/** Removes the instance and every Sync session it holds; false when it was not stored. */
+	deleteInstance(instanceId: string): Promise<boolean>;
+	/**
+	 * StoreConflictError when the stream id is stored; StoreReferenceError
+	 * when the peer or the instance is not. Deleting the peer deletes it.
+	 */
+	insertSyncSession(session: SyncSession): Promise<void>;
+	/** Removes that one stream's session; false when it was not stored. */
+	deleteSyncSession(streamId: string): Promise<boolean>;
+	/** Removes every session the instance holds (the instance row stays). */
+	deleteSyncSessionsOfInstance(instanceId: string): Promise<void>;
 
 	appendEvents(events: readonly NewAuditEvent[]): Promise<void>;
 }

@@ -1,10 +1,10 @@
 import type { Logger } from "@starling/log";
 import type { SelfConfig, SyncResponse } from "@starling/proto";
 import type { NetworkChangeSink } from "../app/events.js";
-import { setPeerConnected } from "../app/peers.js";
 import { deltaForViewer, MapTransition } from "../core/map-updates.js";
 import { computeNetworkMap, type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
 import { type AccessConfig, AccessIndex } from "../core/policy.js";
+import { newId } from "../core/random.js";
 import type { Account, Peer } from "../domain/types.js";
 import type { Store } from "../store/store.js";
 
@@ -22,9 +22,30 @@ export interface SyncSink {
 	readonly acceptsFirewallChanges?: boolean;
 }
 
+/**
+ * Where the hub records which Sync streams are open (the session rows that
+ * make a peer connected). Both return the stored peer after the change, or
+ * undefined when it was deleted meanwhile.
+ */
+export interface SyncSessions {
+	open(peer: Peer, streamId: string, since: Date): Promise<Peer | undefined>;
+	/** Removes that stream's session only; another stream of the peer may keep it connected. */
+	close(peer: Peer, streamId: string, at: Date): Promise<Peer | undefined>;
+}
+
+/** A stream this instance holds, as the session row that records it. */
+export interface OpenStream {
+	peer: Peer;
+	streamId: string;
+	since: Date;
+}
+
 interface Subscriber {
 	peerKey: string;
 	peerId: string;
+	streamId: string;
+	/** When the stream opened (ms): a stream opened later elsewhere replaces it. */
+	since: number;
 	sink: SyncSink;
 	sentSerial: number;
 	lastSelf: SelfConfig | undefined;
@@ -58,10 +79,12 @@ interface AccountState {
 	lastIndex: AccessIndex | undefined;
 	subscribers: Map<string, Subscriber>;
 	serial: number;
+	/** The store's revision of the account (getAccountRevision) that was loaded last. */
+	revision: number;
 	pending: Map<string, Peer | null>;
-	/** Groups, policies or settings changed in the store: reload before the next push. */
+	/** The account changed in the store (here or elsewhere): reload it before the next push. */
 	reloadNeeded: boolean;
-	reloading: Promise<void> | undefined;
+	reloading: Promise<boolean> | undefined;
 	flushTimer: NodeJS.Timeout | undefined;
 	flushing: boolean;
 	flushAgain: boolean;
@@ -69,6 +92,7 @@ interface AccountState {
 
 export interface SyncHubOptions {
 	store: Store;
+	sessions: SyncSessions;
 	logger: Logger;
 	endpoints: ServiceEndpoints;
 	/** Changes within this window are pushed together. */
@@ -130,19 +154,64 @@ export class SyncHub implements NetworkChangeSink {
 
 	/** Registers an open Sync stream for `peer` and sends it its full map. */
 	async subscribe(peer: Peer, sink: SyncSink): Promise<() => Promise<void>> {
-		const state = await this.load(peer.accountId);
-		if (state?.reloadNeeded) await this.reload(state);
-		if (!state || this.closed) {
-			sink.end("shutdown", "management is shutting down");
+		const streamId = newId();
+		const since = this.now();
+		const opened = (await this.options.sessions.open(peer, streamId, since)) ?? peer;
+		const closeSession = async () => {
+			await this.options.sessions.close(peer, streamId, this.now());
+		};
+		const attached = await this.attach(opened, streamId, since, sink).catch(
+			async (err: unknown) => {
+				await closeSession();
+				throw err;
+			},
+		);
+		if (!attached) {
+			await closeSession();
 			return async () => {};
 		}
-		const connected = (await setPeerConnected(this.options.store, peer, true, this.now())) ?? peer;
+		const { state, sub } = attached;
+		return async () => {
+			const current = state.subscribers.get(peer.wgPublicKey) === sub;
+			if (current) state.subscribers.delete(peer.wgPublicKey);
+			if (this.closed) return;
+			// Only this stream's session goes: a newer one (here or on another
+			// instance) keeps the peer connected.
+			const after = await this.options.sessions.close(peer, streamId, this.now());
+			if (after && state.peers.get(peer.wgPublicKey)?.id === after.id) {
+				this.setPeer(state, after);
+				this.enqueue(state, after.wgPublicKey, after);
+			}
+			this.maybeEvict(state);
+		};
+	}
+
+	/** Adds the subscriber to its account's state and sends its first map; undefined when it was ended. */
+	private async attach(
+		peer: Peer,
+		streamId: string,
+		since: Date,
+		sink: SyncSink,
+	): Promise<{ state: AccountState; sub: Subscriber } | undefined> {
+		const state = await this.load(peer.accountId);
+		if (state?.reloadNeeded && !(await this.reload(state))) {
+			// A map from data that could not be read is never sent: the agent retries.
+			sink.end("shutdown", "management cannot read its store right now; try again");
+			return undefined;
+		}
+		if (!state || this.closed) {
+			sink.end("shutdown", "management is shutting down");
+			return undefined;
+		}
 		// The account's state may have been dropped (no subscribers) while we waited: start over.
-		if (this.accounts.get(peer.accountId) !== state) return this.subscribe(peer, sink);
+		if (this.accounts.get(peer.accountId) !== state)
+			return this.attach(peer, streamId, since, sink);
 		const previous = state.subscribers.get(peer.wgPublicKey);
 		const sub: Subscriber = {
 			peerKey: peer.wgPublicKey,
 			peerId: peer.id,
+			streamId,
+			since: since.getTime(),
 			sink,
 			sentSerial: 0,
 			lastSelf: undefined,
@@ -155,7 +224,7 @@ export class SyncHub implements NetworkChangeSink {
 		};
 		state.subscribers.set(peer.wgPublicKey, sub);
 		previous?.sink.end("replaced", "replaced by a newer Sync stream of the same peer");
-		this.setPeer(state, connected);
+		this.setPeer(state, peer);
 		if (sink.writable()) {
 			this.sendFull(state, sub);
 		} else {
@@ -164,21 +233,60 @@ export class SyncHub implements NetworkChangeSink {
 			sub.needsFull = true;
 			this.holdBack(state, sub);
 		}
-		this.enqueue(state, connected.wgPublicKey, connected);
+		this.enqueue(state, peer.wgPublicKey, peer);
+		return { state, sub };
+	}
 
-		return async () => {
-			if (state.subscribers.get(peer.wgPublicKey) !== sub) return;
-			state.subscribers.delete(peer.wgPublicKey);
-			if (this.closed) return;
-			const current = state.peers.get(peer.wgPublicKey);
-			if (!current) return;
-			const disconnected = await setPeerConnected(this.options.store, peer, false, this.now());
-			if (disconnected && state.peers.has(peer.wgPublicKey)) {
-				this.setPeer(state, disconnected);
-				this.enqueue(state, disconnected.wgPublicKey, disconnected);
+	/**
+	 * The account changed in the store, written by another instance (or
+	 * found by the periodic check): reload it and push the difference within
+	 * the batching window (many calls within the window make one reload).
+	 * Ignored when no agent of the account is connected here.
+	 */
+	refreshAccount(accountId: string): void {
+		this.accessChanged(accountId);
+	}
+
+	/** Schedules a push for every held account whose last reload failed (the periodic check calls it). */
+	retryFailedReloads(): void {
+		for (const state of this.accounts.values()) {
+			if (state.reloadNeeded && !state.reloading) this.schedule(state);
+		}
+	}
+
+	/** The accounts held here (an agent of theirs is connected), each with the revision loaded last. */
+	heldAccountRevisions(): Map<string, number> {
+		const out = new Map<string, number>();
+		for (const [id, state] of this.accounts) out.set(id, state.revision);
+		return out;
+	}
+
+	/**
+	 * A Sync stream of the peer opened on another instance at `sinceMs`:
+	 * the stream this instance holds for it, if older, ends as replaced.
+	 */
+	streamOpenedElsewhere(peerKey: string, streamId: string, sinceMs: number): void {
+		for (const state of this.accounts.values()) {
+			const sub = state.subscribers.get(peerKey);
+			if (!sub || sub.streamId === streamId || sub.since > sinceMs) continue;
+			state.subscribers.delete(peerKey);
+			sub.sink.end(
+				"replaced",
+				"replaced by a newer Sync stream of the same peer on another instance",
+			);
+		}
+	}
+
+	/** Every stream held here, as the sessions that record them. */
+	openStreams(): OpenStream[] {
+		const out: OpenStream[] = [];
+		for (const state of this.accounts.values()) {
+			for (const sub of state.subscribers.values()) {
+				const peer = state.peers.get(sub.peerKey);
+				if (peer) out.push({ peer, streamId: sub.streamId, since: new Date(sub.since) });
 			}
-			this.maybeEvict(state);
-		};
+		}
+		return out;
 	}
 
 	peerChanged(peer: Peer): void {
@@ -242,13 +350,14 @@ export class SyncHub implements NetworkChangeSink {
 					if (!account) return undefined;
 					return {
 						account,
+						revision: (await tx.getAccountRevision(accountId)) ?? 0,
 						peers: await tx.listPeers(accountId),
 						groups: await tx.listGroups(accountId),
 						policies: await tx.listPolicies(accountId),
 					};
 				});
 				if (!snapshot) return undefined;
-				const { account, peers, groups, policies } = snapshot;
+				const { account, revision, peers, groups, policies } = snapshot;
 				const state: AccountState = {
 					account,
 					peers: new Map(peers.map((p) => [p.wgPublicKey, p])),
@@ -258,6 +367,7 @@ export class SyncHub implements NetworkChangeSink {
 					subscribers: new Map(),
 					// Serials start from the clock so they keep rising across restarts.
 					serial: Date.now(),
+					revision,
 					pending: new Map(),
 					reloadNeeded: false,
 					reloading: undefined,
@@ -273,33 +383,87 @@ export class SyncHub implements NetworkChangeSink {
 		return pending;
 	}
 
-	/** Reloads the account, its groups and its policies (one reload at a time). */
-	private reload(state: AccountState): Promise<void> {
+	/**
+	 * Reloads the account, its peers, groups and policies from one snapshot
+	 * (one reload at a time) and queues every peer that differs from what is
+	 * held. False when the store could not be read: the held state is kept
+	 * as it was and `reloadNeeded` stays set (the periodic check retries), so
+	 * nothing is pushed from data that was not read.
+	 */
+	private reload(state: AccountState): Promise<boolean> {
 		state.reloading ??= (async () => {
 			try {
 				while (state.reloadNeeded) {
 					state.reloadNeeded = false;
 					const { store } = this.options;
 					const id = state.account.id;
-					const { account, groups, policies } = await store.read(async (tx) => ({
+					const snapshot = await store.read(async (tx) => ({
 						account: await tx.getAccount(id),
+						revision: await tx.getAccountRevision(id),
+						peers: await tx.listPeers(id),
 						groups: await tx.listGroups(id),
 						policies: await tx.listPolicies(id),
 					}));
-					if (account) state.account = account;
-					state.config = { groups, policies };
-					state.index = undefined;
+					// A deleted account keeps its last state until its agents leave.
+					if (!snapshot.account) return true;
+					this.applySnapshot(state, { ...snapshot, account: snapshot.account });
 				}
+				return true;
 			} catch (err) {
+				state.reloadNeeded = true;
 				this.options.logger.error(
 					{ err, accountId: state.account.id },
-					"reloading groups and policies failed; keeping the previous ones",
+					"reloading the account failed; keeping the previous state and pushing nothing",
 				);
+				return false;
 			} finally {
 				state.reloading = undefined;
 			}
 		})();
 		return state.reloading;
+	}
+
+	/** Replaces the held account with a snapshot, queueing the peers that differ. */
+	private applySnapshot(
+		state: AccountState,
+		snapshot: {
+			account: Account;
+			revision: number | undefined;
+			peers: Peer[];
+			groups: AccessConfig["groups"];
+			policies: AccessConfig["policies"];
+		},
+	): void {
+		const fresh = new Map(snapshot.peers.map((p) => [p.wgPublicKey, p]));
+		for (const [key, held] of state.peers) {
+			const now = fresh.get(key);
+			if (now && now.id === held.id) continue;
+			// Deleted (or re-registered under a new id) in the store.
+			state.peers.delete(key);
+			state.index = undefined;
+			state.pending.set(key, null);
+			const sub = state.subscribers.get(key);
+			if (sub && sub.peerId === held.id && !now) {
+				state.subscribers.delete(key);
+				sub.sink.end("deleted", "this peer has been deleted from the network");
+			}
+		}
+		for (const [key, peer] of fresh) {
+			const held = state.peers.get(key);
+			if (held && samePeer(held, peer)) continue;
+			this.setPeer(state, peer);
+			state.pending.set(key, peer);
+		}
+		const config = { groups: snapshot.groups, policies: snapshot.policies };
+		if (
+			JSON.stringify(config) !== JSON.stringify(state.config) ||
+			JSON.stringify(snapshot.account) !== JSON.stringify(state.account)
+		) {
+			state.config = config;
+			state.account = snapshot.account;
+			state.index = undefined;
+		}
+		if (snapshot.revision !== undefined) state.revision = snapshot.revision;
 	}
 
 	/** Records the latest version of a peer, keeping the index when only its attributes changed. */
@@ -359,7 +523,8 @@ export class SyncHub implements NetworkChangeSink {
 		try {
 			do {
 				state.flushAgain = false;
-				if (state.reloadNeeded) await this.reload(state);
+				// Pending changes wait (unsent) for a reload that succeeds.
+				if (state.reloadNeeded && !(await this.reload(state))) return;
 				if (this.closed) return;
 				this.push(state);
 			} while (state.flushAgain || state.reloadNeeded);
@@ -541,4 +706,9 @@ export class SyncHub implements NetworkChangeSink {
 			}
 		}
 	}
+}
+
+/** Same stored fields (peers are plain data: dates, strings, booleans). */
+function samePeer(a: Peer, b: Peer): boolean {
+	return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -5,9 +5,16 @@ import { AppError } from "../../app/errors.js";
 import { deleteGroup } from "../../app/groups.js";
 import { registerPeer } from "../../app/peers.js";
 import { createPolicy } from "../../app/policies.js";
+import {
+	closeSyncSession,
+	deregisterInstance,
+	heartbeat,
+	openSyncSession,
+	registerInstance,
+} from "../../app/sessions.js";
 import { ipToInt, parseCidr } from "../../core/ipam.js";
 import type { Account } from "../../domain/types.js";
-import { type Store, StoreConflictError } from "../store.js";
+import { type Store, StoreConflictError, StoreReferenceError } from "../store.js";
 import * as f from "./fixtures.js";
 
 /** A fresh, empty database behind a store, and the means to open more instances on it. */
@@ -444,6 +451,156 @@ export function runStoreConformance(name: string, openFreshStore: () => Promise<
 				expect(seen.after).toBe(seen.before);
 				expect(seen.peers).toBe(0);
 				expect(await store.getAccountRevision(acc.id)).toBeGreaterThan(seen.before!);
+			});
+		});
+
+		describe("instances and Sync sessions", () => {
+			it("instances are stored, refreshed and removed with their sessions; sessions follow their peer", async () => {
+				const { acc } = await seedAccount();
+				const p1 = f.peer(acc, 1);
+				const p2 = f.peer(acc, 2);
+				await store.write(async (tx) => {
+					await tx.insertPeer(p1);
+					await tx.insertPeer(p2);
+				});
+				const a = { id: "inst-a", startedAt: f.at(1), heartbeatAt: f.at(1) };
+				const b = { id: "inst-b", startedAt: f.at(2), heartbeatAt: f.at(2) };
+				await store.write(async (tx) => {
+					await tx.putInstance(b);
+					await tx.putInstance(a);
+				});
+				expect(await store.listInstances()).toEqual([a, b]);
+				expect(await store.write((tx) => tx.touchInstance("inst-a", f.at(5)))).toBe(true);
+				expect(await store.write((tx) => tx.touchInstance("nope", f.at(5)))).toBe(false);
+				// Putting a stored id replaces its times (a restart with the same id).
+				await store.write((tx) =>
+					tx.putInstance({ ...b, startedAt: f.at(9), heartbeatAt: f.at(9) }),
+				);
+				expect(await store.listInstances()).toEqual([
+					{ ...a, heartbeatAt: f.at(5) },
+					{ ...b, startedAt: f.at(9), heartbeatAt: f.at(9) },
+				]);
+
+				const s = (streamId: string, peerId: string, instanceId: string, sec: number) => ({
+					streamId,
+					accountId: acc.id,
+					peerId,
+					instanceId,
+					since: f.at(sec),
+				});
+				await store.write(async (tx) => {
+					await tx.insertSyncSession(s("s2", p1.id, "inst-a", 11));
+					await tx.insertSyncSession(s("s1", p2.id, "inst-a", 10));
+					await tx.insertSyncSession(s("s3", p1.id, "inst-b", 12));
+				});
+				expect(await store.listSyncSessionsOfInstance("inst-a")).toEqual([
+					s("s1", p2.id, "inst-a", 10),
+					s("s2", p1.id, "inst-a", 11),
+				]);
+				expect(await store.countSyncSessionsOfPeer(p1.id)).toBe(2);
+				await expect(
+					store.write((tx) => tx.insertSyncSession(s("s1", p1.id, "inst-b", 13))),
+				).rejects.toBeInstanceOf(StoreConflictError);
+				await expect(
+					store.write((tx) => tx.insertSyncSession(s("s9", "no-peer", "inst-b", 13))),
+				).rejects.toBeInstanceOf(StoreReferenceError);
+				await expect(
+					store.write((tx) => tx.insertSyncSession(s("s9", p1.id, "no-instance", 13))),
+				).rejects.toBeInstanceOf(StoreReferenceError);
+
+				// Removing one stream's session leaves the others.
+				expect(await store.write((tx) => tx.deleteSyncSession("s2"))).toBe(true);
+				expect(await store.write((tx) => tx.deleteSyncSession("s2"))).toBe(false);
+				expect(await store.countSyncSessionsOfPeer(p1.id)).toBe(1);
+				// Deleting a peer deletes its sessions.
+				await store.write((tx) => tx.deletePeer(acc.id, p2.id));
+				expect(await store.listSyncSessionsOfInstance("inst-a")).toEqual([]);
+				// Clearing an instance's sessions keeps the instance; deleting it removes both.
+				await store.write((tx) => tx.insertSyncSession(s("s4", p1.id, "inst-a", 14)));
+				await store.write((tx) => tx.deleteSyncSessionsOfInstance("inst-a"));
+				expect(await store.listSyncSessionsOfInstance("inst-a")).toEqual([]);
+				expect((await store.listInstances()).map((i) => i.id)).toEqual(["inst-a", "inst-b"]);
+				expect(await store.write((tx) => tx.deleteInstance("inst-b"))).toBe(true);
+				expect(await store.write((tx) => tx.deleteInstance("inst-b"))).toBe(false);
+				expect(await store.countSyncSessionsOfPeer(p1.id)).toBe(0);
+				expect((await store.listInstances()).map((i) => i.id)).toEqual(["inst-a"]);
+			});
+
+			it("connected state per instance, across two instances on one database", async () => {
+				const other = await fresh.openAnother();
+				const { acc } = await seedAccount();
+				const p1 = f.peer(acc, 1);
+				const p2 = f.peer(acc, 2);
+				await store.write(async (tx) => {
+					await tx.insertPeer(p1);
+					await tx.insertPeer(p2);
+				});
+				const session = (streamId: string, peerId: string, instanceId: string, sec: number) => ({
+					streamId,
+					accountId: acc.id,
+					peerId,
+					instanceId,
+					since: f.at(sec),
+				});
+				await registerInstance(store, "a", f.at(0), false);
+				await openSyncSession(store, p1, session("a1", p1.id, "a", 1));
+				// B starts: A's peers stay connected.
+				expect(await registerInstance(other, "b", f.at(2), false)).toEqual(new Set());
+				expect((await other.getPeer(acc.id, p1.id))?.connected).toBe(true);
+				await openSyncSession(other, p2, session("b1", p2.id, "b", 3));
+				// p1 moves to B, then its stream on A closes: it stays connected (B's row).
+				await openSyncSession(other, p1, session("b2", p1.id, "b", 4));
+				const afterMove = await closeSyncSession(store, p1, "a1", f.at(5));
+				expect(afterMove?.connected).toBe(true);
+				expect((await store.listSyncSessionsOfInstance("b")).map((x) => x.streamId)).toEqual([
+					"b1",
+					"b2",
+				]);
+				// A restarts with the same id: only its own (none left) sessions go.
+				await openSyncSession(store, p1, session("a2", p1.id, "a", 6));
+				await registerInstance(store, "a", f.at(7), false);
+				expect((await store.getPeer(acc.id, p1.id))?.connected).toBe(true);
+				expect(await store.listSyncSessionsOfInstance("a")).toEqual([]);
+
+				// B's heartbeat stops; A, beating later, expires B's sessions and disconnects its peers.
+				const revision = await store.getAccountRevision(acc.id);
+				const early = await heartbeat(store, "a", f.at(10), 15_000);
+				expect(early.expired).toEqual([]);
+				const late = await heartbeat(store, "a", f.at(20), 15_000);
+				expect(late.expired.map((i) => i.id)).toEqual(["b"]);
+				expect(late.accounts).toEqual(new Set([acc.id]));
+				for (const p of [p1, p2]) {
+					const got = await store.getPeer(acc.id, p.id);
+					expect(got?.connected).toBe(false);
+					expect(got?.lastSeen).toEqual(f.at(20));
+				}
+				expect(await store.getAccountRevision(acc.id)).toBeGreaterThan(revision!);
+				expect((await store.listInstances()).map((i) => i.id)).toEqual(["a"]);
+				// B comes back from a long pause: its heartbeat finds its row gone and stores it again.
+				const back = await heartbeat(other, "b", f.at(21), 15_000);
+				expect(back.reRegistered).toBe(true);
+				expect((await store.listInstances()).map((i) => i.id)).toEqual(["a", "b"]);
+				// A graceful stop removes the instance and disconnects its peers.
+				await openSyncSession(store, p2, session("a3", p2.id, "a", 22));
+				expect(await deregisterInstance(store, "a", f.at(23))).toEqual(new Set([acc.id]));
+				expect((await store.getPeer(acc.id, p2.id))?.connected).toBe(false);
+			});
+
+			it("alone on the database (in-process bus), a start removes every other instance's sessions", async () => {
+				const { acc } = await seedAccount();
+				const p1 = f.peer(acc, 1);
+				await store.write((tx) => tx.insertPeer(p1));
+				await registerInstance(store, "old-run", f.at(0), true);
+				await openSyncSession(store, p1, {
+					streamId: "x",
+					accountId: acc.id,
+					peerId: p1.id,
+					instanceId: "old-run",
+					since: f.at(1),
+				});
+				expect(await registerInstance(store, "new-run", f.at(2), true)).toEqual(new Set([acc.id]));
+				expect((await store.getPeer(acc.id, p1.id))?.connected).toBe(false);
+				expect((await store.listInstances()).map((i) => i.id)).toEqual(["new-run"]);
 			});
 		});
 

@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FreshStore, runStoreConformance } from "../conformance/conformance.js";
 import * as f from "../conformance/fixtures.js";
 import { postgresDialect } from "../sql/dialect.js";
-import type { SharedMigration } from "../sql/migrations.js";
+import {
+	BASELINE_VERSION,
+	LATEST_SCHEMA_VERSION,
+	SHARED_MIGRATIONS,
+	type SharedMigration,
+} from "../sql/migrations.js";
 import { type Store, StoreUnavailableError } from "../store.js";
 import { PostgresStore } from "./postgres-store.js";
 
@@ -57,14 +62,17 @@ describe("PostgresStore", () => {
 		const dsn = await cluster.createDatabase();
 		const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open(dsn, { poolSize: 2 })));
 		try {
-			for (const s of stores) expect(await s.schemaVersion()).toBe(4);
+			for (const s of stores) expect(await s.schemaVersion()).toBe(LATEST_SCHEMA_VERSION);
 			const client = new pg.Client({ connectionString: dsn });
 			await client.connect();
 			try {
 				const { rows } = await client.query(
 					"SELECT version FROM schema_migrations ORDER BY version",
 				);
-				expect(rows.map((r) => r.version)).toEqual([4]);
+				expect(rows.map((r) => r.version)).toEqual([
+					BASELINE_VERSION,
+					...SHARED_MIGRATIONS.map((m) => m.version),
+				]);
 			} finally {
 				await client.end();
 			}

@@ -4,12 +4,14 @@ import type {
 	Account,
 	Group,
 	GroupSummary,
+	ManagementInstance,
 	NewAuditEvent,
 	Peer,
 	PeerAddress,
 	PersonalAccessToken,
 	Policy,
 	SetupKey,
+	SyncSession,
 	User,
 } from "../../domain/types.js";
 import type { StoredKeyPair, StoreReader, StoreWriter } from "../store.js";
@@ -22,9 +24,11 @@ import {
 	toEvent,
 	toGroup,
 	toGroupSummary,
+	toInstance,
 	toPeer,
 	toPolicy,
 	toSetupKey,
+	toSyncSession,
 	toToken,
 	toUser,
 } from "./rows.js";
@@ -348,6 +352,35 @@ export class SqlReader implements StoreReader {
 			out.set(String(r.peer_id), list);
 		}
 		return out;
+	}
+
+	async listInstances(): Promise<ManagementInstance[]> {
+		return (
+			await this.all(this.db.selectFrom("management_instances").selectAll().orderBy("id"))
+		).map(toInstance);
+	}
+
+	async listSyncSessionsOfInstance(instanceId: string): Promise<SyncSession[]> {
+		return (
+			await this.all(
+				this.db
+					.selectFrom("sync_sessions")
+					.selectAll()
+					.where("instance_id", "=", instanceId)
+					.orderBy("since")
+					.orderBy("stream_id"),
+			)
+		).map(toSyncSession);
+	}
+
+	async countSyncSessionsOfPeer(peerId: string): Promise<number> {
+		const row = await this.one(
+			this.db
+				.selectFrom("sync_sessions")
+				.select((eb) => eb.fn.countAll().as("n"))
+				.where("peer_id", "=", peerId),
+		);
+		return Number(row?.n ?? 0);
 	}
 }
 
@@ -693,5 +726,59 @@ export class SqlWriter extends SqlReader implements StoreWriter {
 				}),
 			);
 		}
+	}
+
+	async putInstance(i: ManagementInstance): Promise<void> {
+		await this.run(
+			this.db
+				.insertInto("management_instances")
+				.values({ id: i.id, started_at: ms(i.startedAt), heartbeat_at: ms(i.heartbeatAt) })
+				.onConflict((oc) =>
+					oc.column("id").doUpdateSet((eb) => ({
+						started_at: eb.ref("excluded.started_at"),
+						heartbeat_at: eb.ref("excluded.heartbeat_at"),
+					})),
+				),
+		);
+	}
+
+	async touchInstance(instanceId: string, at: Date): Promise<boolean> {
+		return (
+			(await this.run(
+				this.db
+					.updateTable("management_instances")
+					.set({ heartbeat_at: ms(at) })
+					.where("id", "=", instanceId),
+			)) > 0
+		);
+	}
+
+	async deleteInstance(instanceId: string): Promise<boolean> {
+		await this.deleteSyncSessionsOfInstance(instanceId);
+		return (
+			(await this.run(this.db.deleteFrom("management_instances").where("id", "=", instanceId))) > 0
+		);
+	}
+
+	async insertSyncSession(s: SyncSession): Promise<void> {
+		await this.run(
+			this.db.insertInto("sync_sessions").values({
+				stream_id: s.streamId,
+				account_id: s.accountId,
+				peer_id: s.peerId,
+				instance_id: s.instanceId,
+				since: ms(s.since),
+			}),
+		);
+	}
+
+	async deleteSyncSession(streamId: string): Promise<boolean> {
+		return (
+			(await this.run(this.db.deleteFrom("sync_sessions").where("stream_id", "=", streamId))) > 0
+		);
+	}
+
+	async deleteSyncSessionsOfInstance(instanceId: string): Promise<void> {
+		await this.run(this.db.deleteFrom("sync_sessions").where("instance_id", "=", instanceId));
 	}
 }

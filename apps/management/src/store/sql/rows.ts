@@ -5,10 +5,12 @@ import type {
 	AuditEvent,
 	Group,
 	GroupSummary,
+	ManagementInstance,
 	Peer,
 	PersonalAccessToken,
 	Policy,
 	SetupKey,
+	SyncSession,
 	User,
 } from "../../domain/types.js";
 
@@ -148,5 +150,23 @@ export function toPeer(r: Row): Peer {
 		createdAt: date(r.created_at),
 		lastLogin: date(r.last_login),
 		lastSeen: date(r.last_seen),
+	};
+}
+
+export function toInstance(r: Row): ManagementInstance {
+	return {
+		id: String(r.id),
+		startedAt: date(r.started_at),
+		heartbeatAt: date(r.heartbeat_at),
+	};
+}
+
+export function toSyncSession(r: Row): SyncSession {
+	return {
+		streamId: String(r.stream_id),
+		accountId: String(r.account_id),
+		peerId: String(r.peer_id),
+		instanceId: String(r.instance_id),
+		since: date(r.since),
 	};
 }

@@ -126,6 +126,20 @@ export interface PeersTable {
 	connection_ip: string;
 }
 
+export interface ManagementInstancesTable {
+	id: string;
+	started_at: number;
+	heartbeat_at: number;
+}
+
+export interface SyncSessionsTable {
+	stream_id: string;
+	account_id: string;
+	peer_id: string;
+	instance_id: string;
+	since: number;
+}
+
 export interface SchemaMigrationsTable {
 	version: number;
 	name: string;
@@ -143,10 +157,17 @@ export interface StoreSchema {
 	policies: PoliciesTable;
 	audit_events: AuditEventsTable;
 	peers: PeersTable;
+	management_instances: ManagementInstancesTable;
+	sync_sessions: SyncSessionsTable;
 	schema_migrations: SchemaMigrationsTable;
 }
 
-/** Every data table, parents before children (copying and dumping go in this order). */
+/**
+ * Every data table, parents before children (copying and dumping go in this
+ * order). Not `management_instances` and `sync_sessions`: they describe the
+ * running processes, not the installation, and are rebuilt as instances start
+ * and agents reconnect.
+ */
 export const DATA_TABLES = [
 	"server_keys",
 	"accounts",
