@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
 	type HaproxyBackend,
@@ -139,6 +139,18 @@ describe("renderHaproxyConfig", () => {
 		}
 	});
 
+	it("renders docker-compose.ha.yml's haproxy.cfg: the checked-in file is current", () => {
+		const script = resolve(__dirname, "../../../docker/haproxy/render.mjs");
+		// Exit 1 with a message when docker/haproxy/haproxy.cfg differs from what it renders.
+		execFileSync(process.execPath, [script, "--check"], { stdio: ["ignore", "pipe", "pipe"] });
+		const cfg = readFileSync(resolve(__dirname, "../../../docker/haproxy/haproxy.cfg"), "utf8");
+		expect(cfg).toContain(
+			"    server signal-2 signal-2:10000 proto h2 resolvers dns init-addr libc,none check check-proto h1 port 9091\n",
+		);
+		expect(cfg).toContain("    user haproxy\n");
+		expect(cfg).toContain("    monitor-uri /healthz\n");
+	});
+
 	it("refuses what it cannot render, naming it", () => {
 		const bad: [string, HaproxyConfig][] = [
 			["no backends", { ...base, backends: [] }],
@@ -180,6 +192,9 @@ describe("renderHaproxyConfig", () => {
 			],
 			["is not [A-Za-z0-9_.-]", { ...base, backends: [{ ...management(1)[0]!, name: "a b" }] }],
 			["below 100", { ...base, checkIntervalMs: 10 }],
+			["resolver 'nowhere' is not host:port", { ...base, resolver: "nowhere" }],
+			["monitor", { ...base, monitor: "127.0.0.1:0" }],
+			["runAs", { ...base, runAs: { user: "a b", group: "x" } }],
 		];
 		for (const [message, config] of bad) {
 			expect(() => renderHaproxyConfig(config), message).toThrow(HaproxyConfigError);

@@ -59,6 +59,17 @@ export interface HaproxyConfig {
 	 * send keepalives far more often. Default 1 h.
 	 */
 	streamIdleTimeout?: string;
+	/**
+	 * A DNS server (`host:port`) to resolve server names with at run time, e.g.
+	 * docker's `127.0.0.11:53`: a container that restarts with a new address is
+	 * found again, and an unresolvable name at start leaves that server DOWN
+	 * instead of stopping the proxy.
+	 */
+	resolver?: string;
+	/** A plain HTTP listener (`host:port`) whose `/healthz` answers 200 while the proxy runs. */
+	monitor?: string;
+	/** Started as root (to read a root-only key), drop to this user and group after binding. */
+	runAs?: { user: string; group: string };
 }
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -125,6 +136,18 @@ function validate(config: HaproxyConfig): void {
 	if (defaults > 1) {
 		throw new HaproxyConfigError("more than one backend without path prefixes (the default)");
 	}
+	for (const [what, address] of [
+		["resolver", config.resolver],
+		["monitor", config.monitor],
+	] as const) {
+		if (address === undefined) continue;
+		const port = ADDRESS.exec(address)?.[1];
+		if (!port) throw new HaproxyConfigError(`${what} '${address}' is not host:port`);
+		checkPort(what, Number(port));
+	}
+	if (config.runAs && !(NAME.test(config.runAs.user) && NAME.test(config.runAs.group))) {
+		throw new HaproxyConfigError("runAs: user and group must be [A-Za-z0-9_.-]");
+	}
 	const interval = config.checkIntervalMs ?? 500;
 	if (!Number.isInteger(interval) || interval < 100) {
 		throw new HaproxyConfigError(`checkIntervalMs ${interval} is below 100`);
@@ -145,6 +168,18 @@ export function renderHaproxyConfig(config: HaproxyConfig): string {
 	if (config.adminSocket) {
 		lines.push(`    stats socket ${config.adminSocket} mode 600 level admin`);
 	}
+	if (config.runAs) {
+		lines.push(`    user ${config.runAs.user}`, `    group ${config.runAs.group}`);
+	}
+	if (config.resolver) {
+		lines.push(
+			"",
+			"resolvers dns",
+			`    nameserver dns1 ${config.resolver}`,
+			"    hold valid 10s",
+			"    hold nx 1s",
+		);
+	}
 	lines.push(
 		"",
 		"defaults",
@@ -164,8 +199,11 @@ export function renderHaproxyConfig(config: HaproxyConfig): string {
 		"    option redispatch 1",
 		`    default-server inter ${interval}ms fall 2 rise 2`,
 		"",
-		"frontend starling",
 	);
+	if (config.monitor) {
+		lines.push("frontend monitor", `    bind ${config.monitor}`, "    monitor-uri /healthz", "");
+	}
+	lines.push("frontend starling");
 	const bind = `${config.listen.address}:${config.listen.port}`;
 	lines.push(
 		config.tlsPemFile
@@ -190,6 +228,7 @@ export function renderHaproxyConfig(config: HaproxyConfig): string {
 			"    http-check expect status 200",
 		);
 		const check = [
+			...(config.resolver ? ["resolvers dns", "init-addr libc,none"] : []),
 			"check",
 			`check-proto ${backend.health.protocol}`,
 			...(backend.health.port === undefined ? [] : [`port ${backend.health.port}`]),
