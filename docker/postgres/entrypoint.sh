@@ -23,4 +23,4 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 		postgres --single -D "$PGDATA" postgres >/dev/null
 	echo "starling-postgres: created database $POSTGRES_DB owned by $POSTGRES_USER" >&2
 fi
-exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/run/postgresql
+exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/tmp
