@@ -216,15 +216,28 @@ describe("docker compose `ha` deployment: HAProxy with TLS in front of two of ea
 				"",
 			].join("\n"),
 		);
-		await mustCompose(["up", "-d", "--no-build"], 240_000);
-		const seconds = await waitHealthy(CONTAINERS);
+		let seconds: number;
+		try {
+			await mustCompose(["up", "-d", "--no-build"], 240_000);
+			seconds = await waitHealthy(CONTAINERS);
+		} catch (err) {
+			// Which container is not healthy, and why (the stack is removed in afterAll).
+			console.error((await compose(["ps"])).stdout);
+			console.error((await compose(["logs", "--no-color", "--tail", "30"])).stdout);
+			throw err;
+		}
 		console.log(`ha stack healthy ${seconds.toFixed(1)} s after docker-compose up -d returned`);
 
 		const logs = await mustCompose(["logs", "--no-color", "management-1"]);
 		const match = /Admin token \(shown once[^)]*\): (\S+)/.exec(logs);
 		if (!match) throw new Error(`no admin token in management-1's logs:\n${logs}`);
 		adminToken = match[1]!;
-		for (const a of agents) await a.startDaemon({ NODE_EXTRA_CA_CERTS: caFile });
+		// The agents trust the test CA as an operator would tell them to. grpc-js takes its
+		// roots from GRPC_DEFAULT_SSL_ROOTS_FILE_PATH instead when that is set (some CI
+		// machines set it to the system bundle), so it is cleared for the daemons.
+		for (const a of agents) {
+			await a.startDaemon({ NODE_EXTRA_CA_CERTS: caFile, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: "" });
+		}
 	}, 420_000);
 
 	afterEach(async (context) => {
