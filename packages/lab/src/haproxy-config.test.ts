@@ -97,6 +97,22 @@ describe("renderHaproxyConfig", () => {
 		expect(cfg).toContain("    timeout server 24h\n");
 		expect(cfg).toContain("    default-server inter 2000ms fall 2 rise 2\n");
 		expect(cfg).not.toContain("default_backend");
+		// A server's own check port wins over the backend's.
+		const own = renderHaproxyConfig({
+			...base,
+			backends: [
+				{
+					name: "signal",
+					protocol: "grpc",
+					pathPrefixes: [],
+					servers: [{ name: "s1", address: "127.0.0.1:10000", checkPort: 19091 }],
+					health: { path: "/readyz", protocol: "h1", port: 9091 },
+				},
+			],
+		});
+		expect(own).toContain(
+			"    server s1 127.0.0.1:10000 proto h2 check check-proto h1 port 19091\n",
+		);
 	});
 
 	it("is accepted by haproxy -c (Debian's haproxy 2.6), plaintext and TLS", () => {

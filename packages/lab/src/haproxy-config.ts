@@ -8,6 +8,8 @@ export interface HaproxyServer {
 	name: string;
 	/** `host:port` the proxy connects to (h2c for gRPC backends, HTTP/1.1 otherwise). */
 	address: string;
+	/** Health-check this port instead of the backend's `health.port` (instances on one host). */
+	checkPort?: number;
 }
 
 /** How the proxy decides whether a server takes requests. */
@@ -123,6 +125,9 @@ function validate(config: HaproxyConfig): void {
 				);
 			}
 			checkPort(`server '${server.name}'`, Number(port));
+			if (server.checkPort !== undefined) {
+				checkPort(`server '${server.name}' health`, server.checkPort);
+			}
 		}
 		if (!PATH_PREFIX.test(backend.health.path)) {
 			throw new HaproxyConfigError(
@@ -227,14 +232,15 @@ export function renderHaproxyConfig(config: HaproxyConfig): string {
 			`    http-check send meth GET uri ${backend.health.path} ver HTTP/1.1 hdr host localhost`,
 			"    http-check expect status 200",
 		);
-		const check = [
-			...(config.resolver ? ["resolvers dns", "init-addr libc,none"] : []),
-			"check",
-			`check-proto ${backend.health.protocol}`,
-			...(backend.health.port === undefined ? [] : [`port ${backend.health.port}`]),
-		].join(" ");
 		const proto = backend.protocol === "grpc" ? " proto h2" : "";
 		for (const server of backend.servers) {
+			const port = server.checkPort ?? backend.health.port;
+			const check = [
+				...(config.resolver ? ["resolvers dns", "init-addr libc,none"] : []),
+				"check",
+				`check-proto ${backend.health.protocol}`,
+				...(port === undefined ? [] : [`port ${port}`]),
+			].join(" ");
 			lines.push(`    server ${server.name} ${server.address}${proto} ${check}`);
 		}
 	}
