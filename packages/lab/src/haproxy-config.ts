@@ -79,6 +79,12 @@ const ADDRESS = /^[A-Za-z0-9_.-]+:(\d{1,5})$/;
 /** A path prefix goes into the config verbatim: no spaces, quotes or comment marks. */
 const PATH_PREFIX = /^\/[A-Za-z0-9_./-]*$/;
 
+/** What an `http` backend answers when none of its servers is up: the REST API's error shape. */
+export const NO_INSTANCE_BODY = JSON.stringify({
+	message: "no instance of this service is ready; try again shortly",
+	code: 503,
+});
+
 /** A config the renderer refuses, with what is wrong. */
 export class HaproxyConfigError extends Error {
 	override readonly name = "HaproxyConfigError";
@@ -232,6 +238,12 @@ export function renderHaproxyConfig(config: HaproxyConfig): string {
 			`    http-check send meth GET uri ${backend.health.path} ver HTTP/1.1 hdr host localhost`,
 			"    http-check expect status 200",
 		);
+		if (backend.protocol === "http") {
+			// With no instance ready the proxy answers itself: in the API's error shape.
+			lines.push(
+				`    http-error status 503 content-type application/json string "${NO_INSTANCE_BODY.replaceAll('"', '\\"')}"`,
+			);
+		}
 		const proto = backend.protocol === "grpc" ? " proto h2" : "";
 		for (const server of backend.servers) {
 			const port = server.checkPort ?? backend.health.port;

@@ -28,8 +28,14 @@ describe("startHaproxy", () => {
 		const proxy = await startHaproxy({ backends: await unreachable() });
 		expect(isAlive(proxy.pid)).toBe(true);
 		await proxy.waitForServer("nobody", "s1", "DOWN");
-		// No server up: HAProxy answers 503 itself.
-		expect((await fetch(`${proxy.url}/`)).status).toBe(503);
+		// No server up: HAProxy answers 503 itself, in the REST API's error shape.
+		const res = await fetch(`${proxy.url}/api/peers`);
+		expect(res.status).toBe(503);
+		expect(res.headers.get("content-type")).toBe("application/json");
+		expect(await res.json()).toEqual({
+			message: "no instance of this service is ready; try again shortly",
+			code: 503,
+		});
 		const folder = /stats socket (\S+)\/admin\.sock/.exec(proxy.configText)?.[1];
 		expect(folder && existsSync(folder)).toBe(true);
 		await proxy.stop();
