@@ -15,6 +15,7 @@ await runService({
 		startSignalServer({
 			host: config.host,
 			port: config.port,
+			tls: config.tls,
 			metricsListen: config.metricsListen,
 			heartbeatIntervalMs: config.heartbeatIntervalMs,
 			logger,
