@@ -30,11 +30,24 @@ export class ControlPlane {
 
 	constructor(
 		readonly host: Host,
-		private readonly options: { relay?: boolean; stun?: boolean } = {},
+		private readonly options: {
+			relay?: boolean;
+			stun?: boolean;
+			/** Serve management and signal over TLS: their certificate files, and the CA file clients in the control host trust. */
+			tls?: {
+				management: { certFile: string; keyFile: string };
+				signal: { certFile: string; keyFile: string };
+				caFile: string;
+			};
+		} = {},
 	) {}
 
 	get url(): string {
-		return `http://${this.host.address}:33073`;
+		return `${this.options.tls ? "https" : "http"}://${this.host.address}:33073`;
+	}
+
+	get signalUrl(): string {
+		return `${this.options.tls ? "https" : "http"}://${this.host.address}:10000`;
 	}
 
 	get stunUrl(): string {
@@ -61,7 +74,15 @@ export class ControlPlane {
 	async startSignal(): Promise<void> {
 		this.signal = this.host.spawn(NODE, [SIGNAL], {
 			name: "signal",
-			env: { STARLING_SIGNAL_LISTEN: `${this.host.address}:10000` },
+			env: {
+				STARLING_SIGNAL_LISTEN: `${this.host.address}:10000`,
+				...(this.options.tls
+					? {
+							STARLING_SIGNAL_TLS_CERT_FILE: this.options.tls.signal.certFile,
+							STARLING_SIGNAL_TLS_KEY_FILE: this.options.tls.signal.keyFile,
+						}
+					: {}),
+			},
 		});
 		await this.signal.waitForOutput(/listening|serving/i, 10_000);
 	}
@@ -83,7 +104,13 @@ export class ControlPlane {
 			env: {
 				STARLING_DATA_DIR: "/var/lib/starling/management",
 				STARLING_MANAGEMENT_LISTEN: `${this.host.address}:33073`,
-				STARLING_SIGNAL_URL: `http://${this.host.address}:10000`,
+				STARLING_SIGNAL_URL: this.signalUrl,
+				...(this.options.tls
+					? {
+							STARLING_MANAGEMENT_TLS_CERT_FILE: this.options.tls.management.certFile,
+							STARLING_MANAGEMENT_TLS_KEY_FILE: this.options.tls.management.keyFile,
+						}
+					: {}),
 				STARLING_ADMIN_TOKEN_FILE: "/var/lib/starling/admin-token",
 				STARLING_SYNC_FLUSH_MS: "20",
 				...(this.options.relay
@@ -102,7 +129,9 @@ export class ControlPlane {
 		body?: unknown,
 	): Promise<{ status: number; json: unknown }> {
 		const script = `fetch(${JSON.stringify(`${this.url}${path}`)}, {method: ${JSON.stringify(method)}, headers: {authorization: "Token " + ${JSON.stringify(this.token)}, "content-type": "application/json"}, body: ${body === undefined ? "undefined" : JSON.stringify(JSON.stringify(body))}}).then(async r => console.log(JSON.stringify({status: r.status, json: await r.json().catch(() => null)})))`;
-		const { stdout } = await this.host.exec(NODE, ["-e", script]);
+		const { stdout } = await this.host.exec(NODE, ["-e", script], {
+			env: this.options.tls ? { NODE_EXTRA_CA_CERTS: this.options.tls.caFile } : {},
+		});
 		return JSON.parse(stdout) as { status: number; json: unknown };
 	}
 

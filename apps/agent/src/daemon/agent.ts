@@ -29,6 +29,7 @@ import { selectBackend, type WireGuardBackend } from "../wireguard/backend.js";
 import { WireGuardDevice } from "../wireguard/device.js";
 import { AgentError } from "./agent-error.js";
 import { type BringUpSteps, bringUp } from "./bring-up.js";
+import { describeRefusal, probeCertificate } from "./server-trust.js";
 import type { AgentConfig, StateDir, WireGuardBackendPreference } from "./state-dir.js";
 
 export const WIREGUARD_MTU = 1280;
@@ -113,6 +114,12 @@ export class Agent {
 			} catch (err) {
 				if (err instanceof AgentError && err.kind === "already-up") return;
 				if (!this.options.stateDir.loadConfig().wantUp) return;
+				if (err instanceof AgentError && err.kind === "server-not-trusted") {
+					// Trust is read when the daemon starts: retrying cannot fix it, a
+					// restart after the CA is installed does. Status shows the line.
+					this.options.logger.error({ error: err.message }, "coming back up failed; not retrying");
+					return;
+				}
 				const delay = backoffDelay(attempt, RESTORE_RETRY);
 				this.options.logger.warn(
 					{ error: (err as Error).message, retryInMs: delay },
@@ -169,7 +176,7 @@ export class Agent {
 		try {
 			return await client.login(setupKey, this.meta());
 		} catch (err) {
-			throw loginError(err, config.managementUrl);
+			throw await managementError(err, config.managementUrl);
 		}
 	}
 
@@ -351,6 +358,11 @@ export class Agent {
 				`no network map from ${config.managementUrl} within 10 s`,
 			);
 		}
+		const signalUrl = this.networkMap?.signal?.url ?? "";
+		const refusal = await probeCertificate(signalUrl);
+		if (refusal) {
+			throw new AgentError("server-not-trusted", describeRefusal("signal", signalUrl, refusal));
+		}
 		await engine.settled();
 		return { config, keyPair, client, login, backend, engine, control };
 	}
@@ -461,7 +473,7 @@ export class Agent {
 				await client.logout();
 			} catch (err) {
 				if (!(err instanceof ManagementCallError && err.code === GrpcStatus.NOT_FOUND))
-					throw loginError(err, config.managementUrl);
+					throw await managementError(err, config.managementUrl);
 			} finally {
 				client.close();
 				this.options.stateDir.saveConfig({ ...config, wantUp: false });
@@ -542,6 +554,23 @@ export class Agent {
 	async shutdown(): Promise<void> {
 		await this.serial(() => this.teardown());
 	}
+}
+
+/**
+ * A failed management call as the agent's error; an unreachable https://
+ * server is checked for a refused certificate first, so the user reads that
+ * instead of grpc's "No connection established".
+ */
+async function managementError(err: unknown, url: string): Promise<AgentError> {
+	if (
+		err instanceof ManagementCallError &&
+		(err.code === GrpcStatus.UNAVAILABLE || err.code === GrpcStatus.DEADLINE_EXCEEDED)
+	) {
+		const refusal = await probeCertificate(url);
+		if (refusal)
+			return new AgentError("server-not-trusted", describeRefusal("management", url, refusal));
+	}
+	return loginError(err, url);
 }
 
 function loginError(err: unknown, url: string): AgentError {
