@@ -486,9 +486,7 @@ export class Agent {
 		const config = r?.config ?? this.options.stateDir.loadConfig();
 		const keyPair = r?.keyPair ?? this.options.stateDir.loadOrCreateKeyPair();
 		const relay = r?.engine.relayStatus() ?? { url: "", connected: false, error: "" };
-		const peers = r
-			? (await r.engine.peerStatuses()).map((p) => ({ ...p, relayUrl: relay.url }))
-			: [];
+		const peers = r ? await r.engine.peerStatuses() : [];
 		const management = r?.control.status ?? {
 			url: config.managementUrl,
 			connected: false,
@@ -538,14 +536,10 @@ export class Agent {
 			);
 		}
 		const map = this.networkMap;
-		const relay = r.engine.relayStatus();
 		return {
 			stunServers: map?.stunServers.map((s) => s.uri) ?? [],
 			relayUrls: map?.relay?.urls ?? [],
-			relayAdmission: (url) =>
-				url === relay.url
-					? { admitted: relay.connected, error: relay.connected ? "" : relay.error || "connecting" }
-					: undefined,
+			relayAdmission: (url) => r.engine.relayAdmission(url),
 			peers: await r.engine.peerStatuses(),
 		};
 	}
