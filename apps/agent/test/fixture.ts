@@ -23,7 +23,8 @@ export { waitFor } from "@starling/lab";
 export class ControlPlane {
 	management: LabProcess | undefined;
 	signal: LabProcess | undefined;
-	relay: LabProcess | undefined;
+	/** The relays, by index (ports 33080, 33081, ...). */
+	relays: (LabProcess | undefined)[] = [];
 	token = "";
 
 	stun: LabProcess | undefined;
@@ -32,6 +33,8 @@ export class ControlPlane {
 		readonly host: Host,
 		private readonly options: {
 			relay?: boolean;
+			/** How many relays to run (default 1 with `relay`); the map lists them all. */
+			relayCount?: number;
 			stun?: boolean;
 			/** Serve management and signal over TLS: their certificate files, and the CA file clients in the control host trust. */
 			tls?: {
@@ -55,13 +58,27 @@ export class ControlPlane {
 	}
 
 	get relayUrl(): string {
-		return `ws://${this.host.address}:33080`;
+		return this.relayUrlOf(0);
+	}
+
+	relayUrlOf(index: number): string {
+		return `ws://${this.host.address}:${33080 + index}`;
+	}
+
+	get relayUrls(): string[] {
+		const count = this.options.relay ? (this.options.relayCount ?? 1) : 0;
+		return Array.from({ length: count }, (_, i) => this.relayUrlOf(i));
+	}
+
+	/** The first relay's process. */
+	get relay(): LabProcess | undefined {
+		return this.relays[0];
 	}
 
 	async start(): Promise<void> {
 		if (this.options.stun) await this.startStun();
 		await this.startSignal();
-		if (this.options.relay) await this.startRelay();
+		for (let i = 0; i < this.relayUrls.length; i++) await this.startRelay(i);
 		await this.startManagement();
 		this.token = (await this.host.exec("cat", ["/var/lib/starling/admin-token"])).stdout.trim();
 	}
@@ -87,15 +104,16 @@ export class ControlPlane {
 		await this.signal.waitForOutput(/listening|serving/i, 10_000);
 	}
 
-	async startRelay(): Promise<void> {
-		this.relay = this.host.spawn(NODE, [RELAY], {
-			name: "relay",
+	async startRelay(index = 0): Promise<void> {
+		const relay = this.host.spawn(NODE, [RELAY], {
+			name: index === 0 ? "relay" : `relay-${index}`,
 			env: {
-				STARLING_RELAY_LISTEN: `${this.host.address}:33080`,
+				STARLING_RELAY_LISTEN: `${this.host.address}:${33080 + index}`,
 				STARLING_RELAY_SECRET: RELAY_SECRET,
 			},
 		});
-		await this.relay.waitForOutput(/listening|serving/i, 10_000);
+		this.relays[index] = relay;
+		await relay.waitForOutput(/listening|serving/i, 10_000);
 	}
 
 	async startManagement(): Promise<void> {
@@ -114,7 +132,7 @@ export class ControlPlane {
 				STARLING_ADMIN_TOKEN_FILE: "/var/lib/starling/admin-token",
 				STARLING_SYNC_FLUSH_MS: "20",
 				...(this.options.relay
-					? { STARLING_RELAY_URLS: this.relayUrl, STARLING_RELAY_SECRET: RELAY_SECRET }
+					? { STARLING_RELAY_URLS: this.relayUrls.join(","), STARLING_RELAY_SECRET: RELAY_SECRET }
 					: {}),
 				...(this.options.stun ? { STARLING_STUN_URLS: this.stunUrl } : {}),
 			},
