@@ -21,6 +21,7 @@ export {
 	type RouterOptions,
 	type SpawnOptions,
 } from "./lab.js";
+export { isAlive, killOrphans } from "./leftovers.js";
 export {
 	isNatKind,
 	NAT_KINDS,
@@ -30,6 +31,8 @@ export {
 	type PortForward,
 } from "./nat.js";
 export { type ExpectedPath, expectedPath, NETWORK_KINDS, type NetworkKind } from "./nat-grid.js";
+export { type NatsServer, startNatsServer } from "./nats-server.js";
+export { freeLoopbackPort } from "./ports.js";
 export type { LabProcess } from "./process.js";
 export { NS_PREFIX, STATE_DIR } from "./registry.js";
 export { addRootUplink, type RootUplink, type RootUplinkOptions } from "./root-uplink.js";
