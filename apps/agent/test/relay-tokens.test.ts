@@ -6,10 +6,10 @@
 // Sync streams, and real relay clients present them.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateKeyPair } from "@starling/crypto";
+import { freeLoopbackPort } from "@starling/lab";
 import { createLogger } from "@starling/log";
 import { ManagementClient } from "@starling/management-client";
 import type { RelayConfig } from "@starling/proto";
@@ -24,15 +24,6 @@ const quiet = createLogger("relay-tokens-test", { level: "silent" });
 const children: ChildProcess[] = [];
 let dir: string;
 
-async function freePort(): Promise<number> {
-	return new Promise((resolve) => {
-		const s = createServer().listen(0, "127.0.0.1", () => {
-			const a = s.address();
-			s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-		});
-	});
-}
-
 /** Starts a process and resolves when a line of its output matches `ready`. */
 function start(script: string, env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
 	const child = spawn(NODE, [script], {
@@ -42,7 +33,8 @@ function start(script: string, env: Record<string, string>, ready: RegExp): Prom
 	children.push(child);
 	return new Promise((resolve, reject) => {
 		let output = "";
-		const timer = setTimeout(() => reject(new Error(`${script} did not start: ${output}`)), 15_000);
+		// Generous: on a loaded 2-core machine three management processes start at once.
+		const timer = setTimeout(() => reject(new Error(`${script} did not start: ${output}`)), 45_000);
 		const onData = (d: Buffer) => {
 			output += d.toString();
 			if (ready.test(output)) {
@@ -61,8 +53,17 @@ function start(script: string, env: Record<string, string>, ready: RegExp): Prom
 
 const relayUrls: string[] = [];
 
+/** Fails with the step's name when it takes longer than `ms` (a hang says where it is). */
+function within<T>(ms: number, step: string, work: Promise<T>): Promise<T> {
+	let timer: NodeJS.Timeout | undefined;
+	const timeout = new Promise<never>((_, reject) => {
+		timer = setTimeout(() => reject(new Error(`${step}: no answer within ${ms} ms`)), ms);
+	});
+	return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 async function startManagement(name: string, secret: string): Promise<string> {
-	const port = await freePort();
+	const port = await freeLoopbackPort();
 	const dataDir = join(dir, name);
 	await start(
 		MANAGEMENT,
@@ -95,7 +96,7 @@ async function relayConfigFrom(name: string, url: string): Promise<RelayConfig> 
 	});
 	expect(res.status).toBe(200);
 	const { key } = (await res.json()) as { key: string };
-	const client = new ManagementClient({ url, keyPair: generateKeyPair() });
+	const client = new ManagementClient({ url, keyPair: generateKeyPair(), timeoutMs: 30_000 });
 	try {
 		await client.login(key, {
 			hostname: "t",
@@ -104,16 +105,22 @@ async function relayConfigFrom(name: string, url: string): Promise<RelayConfig> 
 			agentVersion: "test",
 			osVersion: "",
 		});
-		return await new Promise<RelayConfig>((resolve, reject) => {
-			void client
+		let stream: { close(): void } | undefined;
+		const relay = await new Promise<RelayConfig>((resolve, reject) => {
+			client
 				.sync(undefined, {
 					onMap: (map) =>
 						map.relay ? resolve(map.relay) : reject(new Error("no relay in the map")),
+					onEnd: (error) => reject(new Error(`sync ended before a map: ${error?.message}`)),
 				})
-				.then((stream) => setTimeout(() => stream.close(), 100));
+				.then((opened) => {
+					stream = opened;
+				}, reject);
 		});
+		stream?.close();
+		return relay;
 	} finally {
-		setTimeout(() => client.close(), 200);
+		client.close();
 	}
 }
 
@@ -136,7 +143,7 @@ describe("relay tokens across management instances", () => {
 	beforeAll(async () => {
 		dir = mkdtempSync(join(tmpdir(), "starling-relay-tokens-"));
 		for (let i = 0; i < 2; i++) {
-			const port = await freePort();
+			const port = await freeLoopbackPort();
 			relayUrls.push(`ws://127.0.0.1:${port}`);
 			await start(
 				RELAY,
@@ -150,7 +157,7 @@ describe("relay tokens across management instances", () => {
 			startManagement("other", OTHER_SECRET),
 		]);
 		Object.assign(management, { a, b, other });
-	}, 60_000);
+	}, 120_000);
 
 	afterAll(async () => {
 		for (const c of children.splice(0)) {
@@ -164,18 +171,30 @@ describe("relay tokens across management instances", () => {
 
 	it("tokens from either of two instances configured alike are admitted by every relay", async () => {
 		for (const name of ["a", "b"]) {
-			const relay = await relayConfigFrom(name, management[name]!);
+			const relay = await within(
+				25_000,
+				`relay config from ${name}`,
+				relayConfigFrom(name, management[name]!),
+			);
 			expect(relay.urls).toEqual(relayUrls);
 			for (const url of relayUrls) {
-				expect(await admits(url, relay.token), `${name}'s token on ${url}`).toBe(true);
+				expect(await within(10_000, `${name}'s token on ${url}`, admits(url, relay.token))).toBe(
+					true,
+				);
 			}
 		}
 	});
 
 	it("a token from an instance with another secret is refused by every relay", async () => {
-		const relay = await relayConfigFrom("other", management.other!);
+		const relay = await within(
+			25_000,
+			"relay config from other",
+			relayConfigFrom("other", management.other!),
+		);
 		for (const url of relayUrls) {
-			expect(await admits(url, relay.token)).toMatch(/token|signature|auth/i);
+			expect(await within(10_000, `other's token on ${url}`, admits(url, relay.token))).toMatch(
+				/token|signature|auth/i,
+			);
 		}
 	});
 });
