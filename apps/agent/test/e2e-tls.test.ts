@@ -153,4 +153,33 @@ describe.skipIf(labSkipReason)("management and signal over TLS", () => {
 			.filter((l) => /coming back up/.test(l));
 		expect(attempts).toHaveLength(1);
 	}, 30_000);
+
+	it("a running agent whose management turns up with an untrusted certificate says so in its status", async () => {
+		// b is still up from the first test. Management restarts with a certificate of a third CA.
+		const thirdPki = createTestPki(join(dir, "third"), { names: [ctl.host.address] });
+		await ctl.management?.kill("SIGTERM");
+		const restarted = new ControlPlane(ctl.host, {
+			tls: { management: thirdPki, signal: signalPki, caFile: thirdPki.caFile },
+		});
+		await restarted.startManagement();
+		try {
+			const error = await waitFor(
+				"b's status names the refused certificate",
+				async () => {
+					const status = JSON.parse((await b.starling(["status", "--json"])).stdout) as {
+						management: { connected: boolean; error: string };
+					};
+					return /presented a certificate this machine does not trust/.test(status.management.error)
+						? status.management.error
+						: undefined;
+				},
+				30_000,
+				500,
+			);
+			console.log(`running agent, management's certificate changed: ${error}`);
+			expect(error).toMatch(/^management https:\/\/\S+ presented a certificate/);
+		} finally {
+			await restarted.management?.kill("SIGTERM");
+		}
+	}, 60_000);
 });

@@ -342,6 +342,10 @@ export class Agent {
 							firstMap?.();
 						},
 						onDeregistered: (reason) => void this.deregistered(reason),
+						explainUnreachable: async () => {
+							const refusal = await probeCertificate(config.managementUrl);
+							return refusal && describeRefusal("management", config.managementUrl, refusal);
+						},
 					},
 					logger.child({ component: "control" }),
 				);
