@@ -125,6 +125,19 @@ describe.skipIf(labSkipReason)("management and signal over TLS", () => {
 		expect(links.exitCode).not.toBe(0);
 	}, 60_000);
 
+	it("a CA in the system store is trusted by the daemon without NODE_EXTRA_CA_CERTS", async () => {
+		// OpenSSL's default CA file (SSL_CERT_FILE; on Debian /etc/ssl/certs/ca-certificates.crt,
+		// which update-ca-certificates writes) is the system store Node reads only when asked:
+		// the daemon asks itself (server-trust.ts). Plain Node would refuse here.
+		await c.daemon?.kill("SIGTERM");
+		await c.startDaemon({ NODE_EXTRA_CA_CERTS: "/dev/null", SSL_CERT_FILE: bothCas });
+		const key = await ctl.createSetupKey("system-store");
+		const r = await c.starling(["up", "--management-url", ctl.url, "--setup-key", key]);
+		expect(r.exitCode, r.stderr).toBe(0);
+		expect((await c.status()).management.connected).toBe(true);
+		expect((await c.starling(["down"])).exitCode).toBe(0);
+	}, 60_000);
+
 	it("a daemon restarted without the CA stops coming back up, with the line in its status", async () => {
 		// a was up: a restart brings it back up on its own (wantUp), now without trusting the CA.
 		await a.daemon?.kill("SIGTERM");
