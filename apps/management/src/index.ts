@@ -1,7 +1,8 @@
 // Policy evaluation and map computation, for benchmarks and tools.
-export { bootstrapIfEmpty } from "./app/accounts.js";
+export { bootstrapIfEmpty, createAccount } from "./app/accounts.js";
 export { registerPeer } from "./app/peers.js";
 export { createSetupKey } from "./app/setup-keys.js";
+export { createPersonalAccessToken } from "./app/tokens.js";
 export * from "./config.js";
 export { defaultPolicy } from "./core/account-rules.js";
 export { deltaForViewer, MapTransition } from "./core/map-updates.js";

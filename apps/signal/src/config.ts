@@ -1,3 +1,4 @@
+import { redactServerUrl } from "@starling/bus";
 import {
 	ConfigError,
 	type ListenAddress,
@@ -27,6 +28,11 @@ export interface SignalConfig {
 	metricsListen: ListenAddress | undefined;
 	heartbeatIntervalMs: number;
 	logLevel: LogLevel;
+	/**
+	 * NATS servers of the bus between signal instances (STARLING_NATS_URL);
+	 * undefined: this is the only instance and no bus is used.
+	 */
+	natsServers: string[] | undefined;
 }
 
 /** The signal server's settings: every variable it reads, with defaults. */
@@ -53,6 +59,7 @@ export const SignalEnvSchema = z.object({
 				.max(3_600_000, "must be an integer number of milliseconds from 10 to 3600000"),
 		)
 		.optional(),
+	STARLING_NATS_URL: z.string().optional(),
 });
 
 /**
@@ -84,7 +91,42 @@ export function loadConfig(env: NodeJS.ProcessEnv): SignalConfig {
 		metricsListen: parseMetricsListen(c.STARLING_SIGNAL_METRICS_LISTEN),
 		heartbeatIntervalMs: c.STARLING_SIGNAL_HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
 		logLevel: c.STARLING_LOG_LEVEL as LogLevel,
+		natsServers:
+			c.STARLING_NATS_URL === undefined ? undefined : parseNatsServers(c.STARLING_NATS_URL),
 	};
+}
+
+/**
+ * STARLING_NATS_URL: one or more comma-separated `nats://host:port` URLs of
+ * one NATS cluster (`nats://user:password@host:port` for credentials, which
+ * are never echoed). No `tls://`: the bus does not configure TLS.
+ */
+export function parseNatsServers(text: string): string[] {
+	const servers = text
+		.split(",")
+		.map((s) => s.trim())
+		.filter((s) => s !== "");
+	if (servers.length === 0) {
+		throw new ConfigError("STARLING_NATS_URL must list at least one nats://host:port URL");
+	}
+	for (const server of servers) {
+		let url: URL | undefined;
+		try {
+			url = new URL(server);
+		} catch {
+			url = undefined;
+		}
+		const shown = JSON.stringify(redactServerUrl(server));
+		if (url?.protocol !== "nats:" || !url.hostname) {
+			throw new ConfigError(
+				`STARLING_NATS_URL must be comma-separated nats://host:port URLs; got ${shown}`,
+			);
+		}
+		if (url.pathname !== "" && url.pathname !== "/") {
+			throw new ConfigError(`STARLING_NATS_URL must not have a path; got ${shown}`);
+		}
+	}
+	return servers;
 }
 
 /** Parses "host:port" or "[v6]:port" as STARLING_SIGNAL_LISTEN. Port 0 picks a free port. */

@@ -40,6 +40,18 @@ export function createSignalMetrics(stats: () => SignalServerStats): SignalMetri
 		help: "Messages delivered to the recipient's stream.",
 		read: () => stats().messagesDelivered,
 	});
+	counterFromStats({
+		registry,
+		name: "starling_signal_messages_forwarded_total",
+		help: "Sends from peers here accepted by another signal instance for a peer connected there.",
+		read: () => stats().messagesForwarded,
+	});
+	gaugeFromStats({
+		registry,
+		name: "starling_signal_bus_connected",
+		help: "1 while the bus to the other signal instances is connected (always 1 with one instance).",
+		read: () => (stats().bus.connected ? 1 : 0),
+	});
 	labelledCounterFromStats({
 		registry,
 		name: "starling_signal_messages_refused_total",

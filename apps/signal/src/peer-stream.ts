@@ -11,8 +11,17 @@ export type SignalCall = ServerDuplexStream<Buffer, SignalServerFrame>;
 
 type ClientFrameContent = SignalClientFrame["frame"];
 
-/** Where a stream is in its life: hello → challenge → ready → closed. */
-export type StreamPhase = "awaiting-hello" | "awaiting-response" | "ready" | "closed";
+/**
+ * Where a stream is in its life: hello → challenge → registering → ready →
+ * closed. "registering": the key is proven and the host is making it
+ * reachable (briefly, only with several instances) before "ready" is sent.
+ */
+export type StreamPhase =
+	| "awaiting-hello"
+	| "awaiting-response"
+	| "registering"
+	| "ready"
+	| "closed";
 
 /** How a stream ended, for the hub's bookkeeping and logs. */
 export interface StreamEnding {
@@ -26,6 +35,13 @@ export interface StreamEnding {
 export interface StreamHost {
 	readonly handshakeTimeoutMs: number;
 	readonly outboundLimits: OutboundLimits;
+	/**
+	 * The key is proven. The host may return a promise (which must not
+	 * reject) to hold "ready" back until the peer is reachable; nothing is
+	 * delivered to the stream before onAuthenticated.
+	 */
+	beforeReady(stream: PeerStream): Promise<void> | undefined;
+	/** The stream is ready: register it for its key. */
 	onAuthenticated(stream: PeerStream): void;
 	onAuthenticationFailed(stream: PeerStream, reason: string): void;
 	onSend(stream: PeerStream, send: SignalSend): void;
@@ -49,6 +65,8 @@ export class PeerStream {
 	/** Base64 of publicKey, as `wg` prints it; the registry key and log field. */
 	peerId: string | undefined;
 	lastHeardAt = Date.now();
+	/** Wall-clock time the stream became ready; orders streams of one key across instances. */
+	authenticatedAt = 0;
 	private currentPhase: StreamPhase = "awaiting-hello";
 	private issued: IssuedChallenge | undefined;
 	private handshakeTimer: NodeJS.Timeout | undefined;
@@ -138,6 +156,12 @@ export class PeerStream {
 			case "awaiting-response":
 				this.onChallengeResponse(frame.frame);
 				return;
+			case "registering":
+				this.endWithStatus(
+					status.INVALID_ARGUMENT,
+					`unexpected ${describeFrame(frame.frame)} before ready`,
+				);
+				return;
 			case "ready":
 				this.onReadyFrame(frame.frame);
 				return;
@@ -188,10 +212,20 @@ export class PeerStream {
 		}
 		this.issued = undefined;
 		this.clearHandshakeTimer();
+		this.currentPhase = "registering";
+		const registered = this.host.beforeReady(this);
+		if (registered) registered.then(() => this.guard(() => this.becomeReady()));
+		else this.becomeReady();
+	}
+
+	private becomeReady(): void {
+		// The stream may have closed while the host was registering it.
+		if (this.currentPhase !== "registering") return;
 		this.currentPhase = "ready";
+		this.authenticatedAt = Date.now();
 		this.host.onAuthenticated(this);
 		this.write(
-			{ frame: { $case: "ready", value: { serverTimeUnixMs: Date.now() } } },
+			{ frame: { $case: "ready", value: { serverTimeUnixMs: this.authenticatedAt } } },
 			FRAME_OVERHEAD_BYTES,
 		);
 	}

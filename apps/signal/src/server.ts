@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import {
 	type handleBidiStreamingCall,
 	Server,
@@ -6,6 +7,7 @@ import {
 	type ServiceDefinition,
 	status,
 } from "@grpc/grpc-js";
+import { type Bus, InProcessBus } from "@starling/bus";
 import { createLogger, type Logger } from "@starling/log";
 import { type SignalServerFrame, SignalServiceService } from "@starling/proto";
 import {
@@ -47,11 +49,23 @@ export interface SignalServerOptions {
 	tls?: { cert: Buffer; key: Buffer };
 	/** Where to serve /healthz, /readyz and /metrics over plain HTTP; none when unset. */
 	metricsListen?: ListenAddress;
+	/**
+	 * The bus to the other signal instances (a NatsBus). Without it the
+	 * server is the only instance (an in-process bus it owns). A bus given
+	 * here stays open after close(): its owner closes it.
+	 */
+	bus?: Bus;
+	/** This instance's id on the bus; random when unset. */
+	instanceId?: string;
+	/** How long a send for a peer on another instance waits for that instance. Default 2 s. */
+	forwardTimeoutMs?: number;
 }
 
 export interface SignalServer {
 	/** The bound port (the ephemeral one when 0 was asked for). */
 	readonly port: number;
+	/** This instance's id on the bus (in logs as `instance`). */
+	readonly instanceId: string;
 	/** The port of the health and metrics listener, when there is one. */
 	readonly metricsPort: number | undefined;
 	/** Ends every stream with UNAVAILABLE and stops listening. Safe to call twice. */
@@ -91,10 +105,17 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
 		throw new RangeError(`port must be an integer from 0 to 65535, got ${requestedPort}`);
 	}
 
+	const ownsBus = options.bus === undefined;
+	const bus = options.bus ?? new InProcessBus();
+	const instanceId = options.instanceId ?? randomBytes(6).toString("hex");
+
 	// The metrics read the hub's counters, and the hub reports routing times to them.
 	const metrics = createSignalMetrics(() => hub.stats());
 	const hub = new SignalHub({
 		logger,
+		bus,
+		instanceId,
+		forwardTimeoutMs: options.forwardTimeoutMs,
 		observeRoutingSeconds: metrics.observeRoutingSeconds,
 		heartbeatIntervalMs,
 		handshakeTimeoutMs,
@@ -103,6 +124,12 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
 			maxQueuedFrames: options.maxQueuedDeliveryFrames ?? DEFAULT_MAX_QUEUED_DELIVERY_FRAMES,
 		},
 	});
+
+	/** Stops answering for our peers; closes the bus only when it is ours. */
+	async function leaveBus(): Promise<void> {
+		hub.closeAll(status.UNAVAILABLE, "signal server is shutting down");
+		if (ownsBus) await bus.close();
+	}
 
 	const server = new Server({
 		"grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES,
@@ -145,8 +172,9 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
 			if (err) reject(new Error(`cannot listen on ${address}: ${err.message}`));
 			else resolve(bound);
 		});
-	}).catch((err: unknown) => {
+	}).catch(async (err: unknown) => {
 		server.forceShutdown();
+		await leaveBus();
 		throw err;
 	});
 
@@ -173,15 +201,24 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
 			ready,
 			metrics: () => exposeMetrics(metrics.registry),
 			logger,
-		}).catch((err: unknown) => {
+		}).catch(async (err: unknown) => {
 			clearInterval(heartbeatTimer);
 			server.forceShutdown();
+			await leaveBus();
 			throw err;
 		});
 	}
 
 	logger.info(
-		{ host, port, tls: options.tls !== undefined, heartbeatIntervalMs, metricsPort: ops?.port },
+		{
+			host,
+			port,
+			tls: options.tls !== undefined,
+			heartbeatIntervalMs,
+			metricsPort: ops?.port,
+			instance: instanceId,
+			bus: bus.kind,
+		},
 		"signal server listening",
 	);
 
@@ -204,6 +241,7 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
 		}).then(async () => {
 			// Served until the end, so that /readyz says "shutting down" while clients leave.
 			await ops?.close();
+			await leaveBus();
 			logger.info({ port }, "signal server stopped");
 		});
 		return closing;
@@ -211,6 +249,7 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
 
 	return {
 		port,
+		instanceId,
 		metricsPort: ops?.port,
 		close,
 		stats: () => hub.stats(),

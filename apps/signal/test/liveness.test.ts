@@ -73,7 +73,12 @@ describe("liveness and backpressure", () => {
 		expect(refusal?.details).toMatch(/is not reading fast enough; message dropped/);
 		expect(delivered).toBeGreaterThan(0);
 		expect(delivered).toBeLessThan(2_000);
-		expect(srv.stats().sendsRefused).toEqual({ invalid: 0, not_connected: 0, recipient_slow: 1 });
+		expect(srv.stats().sendsRefused).toEqual({
+			invalid: 0,
+			not_connected: 0,
+			recipient_slow: 1,
+			cross_instance_unavailable: 0,
+		});
 		expect(srv.stats().messagesDelivered).toBe(delivered);
 
 		// The sender is unharmed and the rest of the server unaffected.

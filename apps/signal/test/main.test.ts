@@ -4,6 +4,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
 import { generateKeyPair } from "@starling/crypto";
+import { freeLoopbackPort } from "@starling/lab";
 import { SignalClient, type SignalError } from "@starling/signal-client";
 import { afterEach, describe, expect, it } from "vitest";
 
@@ -33,6 +34,8 @@ describe("starling-signal executable", () => {
 			["STARLING_LOG_LEVEL", "chatty"],
 			["STARLING_SIGNAL_HEARTBEAT_MS", "-1"],
 			["STARLING_SIGNAL_METRICS_LISTEN", "9091"],
+			["STARLING_NATS_URL", "http://nats.example:4222"],
+			["STARLING_NATS_URL", " , "],
 		] as const) {
 			const result = runWithEnv({ [name]: value });
 			expect(result.status).toBe(1);
@@ -41,6 +44,30 @@ describe("starling-signal executable", () => {
 			expect(lines[0]).toContain(name);
 			expect(result.stdout).toBe("");
 		}
+	});
+
+	it("never echoes a password from a bad STARLING_NATS_URL", () => {
+		const result = runWithEnv({ STARLING_NATS_URL: "nats://signal:hunter2@nats.example/path" });
+		expect(result.status).toBe(1);
+		expect(result.stderr).toContain("STARLING_NATS_URL");
+		expect(result.stderr).not.toContain("hunter2");
+	});
+
+	it("exits 1 with one line naming STARLING_NATS_URL and the server when NATS is unreachable", async () => {
+		const port = await freeLoopbackPort();
+		const result = runWithEnv({
+			STARLING_SIGNAL_LISTEN: "127.0.0.1:0",
+			STARLING_SIGNAL_METRICS_LISTEN: "off",
+			STARLING_LOG_FORMAT: "json",
+			STARLING_NATS_URL: `nats://signal:hunter2@127.0.0.1:${port}`,
+		});
+		expect(result.status).toBe(1);
+		const lines = `${result.stdout}${result.stderr}`.trim().split("\n");
+		expect(lines).toHaveLength(1);
+		expect(lines[0]).toContain("STARLING_NATS_URL");
+		expect(lines[0]).toContain(`nats://***@127.0.0.1:${port}`);
+		expect(lines[0]).not.toContain("hunter2");
+		expect(lines[0]).not.toContain("signal server listening");
 	});
 
 	it("serves on the configured address and shuts down cleanly on SIGTERM", async () => {

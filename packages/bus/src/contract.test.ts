@@ -130,6 +130,41 @@ describe("NATS bus against a server that goes away", () => {
 		expect((err as Error).message).not.toContain("\n");
 	});
 
+	it("authenticates with the user and password of the URL", async () => {
+		const guarded = await startNatsServer({ args: ["--user", "signal", "--pass", "hunter2"] });
+		try {
+			const bus = await NatsBus.connect({
+				servers: `nats://signal:hunter2@127.0.0.1:${guarded.port}`,
+				name: "t",
+			});
+			const echoed = bus.respond("echo", (p) => p);
+			expect(str(await bus.request("echo", text("hi"), 2_000))).toBe("hi");
+			echoed.unsubscribe();
+			await bus.close();
+			const refused = await NatsBus.connect({
+				servers: `nats://signal:wrong@127.0.0.1:${guarded.port}`,
+				name: "t",
+				connectTimeoutMs: 2_000,
+			}).catch((e: unknown) => e);
+			expect(refused).toBeInstanceOf(BusConnectError);
+			expect((refused as Error).message).toContain(`nats://***@127.0.0.1:${guarded.port}`);
+			expect((refused as Error).message).not.toContain("wrong");
+		} finally {
+			await guarded.stop();
+		}
+	});
+
+	it("never prints the password of a server URL it cannot reach", async () => {
+		const err = await NatsBus.connect({
+			servers: ["nats://signal:hunter2@127.0.0.1:1"],
+			name: "t",
+			connectTimeoutMs: 1_000,
+		}).catch((e: unknown) => e);
+		expect(err).toBeInstanceOf(BusConnectError);
+		expect((err as Error).message).toContain("nats://***@127.0.0.1:1");
+		expect((err as Error).message).not.toContain("hunter2");
+	});
+
 	it("reports each loss and return once, and carries on after the server restarts", async () => {
 		const own = await startNatsServer();
 		try {

@@ -30,7 +30,10 @@ interface Entry {
  */
 export class InProcessBus implements Bus {
 	readonly kind = "in-process" as const;
-	readonly #entries = new Set<Entry>();
+	/** Subscriptions to one concrete subject, by that subject: most are (e.g. one per peer key). */
+	readonly #exact = new Map<string, Set<Entry>>();
+	/** Subscriptions with `*` or `>`, matched one by one. */
+	readonly #wildcards = new Set<Entry>();
 	readonly #queueTurn = new Map<string, number>();
 	readonly #closeListeners = new Set<() => void>();
 	readonly #onHandlerError: (err: unknown, subject: string) => void;
@@ -121,7 +124,8 @@ export class InProcessBus implements Bus {
 	async close(): Promise<void> {
 		if (this.#closed) return;
 		this.#closed = true;
-		this.#entries.clear();
+		this.#exact.clear();
+		this.#wildcards.clear();
 		for (const listener of this.#closeListeners) listener();
 		this.#closeListeners.clear();
 	}
@@ -135,15 +139,31 @@ export class InProcessBus implements Bus {
 		if (!isSubscribeSubject(subject))
 			throw new Error(`invalid subject to subscribe to: '${subject}'`);
 		const entry: Entry = { pattern: subject, queue: options.queue, deliver };
-		this.#entries.add(entry);
-		return { unsubscribe: () => this.#entries.delete(entry) };
+		if (subject.includes("*") || subject.includes(">")) {
+			this.#wildcards.add(entry);
+			return { unsubscribe: () => this.#wildcards.delete(entry) };
+		}
+		let same = this.#exact.get(subject);
+		if (!same) {
+			same = new Set();
+			this.#exact.set(subject, same);
+		}
+		same.add(entry);
+		return {
+			unsubscribe: () => {
+				const current = this.#exact.get(subject);
+				if (!current?.delete(entry)) return;
+				if (current.size === 0) this.#exact.delete(subject);
+			},
+		};
 	}
 
 	/** Every plain subscriber that matches, and one member of each matching queue group (in turn). */
 	#pick(subject: string): Entry[] {
 		const picked: Entry[] = [];
 		const groups = new Map<string, Entry[]>();
-		for (const entry of this.#entries) {
+		const exact = this.#exact.get(subject) ?? [];
+		for (const entry of [...exact, ...this.#wildcards]) {
 			if (!subjectMatches(entry.pattern, subject)) continue;
 			if (entry.queue === undefined) picked.push(entry);
 			else {

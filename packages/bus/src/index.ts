@@ -13,4 +13,5 @@ export {
 } from "./bus.js";
 export { InProcessBus, type InProcessBusOptions } from "./in-process.js";
 export { NatsBus, type NatsBusOptions } from "./nats.js";
+export { type NatsCredentials, redactServerUrl, splitCredentials } from "./servers.js";
 export { isPublishSubject, isSubscribeSubject, subjectMatches } from "./subject.js";

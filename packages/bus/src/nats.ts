@@ -12,9 +12,13 @@ import {
 	BusUnavailableError,
 	type SubscribeOptions,
 } from "./bus.js";
+import { redactServerUrl, splitCredentials } from "./servers.js";
 
 export interface NatsBusOptions {
-	/** One or more `nats://host:port` URLs of one NATS cluster. */
+	/**
+	 * One or more `nats://host:port` URLs of one NATS cluster; credentials
+	 * as `nats://user:password@host:port` or `nats://token@host:port`.
+	 */
 	servers: string | string[];
 	/** The client name the server shows (e.g. "management-<instance id>"). */
 	name: string;
@@ -49,11 +53,15 @@ export class NatsBus implements Bus {
 
 	/** Connects once; throws BusConnectError naming the servers when none answers. */
 	static async connect(options: NatsBusOptions): Promise<NatsBus> {
-		const servers = Array.isArray(options.servers) ? options.servers : [options.servers];
+		const urls = Array.isArray(options.servers) ? options.servers : [options.servers];
+		const shown = urls.map(redactServerUrl).join(", ");
 		let nc: NatsConnection;
 		try {
+			// The client ignores credentials in a URL: they go in as options.
+			const { servers, credentials } = splitCredentials(urls);
 			nc = await connect({
 				servers,
+				...credentials,
 				name: options.name,
 				timeout: options.connectTimeoutMs ?? 5_000,
 				maxReconnectAttempts: -1,
@@ -65,7 +73,7 @@ export class NatsBus implements Bus {
 			});
 		} catch (err) {
 			throw new BusConnectError(
-				`cannot connect to NATS at ${servers.join(", ")}: ${(err as Error)?.message ?? err}`,
+				`cannot connect to NATS at ${shown}: ${(err as Error)?.message ?? err}`,
 			);
 		}
 		return new NatsBus(nc, options);

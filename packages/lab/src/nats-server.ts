@@ -25,7 +25,13 @@ export interface NatsServer {
  * the foreground as a child of the test. Servers a crashed earlier run left
  * are killed first. Throws (a test failure, not a skip) when it cannot start.
  */
-export async function startNatsServer(options: { port?: number } = {}): Promise<NatsServer> {
+export async function startNatsServer(
+	options: {
+		port?: number;
+		/** More nats-server arguments, e.g. `["--user", "u", "--pass", "p"]`. */
+		args?: string[];
+	} = {},
+): Promise<NatsServer> {
 	killOrphans(MARKER);
 	const port = options.port ?? (await freeLoopbackPort());
 	let child: ChildProcess | undefined;
@@ -36,7 +42,15 @@ export async function startNatsServer(options: { port?: number } = {}): Promise<
 		output = "";
 		const c = spawn(
 			"nats-server",
-			["-a", "127.0.0.1", "-p", String(port), "-n", `${MARKER}${process.pid}`],
+			[
+				"-a",
+				"127.0.0.1",
+				"-p",
+				String(port),
+				"-n",
+				`${MARKER}${process.pid}`,
+				...(options.args ?? []),
+			],
 			{ stdio: ["ignore", "pipe", "pipe"] },
 		);
 		child = c;

@@ -6,6 +6,7 @@ export * from "./gen/starling/v1/management.js";
 export * from "./gen/starling/v1/network_map.js";
 export * from "./gen/starling/v1/peer_negotiation.js";
 export * from "./gen/starling/v1/signal.js";
+export * from "./gen/starling/v1/signal_bus.js";
 
 /** Bumped when the sealed-body format or its semantics change incompatibly. */
 export const PROTOCOL_VERSION = 1;
