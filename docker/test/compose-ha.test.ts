@@ -9,15 +9,7 @@
 
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import {
-	chmodSync,
-	copyFileSync,
-	mkdirSync,
-	mkdtempSync,
-	readFileSync,
-	rmSync,
-	writeFileSync,
-} from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect as connectHttp2 } from "node:http2";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
@@ -26,7 +18,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, waitFor } from "../../apps/agent/test/fixture.js";
 import {
 	addRootUplink,
-	createTestCertificates,
+	createTestPki,
 	type Host,
 	Lab,
 	labUnavailable,
@@ -195,11 +187,15 @@ describe("docker compose `ha` deployment: HAProxy with TLS in front of two of ea
 		// The operator's certificate: here from a test CA, for the address agents use.
 		const pki = join(workDir, "pki");
 		mkdirSync(pki);
-		const certs = await createTestCertificates(pki, { names: [], ips: [publicHost] });
+		const certs = createTestPki(pki, { names: [publicHost] });
 		caFile = certs.caFile;
 		mkdirSync(tlsDir);
-		copyFileSync(certs.pemFile, join(tlsDir, "server.pem"));
-		chmodSync(join(tlsDir, "server.pem"), 0o600);
+		// HAProxy's `crt`: certificate then key in one file, root's, mode 0600.
+		writeFileSync(
+			join(tlsDir, "server.pem"),
+			readFileSync(certs.certFile, "utf8") + readFileSync(certs.keyFile, "utf8"),
+			{ mode: 0o600 },
+		);
 
 		writeFileSync(
 			envFile,

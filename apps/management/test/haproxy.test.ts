@@ -5,7 +5,7 @@
 // every request goes to the other, even before the checks notice; once it is
 // back on its port it takes requests again.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { connect as connectHttp2 } from "node:http2";
 import { request as httpsRequest } from "node:https";
 import { createRequire } from "node:module";
@@ -14,12 +14,12 @@ import type { TLSSocket } from "node:tls";
 import { pathToFileURL } from "node:url";
 import { generateKeyPair } from "@starling/crypto";
 import {
-	createTestCertificates,
+	createTestPki,
 	freeLoopbackPort,
 	type HaproxyBackend,
 	type RunningHaproxy,
 	startHaproxy,
-	type TestCertificates,
+	type TestPki,
 	waitFor,
 } from "@starling/lab";
 import { ManagementClient } from "@starling/management-client";
@@ -42,7 +42,9 @@ const instances: Instance[] = [];
 const proxies: RunningHaproxy[] = [];
 let plain: RunningHaproxy;
 let tls: RunningHaproxy;
-let certs: TestCertificates;
+let certs: TestPki;
+/** Certificate and key in one file, as HAProxy's `crt` takes them. */
+let pemFile = "";
 let adminToken = "";
 
 /** A management process on `port`, sharing the one data folder; resolves once it is ready. */
@@ -184,10 +186,18 @@ beforeAll(async () => {
 	instances.push(await startInstance("management-1", ports[0]!));
 	instances.push(await startInstance("management-2", ports[1]!));
 	adminToken = readFileSync(join(data.path, "admin-token"), "utf8").trim();
-	certs = await createTestCertificates(certDir.path, { names: ["localhost"], ips: ["127.0.0.1"] });
+	certs = createTestPki(certDir.path, { names: ["localhost", "127.0.0.1"] });
+	pemFile = join(certDir.path, "server.pem");
+	writeFileSync(
+		pemFile,
+		readFileSync(certs.certFile, "utf8") + readFileSync(certs.keyFile, "utf8"),
+		{
+			mode: 0o600,
+		},
+	);
 	plain = await startHaproxy({ backends: backends() });
 	proxies.push(plain);
-	tls = await startHaproxy({ backends: backends(), tlsPemFile: certs.pemFile });
+	tls = await startHaproxy({ backends: backends(), tlsPemFile: pemFile });
 	proxies.push(tls);
 	for (const proxy of proxies) {
 		for (const backend of ["management_grpc", "management_rest"]) {

@@ -61,6 +61,6 @@ export {
 	skipLabRequested,
 } from "./skip.js";
 export { STUN_PORT, type StunServerOptions, startStunServer } from "./stun.js";
-export { createTestCertificates, type TestCertificates } from "./test-ca.js";
+export { createTestPki, type TestPki, type TestPkiOptions } from "./test-pki.js";
 export { waitFor } from "./wait.js";
 export { startWireguardGo, type WireguardGoOptions } from "./wireguard-go.js";
