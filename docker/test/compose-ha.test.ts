@@ -228,12 +228,8 @@ describe("docker compose `ha` deployment: HAProxy with TLS in front of two of ea
 		const match = /Admin token \(shown once[^)]*\): (\S+)/.exec(logs);
 		if (!match) throw new Error(`no admin token in management-1's logs:\n${logs}`);
 		adminToken = match[1]!;
-		// The agents trust the test CA as an operator would tell them to. grpc-js takes its
-		// roots from GRPC_DEFAULT_SSL_ROOTS_FILE_PATH instead when that is set (some CI
-		// machines set it to the system bundle), so it is cleared for the daemons.
-		for (const a of agents) {
-			await a.startDaemon({ NODE_EXTRA_CA_CERTS: caFile, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: "" });
-		}
+		// The agents trust the test CA as an operator would tell them to.
+		for (const a of agents) await a.startDaemon({ NODE_EXTRA_CA_CERTS: caFile });
 	}, 420_000);
 
 	afterEach(async (context) => {

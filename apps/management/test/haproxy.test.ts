@@ -162,10 +162,8 @@ function loginOverTls(
 			client.close();
 		}`;
 	const env: NodeJS.ProcessEnv = { ...process.env };
+	// Some machines point it at the system bundle: the child trusts exactly what the test says.
 	delete env.NODE_EXTRA_CA_CERTS;
-	// grpc-js reads its roots from this file instead of Node's store when it is set
-	// (some CI machines set it): the child trusts exactly what the test says.
-	delete env.GRPC_DEFAULT_SSL_ROOTS_FILE_PATH;
 	if (trustTestCa) env.NODE_EXTRA_CA_CERTS = certs.caFile;
 	return new Promise((resolvePromise) => {
 		execFile(
