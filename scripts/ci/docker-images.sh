@@ -34,5 +34,9 @@ STARLING_DEBIAN_IMAGE=starling-ci/debian:bookworm-minbase
 STARLING_IMAGE_PREFIX=${STARLING_IMAGE_PREFIX:-starling-ci}
 STARLING_PUBLIC_HOST=build.invalid
 STARLING_RELAY_SECRET=unused-at-build-time
+STARLING_POSTGRES_PASSWORD=unused-at-build-time
 ENV
 docker-compose -f docker/docker-compose.yml --env-file "$work/build.env" build
+# The `ha` deployment shares management, signal, relay and coturn with the one
+# above (same image names); its own images are PostgreSQL, NATS and HAProxy.
+docker-compose -f docker/docker-compose.ha.yml --env-file "$work/build.env" build postgres nats haproxy

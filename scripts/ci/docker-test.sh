@@ -2,10 +2,13 @@
 # CI: the docker compose deployment end to end (docker/test/compose.test.ts).
 # Installs and starts Docker when needed (and stops a dockerd it started),
 # builds the images from source as users do (docker-images.sh), then runs the
-# test, which brings the stack up, joins two lab agents and one installed by
-# install.sh on a container booting systemd, restarts the stack and tears it
-# all down. About 6 minutes from cold, most of it the image build.
-#   usage: sh scripts/ci/docker-test.sh      (root; after `pnpm install` and `pnpm build`)
+# tests: compose.test.ts brings the default stack up, joins two lab agents and
+# one installed by install.sh on a container booting systemd, restarts the
+# stack and tears it all down; compose-ha.test.ts does the same with the `ha`
+# deployment (PostgreSQL, NATS, two of each service behind HAProxy with TLS)
+# and kills a management instance. About 6 minutes from cold, most of it the
+# image build, plus the `ha` test's own time (see docker/README.md).
+#   usage: sh scripts/ci/docker-test.sh [test files]     (root; after `pnpm install` and `pnpm build`)
 set -eu
 cd "$(dirname "$0")/../.."
 # On the project's Node 24, however it was called.
@@ -25,5 +28,6 @@ docker build -q -t starling-ci/systemd-host:local \
 STARLING_CI_AGENT_TARBALL="$(node scripts/release/build-agent.mjs --out "$release_dir" | tail -n 1)"
 export STARLING_CI_AGENT_TARBALL
 echo "docker-test: images and release ready after $(($(date +%s) - started)) s" >&2
-pnpm exec vitest run --config docker/test/vitest.config.ts
+# Arguments pick test files, e.g. docker/test/compose-ha.test.ts.
+pnpm exec vitest run --config docker/test/vitest.config.ts "$@"
 echo "docker-test: done in $(($(date +%s) - started)) s" >&2

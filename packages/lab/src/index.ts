@@ -8,6 +8,17 @@ export {
 	parseLabSubnet,
 	type Subnet,
 } from "./address.js";
+export { type HaproxyOptions, type RunningHaproxy, startHaproxy } from "./haproxy.js";
+export {
+	type HaproxyBackend,
+	type HaproxyConfig,
+	HaproxyConfigError,
+	type HaproxyHealthCheck,
+	type HaproxyServer,
+	type HaproxyServerState,
+	parseHaproxyStat,
+	renderHaproxyConfig,
+} from "./haproxy-config.js";
 export {
 	HOST_STATE_MOUNT,
 	type Host,
@@ -58,5 +69,6 @@ export {
 	skipLabRequested,
 } from "./skip.js";
 export { STUN_PORT, type StunServerOptions, startStunServer } from "./stun.js";
+export { createTestPki, type TestPki, type TestPkiOptions } from "./test-pki.js";
 export { waitFor } from "./wait.js";
 export { startWireguardGo, type WireguardGoOptions } from "./wireguard-go.js";
