@@ -86,11 +86,15 @@ export interface ManagementProcess {
 
 const MAIN = resolve(__dirname, "../dist/main.js");
 
-/** Starts the built binary (`pnpm build` first) as its own process; resolves once REST answers. */
+/**
+ * Starts the built binary (`pnpm build` first) as its own process on `port`
+ * (default: a free one); resolves once REST answers.
+ */
 export async function startInstanceProcess(
 	env: Record<string, string>,
+	port?: number,
 ): Promise<ManagementProcess> {
-	const port = await freeLoopbackPort();
+	port ??= await freeLoopbackPort();
 	const child = spawn(process.execPath, [MAIN], {
 		env: {
 			...process.env,

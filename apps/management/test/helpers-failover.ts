@@ -1,0 +1,313 @@
+// The scale-out deployment as real processes for the failover tests: one
+// PostgreSQL database, a nats-server, two management processes (the built
+// binary) and Debian's HAProxy in front of them, as the `ha` compose
+// deployment runs them; agents are real gRPC Sync clients through the proxy,
+// each on its own HTTP/2 connection. Every server is stopped by PID after the
+// test; one that cannot start fails the test.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { encodeKey, generateKeyPair, type KeyPair } from "@starling/crypto";
+import {
+	freeLoopbackPort,
+	type HaproxyBackend,
+	type NatsServer,
+	type PostgresCluster,
+	type RunningHaproxy,
+	startHaproxy,
+	startNatsServer,
+} from "@starling/lab";
+import { ManagementClient, type SyncStream } from "@starling/management-client";
+import type { NetworkMap } from "@starling/proto";
+import { computeNetworkMap } from "../src/core/network-map.js";
+import { AccessIndex } from "../src/core/policy.js";
+import { PostgresStore } from "../src/store/postgres/postgres-store.js";
+import { meta, tempDir } from "./helpers.js";
+import { type ManagementProcess, startInstanceProcess } from "./helpers-cluster.js";
+
+export const INSTANCE_NAMES = ["a", "b"] as const;
+export type InstanceName = (typeof INSTANCE_NAMES)[number];
+
+function haproxyBackends(ports: Record<InstanceName, number>): HaproxyBackend[] {
+	const servers = INSTANCE_NAMES.map((n) => ({ name: n, address: `127.0.0.1:${ports[n]}` }));
+	// Management answers HTTP/1.1 (REST, /readyz) and gRPC (HTTP/2) on one port.
+	const health = { path: "/readyz", protocol: "h1" } as const;
+	return [
+		{
+			name: "management_grpc",
+			protocol: "grpc",
+			pathPrefixes: ["/starling.v1.ManagementService/"],
+			servers,
+			health,
+		},
+		{ name: "management_rest", protocol: "http", pathPrefixes: [], servers, health },
+	];
+}
+
+export interface HaStack {
+	/** HAProxy's URL, for agents and REST. */
+	readonly url: string;
+	readonly proxy: RunningHaproxy;
+	readonly nats: NatsServer;
+	readonly dsn: string;
+	readonly token: string;
+	readonly accountId: string;
+	/** The running process of each instance (undefined while killed). */
+	process(name: InstanceName): ManagementProcess | undefined;
+	/** A direct URL of one instance (not through the proxy). */
+	directUrl(name: InstanceName): string;
+	/** SIGKILL, resolving once the process is gone. */
+	kill(name: InstanceName): Promise<void>;
+	/** Starts the instance again on its port, with its id; resolves once HAProxy has it UP. */
+	restart(name: InstanceName): Promise<void>;
+	rest(method: string, path: string, body?: unknown, base?: string): Promise<RestAnswer>;
+	/** A store on the same database, for reading what the instances committed. */
+	store(): Promise<PostgresStore>;
+	stop(): Promise<void>;
+}
+
+export interface RestAnswer {
+	status: number;
+	json: unknown;
+}
+
+/**
+ * Starts NATS, two instances (A first: it bootstraps the account) on a fresh
+ * database of `cluster`, and HAProxy; resolves once both servers are UP in
+ * both of HAProxy's backends.
+ */
+export async function startHaStack(cluster: PostgresCluster): Promise<HaStack> {
+	const cleanups: (() => Promise<void>)[] = [];
+	const stopAll = async () => {
+		for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+	};
+	try {
+		const dsn = await cluster.createDatabase();
+		const nats = await startNatsServer();
+		cleanups.push(() => nats.stop());
+		const data = tempDir("starling-failover-");
+		cleanups.push(async () => data.remove());
+		const tokenFile = join(data.path, "admin-token");
+		const ports = { a: await freeLoopbackPort(), b: await freeLoopbackPort() };
+		const envOf = (name: InstanceName) => ({
+			STARLING_STORE: "postgres",
+			STARLING_POSTGRES_DSN: dsn,
+			STARLING_NATS_URL: nats.url,
+			STARLING_INSTANCE_ID: name,
+			STARLING_ADMIN_TOKEN_FILE: tokenFile,
+		});
+		const running = new Map<InstanceName, ManagementProcess>();
+		const kill = async (name: InstanceName) => {
+			const p = running.get(name);
+			running.delete(name);
+			if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
+			const exited = new Promise((r) => p.child.once("exit", r));
+			p.child.kill("SIGKILL");
+			await exited;
+		};
+		cleanups.push(async () => {
+			for (const n of INSTANCE_NAMES) await kill(n);
+		});
+		for (const n of INSTANCE_NAMES) running.set(n, await startInstanceProcess(envOf(n), ports[n]));
+		const token = readFileSync(tokenFile, "utf8").trim();
+		const proxy = await startHaproxy({ backends: haproxyBackends(ports), checkIntervalMs: 200 });
+		cleanups.push(() => proxy.stop());
+		const waitUp = async (name: InstanceName) => {
+			for (const backend of ["management_grpc", "management_rest"]) {
+				await proxy.waitForServer(backend, name, "UP", 15_000);
+			}
+		};
+		for (const n of INSTANCE_NAMES) await waitUp(n);
+
+		const rest = async (
+			method: string,
+			path: string,
+			body?: unknown,
+			base = proxy.url,
+		): Promise<RestAnswer> => {
+			const res = await fetch(`${base}${path}`, {
+				method,
+				headers: {
+					authorization: `Token ${token}`,
+					...(body === undefined ? {} : { "content-type": "application/json" }),
+				},
+				body: body === undefined ? undefined : JSON.stringify(body),
+				signal: AbortSignal.timeout(5_000),
+			});
+			const text = await res.text();
+			return { status: res.status, json: text ? (JSON.parse(text) as unknown) : undefined };
+		};
+		const accounts = await rest("GET", "/api/accounts");
+		const accountId = (accounts.json as { id: string }[])[0]?.id;
+		if (accounts.status !== 200 || !accountId) {
+			throw new Error(`GET /api/accounts answered ${accounts.status}`);
+		}
+		const stores: PostgresStore[] = [];
+		cleanups.push(async () => {
+			for (const s of stores) await s.close();
+		});
+		return {
+			url: proxy.url,
+			proxy,
+			nats,
+			dsn,
+			token,
+			accountId,
+			process: (name) => running.get(name),
+			directUrl: (name) => `http://127.0.0.1:${ports[name]}`,
+			kill,
+			async restart(name) {
+				await kill(name);
+				running.set(name, await startInstanceProcess(envOf(name), ports[name]));
+				await waitUp(name);
+			},
+			rest,
+			async store() {
+				const s = await PostgresStore.open(dsn, { poolSize: 2 });
+				stores.push(s);
+				return s;
+			},
+			stop: stopAll,
+		};
+	} catch (err) {
+		await stopAll();
+		throw err;
+	}
+}
+
+/**
+ * A simulated agent: a real ManagementClient with its own HTTP/2 connection
+ * (its own subchannel pool), logged in once, keeping a Sync stream open and
+ * opening a new one when it ends, as the daemon does.
+ */
+export class SyncAgent {
+	readonly keyPair: KeyPair = generateKeyPair();
+	readonly publicKey = encodeKey(this.keyPair.publicKey);
+	readonly client: ManagementClient;
+	/** The map as last received on any stream. */
+	map: NetworkMap | undefined;
+	/** How many times a stream ended and was opened again. */
+	reconnects = 0;
+	private stream: SyncStream | undefined;
+	private closed = false;
+	private readonly listeners = new Set<() => void>();
+
+	constructor(
+		url: string,
+		readonly hostname: string,
+	) {
+		this.client = new ManagementClient({
+			url,
+			keyPair: this.keyPair,
+			timeoutMs: 5_000,
+			channelOptions: { "grpc.use_local_subchannel_pool": 1 },
+		});
+	}
+
+	/** Logs in (registering the peer) and opens the first Sync stream; resolves at its first map. */
+	async start(setupKey: string): Promise<void> {
+		await this.client.login(setupKey, meta(this.hostname));
+		await this.openStream();
+		await this.waitFor(() => true, 10_000);
+	}
+
+	private async openStream(): Promise<void> {
+		if (this.closed) return;
+		try {
+			this.stream = await this.client.sync(meta(this.hostname), {
+				onMap: (m) => {
+					this.map = m;
+					for (const l of this.listeners) l();
+				},
+				onEnd: () => this.reopen(),
+			});
+		} catch {
+			this.reopen();
+		}
+	}
+
+	private reopen(): void {
+		if (this.closed) return;
+		this.reconnects += 1;
+		setTimeout(() => void this.openStream(), 100 + Math.random() * 200);
+	}
+
+	/** Resolves once the current map satisfies `pred`; rejects after `timeoutMs` naming `what`. */
+	waitFor(
+		pred: (m: NetworkMap) => boolean,
+		timeoutMs: number,
+		what = "a map",
+	): Promise<NetworkMap> {
+		return new Promise((resolve, reject) => {
+			const check = () => {
+				if (this.map && pred(this.map)) {
+					this.listeners.delete(check);
+					clearTimeout(timer);
+					resolve(this.map);
+				}
+			};
+			const timer = setTimeout(() => {
+				this.listeners.delete(check);
+				reject(new Error(`${this.hostname}: no ${what} within ${timeoutMs} ms`));
+			}, timeoutMs);
+			this.listeners.add(check);
+			check();
+		});
+	}
+
+	close(): void {
+		this.closed = true;
+		this.stream?.close();
+		this.client.close();
+	}
+}
+
+/** Whether a gRPC or fetch failure is the kind a dead or unreachable instance causes. */
+export function isUnavailable(err: unknown): boolean {
+	const code = (err as { code?: unknown }).code;
+	return (
+		code === grpc.status.UNAVAILABLE ||
+		code === grpc.status.DEADLINE_EXCEEDED ||
+		err instanceof TypeError
+	);
+}
+
+/**
+ * What of a map the store decides: the peer itself, every visible peer (by
+ * key, without its last-seen time, which moves without a push) and the
+ * firewall rules; not the service endpoints or the serial.
+ */
+export function mapDigest(m: NetworkMap): string {
+	return JSON.stringify({
+		self: m.self,
+		network: m.network,
+		dnsDomain: m.dnsDomain,
+		peers: [...m.peers]
+			.sort((x, y) => x.wgPublicKey.localeCompare(y.wgPublicKey))
+			.map(({ lastSeenUnixMs: _, ...p }) => p),
+		firewallRules: m.firewallRules.map((r) => JSON.stringify(r)).sort(),
+	});
+}
+
+/** Each agent's map as the store says it should be (management's own map computation), by public key. */
+export async function mapsFromStore(
+	store: PostgresStore,
+	accountId: string,
+	publicKeys: readonly string[],
+): Promise<Map<string, NetworkMap>> {
+	const { account, peers, groups, policies } = await store.read(async (tx) => ({
+		account: await tx.getAccount(accountId),
+		peers: await tx.listPeers(accountId),
+		groups: await tx.listGroups(accountId),
+		policies: await tx.listPolicies(accountId),
+	}));
+	if (!account) throw new Error(`no account ${accountId} in the store`);
+	const index = AccessIndex.build(account, peers, { groups, policies });
+	const out = new Map<string, NetworkMap>();
+	for (const key of publicKeys) {
+		const viewer = index.indexOfKey(key);
+		if (viewer === undefined) throw new Error(`peer ${key} is not in the store`);
+		out.set(key, computeNetworkMap(index, viewer, { signal: { url: "" }, stunServers: [] }, 0));
+	}
+	return out;
+}
