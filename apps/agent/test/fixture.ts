@@ -23,18 +23,34 @@ export { waitFor } from "@starling/lab";
 export class ControlPlane {
 	management: LabProcess | undefined;
 	signal: LabProcess | undefined;
-	relay: LabProcess | undefined;
+	/** The relays, by index (ports 33080, 33081, ...). */
+	relays: (LabProcess | undefined)[] = [];
 	token = "";
 
 	stun: LabProcess | undefined;
 
 	constructor(
 		readonly host: Host,
-		private readonly options: { relay?: boolean; stun?: boolean } = {},
+		private readonly options: {
+			relay?: boolean;
+			/** How many relays to run (default 1 with `relay`); the map lists them all. */
+			relayCount?: number;
+			stun?: boolean;
+			/** Serve management and signal over TLS: their certificate files, and the CA file clients in the control host trust. */
+			tls?: {
+				management: { certFile: string; keyFile: string };
+				signal: { certFile: string; keyFile: string };
+				caFile: string;
+			};
+		} = {},
 	) {}
 
 	get url(): string {
-		return `http://${this.host.address}:33073`;
+		return `${this.options.tls ? "https" : "http"}://${this.host.address}:33073`;
+	}
+
+	get signalUrl(): string {
+		return `${this.options.tls ? "https" : "http"}://${this.host.address}:10000`;
 	}
 
 	get stunUrl(): string {
@@ -42,13 +58,27 @@ export class ControlPlane {
 	}
 
 	get relayUrl(): string {
-		return `ws://${this.host.address}:33080`;
+		return this.relayUrlOf(0);
+	}
+
+	relayUrlOf(index: number): string {
+		return `ws://${this.host.address}:${33080 + index}`;
+	}
+
+	get relayUrls(): string[] {
+		const count = this.options.relay ? (this.options.relayCount ?? 1) : 0;
+		return Array.from({ length: count }, (_, i) => this.relayUrlOf(i));
+	}
+
+	/** The first relay's process. */
+	get relay(): LabProcess | undefined {
+		return this.relays[0];
 	}
 
 	async start(): Promise<void> {
 		if (this.options.stun) await this.startStun();
 		await this.startSignal();
-		if (this.options.relay) await this.startRelay();
+		for (let i = 0; i < this.relayUrls.length; i++) await this.startRelay(i);
 		await this.startManagement();
 		this.token = (await this.host.exec("cat", ["/var/lib/starling/admin-token"])).stdout.trim();
 	}
@@ -61,20 +91,29 @@ export class ControlPlane {
 	async startSignal(): Promise<void> {
 		this.signal = this.host.spawn(NODE, [SIGNAL], {
 			name: "signal",
-			env: { STARLING_SIGNAL_LISTEN: `${this.host.address}:10000` },
+			env: {
+				STARLING_SIGNAL_LISTEN: `${this.host.address}:10000`,
+				...(this.options.tls
+					? {
+							STARLING_SIGNAL_TLS_CERT_FILE: this.options.tls.signal.certFile,
+							STARLING_SIGNAL_TLS_KEY_FILE: this.options.tls.signal.keyFile,
+						}
+					: {}),
+			},
 		});
 		await this.signal.waitForOutput(/listening|serving/i, 10_000);
 	}
 
-	async startRelay(): Promise<void> {
-		this.relay = this.host.spawn(NODE, [RELAY], {
-			name: "relay",
+	async startRelay(index = 0): Promise<void> {
+		const relay = this.host.spawn(NODE, [RELAY], {
+			name: index === 0 ? "relay" : `relay-${index}`,
 			env: {
-				STARLING_RELAY_LISTEN: `${this.host.address}:33080`,
+				STARLING_RELAY_LISTEN: `${this.host.address}:${33080 + index}`,
 				STARLING_RELAY_SECRET: RELAY_SECRET,
 			},
 		});
-		await this.relay.waitForOutput(/listening|serving/i, 10_000);
+		this.relays[index] = relay;
+		await relay.waitForOutput(/listening|serving/i, 10_000);
 	}
 
 	async startManagement(): Promise<void> {
@@ -83,11 +122,17 @@ export class ControlPlane {
 			env: {
 				STARLING_DATA_DIR: "/var/lib/starling/management",
 				STARLING_MANAGEMENT_LISTEN: `${this.host.address}:33073`,
-				STARLING_SIGNAL_URL: `http://${this.host.address}:10000`,
+				STARLING_SIGNAL_URL: this.signalUrl,
+				...(this.options.tls
+					? {
+							STARLING_MANAGEMENT_TLS_CERT_FILE: this.options.tls.management.certFile,
+							STARLING_MANAGEMENT_TLS_KEY_FILE: this.options.tls.management.keyFile,
+						}
+					: {}),
 				STARLING_ADMIN_TOKEN_FILE: "/var/lib/starling/admin-token",
 				STARLING_SYNC_FLUSH_MS: "20",
 				...(this.options.relay
-					? { STARLING_RELAY_URLS: this.relayUrl, STARLING_RELAY_SECRET: RELAY_SECRET }
+					? { STARLING_RELAY_URLS: this.relayUrls.join(","), STARLING_RELAY_SECRET: RELAY_SECRET }
 					: {}),
 				...(this.options.stun ? { STARLING_STUN_URLS: this.stunUrl } : {}),
 			},
@@ -102,7 +147,9 @@ export class ControlPlane {
 		body?: unknown,
 	): Promise<{ status: number; json: unknown }> {
 		const script = `fetch(${JSON.stringify(`${this.url}${path}`)}, {method: ${JSON.stringify(method)}, headers: {authorization: "Token " + ${JSON.stringify(this.token)}, "content-type": "application/json"}, body: ${body === undefined ? "undefined" : JSON.stringify(JSON.stringify(body))}}).then(async r => console.log(JSON.stringify({status: r.status, json: await r.json().catch(() => null)})))`;
-		const { stdout } = await this.host.exec(NODE, ["-e", script]);
+		const { stdout } = await this.host.exec(NODE, ["-e", script], {
+			env: this.options.tls ? { NODE_EXTRA_CA_CERTS: this.options.tls.caFile } : {},
+		});
 		return JSON.parse(stdout) as { status: number; json: unknown };
 	}
 

@@ -5,8 +5,10 @@ import { issueRelayCredential } from "@starling/relay-protocol";
 import {
 	ConfigError,
 	type ListenAddress,
+	loadTlsFiles,
 	parseListenAddress,
 	resolveSettings,
+	type TlsFiles,
 } from "@starling/service-runtime";
 import { z } from "zod";
 import { type IpamError, parseCidr } from "./core/ipam.js";
@@ -66,6 +68,8 @@ export const ManagementConfigSchema = z.object({
 	STARLING_POSTGRES_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
 	STARLING_MANAGEMENT_LISTEN: hostPort.default("127.0.0.1:33073"),
 	STARLING_MANAGEMENT_METRICS_LISTEN: metricsListen.default(DEFAULT_METRICS_LISTEN),
+	STARLING_MANAGEMENT_TLS_CERT_FILE: z.string().min(1).optional(),
+	STARLING_MANAGEMENT_TLS_KEY_FILE: z.string().min(1).optional(),
 	STARLING_PUBLIC_HOST: z
 		.string()
 		.refine(
@@ -111,6 +115,8 @@ export interface ManagementConfig {
 	/** The PostgreSQL database (STARLING_STORE=postgres), else undefined. */
 	postgres: { dsn: string; poolSize: number } | undefined;
 	listen: { host: string; port: number };
+	/** Certificate and key: serve gRPC and REST over TLS on the listen port; undefined: plaintext. */
+	tls: TlsFiles | undefined;
 	/** The operators' listener (/metrics, /healthz, /readyz); undefined when "off". */
 	metricsListen: ListenAddress | undefined;
 	signalUrl: string;
@@ -172,6 +178,12 @@ export function loadManagementConfig(env: NodeJS.ProcessEnv): ManagementConfig {
 		databasePath: join(c.STARLING_DATA_DIR, "management.db"),
 		postgres,
 		listen: splitHostPort(c.STARLING_MANAGEMENT_LISTEN),
+		tls: loadTlsFiles({
+			certVariable: "STARLING_MANAGEMENT_TLS_CERT_FILE",
+			certFile: c.STARLING_MANAGEMENT_TLS_CERT_FILE,
+			keyVariable: "STARLING_MANAGEMENT_TLS_KEY_FILE",
+			keyFile: c.STARLING_MANAGEMENT_TLS_KEY_FILE,
+		}),
 		// Validated above: an address or undefined ("off").
 		metricsListen: metricsListenOf(c.STARLING_MANAGEMENT_METRICS_LISTEN) as
 			| ListenAddress

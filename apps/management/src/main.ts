@@ -43,6 +43,7 @@ async function serve(): Promise<void> {
 					database: config.postgres
 						? `postgres ${serverOf(config.postgres.dsn)}`
 						: config.databasePath,
+					tls: config.tls !== undefined,
 				},
 				"management is serving gRPC and REST",
 			);
@@ -54,7 +55,7 @@ async function serve(): Promise<void> {
 						"",
 						"  Starling management: first start, an admin account was created.",
 						`  Admin token (shown once; only its hash is stored): ${running.bootstrap.plainToken}`,
-						`  Try: curl -H 'Authorization: Token <token>' http://${config.listen.host}:${running.port}/api/peers`,
+						`  Try: curl -H 'Authorization: Token <token>' ${config.tls ? "https" : "http"}://${config.listen.host}:${running.port}/api/peers`,
 						config.adminTokenFile ? `  Also written to ${config.adminTokenFile} (mode 0600).` : "",
 						"  Lost it? Mint another on the server: starling-management token create",
 						"",

@@ -1,10 +1,10 @@
 import { chmodSync, writeFileSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { generateKeyPair, type KeyPair } from "@starling/crypto";
 import type { Logger } from "@starling/log";
 import { exposeMetrics, type OpsServer, startOpsServer } from "@starling/service-runtime";
 import type { FastifyInstance } from "fastify";
+import { createApiListener } from "./api-listener.js";
 import { type BootstrapResult, bootstrapIfEmpty, getOrCreateServerKey } from "./app/accounts.js";
 import { type ManagementConfig, relayConfigFor } from "./config.js";
 import type { ServiceEndpoints } from "./core/network-map.js";
@@ -38,12 +38,10 @@ const MAX_GRPC_MESSAGE = 16 * 1024 * 1024;
 /** Unsent Sync bytes allowed in total and per stream before updates are held back. */
 const SYNC_OUTPUT_TOTAL_BYTES = 16 * 1024 * 1024;
 const SYNC_OUTPUT_STREAM_BYTES = 64 * 1024;
-const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /**
- * Starts management: gRPC for agents and the REST API on one TCP port. The
- * first bytes of each connection decide: the HTTP/2 preface goes to gRPC,
- * anything else to the HTTP/1.1 REST server.
+ * Starts management: gRPC for agents and the REST API on one TCP port,
+ * plaintext or TLS (api-listener.ts says how a connection finds its server).
  */
 export async function startManagement(
 	config: ManagementConfig,
@@ -123,13 +121,8 @@ export async function startManagement(
 	});
 	await rest.ready();
 
-	const sockets = new Set<Socket>();
-	const listener: Server = createServer((socket) => {
-		sockets.add(socket);
-		socket.on("close", () => sockets.delete(socket));
-		socket.on("error", () => socket.destroy());
-		routeConnection(socket, injector, rest);
-	});
+	const api = createApiListener(config.tls, injector, rest);
+	const listener = api.server;
 	await new Promise<void>((resolve, reject) => {
 		listener.once("error", reject);
 		listener.listen(config.listen.port, config.listen.host, () => {
@@ -171,38 +164,11 @@ export async function startManagement(
 				listener.close();
 				await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
 				await rest.close();
-				for (const s of sockets) s.destroy();
+				api.destroyConnections();
 				await ops?.close();
 				await store.close();
 			})();
 			return closing;
 		},
 	};
-}
-
-function routeConnection(
-	socket: Socket,
-	injector: grpc.ConnectionInjector,
-	rest: FastifyInstance,
-): void {
-	let head = Buffer.alloc(0);
-	const timer = setTimeout(() => socket.destroy(), 10_000);
-	const onData = (chunk: Buffer) => {
-		head = Buffer.concat([head, chunk]);
-		const n = Math.min(head.length, HTTP2_PREFACE.length);
-		const isHttp2 = head.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
-		if (isHttp2 && head.length < HTTP2_PREFACE.length) return;
-		socket.off("data", onData);
-		clearTimeout(timer);
-		socket.pause();
-		socket.unshift(head);
-		if (isHttp2) {
-			// The HTTP/2 session reads what is buffered on the socket itself.
-			injector.injectConnection(socket);
-		} else {
-			rest.server.emit("connection", socket);
-			socket.resume();
-		}
-	};
-	socket.on("data", onData);
 }

@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
 import { MIN_SECRET_BYTES } from "@starling/relay-protocol";
 import {
 	ConfigError,
 	type ListenAddress,
+	loadTlsFiles,
 	parseListenAddress,
 	resolveSettings,
 } from "@starling/service-runtime";
@@ -92,20 +92,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): RelayConfig {
 		throw new ConfigError(`${name} ${issue?.message ?? "is invalid"}${shown}`);
 	}
 	const c = parsed.data;
-	const certFile = c.STARLING_RELAY_TLS_CERT_FILE;
-	const keyFile = c.STARLING_RELAY_TLS_KEY_FILE;
-	if ((certFile === undefined) !== (keyFile === undefined)) {
-		throw new ConfigError(
-			"STARLING_RELAY_TLS_CERT_FILE and STARLING_RELAY_TLS_KEY_FILE must be set together",
-		);
-	}
-	const tls =
-		certFile !== undefined && keyFile !== undefined
-			? {
-					cert: readFileOrFail("STARLING_RELAY_TLS_CERT_FILE", certFile),
-					key: readFileOrFail("STARLING_RELAY_TLS_KEY_FILE", keyFile),
-				}
-			: undefined;
+	const tls = loadTlsFiles({
+		certVariable: "STARLING_RELAY_TLS_CERT_FILE",
+		certFile: c.STARLING_RELAY_TLS_CERT_FILE,
+		keyVariable: "STARLING_RELAY_TLS_KEY_FILE",
+		keyFile: c.STARLING_RELAY_TLS_KEY_FILE,
+	});
 	if (c.STARLING_RELAY_MAX_TOTAL_BUFFERED_BYTES < c.STARLING_RELAY_MAX_BUFFERED_BYTES) {
 		throw new ConfigError(
 			"STARLING_RELAY_MAX_TOTAL_BUFFERED_BYTES must be at least STARLING_RELAY_MAX_BUFFERED_BYTES",
@@ -123,15 +115,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): RelayConfig {
 		pingIntervalMs: c.STARLING_RELAY_PING_INTERVAL_MS,
 		logLevel: c.STARLING_LOG_LEVEL,
 	};
-}
-
-function readFileOrFail(name: string, path: string): Buffer {
-	try {
-		return readFileSync(path);
-	} catch (err) {
-		const why = err instanceof Error ? err.message : String(err);
-		throw new ConfigError(`${name} cannot be read: ${why}`);
-	}
 }
 
 /**

@@ -72,7 +72,10 @@ describe("relay configuration", () => {
 				},
 				/^STARLING_RELAY_MAX_TOTAL_BUFFERED_BYTES must be at least/,
 			],
-			[{ STARLING_RELAY_TLS_CERT_FILE: "/tmp/x" }, /must be set together/],
+			[
+				{ STARLING_RELAY_TLS_CERT_FILE: "/tmp/x" },
+				/^STARLING_RELAY_TLS_KEY_FILE is not set but STARLING_RELAY_TLS_CERT_FILE is/,
+			],
 			[
 				{
 					STARLING_RELAY_TLS_CERT_FILE: "/nonexistent/c",

@@ -2,8 +2,10 @@ import { redactServerUrl } from "@starling/bus";
 import {
 	ConfigError,
 	type ListenAddress,
+	loadTlsFiles,
 	parseListenAddress,
 	resolveSettings,
+	type TlsFiles,
 } from "@starling/service-runtime";
 import { z } from "zod";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "./limits.js";
@@ -20,6 +22,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface SignalConfig {
 	host: string;
 	port: number;
+	/** Certificate and key: serve gRPC over TLS (ALPN h2); undefined: plaintext. */
+	tls: TlsFiles | undefined;
 	/** The HTTP listener for health and metrics; undefined when set to "off". */
 	metricsListen: ListenAddress | undefined;
 	heartbeatIntervalMs: number;
@@ -35,6 +39,8 @@ export interface SignalConfig {
 export const SignalEnvSchema = z.object({
 	STARLING_SIGNAL_LISTEN: z.string().default(DEFAULT_LISTEN),
 	STARLING_SIGNAL_METRICS_LISTEN: z.string().default(DEFAULT_METRICS_LISTEN),
+	STARLING_SIGNAL_TLS_CERT_FILE: z.string().min(1).optional(),
+	STARLING_SIGNAL_TLS_KEY_FILE: z.string().min(1).optional(),
 	STARLING_LOG_LEVEL: z
 		.string()
 		.refine((v) => (LOG_LEVELS as readonly string[]).includes(v), {
@@ -76,6 +82,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): SignalConfig {
 	return {
 		host,
 		port,
+		tls: loadTlsFiles({
+			certVariable: "STARLING_SIGNAL_TLS_CERT_FILE",
+			certFile: c.STARLING_SIGNAL_TLS_CERT_FILE,
+			keyVariable: "STARLING_SIGNAL_TLS_KEY_FILE",
+			keyFile: c.STARLING_SIGNAL_TLS_KEY_FILE,
+		}),
 		metricsListen: parseMetricsListen(c.STARLING_SIGNAL_METRICS_LISTEN),
 		heartbeatIntervalMs: c.STARLING_SIGNAL_HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
 		logLevel: c.STARLING_LOG_LEVEL as LogLevel,

@@ -51,6 +51,7 @@ await runService({
 			server = await startSignalServer({
 				host: config.host,
 				port: config.port,
+				tls: config.tls,
 				metricsListen: config.metricsListen,
 				heartbeatIntervalMs: config.heartbeatIntervalMs,
 				logger,

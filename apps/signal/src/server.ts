@@ -45,6 +45,8 @@ export interface SignalServerOptions {
 	maxQueuedDeliveryFrames?: number;
 	/** How long close() waits for clients to go before cutting connections. Default 5 s. */
 	shutdownGraceMs?: number;
+	/** PEM certificate chain and key: serve gRPC over TLS (ALPN h2) instead of plaintext. */
+	tls?: { cert: Buffer; key: Buffer };
 	/** Where to serve /healthz, /readyz and /metrics over plain HTTP; none when unset. */
 	metricsListen?: ListenAddress;
 	/**
@@ -159,7 +161,14 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
 
 	const address = host.includes(":") ? `[${host}]:${requestedPort}` : `${host}:${requestedPort}`;
 	const port = await new Promise<number>((resolve, reject) => {
-		server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => {
+		const credentials = options.tls
+			? ServerCredentials.createSsl(
+					null,
+					[{ cert_chain: options.tls.cert, private_key: options.tls.key }],
+					false,
+				)
+			: ServerCredentials.createInsecure();
+		server.bindAsync(address, credentials, (err, bound) => {
 			if (err) reject(new Error(`cannot listen on ${address}: ${err.message}`));
 			else resolve(bound);
 		});
@@ -204,6 +213,7 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
 		{
 			host,
 			port,
+			tls: options.tls !== undefined,
 			heartbeatIntervalMs,
 			metricsPort: ops?.port,
 			instance: instanceId,

@@ -58,5 +58,6 @@ export {
 	skipLabRequested,
 } from "./skip.js";
 export { STUN_PORT, type StunServerOptions, startStunServer } from "./stun.js";
+export { createTestPki, type TestPki, type TestPkiOptions } from "./test-pki.js";
 export { waitFor } from "./wait.js";
 export { startWireguardGo, type WireguardGoOptions } from "./wireguard-go.js";

@@ -1,3 +1,4 @@
+import { createSecureContext } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 
 export interface GrpcTarget {
@@ -18,6 +19,17 @@ export function parseGrpcTarget(url: string): GrpcTarget {
 	if (!port || Number(port) > 65535) throw new Error(`service URL '${url}' needs a valid port`);
 	return {
 		address: `${m[2]}:${port}`,
-		credentials: tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(),
+		credentials: tls ? defaultTlsCredentials() : grpc.credentials.createInsecure(),
 	};
+}
+
+/**
+ * TLS credentials trusting this process's default CA certificates: Node's
+ * bundled ones, NODE_EXTRA_CA_CERTS, and whatever the process added with
+ * tls.setDefaultCACertificates (the agent adds the system store). Built on
+ * a context made here because grpc-js's createSsl() does not follow
+ * setDefaultCACertificates.
+ */
+export function defaultTlsCredentials(): grpc.ChannelCredentials {
+	return grpc.credentials.createFromSecureContext(createSecureContext());
 }

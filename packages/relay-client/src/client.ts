@@ -45,6 +45,8 @@ export type RelayClientEvents = {
 	tokenRefused: [RelayError];
 	/** An admitted connection ended; a reconnect follows unless the client is closed. */
 	disconnected: [RelayError];
+	/** An attempt failed before admission (relay unreachable, refused); another follows with backoff. */
+	attemptFailed: [RelayError];
 	/** The client stopped for good: after close() (no error) or a terminal error. */
 	closed: [RelayError | undefined];
 };
@@ -498,6 +500,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 			this.emit("disconnected", err);
 		} else {
 			this.logger.debug({ code: err.code, reason: err.reason }, "relay connection attempt failed");
+			this.emit("attemptFailed", err);
 		}
 		if (err.code === CloseCode.Replaced) {
 			this.finish(err);

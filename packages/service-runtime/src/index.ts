@@ -27,3 +27,4 @@ export {
 } from "./ops-server.js";
 export { parsePrometheusText } from "./prometheus-text.js";
 export { type Closable, runService, type ServiceOptions } from "./run-service.js";
+export { loadTlsFiles, type TlsFileSettings, type TlsFiles } from "./tls-files.js";

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { createSecureContext } from "node:tls";
 import {
 	type ChannelOptions,
 	type ClientDuplexStream,
@@ -120,7 +121,11 @@ export class SignalClient extends EventEmitter<SignalClientEvents> {
 			: {};
 		this.grpc = new SignalServiceClient(
 			target.address,
-			target.secure ? credentials.createSsl() : credentials.createInsecure(),
+			target.secure
+				? // This process's default CAs, also those added by tls.setDefaultCACertificates
+					// (which grpc-js's createSsl() does not follow).
+					credentials.createFromSecureContext(createSecureContext())
+				: credentials.createInsecure(),
 			{ ...channelBackoff, ...options.channelOptions },
 		);
 	}

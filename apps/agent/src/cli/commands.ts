@@ -8,6 +8,7 @@ import { createLogger } from "@starling/log";
 import { DaemonServiceClient, type UpProgress } from "@starling/proto";
 import { Agent } from "../daemon/agent.js";
 import { startDaemonServer } from "../daemon/daemon-server.js";
+import { trustSystemCertificates } from "../daemon/server-trust.js";
 import { StateDir } from "../daemon/state-dir.js";
 import { parseMetricsAddr, startMetricsServer } from "../metrics/metrics-server.js";
 import { CommandError, run } from "../system/exec.js";
@@ -105,6 +106,18 @@ async function serviceRun(args: string[]): Promise<void> {
 		throw new CliError((err as Error).message, 2);
 	}
 	const logger = createLogger("agent");
+	const trust = trustSystemCertificates();
+	if ("error" in trust) {
+		logger.warn(
+			{ error: trust.error },
+			"cannot read the system CA store; trusting Node's CAs and NODE_EXTRA_CA_CERTS only",
+		);
+	} else {
+		logger.info(
+			{ certificateAuthorities: trust.trusted },
+			"trusting the system CA store, Node's CAs and NODE_EXTRA_CA_CERTS",
+		);
+	}
 	const stateDir = new StateDir(
 		values["state-dir"] ?? process.env.STARLING_DATA_DIR ?? DEFAULT_STATE_DIR,
 	);

@@ -13,6 +13,11 @@ export interface ControlLoopEvents {
 	onMap(map: NetworkMap): void;
 	/** Management says this peer no longer exists (deleted or logged out elsewhere). */
 	onDeregistered(reason: string): void;
+	/**
+	 * A readable reason for an unreachable management, when there is one
+	 * (e.g. a refused TLS certificate), shown in status instead of grpc's.
+	 */
+	explainUnreachable?(): Promise<string | undefined>;
 }
 
 /**
@@ -97,6 +102,19 @@ export class ControlLoop {
 		}
 		const delay = backoffDelay(this.attempt++, this.backoff);
 		this.logger.warn({ error: this.lastError, retryInMs: delay }, "management sync lost; retrying");
+		if (error?.code === GrpcStatus.UNAVAILABLE && this.events.explainUnreachable) {
+			const failed = this.lastError;
+			void this.events.explainUnreachable().then(
+				(reason) => {
+					// Only if nothing happened meanwhile (reconnected, stopped, another failure).
+					if (reason && !this.connected && !this.stopped && this.lastError === failed) {
+						this.lastError = reason;
+						this.logger.warn({ error: reason }, "management sync lost");
+					}
+				},
+				() => undefined,
+			);
+		}
 		this.timer = setTimeout(() => void this.open(), delay);
 	}
 }

@@ -13,6 +13,8 @@ export type AgentErrorKind =
 	| "host-not-ready"
 	/** Management is unreachable, or sent no map in time. */
 	| "management-unreachable"
+	/** Management or signal presented a TLS certificate this machine does not accept. */
+	| "server-not-trusted"
 	/** Management refused the login (wrong or used-up setup key, peer removed). */
 	| "login-refused"
 	/** Management answered the login with another error. */

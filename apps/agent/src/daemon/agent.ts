@@ -29,6 +29,7 @@ import { selectBackend, type WireGuardBackend } from "../wireguard/backend.js";
 import { WireGuardDevice } from "../wireguard/device.js";
 import { AgentError } from "./agent-error.js";
 import { type BringUpSteps, bringUp } from "./bring-up.js";
+import { describeRefusal, probeCertificate } from "./server-trust.js";
 import type { AgentConfig, StateDir, WireGuardBackendPreference } from "./state-dir.js";
 
 export const WIREGUARD_MTU = 1280;
@@ -113,6 +114,12 @@ export class Agent {
 			} catch (err) {
 				if (err instanceof AgentError && err.kind === "already-up") return;
 				if (!this.options.stateDir.loadConfig().wantUp) return;
+				if (err instanceof AgentError && err.kind === "server-not-trusted") {
+					// Trust is read when the daemon starts: retrying cannot fix it, a
+					// restart after the CA is installed does. Status shows the line.
+					this.options.logger.error({ error: err.message }, "coming back up failed; not retrying");
+					return;
+				}
 				const delay = backoffDelay(attempt, RESTORE_RETRY);
 				this.options.logger.warn(
 					{ error: (err as Error).message, retryInMs: delay },
@@ -169,7 +176,7 @@ export class Agent {
 		try {
 			return await client.login(setupKey, this.meta());
 		} catch (err) {
-			throw loginError(err, config.managementUrl);
+			throw await managementError(err, config.managementUrl);
 		}
 	}
 
@@ -335,6 +342,10 @@ export class Agent {
 							firstMap?.();
 						},
 						onDeregistered: (reason) => void this.deregistered(reason),
+						explainUnreachable: async () => {
+							const refusal = await probeCertificate(config.managementUrl);
+							return refusal && describeRefusal("management", config.managementUrl, refusal);
+						},
 					},
 					logger.child({ component: "control" }),
 				);
@@ -350,6 +361,11 @@ export class Agent {
 				"management-unreachable",
 				`no network map from ${config.managementUrl} within 10 s`,
 			);
+		}
+		const signalUrl = this.networkMap?.signal?.url ?? "";
+		const refusal = await probeCertificate(signalUrl);
+		if (refusal) {
+			throw new AgentError("server-not-trusted", describeRefusal("signal", signalUrl, refusal));
 		}
 		await engine.settled();
 		return { config, keyPair, client, login, backend, engine, control };
@@ -461,7 +477,7 @@ export class Agent {
 				await client.logout();
 			} catch (err) {
 				if (!(err instanceof ManagementCallError && err.code === GrpcStatus.NOT_FOUND))
-					throw loginError(err, config.managementUrl);
+					throw await managementError(err, config.managementUrl);
 			} finally {
 				client.close();
 				this.options.stateDir.saveConfig({ ...config, wantUp: false });
@@ -474,9 +490,7 @@ export class Agent {
 		const config = r?.config ?? this.options.stateDir.loadConfig();
 		const keyPair = r?.keyPair ?? this.options.stateDir.loadOrCreateKeyPair();
 		const relay = r?.engine.relayStatus() ?? { url: "", connected: false, error: "" };
-		const peers = r
-			? (await r.engine.peerStatuses()).map((p) => ({ ...p, relayUrl: relay.url }))
-			: [];
+		const peers = r ? await r.engine.peerStatuses() : [];
 		const management = r?.control.status ?? {
 			url: config.managementUrl,
 			connected: false,
@@ -526,14 +540,10 @@ export class Agent {
 			);
 		}
 		const map = this.networkMap;
-		const relay = r.engine.relayStatus();
 		return {
 			stunServers: map?.stunServers.map((s) => s.uri) ?? [],
 			relayUrls: map?.relay?.urls ?? [],
-			relayAdmission: (url) =>
-				url === relay.url
-					? { admitted: relay.connected, error: relay.connected ? "" : relay.error || "connecting" }
-					: undefined,
+			relayAdmission: (url) => r.engine.relayAdmission(url),
 			peers: await r.engine.peerStatuses(),
 		};
 	}
@@ -542,6 +552,23 @@ export class Agent {
 	async shutdown(): Promise<void> {
 		await this.serial(() => this.teardown());
 	}
+}
+
+/**
+ * A failed management call as the agent's error; an unreachable https://
+ * server is checked for a refused certificate first, so the user reads that
+ * instead of grpc's "No connection established".
+ */
+async function managementError(err: unknown, url: string): Promise<AgentError> {
+	if (
+		err instanceof ManagementCallError &&
+		(err.code === GrpcStatus.UNAVAILABLE || err.code === GrpcStatus.DEADLINE_EXCEEDED)
+	) {
+		const refusal = await probeCertificate(url);
+		if (refusal)
+			return new AgentError("server-not-trusted", describeRefusal("management", url, refusal));
+	}
+	return loginError(err, url);
 }
 
 function loginError(err: unknown, url: string): AgentError {

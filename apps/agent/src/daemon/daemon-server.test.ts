@@ -16,6 +16,7 @@ describe("the daemon's gRPC edge", () => {
 			"management-unreachable": grpc.status.UNAVAILABLE,
 			"login-refused": grpc.status.PERMISSION_DENIED,
 			"login-failed": grpc.status.FAILED_PRECONDITION,
+			"server-not-trusted": grpc.status.FAILED_PRECONDITION,
 			"permission-denied": grpc.status.PERMISSION_DENIED,
 			internal: grpc.status.INTERNAL,
 		};

@@ -21,6 +21,7 @@ export function grpcStatusOf(kind: AgentErrorKind): grpc.status {
 		case "not-up":
 		case "host-not-ready":
 		case "login-failed":
+		case "server-not-trusted":
 			return grpc.status.FAILED_PRECONDITION;
 		case "management-unreachable":
 			return grpc.status.UNAVAILABLE;

@@ -91,6 +91,7 @@ export class Engine {
 		this.relay = new RelayLink<PeerState>({
 			create: options.relays,
 			logger: logger.child({ component: "relay" }),
+			selfPublicKey: options.keyPair.publicKey,
 			peer: current,
 			peers: () => this.peers.values(),
 			nameOf: (state) => state.remote.name,
@@ -249,21 +250,25 @@ export class Engine {
 	async peerStatuses(): Promise<PeerStatus[]> {
 		await this.monitor.refresh(true);
 		const now = Date.now();
-		const relayUrl = this.relay.url;
 		return [...this.peers.values()]
-			.map((state) =>
-				peerStatusOf({
-					now,
-					remote: state.remote,
-					conn: state.conn.snapshot(),
-					path: state.path,
-					relayEndpoint: this.relay.endpointOf(state.key),
+			.map((state) => {
+				// Each pair meets on its own relay (relay-choice.ts).
+				const relayUrl = this.relay.relayUrlOf(state.key) ?? "";
+				return {
+					...peerStatusOf({
+						now,
+						remote: state.remote,
+						conn: state.conn.snapshot(),
+						path: state.path,
+						relayEndpoint: this.relay.endpointOf(state.key),
+						relayUrl,
+						wg: this.monitor.wgOf(state.key),
+						probeRttMs: state.probe?.watch.rttMs,
+						ice: this.ice.stats(state.key),
+					}),
 					relayUrl,
-					wg: this.monitor.wgOf(state.key),
-					probeRttMs: state.probe?.watch.rttMs,
-					ice: this.ice.stats(state.key),
-				}),
-			)
+				};
+			})
 			.sort((a, b) => a.name.localeCompare(b.name));
 	}
 
@@ -271,8 +276,14 @@ export class Engine {
 		return this.signal.status();
 	}
 
+	/** The relay most peers are on (status shows one). */
 	relayStatus(): { url: string; connected: boolean; error: string } {
 		return this.relay.status();
+	}
+
+	/** Whether the agent is admitted on a relay it holds; undefined when it holds none to it. */
+	relayAdmission(url: string): { admitted: boolean; error: string } | undefined {
+		return this.relay.admission(url);
 	}
 
 	/** Stops every connection, ICE session and timer. The caller removes the interface. */

@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { generateKeyPair } from "@starling/crypto";
 import { createLogger } from "@starling/log";
 import { describe, expect, it } from "vitest";
+import { rankRelaysForPair } from "./relay-choice.js";
 import { type RelayBridge, type RelayConnection, RelayLink, type RelayPeer } from "./relay-link.js";
 
 class FakeRelay extends EventEmitter implements RelayConnection {
@@ -46,6 +47,7 @@ class FakeBridge implements RelayBridge {
 
 const peerA: RelayPeer = { key: "a", publicKey: generateKeyPair().publicKey };
 const peerB: RelayPeer = { key: "b", publicKey: generateKeyPair().publicKey };
+const self = generateKeyPair();
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 function setup() {
@@ -59,6 +61,7 @@ function setup() {
 			return m;
 		},
 		logger: createLogger("relay-link-test", { level: "silent" }),
+		selfPublicKey: self.publicKey,
 		peer: (key) => peers.get(key),
 		peers: () => peers.values(),
 		nameOf: (peer) => `peer ${peer.key}`,
@@ -137,5 +140,58 @@ describe("RelayLink", () => {
 		await tick();
 		expect(made[0]?.client.closed).toBe(true);
 		expect(link.status().url).toBe("");
+	});
+
+	it("puts each pair on its ranked relay, moves it when that relay goes down, and back when it returns", async () => {
+		const { link, made, peers, endpoints } = setup();
+		const urls = ["ws://relay-1:33080", "ws://relay-2:33080"];
+		const key = (k: Uint8Array) => Buffer.from(k).toString("base64");
+		const [first, second] = rankRelaysForPair(urls, key(self.publicKey), key(peerA.publicKey));
+		link.follow({ urls, token: "t1" } as never);
+		await tick();
+		// Only the relay a's pair meets on is connected.
+		expect(made.map((m) => m.client.url)).toEqual([first]);
+		expect(link.relayUrlOf("a")).toBe(first);
+		const onFirst = made[0]!;
+		onFirst.client.state = "ready";
+		onFirst.client.emit("ready");
+
+		// The relay dies: a moves to the next relay of its ranking, the dead one is kept retrying.
+		onFirst.client.state = "waiting";
+		onFirst.client.emit("disconnected", new Error("connection closed"));
+		await tick();
+		expect(made.map((m) => m.client.url)).toEqual([first, second]);
+		expect(link.relayUrlOf("a")).toBe(second);
+		expect(onFirst.bridge.removed).toEqual([peerA.publicKey]);
+		expect(onFirst.client.closed).toBe(false);
+		expect(endpoints).toEqual([
+			["a", "127.0.0.1:50000"],
+			["a", undefined],
+			["a", "127.0.0.1:50000"],
+		]);
+
+		// It comes back: a returns to it, and the second relay, now needed by no one, is closed.
+		onFirst.client.state = "ready";
+		onFirst.client.emit("ready");
+		await tick();
+		expect(link.relayUrlOf("a")).toBe(first);
+		expect(made[1]?.client.closed).toBe(true);
+		expect(link.admission(first!)).toEqual({ admitted: true, error: "" });
+		expect(link.admission(second!)).toBeUndefined();
+		peers.delete("a");
+		link.detach(peerA);
+		await tick();
+		expect(onFirst.client.closed).toBe(true);
+	});
+
+	it("moves away from a relay that cannot be reached at all", async () => {
+		const { link, made } = setup();
+		const urls = ["ws://relay-1:33080", "ws://relay-2:33080"];
+		link.follow({ urls, token: "t1" } as never);
+		const preferred = link.relayUrlOf("a");
+		made[0]?.client.emit("attemptFailed", new Error("ECONNREFUSED"));
+		expect(link.relayUrlOf("a")).not.toBe(preferred);
+		expect(link.relayUrlOf("a")).toBeDefined();
+		expect(made[0]?.client.closed).toBe(false);
 	});
 });
