@@ -5,12 +5,14 @@ import { runService } from "@starling/service-runtime";
 import { createPersonalAccessToken, MAX_TOKEN_DAYS } from "./app/tokens.js";
 import { ConfigError, loadManagementConfig } from "./config.js";
 import { startManagement } from "./server.js";
+import { CopyError, copySqliteToPostgres } from "./store/copy/copy-sqlite-to-postgres.js";
 import { openStore } from "./store/open-store.js";
 import { serverOf } from "./store/postgres/postgres-store.js";
 import { StoreUnavailableError } from "./store/store.js";
 
 const USAGE = `usage: starling-management [serve]
        starling-management token create [--user USER_ID] [--name NAME] [--expires-in-days N]
+       starling-management migrate --from sqlite:PATH --to postgres:DSN
 
 Configuration comes from STARLING_* environment variables and the optional JSON file
 named by STARLING_CONFIG_FILE (same names; the environment wins); see docker/README.md.`;
@@ -104,10 +106,56 @@ async function createToken(args: string[]): Promise<void> {
 	}
 }
 
+/**
+ * Copies a SQLite installation into an empty PostgreSQL database (one
+ * transaction); the source is only read. One line says what happened.
+ */
+async function migrateStore(args: string[]): Promise<void> {
+	const { values } = parseArgs({
+		args,
+		options: { from: { type: "string" }, to: { type: "string" } },
+		strict: true,
+	});
+	const from = values.from ?? "";
+	const to = values.to ?? "";
+	if (!from.startsWith("sqlite:") || from.length === "sqlite:".length) {
+		fail("--from must be sqlite:PATH (the management.db of the installation to copy)");
+	}
+	if (!to.startsWith("postgres:"))
+		fail("--to must be postgres:DSN, e.g. postgres:postgres://user:password@host:5432/starling");
+	const dsn = to.slice("postgres:".length);
+	try {
+		const url = new URL(dsn);
+		if (
+			!["postgres:", "postgresql:"].includes(url.protocol) ||
+			!url.hostname ||
+			url.pathname.length <= 1
+		) {
+			throw new Error("bad");
+		}
+	} catch {
+		fail("--to: expected postgres:postgres://user:password@host:5432/database");
+	}
+	try {
+		const result = await copySqliteToPostgres(from.slice("sqlite:".length), dsn);
+		const total = Object.values(result.rows).reduce((a, b) => a + b, 0);
+		const detail = Object.entries(result.rows)
+			.map(([table, n]) => `${table} ${n}`)
+			.join(", ");
+		process.stdout.write(
+			`starling-management: migrated ${total} rows to ${result.target}; the target is complete (${detail}); the source is untouched\n`,
+		);
+	} catch (err) {
+		if (err instanceof CopyError) fail(`${err.message}; the source is untouched`);
+		throw err;
+	}
+}
+
 async function main(argv: string[]): Promise<void> {
 	const [command = "serve", sub, ...rest] = argv;
 	if (command === "serve") return serve();
 	if (command === "token" && sub === "create") return createToken(rest);
+	if (command === "migrate") return migrateStore(argv.slice(1));
 	if (command === "--help" || command === "-h" || command === "help") {
 		process.stdout.write(`${USAGE}\n`);
 		return;

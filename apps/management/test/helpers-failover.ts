@@ -76,7 +76,17 @@ export interface RestAnswer {
  * database of `cluster`, and HAProxy; resolves once both servers are UP in
  * both of HAProxy's backends.
  */
-export async function startHaStack(cluster: PostgresCluster): Promise<HaStack> {
+export interface HaStackOptions {
+	/** Where HAProxy listens (default 127.0.0.1): a root uplink's address for lab agents. */
+	proxyAddress?: string;
+	/** More settings for both instances (e.g. STARLING_SIGNAL_URL). */
+	env?: Record<string, string>;
+}
+
+export async function startHaStack(
+	cluster: PostgresCluster,
+	options: HaStackOptions = {},
+): Promise<HaStack> {
 	const cleanups: (() => Promise<void>)[] = [];
 	const stopAll = async () => {
 		for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
@@ -95,6 +105,7 @@ export async function startHaStack(cluster: PostgresCluster): Promise<HaStack> {
 			STARLING_NATS_URL: nats.url,
 			STARLING_INSTANCE_ID: name,
 			STARLING_ADMIN_TOKEN_FILE: tokenFile,
+			...options.env,
 		});
 		const running = new Map<InstanceName, ManagementProcess>();
 		const kill = async (name: InstanceName) => {
@@ -110,7 +121,11 @@ export async function startHaStack(cluster: PostgresCluster): Promise<HaStack> {
 		});
 		for (const n of INSTANCE_NAMES) running.set(n, await startInstanceProcess(envOf(n), ports[n]));
 		const token = readFileSync(tokenFile, "utf8").trim();
-		const proxy = await startHaproxy({ backends: haproxyBackends(ports), checkIntervalMs: 200 });
+		const proxy = await startHaproxy({
+			backends: haproxyBackends(ports),
+			checkIntervalMs: 200,
+			address: options.proxyAddress,
+		});
 		cleanups.push(() => proxy.stop());
 		const waitUp = async (name: InstanceName) => {
 			for (const backend of ["management_grpc", "management_rest"]) {

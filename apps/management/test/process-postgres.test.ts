@@ -102,6 +102,64 @@ describe("management process on PostgreSQL", () => {
 		expect(lines[0]).not.toContain("s3cret");
 	});
 
+	it("two instances starting at once on an empty database: migrated once, one first account, one server key both serve", async () => {
+		const dsn = await cluster.createDatabase();
+		const started = await Promise.all(
+			[0, 1].map(async () => {
+				const dir = tempDir();
+				dirs.push(dir);
+				const port = await freePort();
+				const child = spawn(process.execPath, [MAIN], {
+					env: {
+						...process.env,
+						STARLING_DATA_DIR: dir.path,
+						STARLING_STORE: "postgres",
+						STARLING_POSTGRES_DSN: dsn,
+						STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
+						STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
+					},
+					stdio: ["ignore", "pipe", "pipe"],
+				});
+				children.push(child);
+				let stdout = "";
+				let stderr = "";
+				child.stdout?.on("data", (d: Buffer) => {
+					stdout += d.toString();
+				});
+				child.stderr?.on("data", (d: Buffer) => {
+					stderr += d.toString();
+				});
+				for (let i = 0; !stdout.includes("management is serving"); i++) {
+					if (child.exitCode !== null) throw new Error(`management exited early: ${stderr}`);
+					if (i > 600) throw new Error(`management did not start within 30 s: ${stderr}`);
+					await new Promise((r) => setTimeout(r, 50));
+				}
+				return { url: `http://127.0.0.1:${port}`, stderr: () => stderr };
+			}),
+		);
+		const tokens = started.flatMap((s) => [...s.stderr().matchAll(/Admin token[^:]*: (stp_\S+)/g)]);
+		expect(tokens).toHaveLength(1);
+		const keys = await Promise.all(
+			started.map(async (s) => {
+				const client = new ManagementClient({ url: s.url, keyPair: generateKeyPair() });
+				try {
+					return Buffer.from(await client.getServerKey()).toString("hex");
+				} finally {
+					client.close();
+				}
+			}),
+		);
+		expect(keys[0]).toBe(keys[1]);
+		// The one admin token works on both.
+		for (const s of started) {
+			const res = await fetch(`${s.url}/api/users`, {
+				headers: { authorization: `Token ${tokens[0]![1]}` },
+			});
+			expect(res.status).toBe(200);
+			expect(((await res.json()) as unknown[]).length).toBe(1);
+		}
+	}, 90_000);
+
 	it("PostgreSQL lost under a running management: REST 503, gRPC UNAVAILABLE, one log line each way, back without a restart", async () => {
 		const dir = tempDir();
 		dirs.push(dir);

@@ -24,11 +24,16 @@ const execFileAsync = promisify(execFile);
 export type HaproxyOptions = Omit<HaproxyConfig, "listen" | "adminSocket"> & {
 	/** Default: a free loopback port. */
 	port?: number;
+	/**
+	 * The address it listens on. Default 127.0.0.1; a root uplink's address
+	 * (`addRootUplink`) lets lab namespaces reach it.
+	 */
+	address?: string;
 };
 
 export interface RunningHaproxy {
 	readonly port: number;
-	/** `http://127.0.0.1:<port>`, or `https://` with a TLS PEM file. */
+	/** `http://<address>:<port>`, or `https://` with a TLS PEM file. */
 	readonly url: string;
 	readonly pid: number;
 	/** The haproxy.cfg it runs. */
@@ -78,6 +83,7 @@ function adminCommand(socketPath: string, command: string): Promise<string> {
 export async function startHaproxy(options: HaproxyOptions): Promise<RunningHaproxy> {
 	clearLeftovers();
 	const port = options.port ?? (await freeLoopbackPort());
+	const address = options.address ?? "127.0.0.1";
 	const dir = mkdtempSync(join(tmpdir(), `${MARKER}${process.pid}-`));
 	const adminSocket = join(dir, "admin.sock");
 	const configPath = join(dir, "haproxy.cfg");
@@ -97,10 +103,10 @@ export async function startHaproxy(options: HaproxyOptions): Promise<RunningHapr
 	};
 
 	try {
-		const { port: _port, ...rest } = options;
+		const { port: _port, address: _address, ...rest } = options;
 		const configText = renderHaproxyConfig({
 			...rest,
-			listen: { address: "127.0.0.1", port },
+			listen: { address, port },
 			adminSocket,
 		});
 		writeFileSync(configPath, configText);
@@ -136,7 +142,7 @@ export async function startHaproxy(options: HaproxyOptions): Promise<RunningHapr
 		const states = async () => parseHaproxyStat(await adminCommand(adminSocket, "show stat"));
 		return {
 			port,
-			url: `${options.tlsPemFile ? "https" : "http"}://127.0.0.1:${port}`,
+			url: `${options.tlsPemFile ? "https" : "http"}://${address}:${port}`,
 			get pid() {
 				return c.pid ?? 0;
 			},

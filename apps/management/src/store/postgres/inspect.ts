@@ -1,5 +1,5 @@
 import pg from "pg";
-import { DATA_TABLES } from "../sql/schema.js";
+import { DATA_TABLES, RUNNING_STATE_TABLES } from "../sql/schema.js";
 
 // For tests only: looks at a PostgreSQL store's database through a
 // connection of its own (never the store's pool), the counterpart of
@@ -7,7 +7,7 @@ import { DATA_TABLES } from "../sql/schema.js";
 // search every stored value for a secret. One connection per inspector,
 // opened on first use: property tests compare dumps around every request.
 
-const TABLES: readonly string[] = [...DATA_TABLES, "schema_migrations"];
+const TABLES: readonly string[] = [...DATA_TABLES, ...RUNNING_STATE_TABLES, "schema_migrations"];
 
 export class PostgresInspector {
 	private client: Promise<pg.Client> | undefined;
@@ -52,7 +52,7 @@ export class PostgresInspector {
 	async databaseContains(needle: string): Promise<boolean> {
 		const client = await this.connection();
 		const bytes = Buffer.from(needle, "utf8");
-		for (const t of DATA_TABLES) {
+		for (const t of [...DATA_TABLES, ...RUNNING_STATE_TABLES]) {
 			const { rows } = await client.query(`SELECT * FROM "${t}"`);
 			for (const r of rows as Record<string, unknown>[]) {
 				for (const v of Object.values(r)) {

@@ -180,3 +180,9 @@ export const DATA_TABLES = [
 	"policies",
 	"audit_events",
 ] as const satisfies readonly (keyof StoreSchema)[];
+
+/** The tables of running instances' state, rebuilt as instances start and agents reconnect (migration 5). */
+export const RUNNING_STATE_TABLES = [
+	"management_instances",
+	"sync_sessions",
+] as const satisfies readonly (keyof StoreSchema)[];
