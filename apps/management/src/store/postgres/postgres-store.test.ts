@@ -6,7 +6,7 @@ import * as f from "../conformance/fixtures.js";
 import { postgresDialect } from "../sql/dialect.js";
 import type { SharedMigration } from "../sql/migrations.js";
 import { type Store, StoreUnavailableError } from "../store.js";
-import { PostgresStore } from "./postgres-store.js";
+import { MAX_WRITE_ATTEMPTS, PostgresStore } from "./postgres-store.js";
 
 // The store conformance suite and PostgreSQL-only checks on a real
 // PostgreSQL 15 cluster started for this file (packages/lab/src/postgres.ts):
@@ -48,6 +48,57 @@ describe("PostgresStore", () => {
 				/inside a transaction/,
 			);
 			expect(await store.countUsers()).toBe(0);
+		} finally {
+			await fresh.destroy();
+		}
+	});
+
+	it("a write that loses a race runs again on a fresh snapshot; one that never serializes gives up after the bound", async () => {
+		const fresh = await freshPostgres();
+		try {
+			const { store } = fresh;
+			const other = await fresh.openAnother();
+			const acc = f.account();
+			await store.write((tx) => tx.insertAccount(acc));
+			// Attempt 1 reads the account, another instance commits a change to it,
+			// then attempt 1 writes the same row: SQLSTATE 40001, and `fn` runs again.
+			let attempts = 0;
+			await store.write(async (tx) => {
+				attempts += 1;
+				const seen = await tx.getAccount(acc.id);
+				if (attempts === 1) {
+					await other.write((o) =>
+						o.updateAccount({
+							...acc,
+							settings: { ...acc.settings, peerLoginExpirationSeconds: 7 },
+						}),
+					);
+				}
+				await tx.updateAccount({ ...seen!, dnsDomain: seen!.dnsDomain, network: "10.250.0.0/24" });
+			});
+			expect(attempts).toBe(2);
+			const after = await store.getAccount(acc.id);
+			expect(after?.network).toBe("10.250.0.0/24");
+			expect(after?.settings.peerLoginExpirationSeconds).toBe(7);
+
+			let tries = 0;
+			await expect(
+				store.write(async () => {
+					tries += 1;
+					throw Object.assign(new Error("could not serialize access"), { code: "40001" });
+				}),
+			).rejects.toBeInstanceOf(StoreUnavailableError);
+			expect(tries).toBe(MAX_WRITE_ATTEMPTS);
+			// Any other error is thrown at once, unchanged.
+			tries = 0;
+			const mine = new Error("mine");
+			await expect(
+				store.write(async () => {
+					tries += 1;
+					throw mine;
+				}),
+			).rejects.toBe(mine);
+			expect(tries).toBe(1);
 		} finally {
 			await fresh.destroy();
 		}
