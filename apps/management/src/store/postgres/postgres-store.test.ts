@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from "node:fs";
 import { type PostgresCluster, startPostgres } from "@starling/lab";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +12,21 @@ import { MAX_WRITE_ATTEMPTS, PostgresStore } from "./postgres-store.js";
 // The store conformance suite and PostgreSQL-only checks on a real
 // PostgreSQL 15 cluster started for this file (packages/lab/src/postgres.ts):
 // a fresh database per test, every instance closed after it.
+
+/** The pids whose parent is `pid` (PostgreSQL's backends and helpers under its postmaster). */
+function childrenOf(pid: number): number[] {
+	return readdirSync("/proc")
+		.filter((e) => /^\d+$/.test(e))
+		.filter((e) => {
+			try {
+				const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+				return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+			} catch {
+				return false;
+			}
+		})
+		.map(Number);
+}
 
 let cluster: PostgresCluster;
 beforeAll(async () => {
@@ -103,6 +119,43 @@ describe("PostgresStore", () => {
 			await fresh.destroy();
 		}
 	});
+
+	it("a server that stops answering (frozen, not gone) fails calls within the timeouts instead of hanging", async () => {
+		const own = await startPostgres();
+		const changes: boolean[] = [];
+		const store = await PostgresStore.open(await own.createDatabase(), {
+			connectTimeoutMs: 1_000,
+			statementTimeoutMs: 1_000,
+			onAvailabilityChange: (available) => changes.push(available),
+		});
+		const frozen: number[] = [];
+		try {
+			expect(await store.countUsers()).toBe(0); // a connection now waits idle in the pool
+			// Every process of the cluster: the postmaster and its children.
+			const postmaster = own.pid()!;
+			frozen.push(postmaster, ...childrenOf(postmaster));
+			for (const pid of frozen) process.kill(pid, "SIGSTOP");
+			for (let i = 0; i < 2; i++) {
+				const started = Date.now();
+				await expect(store.countUsers()).rejects.toBeInstanceOf(StoreUnavailableError);
+				expect(Date.now() - started).toBeLessThan(6_000);
+			}
+			expect(changes).toEqual([false]);
+		} finally {
+			for (const pid of frozen) process.kill(pid, "SIGCONT");
+		}
+		try {
+			for (let i = 0; i < 50 && !changes.includes(true); i++) {
+				await store.countUsers().catch(() => undefined);
+				if (!changes.includes(true)) await new Promise((r) => setTimeout(r, 200));
+			}
+			expect(await store.countUsers()).toBe(0);
+			expect(changes).toEqual([false, true]);
+		} finally {
+			await store.close();
+			await own.destroy();
+		}
+	}, 60_000);
 
 	it("two instances migrating the same empty database at once both start, and it is migrated once", async () => {
 		const dsn = await cluster.createDatabase();
