@@ -29,15 +29,18 @@ function childrenOf(pid: number): number[] {
 }
 
 let cluster: PostgresCluster;
+/** A database migrated once; each test's database is a copy (no migration per test). */
+const TEMPLATE = "migrated";
 beforeAll(async () => {
 	cluster = await startPostgres();
+	await (await PostgresStore.open(await cluster.createDatabase(TEMPLATE), { poolSize: 1 })).close();
 }, 60_000);
 afterAll(async () => {
 	await cluster?.destroy();
 });
 
 async function freshPostgres(): Promise<FreshStore> {
-	const dsn = await cluster.createDatabase();
+	const dsn = await cluster.createDatabase(undefined, { template: TEMPLATE });
 	const opened: Store[] = [await PostgresStore.open(dsn, { poolSize: 8 })];
 	return {
 		store: opened[0]!,
