@@ -39,8 +39,12 @@ export interface PostgresCluster {
 	pid(): number | undefined;
 	/** A connection string for `database` (user postgres, no password). */
 	dsn(database?: string): string;
-	/** Creates a database (a fresh name when none is given) and returns its DSN. */
-	createDatabase(name?: string): Promise<string>;
+	/**
+	 * Creates a database (a fresh name when none is given) and returns its
+	 * DSN; `template` copies an existing database (which must have no
+	 * connections), e.g. one already migrated.
+	 */
+	createDatabase(name?: string, options?: { template?: string }): Promise<string>;
 	/** Stops the server (fast shutdown), keeping its data: tests of a lost database. */
 	stopServer(): Promise<void>;
 	/** Starts the stopped server again on the same port with the same data. */
@@ -228,10 +232,20 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 		dir,
 		pid: () => postmasterPid(dir),
 		dsn: (database = "postgres") => `postgres://postgres@127.0.0.1:${port}/${database}`,
-		async createDatabase(name) {
+		async createDatabase(name, options = {}) {
 			counter += 1;
 			const database = name ?? `t${process.pid}_${counter}_${Date.now().toString(36)}`;
-			await pg("createdb", ["-h", dir, "-p", String(port), "-U", "postgres", database]);
+			const template = options.template ? ["-T", options.template] : [];
+			await pg("createdb", [
+				"-h",
+				dir,
+				"-p",
+				String(port),
+				"-U",
+				"postgres",
+				...template,
+				database,
+			]);
 			return cluster.dsn(database);
 		},
 		stopServer: stop,

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from "node:fs";
 import { type PostgresCluster, startPostgres } from "@starling/lab";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,22 +12,40 @@ import {
 	type SharedMigration,
 } from "../sql/migrations.js";
 import { type Store, StoreUnavailableError } from "../store.js";
-import { PostgresStore } from "./postgres-store.js";
+import { MAX_WRITE_ATTEMPTS, PostgresStore } from "./postgres-store.js";
 
 // The store conformance suite and PostgreSQL-only checks on a real
 // PostgreSQL 15 cluster started for this file (packages/lab/src/postgres.ts):
 // a fresh database per test, every instance closed after it.
 
+/** The pids whose parent is `pid` (PostgreSQL's backends and helpers under its postmaster). */
+function childrenOf(pid: number): number[] {
+	return readdirSync("/proc")
+		.filter((e) => /^\d+$/.test(e))
+		.filter((e) => {
+			try {
+				const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+				return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+			} catch {
+				return false;
+			}
+		})
+		.map(Number);
+}
+
 let cluster: PostgresCluster;
+/** A database migrated once; each test's database is a copy (no migration per test). */
+const TEMPLATE = "migrated";
 beforeAll(async () => {
 	cluster = await startPostgres();
+	await (await PostgresStore.open(await cluster.createDatabase(TEMPLATE), { poolSize: 1 })).close();
 }, 60_000);
 afterAll(async () => {
 	await cluster?.destroy();
 });
 
 async function freshPostgres(): Promise<FreshStore> {
-	const dsn = await cluster.createDatabase();
+	const dsn = await cluster.createDatabase(undefined, { template: TEMPLATE });
 	const opened: Store[] = [await PostgresStore.open(dsn, { poolSize: 8 })];
 	return {
 		store: opened[0]!,
@@ -57,6 +76,94 @@ describe("PostgresStore", () => {
 			await fresh.destroy();
 		}
 	});
+
+	it("a write that loses a race runs again on a fresh snapshot; one that never serializes gives up after the bound", async () => {
+		const fresh = await freshPostgres();
+		try {
+			const { store } = fresh;
+			const other = await fresh.openAnother();
+			const acc = f.account();
+			await store.write((tx) => tx.insertAccount(acc));
+			// Attempt 1 reads the account, another instance commits a change to it,
+			// then attempt 1 writes the same row: SQLSTATE 40001, and `fn` runs again.
+			let attempts = 0;
+			await store.write(async (tx) => {
+				attempts += 1;
+				const seen = await tx.getAccount(acc.id);
+				if (attempts === 1) {
+					await other.write((o) =>
+						o.updateAccount({
+							...acc,
+							settings: { ...acc.settings, peerLoginExpirationSeconds: 7 },
+						}),
+					);
+				}
+				await tx.updateAccount({ ...seen!, dnsDomain: seen!.dnsDomain, network: "10.250.0.0/24" });
+			});
+			expect(attempts).toBe(2);
+			const after = await store.getAccount(acc.id);
+			expect(after?.network).toBe("10.250.0.0/24");
+			expect(after?.settings.peerLoginExpirationSeconds).toBe(7);
+
+			let tries = 0;
+			await expect(
+				store.write(async () => {
+					tries += 1;
+					throw Object.assign(new Error("could not serialize access"), { code: "40001" });
+				}),
+			).rejects.toBeInstanceOf(StoreUnavailableError);
+			expect(tries).toBe(MAX_WRITE_ATTEMPTS);
+			// Any other error is thrown at once, unchanged.
+			tries = 0;
+			const mine = new Error("mine");
+			await expect(
+				store.write(async () => {
+					tries += 1;
+					throw mine;
+				}),
+			).rejects.toBe(mine);
+			expect(tries).toBe(1);
+		} finally {
+			await fresh.destroy();
+		}
+	});
+
+	it("a server that stops answering (frozen, not gone) fails calls within the timeouts instead of hanging", async () => {
+		const own = await startPostgres();
+		const changes: boolean[] = [];
+		const store = await PostgresStore.open(await own.createDatabase(), {
+			connectTimeoutMs: 1_000,
+			statementTimeoutMs: 1_000,
+			onAvailabilityChange: (available) => changes.push(available),
+		});
+		const frozen: number[] = [];
+		try {
+			expect(await store.countUsers()).toBe(0); // a connection now waits idle in the pool
+			// Every process of the cluster: the postmaster and its children.
+			const postmaster = own.pid()!;
+			frozen.push(postmaster, ...childrenOf(postmaster));
+			for (const pid of frozen) process.kill(pid, "SIGSTOP");
+			for (let i = 0; i < 2; i++) {
+				const started = Date.now();
+				await expect(store.countUsers()).rejects.toBeInstanceOf(StoreUnavailableError);
+				expect(Date.now() - started).toBeLessThan(6_000);
+			}
+			expect(changes).toEqual([false]);
+		} finally {
+			for (const pid of frozen) process.kill(pid, "SIGCONT");
+		}
+		try {
+			for (let i = 0; i < 50 && !changes.includes(true); i++) {
+				await store.countUsers().catch(() => undefined);
+				if (!changes.includes(true)) await new Promise((r) => setTimeout(r, 200));
+			}
+			expect(await store.countUsers()).toBe(0);
+			expect(changes).toEqual([false, true]);
+		} finally {
+			await store.close();
+			await own.destroy();
+		}
+	}, 60_000);
 
 	it("two instances migrating the same empty database at once both start, and it is migrated once", async () => {
 		const dsn = await cluster.createDatabase();

@@ -33,6 +33,10 @@ export interface PostgresStoreOptions {
 	 * reachable again. Management logs it; no call per failed attempt.
 	 */
 	onAvailabilityChange?: (available: boolean, detail: string) => void;
+	/** Longest wait for a new connection (default 5 s). */
+	connectTimeoutMs?: number;
+	/** Longest a statement may run (default 15 s); the driver gives up 2 s later if the server is silent. */
+	statementTimeoutMs?: number;
 	/** Migrations after the baseline (tests pass their own). */
 	sharedMigrations?: readonly SharedMigration[];
 }
@@ -104,13 +108,17 @@ export class PostgresStore extends SingleReads {
 	 */
 	static async open(dsn: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
 		const server = serverOf(dsn);
+		const connectTimeout = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+		const statementTimeout = options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS;
 		const pool = new pg.Pool({
 			connectionString: dsn,
 			max: options.poolSize ?? 10,
-			connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-			statement_timeout: STATEMENT_TIMEOUT_MS,
-			query_timeout: STATEMENT_TIMEOUT_MS + 2_000,
-			idle_in_transaction_session_timeout: STATEMENT_TIMEOUT_MS * 2,
+			connectionTimeoutMillis: connectTimeout,
+			statement_timeout: statementTimeout,
+			// A server that stops answering altogether (host gone, process frozen):
+			// the driver's own clock ends the wait.
+			query_timeout: statementTimeout + 2_000,
+			idle_in_transaction_session_timeout: statementTimeout * 2,
 			keepAlive: true,
 			application_name: "starling-management",
 		});
