@@ -82,28 +82,35 @@ export interface HeartbeatResult {
 }
 
 /**
- * One heartbeat: refreshes this instance's row and expires every instance
+ * One heartbeat: refreshes this instance's row, then expires every instance
  * whose heartbeat is older than `expireAfterMs` (its sessions removed, its
- * peers' connected state recomputed), in one transaction.
+ * peers' connected state recomputed). Two transactions, own row first:
+ * expiring another instance may wait for that instance's row locks (on
+ * PostgreSQL a process frozen inside a transaction keeps them until the
+ * server ends its idle transaction), and that wait must never hold back this
+ * instance's own heartbeat, or a third instance would take it for dead.
  */
-export function heartbeat(
+export async function heartbeat(
 	store: Store,
 	instanceId: string,
 	now: Date,
 	expireAfterMs: number,
 ): Promise<HeartbeatResult> {
-	return store.write(async (tx) => {
-		const known = await tx.touchInstance(instanceId, now);
-		if (!known) await tx.putInstance({ id: instanceId, startedAt: now, heartbeatAt: now });
-		const expired = deadInstances(await tx.listInstances(), instanceId, now, expireAfterMs);
-		const affected: { accountId: string; peerId: string }[] = [];
-		for (const dead of expired) {
-			affected.push(...(await peersOfInstance(tx, dead.id)));
-			await tx.deleteInstance(dead.id);
-		}
-		const accounts = await refreshConnected(tx, affected, now);
-		return { reRegistered: !known, expired, accounts };
+	const known = await store.write(async (tx) => {
+		const stored = await tx.touchInstance(instanceId, now);
+		if (!stored) await tx.putInstance({ id: instanceId, startedAt: now, heartbeatAt: now });
+		return stored;
 	});
+	const { expired, accounts } = await store.write(async (tx) => {
+		const dead = deadInstances(await tx.listInstances(), instanceId, now, expireAfterMs);
+		const affected: { accountId: string; peerId: string }[] = [];
+		for (const instance of dead) {
+			affected.push(...(await peersOfInstance(tx, instance.id)));
+			await tx.deleteInstance(instance.id);
+		}
+		return { expired: dead, accounts: await refreshConnected(tx, affected, now) };
+	});
+	return { reRegistered: !known, expired, accounts };
 }
 
 /** Removes this instance and its sessions at a graceful stop; the accounts whose peers changed. */
