@@ -77,6 +77,41 @@ describe("PostgresStore", () => {
 		}
 	});
 
+	it("a busy pool is not an unreachable database: callers wait their turn for a connection", async () => {
+		// 24 transactions on 2 connections, each holding one 100 ms, against a
+		// 300 ms connect timeout: waiting in the pool would count against it
+		// and answer "unreachable" (503) to a burst of logins.
+		const dsn = await cluster.createDatabase(undefined, { template: TEMPLATE });
+		const changes: boolean[] = [];
+		const store = await PostgresStore.open(dsn, {
+			poolSize: 2,
+			connectTimeoutMs: 300,
+			onAvailabilityChange: (available) => changes.push(available),
+		});
+		try {
+			const acc = f.account();
+			await store.write((tx) => tx.insertAccount(acc));
+			const hold = () => new Promise((r) => setTimeout(r, 100));
+			const results = await Promise.allSettled(
+				Array.from({ length: 24 }, (_, i) =>
+					i % 3 === 0
+						? store.write(async (tx) => {
+								await tx.getAccount(acc.id);
+								await hold();
+							})
+						: store.read(async (tx) => {
+								await tx.getAccount(acc.id);
+								await hold();
+							}),
+				),
+			);
+			expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+			expect(changes).toEqual([]);
+		} finally {
+			await store.close();
+		}
+	});
+
 	it("a write that loses a race runs again on a fresh snapshot; one that never serializes gives up after the bound", async () => {
 		const fresh = await freshPostgres();
 		try {

@@ -19,6 +19,35 @@ import { POSTGRES_BASELINE } from "./migrations.js";
 
 /** How many times a write runs `fn` before giving up on serialization failures. */
 export const MAX_WRITE_ATTEMPTS = 40;
+
+const WRITE_BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+/**
+ * Turns in arrival order: at most `size` holders at a time. The store hands
+ * out pool connections through it, so a caller waits here, in this process,
+ * rather than in the pool, whose wait counts against the connect timeout:
+ * a busy pool (a burst of logins) must never read as "PostgreSQL is
+ * unreachable".
+ */
+class Turns {
+	private active = 0;
+	private readonly waiting: Array<() => void> = [];
+
+	constructor(private readonly size: number) {}
+
+	async take(): Promise<() => void> {
+		if (this.active < this.size) this.active += 1;
+		else await new Promise<void>((resolve) => this.waiting.push(resolve));
+		let given = false;
+		return () => {
+			if (given) return;
+			given = true;
+			const next = this.waiting.shift();
+			if (next) next();
+			else this.active -= 1;
+		};
+	}
+}
+
 /** Held while migrating, so instances starting together migrate one after the other. */
 const MIGRATION_LOCK = 0x5354_4d47; // "STMG"
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -81,7 +110,7 @@ class PostgresRunner implements QueryRunner {
  * PostgreSQL (pg) store: a connection pool; `read` is a REPEATABLE READ READ
  * ONLY transaction, `write` a SERIALIZABLE one that runs `fn` again after a
  * serialization failure or deadlock (other instances write the same rows), at
- * most MAX_WRITE_ATTEMPTS times. Queries are the shared ones (../sql/).
+ * most MAX_WRITE_ATTEMPTS times. Writes of one instance go one at a time. Queries are the shared ones (../sql/).
  *
  * When the database is out of reach every call fails with
  * StoreUnavailableError (bounded by the connect and statement timeouts); a
@@ -93,12 +122,26 @@ export class PostgresStore extends SingleReads {
 	private available = true;
 	private probe: NodeJS.Timeout | undefined;
 
+	/** One pool connection per turn. */
+	private readonly connections: Turns;
+	/**
+	 * Writes of this instance go one at a time. Every write changes its
+	 * account's row (the revision triggers), so concurrent writes to one
+	 * account always conflict: a burst of them (registrations) re-ran until
+	 * the retry bound gave up (`pnpm bench sync-scale-out`). One at a time,
+	 * they conflict only with other instances' writes. Waiting writes hold
+	 * no connection, so reads keep the rest of the pool.
+	 */
+	private readonly writes = new Turns(1);
+
 	private constructor(
 		private readonly pool: pg.Pool,
 		private readonly server: string,
 		private readonly onAvailabilityChange: (available: boolean, detail: string) => void,
+		poolSize: number,
 	) {
 		super();
+		this.connections = new Turns(poolSize);
 	}
 
 	/**
@@ -113,6 +156,8 @@ export class PostgresStore extends SingleReads {
 		const pool = new pg.Pool({
 			connectionString: dsn,
 			max: options.poolSize ?? 10,
+			// Waiting for a free connection happens in Turns, not here: this
+			// timeout then measures only opening a connection to the server.
 			connectionTimeoutMillis: connectTimeout,
 			statement_timeout: statementTimeout,
 			// A server that stops answering altogether (host gone, process frozen):
@@ -129,6 +174,7 @@ export class PostgresStore extends SingleReads {
 			pool,
 			server,
 			options.onAvailabilityChange ?? (() => undefined),
+			options.poolSize ?? 10,
 		);
 		try {
 			await store.migrate(options.sharedMigrations ?? SHARED_MIGRATIONS);
@@ -220,10 +266,18 @@ export class PostgresStore extends SingleReads {
 		);
 	}
 
-	write<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T> {
-		return this.transaction("BEGIN ISOLATION LEVEL SERIALIZABLE", MAX_WRITE_ATTEMPTS, (runner) =>
-			fn(new SqlWriter(postgresDialect, runner)),
-		);
+	async write<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T> {
+		if (this.inside.getStore()) {
+			throw new Error("store.read/write called inside a transaction: use the transaction's reads");
+		}
+		const done = await this.writes.take();
+		try {
+			return await this.transaction(WRITE_BEGIN, MAX_WRITE_ATTEMPTS, (runner) =>
+				fn(new SqlWriter(postgresDialect, runner)),
+			);
+		} finally {
+			done();
+		}
 	}
 
 	private async transaction<T>(
@@ -238,9 +292,11 @@ export class PostgresStore extends SingleReads {
 		let pause = 2;
 		for (let attempt = 1; ; attempt++) {
 			let client: pg.PoolClient;
+			const giveBack = await this.connections.take();
 			try {
 				client = await this.pool.connect();
 			} catch (err) {
+				giveBack();
 				throw this.unavailable(err);
 			}
 			const runner = new PostgresRunner(client);
@@ -269,6 +325,7 @@ export class PostgresStore extends SingleReads {
 			} finally {
 				// A client whose connection broke is discarded, not returned to the pool.
 				client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
+				giveBack();
 			}
 			// Another transaction won the race: let it finish, then run `fn` again.
 			await sleep(pause * (0.5 + Math.random()));
