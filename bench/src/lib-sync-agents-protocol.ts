@@ -35,4 +35,13 @@ export type FromGenerator =
 	| { type: "ready"; keys: string[]; seconds: number }
 	| { type: "settled"; ok: boolean }
 	| { type: "arrivals"; expected: number; arrivalsMs: number[] }
-	| { type: "resynced"; lost: number; resynced: number; resyncMs: number[] };
+	| {
+			type: "resynced";
+			lost: number;
+			resynced: number;
+			resyncMs: number[];
+			/** Why reconnect attempts failed: message → count. */
+			errors: Record<string, number>;
+			/** Medians: kill to stream end seen, to login, to Sync open, to the first full map. */
+			breakdownMedianMs: { noticed: number; loggedIn: number; streamOpen: number; fullMap: number };
+	  };

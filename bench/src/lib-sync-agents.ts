@@ -25,9 +25,19 @@ interface Agent {
 	/** When its stream ended with an error (ms since epoch, performance-based); 0 while in sync. */
 	lostAt: number;
 	resyncedAt: number;
+	/** When the reconnect's login and Sync call returned (for the breakdown of a re-sync). */
+	loggedInAt: number;
+	streamOpenAt: number;
 }
 
 const now = () => performance.timeOrigin + performance.now();
+function median(values: number[]): number {
+	const sorted = [...values].sort((x, y) => x - y);
+	return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+/** Why reconnects failed (message → count), for the benchmark's report. */
+const reconnectErrors = new Map<string, number>();
 const agents: Agent[] = [];
 const META = { os: "linux", kernelVersion: "6.1", agentVersion: "bench", osVersion: "debian 12" };
 let watch: (Watch & { arrivals: Map<number, number> }) | undefined;
@@ -88,9 +98,13 @@ async function reconnect(i: number): Promise<void> {
 		agent.client = client(agent.spec, agent.urlIndex, agent.keyPair);
 		try {
 			await agent.client.login("", { hostname: `a${i}`, ...META });
+			agent.loggedInAt = now();
 			await openSync(i);
+			agent.streamOpenAt = now();
 			return;
-		} catch {
+		} catch (err) {
+			const reason = String((err as Error)?.message ?? err).slice(0, 120);
+			reconnectErrors.set(reason, (reconnectErrors.get(reason) ?? 0) + 1);
 			agent.client.close();
 			await new Promise((r) => setTimeout(r, 200));
 		}
@@ -127,6 +141,8 @@ async function start(specs: AgentSpec[]): Promise<void> {
 			urlIndex: 0,
 			lostAt: 0,
 			resyncedAt: 0,
+			loggedInAt: 0,
+			streamOpenAt: 0,
 		};
 		agents[i] = agent;
 		const login = await c.login(spec.setupKey, { hostname: `a${i}`, ...META });
@@ -194,6 +210,13 @@ process.on("message", (message: ToGenerator) => {
 						lost: lost.length,
 						resynced: done.length,
 						resyncMs: done.map((a) => a.resyncedAt - message.since).sort((x, y) => x - y),
+						errors: Object.fromEntries(reconnectErrors),
+						breakdownMedianMs: {
+							noticed: median(lost.map((a) => a.lostAt - message.since)),
+							loggedIn: median(done.map((a) => a.loggedInAt - a.lostAt)),
+							streamOpen: median(done.map((a) => a.streamOpenAt - a.loggedInAt)),
+							fullMap: median(done.map((a) => a.resyncedAt - a.streamOpenAt)),
+						},
 					});
 				}
 			}, 20);
