@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { join } from "node:path";
-import { redactServerUrl } from "@starling/bus";
+import { natsServerProblem } from "@starling/bus";
 import type { RelayConfig } from "@starling/proto";
 import { issueRelayCredential } from "@starling/relay-protocol";
 import {
@@ -58,24 +58,10 @@ const metricsListen = z.string().superRefine((text, ctx) => {
 	if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
 });
 
-/**
- * One NATS server URL as signal takes it too: `nats://host:port`, with
- * optional `user:password@` or `token@` (never echoed back), no path.
- */
+/** One NATS server URL (rules shared with signal, in @starling/bus). */
 function natsServerIssue(server: string, ctx: z.RefinementCtx): void {
-	let url: URL | undefined;
-	try {
-		url = new URL(server);
-	} catch {
-		url = undefined;
-	}
-	const shown = JSON.stringify(redactServerUrl(server));
-	if (url?.protocol !== "nats:" || !url.hostname || (url.pathname !== "" && url.pathname !== "/")) {
-		ctx.addIssue({
-			code: "custom",
-			message: `expected comma-separated nats://host:port URLs; got ${shown}`,
-		});
-	}
+	const problem = natsServerProblem(server);
+	if (problem) ctx.addIssue({ code: "custom", message: problem });
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;

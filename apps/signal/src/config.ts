@@ -1,4 +1,4 @@
-import { redactServerUrl } from "@starling/bus";
+import { natsServerProblem } from "@starling/bus";
 import {
 	ConfigError,
 	type ListenAddress,
@@ -110,21 +110,8 @@ export function parseNatsServers(text: string): string[] {
 		throw new ConfigError("STARLING_NATS_URL must list at least one nats://host:port URL");
 	}
 	for (const server of servers) {
-		let url: URL | undefined;
-		try {
-			url = new URL(server);
-		} catch {
-			url = undefined;
-		}
-		const shown = JSON.stringify(redactServerUrl(server));
-		if (url?.protocol !== "nats:" || !url.hostname) {
-			throw new ConfigError(
-				`STARLING_NATS_URL must be comma-separated nats://host:port URLs; got ${shown}`,
-			);
-		}
-		if (url.pathname !== "" && url.pathname !== "/") {
-			throw new ConfigError(`STARLING_NATS_URL must not have a path; got ${shown}`);
-		}
+		const problem = natsServerProblem(server);
+		if (problem) throw new ConfigError(`STARLING_NATS_URL: ${problem}`);
 	}
 	return servers;
 }

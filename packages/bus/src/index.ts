@@ -13,5 +13,10 @@ export {
 } from "./bus.js";
 export { InProcessBus, type InProcessBusOptions } from "./in-process.js";
 export { NatsBus, type NatsBusOptions } from "./nats.js";
-export { type NatsCredentials, redactServerUrl, splitCredentials } from "./servers.js";
+export {
+	type NatsCredentials,
+	natsServerProblem,
+	redactServerUrl,
+	splitCredentials,
+} from "./servers.js";
 export { isPublishSubject, isSubscribeSubject, subjectMatches } from "./subject.js";

@@ -46,3 +46,23 @@ export function splitCredentials(urls: string[]): {
 	});
 	return { servers, credentials };
 }
+
+/**
+ * Why `server` is not a NATS server URL Starling takes, or undefined: one
+ * `nats://host:port`, with optional `user:password@` or `token@` (never
+ * echoed back), no path. No `tls://`: the bus does not configure TLS.
+ * Management and signal check STARLING_NATS_URL with it.
+ */
+export function natsServerProblem(server: string): string | undefined {
+	let url: URL | undefined;
+	try {
+		url = new URL(server);
+	} catch {
+		url = undefined;
+	}
+	const shown = JSON.stringify(redactServerUrl(server));
+	if (url?.protocol !== "nats:" || !url.hostname)
+		return `expected comma-separated nats://host:port URLs; got ${shown}`;
+	if (url.pathname !== "" && url.pathname !== "/") return `a NATS URL has no path; got ${shown}`;
+	return undefined;
+}
