@@ -11,8 +11,8 @@ import {
 	SHARED_MIGRATIONS,
 	type SharedMigration,
 } from "../sql/migrations.js";
-import { type Store, StoreUnavailableError } from "../store.js";
-import { MAX_WRITE_ATTEMPTS, PostgresStore } from "./postgres-store.js";
+import { type Store, StoreConflictError, StoreUnavailableError } from "../store.js";
+import { MAX_WRITE_ATTEMPTS, PostgresStore, UNIQUE_RACE_ATTEMPTS } from "./postgres-store.js";
 
 // The store conformance suite and PostgreSQL-only checks on a real
 // PostgreSQL 15 cluster started for this file (packages/lab/src/postgres.ts):
@@ -72,6 +72,47 @@ describe("PostgresStore", () => {
 				/inside a transaction/,
 			);
 			expect(await store.countUsers()).toBe(0);
+		} finally {
+			await fresh.destroy();
+		}
+	});
+
+	it("two instances inserting the same free address: the loser runs again on a fresh snapshot and picks another", async () => {
+		// Found at 10,000 agents (pnpm bench sync-scale-out): PostgreSQL told the
+		// race as a unique violation, not a serialization failure.
+		const fresh = await freshPostgres();
+		try {
+			const { store } = fresh;
+			const other = await fresh.openAnother();
+			const acc = f.account();
+			await store.write((tx) => tx.insertAccount(acc));
+			let attempts = 0;
+			await store.write(async (tx) => {
+				attempts += 1;
+				const taken = new Set((await tx.listPeerAddresses(acc.id)).map((p) => p.ip));
+				const n = 1 + taken.size;
+				if (attempts === 1) {
+					// The other instance takes the same "next free" address and commits first.
+					await other.write((o) => o.insertPeer(f.peer(acc, n)));
+				}
+				await tx.insertPeer(f.peer(acc, n + 100 * (attempts - 1), { ip: f.peer(acc, n).ip }));
+			});
+			expect(attempts).toBe(2);
+			const ips = (await store.listPeers(acc.id)).map((p) => p.ip);
+			expect(ips).toHaveLength(2);
+			expect(new Set(ips).size).toBe(2);
+
+			// A key that is really taken stays a conflict (after a few runs).
+			let tries = 0;
+			const dup = f.peer(acc, 50);
+			await store.write((tx) => tx.insertPeer(dup));
+			await expect(
+				store.write(async (tx) => {
+					tries += 1;
+					await tx.insertPeer({ ...dup, id: `${dup.id}-again` });
+				}),
+			).rejects.toBeInstanceOf(StoreConflictError);
+			expect(tries).toBe(UNIQUE_RACE_ATTEMPTS);
 		} finally {
 			await fresh.destroy();
 		}

@@ -19,6 +19,8 @@ import { POSTGRES_BASELINE } from "./migrations.js";
 
 /** How many times a write runs `fn` before giving up on serialization failures. */
 export const MAX_WRITE_ATTEMPTS = 40;
+/** How many times a write that hit a unique constraint runs before the conflict is final. */
+export const UNIQUE_RACE_ATTEMPTS = 5;
 
 const WRITE_BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE";
 /**
@@ -80,6 +82,16 @@ export function serverOf(dsn: string): string {
 class PostgresRunner implements QueryRunner {
 	/** Set once a statement of this attempt failed to serialize: the whole attempt is retried. */
 	serializationFailed = false;
+	/**
+	 * Set once a statement of this attempt hit a unique constraint. Under
+	 * SERIALIZABLE, PostgreSQL reports a race of two inserts of the same key
+	 * (two instances giving a new peer the same free address) as a unique
+	 * violation rather than a serialization failure: the attempt is run
+	 * again a few times on a fresh snapshot, where the use case sees the
+	 * other row and chooses again. A key that is really taken stays taken
+	 * and surfaces as StoreConflictError after those attempts.
+	 */
+	uniqueViolated = false;
 
 	constructor(private readonly client: pg.PoolClient) {}
 
@@ -89,7 +101,10 @@ class PostgresRunner implements QueryRunner {
 		} catch (err) {
 			if (isSerializationFailure(err)) this.serializationFailed = true;
 			const code = sqlState(err);
-			if (code === "23505") throw new StoreConflictError((err as Error).message);
+			if (code === "23505") {
+				this.uniqueViolated = true;
+				throw new StoreConflictError((err as Error).message);
+			}
 			if (code === "23503") {
 				throw new StoreReferenceError("the change names a row that does not exist");
 			}
@@ -316,7 +331,9 @@ export class PostgresStore extends SingleReads {
 					broken = rollbackErr;
 				});
 				this.reachable();
-				if (!runner.serializationFailed && !isSerializationFailure(err)) throw err;
+				const lostUniqueRace = runner.uniqueViolated && attempt < UNIQUE_RACE_ATTEMPTS;
+				if (!runner.serializationFailed && !isSerializationFailure(err) && !lostUniqueRace)
+					throw err;
 				if (attempt >= maxAttempts) {
 					throw new StoreUnavailableError(
 						`the database stayed too busy: ${maxAttempts} attempts of one write failed to serialize`,
