@@ -116,7 +116,8 @@ export async function startManagementProcess(
 			return kb * 1024;
 		},
 		async stop() {
-			if (child.exitCode === null) {
+			// A child killed by a signal has signalCode set and exitCode still null.
+			if (child.exitCode === null && child.signalCode === null) {
 				child.kill("SIGTERM");
 				await new Promise((r) => child.once("exit", r));
 			}
