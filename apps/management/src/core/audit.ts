@@ -39,6 +39,18 @@ export const ACTIVITY_TEXT: Record<ActivityCode, string> = {
 	"service.user.delete": "Service user deleted",
 	"personal.access.token.create": "Personal access token created",
 	"personal.access.token.delete": "Personal access token deleted",
+	"route.add": "Route created",
+	"route.update": "Route updated",
+	"route.delete": "Route deleted",
+	"network.create": "Network created",
+	"network.update": "Network updated",
+	"network.delete": "Network deleted",
+	"network.resource.create": "Network resource created",
+	"network.resource.update": "Network resource updated",
+	"network.resource.delete": "Network resource deleted",
+	"network.router.create": "Network router created",
+	"network.router.update": "Network router updated",
+	"network.router.delete": "Network router deleted",
 };
 
 /** Who made a change: a user (REST), a setup key (registration) or a peer (logout). */

@@ -37,5 +37,8 @@ export function computeNetworkMap(
 		firewallEnforced: true,
 		dnsDomain: index.account.dnsDomain,
 		network: index.account.network,
+		// Filled by the routes work (core/routes.ts); none until then.
+		routes: [],
+		servedRoutes: [],
 	};
 }

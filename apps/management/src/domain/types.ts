@@ -136,6 +136,76 @@ export interface SyncSession {
 	since: Date;
 }
 
+/**
+ * A network reached through routing peers, as NetBird's `/api/routes`
+ * resource: served by one peer or by every peer of `peerGroups` (exactly
+ * one of the two), received by the peers of `groups`. Routes sharing a
+ * `networkId` are one network with several routers (high availability).
+ */
+export interface Route {
+	id: string;
+	accountId: string;
+	description: string;
+	/** High-availability key, at most 40 characters. */
+	networkId: string;
+	enabled: boolean;
+	/** The routing peer's id, or null when `peerGroups` is used. */
+	peerId: string | null;
+	/** Group ids whose peers all route; empty when `peerId` is used. */
+	peerGroups: string[];
+	/** IPv4 CIDR in canonical form; "0.0.0.0/0" makes an exit node. */
+	network: string;
+	/** 1-9999, lower is preferred. */
+	metric: number;
+	masquerade: boolean;
+	/** Group ids of the peers that receive the route. */
+	groups: string[];
+	keepRoute: boolean;
+	/** Group ids: when set, forwarded traffic is filtered by the policies with these groups as destination. */
+	accessControlGroups: string[];
+	/** Exit nodes only: offered to clients, applied only when the user selects it. */
+	skipAutoApply: boolean;
+}
+
+/** A NetBird "network": a named set of resources reachable through its routers. */
+export interface Network {
+	id: string;
+	accountId: string;
+	name: string;
+	description: string;
+}
+
+/** Something inside a network that peers may reach: a host or a subnet. */
+export interface NetworkResource {
+	id: string;
+	accountId: string;
+	networkId: string;
+	name: string;
+	description: string;
+	/** As given: an IPv4 address or CIDR. */
+	address: string;
+	/** "host" for a single address (stored as /32), "subnet" otherwise. */
+	type: "host" | "subnet";
+	/** Canonical IPv4 CIDR of `address`. */
+	prefix: string;
+	enabled: boolean;
+	/** Group ids: access policies reach the resource through these groups as destinations. */
+	groups: string[];
+}
+
+/** A peer (or the peers of groups) routing traffic into a network. */
+export interface NetworkRouter {
+	id: string;
+	accountId: string;
+	networkId: string;
+	/** The routing peer's id, or null when `peerGroups` is used. */
+	peerId: string | null;
+	peerGroups: string[];
+	metric: number;
+	masquerade: boolean;
+	enabled: boolean;
+}
+
 /** What a peer holds that must be unique in its account: its address and DNS label. */
 export type PeerAddress = Pick<Peer, "ip" | "dnsLabel">;
 
@@ -219,7 +289,19 @@ export type ActivityCode =
 	| "user.delete"
 	| "service.user.delete"
 	| "personal.access.token.create"
-	| "personal.access.token.delete";
+	| "personal.access.token.delete"
+	| "route.add"
+	| "route.update"
+	| "route.delete"
+	| "network.create"
+	| "network.update"
+	| "network.delete"
+	| "network.resource.create"
+	| "network.resource.update"
+	| "network.resource.delete"
+	| "network.router.create"
+	| "network.router.update"
+	| "network.router.delete";
 
 /** One entry of the audit log: who did what to which object, when. */
 export interface AuditEvent {

@@ -89,7 +89,80 @@ export interface NetworkMap {
    * policies) means the agent allows all inbound overlay traffic. A property
    * of the full map: deltas do not change it (a delta keeps the base map's value).
    */
-  firewallEnforced?: boolean | undefined;
+  firewallEnforced?:
+    | boolean
+    | undefined;
+  /**
+   * Networks this peer may reach through routing peers (subnet routes and
+   * exit nodes), one entry per (route, router). The agent picks one router
+   * per network (see ClientRoute.network_id) and adds the network to that
+   * router's allowed IPs.
+   */
+  routes: ClientRoute[];
+  /**
+   * Networks this peer serves as a routing peer: it forwards traffic from
+   * the overlay to them.
+   */
+  servedRoutes: ServedRoute[];
+}
+
+/** One network reachable through one routing peer. */
+export interface ClientRoute {
+  /**
+   * Unique in the map: the route (or network resource) and the router,
+   * e.g. "<route id>:<router peer id>".
+   */
+  id: string;
+  /**
+   * High-availability key: entries with the same network_id and network are
+   * one network served by several routers; the agent uses one at a time.
+   */
+  networkId: string;
+  /** IPv4 CIDR, e.g. "198.18.10.0/24"; "0.0.0.0/0" makes the router an exit node. */
+  network: string;
+  /** WireGuard public key of the routing peer (a RemotePeer of this map). */
+  routerKey: string;
+  /** 1-9999, lower is preferred. */
+  metric: number;
+  /** Keep the kernel route while no router of the network is reachable. */
+  keepRoute: boolean;
+  /** Exit nodes only: offered, applied only once the user selects it. */
+  skipAutoApply: boolean;
+  /** The admin's description, shown by `starling routes`. */
+  description: string;
+  /** The route (or network resource) this entry comes from. */
+  routeId: string;
+}
+
+/** One network this peer forwards traffic to. */
+export interface ServedRoute {
+  /** The route (or network resource) id. */
+  routeId: string;
+  /** IPv4 CIDR. */
+  network: string;
+  /** Rewrite the source of forwarded traffic to this peer's LAN address. */
+  masquerade: boolean;
+  /**
+   * True when forwarded traffic is filtered by `rules` (the route has access
+   * control groups, or comes from a Networks policy); false means open to
+   * every peer of `sources`.
+   */
+  filtered: boolean;
+  /**
+   * Who may send traffic through (filtered = true): source overlay prefix,
+   * protocol and ports, as for the peer's own firewall.
+   */
+  rules: FirewallRule[];
+  /** Overlay prefixes of the peers that receive the route (filtered = false). */
+  sources: string[];
+}
+
+export interface ClientRouteList {
+  routes: ClientRoute[];
+}
+
+export interface ServedRouteList {
+  routes: ServedRoute[];
 }
 
 /**
@@ -122,7 +195,15 @@ export interface NetworkMapDelta {
    * agent holds rule by rule. Sent only to agents that said in SyncRequest
    * that they understand it.
    */
-  firewallChanges?: FirewallRuleChanges | undefined;
+  firewallChanges?:
+    | FirewallRuleChanges
+    | undefined;
+  /** When set, replaces all client routes. */
+  routes?:
+    | ClientRouteList
+    | undefined;
+  /** When set, replaces all served routes. */
+  servedRoutes?: ServedRouteList | undefined;
 }
 
 /**
@@ -775,6 +856,8 @@ function createBaseNetworkMap(): NetworkMap {
     dnsDomain: "",
     network: "",
     firewallEnforced: undefined,
+    routes: [],
+    servedRoutes: [],
   };
 }
 
@@ -809,6 +892,12 @@ export const NetworkMap: MessageFns<NetworkMap> = {
     }
     if (message.firewallEnforced !== undefined) {
       writer.uint32(80).bool(message.firewallEnforced);
+    }
+    for (const v of message.routes) {
+      ClientRoute.encode(v!, writer.uint32(90).fork()).join();
+    }
+    for (const v of message.servedRoutes) {
+      ServedRoute.encode(v!, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -906,6 +995,22 @@ export const NetworkMap: MessageFns<NetworkMap> = {
             message.firewallEnforced = reader.bool();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.routes.push(ClientRoute.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.servedRoutes.push(ServedRoute.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -939,6 +1044,394 @@ export const NetworkMap: MessageFns<NetworkMap> = {
     message.dnsDomain = object.dnsDomain ?? "";
     message.network = object.network ?? "";
     message.firewallEnforced = object.firewallEnforced ?? undefined;
+    message.routes = object.routes?.map((e) => ClientRoute.fromPartial(e)) || [];
+    message.servedRoutes = object.servedRoutes?.map((e) => ServedRoute.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseClientRoute(): ClientRoute {
+  return {
+    id: "",
+    networkId: "",
+    network: "",
+    routerKey: "",
+    metric: 0,
+    keepRoute: false,
+    skipAutoApply: false,
+    description: "",
+    routeId: "",
+  };
+}
+
+export const ClientRoute: MessageFns<ClientRoute> = {
+  encode(message: ClientRoute, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.networkId !== "") {
+      writer.uint32(18).string(message.networkId);
+    }
+    if (message.network !== "") {
+      writer.uint32(26).string(message.network);
+    }
+    if (message.routerKey !== "") {
+      writer.uint32(34).string(message.routerKey);
+    }
+    if (message.metric !== 0) {
+      writer.uint32(40).uint32(message.metric);
+    }
+    if (message.keepRoute !== false) {
+      writer.uint32(48).bool(message.keepRoute);
+    }
+    if (message.skipAutoApply !== false) {
+      writer.uint32(56).bool(message.skipAutoApply);
+    }
+    if (message.description !== "") {
+      writer.uint32(66).string(message.description);
+    }
+    if (message.routeId !== "") {
+      writer.uint32(74).string(message.routeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClientRoute {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClientRoute();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.networkId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.network = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.routerKey = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.metric = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.keepRoute = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.skipAutoApply = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.routeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ClientRoute>): ClientRoute {
+    return ClientRoute.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClientRoute>): ClientRoute {
+    const message = createBaseClientRoute();
+    message.id = object.id ?? "";
+    message.networkId = object.networkId ?? "";
+    message.network = object.network ?? "";
+    message.routerKey = object.routerKey ?? "";
+    message.metric = object.metric ?? 0;
+    message.keepRoute = object.keepRoute ?? false;
+    message.skipAutoApply = object.skipAutoApply ?? false;
+    message.description = object.description ?? "";
+    message.routeId = object.routeId ?? "";
+    return message;
+  },
+};
+
+function createBaseServedRoute(): ServedRoute {
+  return { routeId: "", network: "", masquerade: false, filtered: false, rules: [], sources: [] };
+}
+
+export const ServedRoute: MessageFns<ServedRoute> = {
+  encode(message: ServedRoute, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.routeId !== "") {
+      writer.uint32(10).string(message.routeId);
+    }
+    if (message.network !== "") {
+      writer.uint32(18).string(message.network);
+    }
+    if (message.masquerade !== false) {
+      writer.uint32(24).bool(message.masquerade);
+    }
+    if (message.filtered !== false) {
+      writer.uint32(32).bool(message.filtered);
+    }
+    for (const v of message.rules) {
+      FirewallRule.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.sources) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServedRoute {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServedRoute();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.routeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.network = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.masquerade = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.filtered = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.rules.push(FirewallRule.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sources.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ServedRoute>): ServedRoute {
+    return ServedRoute.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServedRoute>): ServedRoute {
+    const message = createBaseServedRoute();
+    message.routeId = object.routeId ?? "";
+    message.network = object.network ?? "";
+    message.masquerade = object.masquerade ?? false;
+    message.filtered = object.filtered ?? false;
+    message.rules = object.rules?.map((e) => FirewallRule.fromPartial(e)) || [];
+    message.sources = object.sources?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseClientRouteList(): ClientRouteList {
+  return { routes: [] };
+}
+
+export const ClientRouteList: MessageFns<ClientRouteList> = {
+  encode(message: ClientRouteList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.routes) {
+      ClientRoute.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClientRouteList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClientRouteList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.routes.push(ClientRoute.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ClientRouteList>): ClientRouteList {
+    return ClientRouteList.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClientRouteList>): ClientRouteList {
+    const message = createBaseClientRouteList();
+    message.routes = object.routes?.map((e) => ClientRoute.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseServedRouteList(): ServedRouteList {
+  return { routes: [] };
+}
+
+export const ServedRouteList: MessageFns<ServedRouteList> = {
+  encode(message: ServedRouteList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.routes) {
+      ServedRoute.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServedRouteList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServedRouteList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.routes.push(ServedRoute.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ServedRouteList>): ServedRouteList {
+    return ServedRouteList.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServedRouteList>): ServedRouteList {
+    const message = createBaseServedRouteList();
+    message.routes = object.routes?.map((e) => ServedRoute.fromPartial(e)) || [];
     return message;
   },
 };
@@ -955,6 +1448,8 @@ function createBaseNetworkMapDelta(): NetworkMapDelta {
     relay: undefined,
     firewallRules: undefined,
     firewallChanges: undefined,
+    routes: undefined,
+    servedRoutes: undefined,
   };
 }
 
@@ -989,6 +1484,12 @@ export const NetworkMapDelta: MessageFns<NetworkMapDelta> = {
     }
     if (message.firewallChanges !== undefined) {
       FirewallRuleChanges.encode(message.firewallChanges, writer.uint32(82).fork()).join();
+    }
+    if (message.routes !== undefined) {
+      ClientRouteList.encode(message.routes, writer.uint32(90).fork()).join();
+    }
+    if (message.servedRoutes !== undefined) {
+      ServedRouteList.encode(message.servedRoutes, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -1086,6 +1587,22 @@ export const NetworkMapDelta: MessageFns<NetworkMapDelta> = {
             message.firewallChanges = FirewallRuleChanges.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.routes = ClientRouteList.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.servedRoutes = ServedRouteList.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1124,6 +1641,12 @@ export const NetworkMapDelta: MessageFns<NetworkMapDelta> = {
       : undefined;
     message.firewallChanges = (object.firewallChanges !== undefined && object.firewallChanges !== null)
       ? FirewallRuleChanges.fromPartial(object.firewallChanges)
+      : undefined;
+    message.routes = (object.routes !== undefined && object.routes !== null)
+      ? ClientRouteList.fromPartial(object.routes)
+      : undefined;
+    message.servedRoutes = (object.servedRoutes !== undefined && object.servedRoutes !== null)
+      ? ServedRouteList.fromPartial(object.servedRoutes)
       : undefined;
     return message;
   },
