@@ -7,6 +7,7 @@ import type {
 	PolicyRule,
 	PortRange,
 	Protocol,
+	RoutingConfig,
 } from "../domain/types.js";
 import { cidrContainsIp, ipToInt, parseCidr } from "./ipam.js";
 import { remotePeerOf } from "./peer-view.js";
@@ -39,6 +40,8 @@ import { remotePeerOf } from "./peer-view.js";
 export interface AccessConfig {
 	groups: readonly Group[];
 	policies: readonly Policy[];
+	/** The account's routes and networks; absent = none. */
+	routing?: RoutingConfig;
 }
 
 /** Ports of a rule, canonical: sorted, merged, disjoint; empty = every port. */

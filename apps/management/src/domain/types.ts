@@ -206,6 +206,14 @@ export interface NetworkRouter {
 	enabled: boolean;
 }
 
+/** Everything of an account that makes routes: both REST views, one model. */
+export interface RoutingConfig {
+	routes: readonly Route[];
+	networks: readonly Network[];
+	networkResources: readonly NetworkResource[];
+	networkRouters: readonly NetworkRouter[];
+}
+
 /** What a peer holds that must be unique in its account: its address and DNS label. */
 export type PeerAddress = Pick<Peer, "ip" | "dnsLabel">;
 
