@@ -21,6 +21,10 @@ commands:
   status [--json] [--detail]
   login [--management-url URL] [--setup-key KEY]
   logout                go down and deregister this peer
+  routes [--json]       the routes this peer receives, the router in use for each and why
+  exit-node use NAME | off | auto
+                        route all traffic through the exit node NAME (its peer name
+                        or network id), use none, or the automatically applied ones
   netcheck [--json] [--stun HOST[:PORT]]... [--relay URL]... [--timeout MS]
                         this host's NAT (UDP, mapping), STUN and relay reachability,
                         and why peers are not direct
@@ -91,6 +95,43 @@ async function cmdLogin(args: string[]): Promise<void> {
 	);
 }
 
+async function cmdRoutes(args: string[]): Promise<void> {
+	const { values, positionals } = parse(args, { json: { type: "boolean" } });
+	if (positionals.length > 0) throw new CliError(`unexpected argument '${positionals[0]}'`, 2);
+	const { callDaemon, DaemonServiceService } = await import("./daemon-call.js");
+	const [res, format] = await Promise.all([
+		callDaemon(socketPath(values.socket), DaemonServiceService.routes, {}),
+		import("./routes-format.js"),
+	]);
+	process.stdout.write(
+		values.json
+			? `${JSON.stringify({ routes: res.routes.map(format.routeToJson), exit_node: res.exitNode, error: res.error }, null, 2)}\n`
+			: `${[...format.routesToText(res.routes, res.exitNode), ...(res.error ? [`Error: ${res.error}`] : [])].join("\n")}\n`,
+	);
+}
+
+async function cmdExitNode(args: string[]): Promise<void> {
+	const { values, positionals } = parse(args, {});
+	const [action, name, extra] = positionals;
+	let wanted: string;
+	if (action === "use" && name !== undefined && extra === undefined) wanted = name;
+	else if ((action === "off" || action === "auto") && name === undefined) wanted = action;
+	else throw new CliError("usage: starling exit-node use NAME | off | auto", 2);
+	const { callDaemon, DaemonServiceService } = await import("./daemon-call.js");
+	const res = await callDaemon(socketPath(values.socket), DaemonServiceService.setExitNode, {
+		name: wanted,
+	});
+	process.stdout.write(
+		wanted === "off"
+			? "Exit node off\n"
+			: res.router
+				? `Exit node: ${res.router}\n`
+				: wanted === "auto"
+					? "Exit node: automatic (none applied now)\n"
+					: `Exit node '${wanted}' selected; it is not reachable now\n`,
+	);
+}
+
 async function main(argv: string[]): Promise<void> {
 	const [command, ...args] = argv;
 	switch (command) {
@@ -103,6 +144,10 @@ async function main(argv: string[]): Promise<void> {
 			return cmdStatus(args);
 		case "login":
 			return cmdLogin(args);
+		case "routes":
+			return cmdRoutes(args);
+		case "exit-node":
+			return cmdExitNode(args);
 		case "netcheck":
 			return (await import("./commands.js")).cmdNetcheckWithDaemon(args);
 		case "service":

@@ -46,6 +46,7 @@ const status: DaemonStatus = {
 		connected: false,
 		error: "relay refused our token: expired",
 	},
+	routes: [],
 };
 
 describe("status output", () => {
@@ -105,5 +106,47 @@ describe("status output", () => {
 		);
 		expect(p2p).toContain("  Relay: ws://198.18.0.1:33080 (fallback)");
 		expect(p2p).toContain("  Latency: -");
+	});
+
+	it("JSON and --detail text carry the routes, with the router in use and why", () => {
+		const route = {
+			networkId: "office",
+			network: "198.18.10.0/24",
+			exitNode: false,
+			router: "r2",
+			routerKey: "k2",
+			metric: 20,
+			installed: true,
+			reason: "failover: r1 unreachable; metric 20, direct",
+			description: "office LAN",
+			routers: [
+				{ name: "r1", key: "k1", metric: 10, reachable: false, direct: false },
+				{ name: "r2", key: "k2", metric: 20, reachable: true, direct: true },
+			],
+		};
+		const json = statusToJson({ ...status, routes: [route] }, false);
+		expect(json.routes).toEqual([
+			{
+				network_id: "office",
+				network: "198.18.10.0/24",
+				exit_node: false,
+				router: "r2",
+				router_key: "k2",
+				metric: 20,
+				installed: true,
+				reason: "failover: r1 unreachable; metric 20, direct",
+				description: "office LAN",
+				routers: [
+					{ name: "r1", key: "k1", metric: 10, reachable: false, direct: false },
+					{ name: "r2", key: "k2", metric: 20, reachable: true, direct: true },
+				],
+			},
+		]);
+		const text = statusToText({ ...status, routes: [route] }, true);
+		expect(text).toContain(" 198.18.10.0/24 (network 'office'): office LAN");
+		expect(text).toContain("  Router: r2 (metric 20)");
+		expect(text).toContain("  Why: failover: r1 unreachable; metric 20, direct");
+		expect(text).toContain("   - r1: metric 10, unreachable");
+		expect(statusToText({ ...status, routes: [route] }, false)).not.toContain("Routes:");
 	});
 });

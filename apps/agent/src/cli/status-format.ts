@@ -1,4 +1,5 @@
 import type { DaemonStatus, PeerStatus } from "@starling/proto";
+import { routesToText, routeToJson } from "./routes-format.js";
 
 /**
  * The stable JSON form of `starling status --json` (documented in
@@ -37,6 +38,7 @@ export function statusToJson(
 			error: s.relay?.error ?? "",
 		},
 	};
+	out.routes = (s.routes ?? []).map(routeToJson);
 	if (detail) out.peers = s.peers.map((p) => peerToJson(p, now));
 	return out;
 }
@@ -122,6 +124,7 @@ export function statusToText(s: DaemonStatus, detail: boolean, now = Date.now())
 			);
 		}
 	}
+	if (detail && (s.routes ?? []).length > 0) lines.push("Routes:", ...routesToText(s.routes), "");
 	lines.push(
 		`Daemon version: ${s.agentVersion}`,
 		`State: ${cap(s.state)}`,

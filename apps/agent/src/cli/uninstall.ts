@@ -12,6 +12,7 @@ import { StateDir } from "../daemon/state-dir.js";
 import { statusSocketPath } from "../daemon/status-wire.js";
 import { DEFAULT_FIREWALL_TABLE } from "../netfilter/firewall.js";
 import { DEFAULT_PORT_REWRITE_TABLE } from "../netfilter/port-rewrite.js";
+import { KernelRoutes } from "../routing/kernel-routes.js";
 import type { Runner } from "../system/exec.js";
 import { assertInterfaceName, socketPathFor } from "../wireguard/backend.js";
 import type { ServiceManager } from "./systemd.js";
@@ -98,6 +99,8 @@ export async function uninstallAgent(
 		report.interfaceRemoved = config.interfaceName;
 	}
 	rmSync(socketPathFor(config.interfaceName), { force: true });
+	// The routes this peer received: the agent's own table and policy rules.
+	await new KernelRoutes(runner, { interfaceName: config.interfaceName }).clear();
 
 	for (const table of AGENT_NFT_TABLES) {
 		const listed = await runner("nft", ["list", "table", "inet", table], { allowFailure: true });

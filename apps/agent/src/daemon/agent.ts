@@ -1,3 +1,4 @@
+import { lookup } from "node:dns/promises";
 import { hostname, release, type } from "node:os";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { backoffDelay, resolveBackoff } from "@starling/backoff";
@@ -11,11 +12,14 @@ import type {
 	NetworkMap,
 	PeerStatus,
 	PeerSystemMeta,
+	RoutesResponse,
+	SetExitNodeResponse,
 	UpRequest,
 } from "@starling/proto";
 import { RelayClient, RelayUdpBridge } from "@starling/relay-client";
 import { SignalClient } from "@starling/signal-client";
 import { ControlLoop, oneLine } from "../control/control-loop.js";
+import { exitNodeText, toRouteStatus, UnknownExitNodeError } from "../engine/client-routes.js";
 import { Engine } from "../engine/engine.js";
 import { IceAgent } from "../ice/ice-agent.js";
 import type { NetcheckInputs } from "../netcheck/netcheck.js";
@@ -23,6 +27,9 @@ import { PeerLatency } from "../netcheck/peer-latency.js";
 import { DEFAULT_FIREWALL_TABLE, Firewall, renderFirewallRemoval } from "../netfilter/firewall.js";
 import { FirewallConsumer } from "../netfilter/firewall-consumer.js";
 import { PortRewriter } from "../netfilter/port-rewrite.js";
+import { ExitNodeFile } from "../routing/exit-node.js";
+import { KernelRoutes, localNetworks } from "../routing/kernel-routes.js";
+import type { ExitNodeChoice } from "../routing/selection.js";
 import type { Runner } from "../system/exec.js";
 import { AGENT_VERSION } from "../version.js";
 import { selectBackend, type WireGuardBackend } from "../wireguard/backend.js";
@@ -280,6 +287,9 @@ export class Agent {
 			() => backend.deleteInterface(config.interfaceName),
 		);
 		steps.onUndo("port rewrite", () => portRewriter.clear());
+		// Routes this peer receives: the agent's own table and rules, removed on down.
+		const kernelRoutes = new KernelRoutes(runner, { interfaceName: config.interfaceName });
+		steps.onUndo("kernel routes", () => kernelRoutes.clear());
 		const device = new WireGuardDevice(config.interfaceName, runner);
 		await device.configure({
 			privateKeyFile: stateDir.privateKeyPath,
@@ -306,6 +316,14 @@ export class Agent {
 					ice,
 					portRewriter,
 					firewall: firewall && new FirewallConsumer(firewall, engineLogger),
+					routes: {
+						kernel: kernelRoutes,
+						localNetworks: () => localNetworks(runner, config.interfaceName),
+						exitNode: new ExitNodeFile(stateDir.path),
+						controlPlaneHosts: [urlHostname(config.managementUrl)].filter((h) => h !== ""),
+						resolve: async (host) =>
+							(await lookup(host, { family: 4, all: true })).map((a) => a.address),
+					},
 					signalClients: (url) =>
 						new SignalClient({ url, keyPair, logger: logger.child({ component: "signal" }) }),
 					relays: (url, token) => {
@@ -415,6 +433,10 @@ export class Agent {
 			);
 			await b.deleteInterface(config.interfaceName);
 		}
+		// Our routing table and policy rules (fixed numbers: nothing to look up).
+		await new KernelRoutes(this.options.runner, { interfaceName: config.interfaceName })
+			.clear()
+			.catch(() => undefined);
 		// Our firewall table, also when the firewall is now disabled (it would block the overlay).
 		await this.options
 			.runner("nft", ["-f", "-"], {
@@ -516,7 +538,48 @@ export class Agent {
 					? "disabled by operator"
 					: "",
 			relay,
+			routes: r ? r.engine.routeStatuses().map(toRouteStatus) : [],
 		};
+	}
+
+	/** `starling routes`: the routes this peer receives, the router in use for each and why. */
+	async routes(): Promise<RoutesResponse> {
+		const routes = this.requireUp("routes").engine.clientRoutes();
+		return {
+			routes: (routes?.status() ?? []).map(toRouteStatus),
+			exitNode: routes ? exitNodeText(routes.exitNode()) : "auto",
+			error: routes?.lastError() ?? "",
+		};
+	}
+
+	/** `starling exit-node use NAME|off|auto`. */
+	setExitNode(name: string): Promise<SetExitNodeResponse> {
+		return this.serial(async () => {
+			const routes = this.requireUp("exit nodes").engine.clientRoutes();
+			if (!routes) throw new AgentError("internal", "routes are not handled by this daemon");
+			const trimmed = name.trim();
+			if (trimmed === "") throw new AgentError("invalid-argument", "exit node name is empty");
+			const choice: ExitNodeChoice =
+				trimmed === "off" || trimmed === "auto"
+					? { mode: trimmed }
+					: { mode: "use", name: trimmed };
+			try {
+				routes.selectExitNode(choice);
+			} catch (err) {
+				if (err instanceof UnknownExitNodeError)
+					throw new AgentError("invalid-argument", err.message);
+				throw err;
+			}
+			await routes.settled();
+			const exit = routes.status().find((n) => n.exitNode && n.routerKey !== undefined);
+			return { router: exit?.routerName ?? "" };
+		});
+	}
+
+	private requireUp(what: string): Running {
+		if (!this.running)
+			throw new AgentError("not-up", `not up, so there are no ${what}; run 'starling up' first`);
+		return this.running;
 	}
 
 	/** down, connecting or up (the metrics' `starling_agent_up`). */
@@ -551,6 +614,14 @@ export class Agent {
 	/** Daemon shutdown: remove what we created but remember that we were up. */
 	async shutdown(): Promise<void> {
 		await this.serial(() => this.teardown());
+	}
+}
+
+function urlHostname(url: string): string {
+	try {
+		return new URL(url).hostname.replace(/^\[|\]$/g, "");
+	} catch {
+		return "";
 	}
 }
 

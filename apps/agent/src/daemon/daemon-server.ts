@@ -114,6 +114,18 @@ export async function startDaemonServer(
 				(err) => callback(toStatus(err, logger)),
 			);
 		},
+		routes(_call, callback) {
+			agent.routes().then(
+				(res) => callback(null, res),
+				(err) => callback(toStatus(err, logger)),
+			);
+		},
+		setExitNode(call, callback) {
+			agent.setExitNode(call.request.name).then(
+				(res) => callback(null, res),
+				(err) => callback(toStatus(err, logger)),
+			);
+		},
 		logout(_call, callback) {
 			agent.logout().then(
 				() => callback(null, {}),

@@ -5,6 +5,7 @@ import { type ConnInput, PeerConnection } from "../conn/peer-connection.js";
 import type { FirewallConsumer } from "../netfilter/firewall-consumer.js";
 import type { PortRewriter } from "../netfilter/port-rewrite.js";
 import type { WireGuardDevice } from "../wireguard/device.js";
+import { type ClientRouteStatus, ClientRoutes, type ClientRoutesHost } from "./client-routes.js";
 import { CommandExecutor } from "./commands.js";
 import { type IcePort, IceSessions } from "./ice-sessions.js";
 import { readInterfaceCounters } from "./interface-counters.js";
@@ -41,6 +42,13 @@ export interface EngineOptions {
 	 * README.md: kernel routes and DNS go here).
 	 */
 	consumers?: readonly MapConsumer[] | undefined;
+	/**
+	 * The routes this peer receives (the map's `routes`): kernel routes and the
+	 * machine facts the HA choice needs. Absent: routes are ignored (tests).
+	 */
+	routes?: ClientRoutesHost | undefined;
+	/** How long a better router must stay reachable before traffic moves back (tests shorten it). */
+	routeHoldMs?: number;
 	logger: Logger;
 	random?: () => number;
 	/** Direct-path liveness probing (tests shorten it). */
@@ -71,6 +79,7 @@ export class Engine {
 	private readonly commands: CommandExecutor;
 	private readonly firewall: FirewallConsumer | undefined;
 	private readonly consumers: readonly MapConsumer[];
+	private readonly routes: ClientRoutes | undefined;
 
 	constructor(private readonly options: EngineOptions) {
 		this.random = options.random ?? Math.random;
@@ -129,8 +138,21 @@ export class Engine {
 			peers: () => (this.map ? this.peers.values() : undefined),
 			wgEndpointOf: (key) => this.monitor.wgOf(key)?.endpoint,
 			relayEndpointOf: (key) => this.relay.endpointOf(key),
+			extraAllowedIpsOf: (key) => this.routes?.allowedIpsOf(key) ?? [],
 			logError,
 		});
+		this.routes =
+			options.routes &&
+			new ClientRoutes({
+				host: options.routes,
+				peer: current,
+				peers: () => this.peers.values(),
+				relayEndpointOf: (key) => this.relay.endpointOf(key),
+				wgOf: (key) => this.monitor.wgOf(key),
+				reconcile: () => this.reconciler.request(),
+				logger: logger.child({ component: "routes" }),
+				...(options.routeHoldMs !== undefined ? { holdMs: options.routeHoldMs } : {}),
+			});
 		this.commands = new CommandExecutor({
 			ice: this.ice,
 			sendSignal: (state, message) => this.signal.send(state, message),
@@ -166,7 +188,19 @@ export class Engine {
 			}
 		}
 		for (const key of [...this.peers.keys()]) if (!seen.has(key)) this.removePeer(key);
+		// After the peers: the routes' routers are peers of the same map.
+		this.routes?.applyMap(map);
 		this.reconciler.request();
+	}
+
+	/** The routes this peer receives, the router in use for each and why (`starling routes`). */
+	routeStatuses(): ClientRouteStatus[] {
+		return this.routes?.status() ?? [];
+	}
+
+	/** The client routes part, for `starling exit-node` (undefined when routes are off). */
+	clientRoutes(): ClientRoutes | undefined {
+		return this.routes;
 	}
 
 	/** The firewall line of `starling status`. */
@@ -238,12 +272,16 @@ export class Engine {
 		}
 		for (const command of commands) this.commands.execute(state, command);
 		this.ice.endBatch(state.key, () => state.conn.snapshot().lastFailure);
+		// A path went up or down: the routers' reachability may have changed.
+		if (input.type === "path-lost") this.routes?.noteLost(state.key);
+		else if (input.type === "ice-connected") this.routes?.evaluate();
 	}
 
 	/** Waits until queued WireGuard and host-integration changes are applied (tests, `up`). */
 	async settled(): Promise<void> {
 		await this.reconciler.settled();
 		for (const consumer of this.consumers) await consumer.settled();
+		await this.routes?.settled();
 	}
 
 	/** Status for `starling status`, with WireGuard counters read now. */
@@ -292,6 +330,7 @@ export class Engine {
 		for (const key of [...this.peers.keys()]) this.removePeer(key);
 		this.stopped = true;
 		this.monitor.stop();
+		await this.routes?.stop();
 		await this.reconciler.stop();
 		for (const consumer of this.consumers) await consumer.stop().catch(() => undefined);
 		await this.signal.close();

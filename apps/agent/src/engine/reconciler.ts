@@ -64,6 +64,8 @@ export function desiredPeers(
 	peers: Iterable<ReconcilePeer>,
 	wgEndpointOf: (key: string) => string | undefined,
 	relayEndpointOf: (key: string) => string | undefined,
+	/** Networks a routing peer carries for us, added to its allowed IPs (engine/client-routes.ts). */
+	extraAllowedIpsOf: (key: string) => readonly string[] = () => [],
 ): {
 	desired: DesiredPeer[];
 	endpointsSet: DirectPath[];
@@ -86,7 +88,7 @@ export function desiredPeers(
 					? { replaceSession: "if-no-handshake" as const }
 					: {}),
 			publicKey: p.remote.wgPublicKey,
-			allowedIps: p.remote.allowedIps,
+			allowedIps: [...p.remote.allowedIps, ...extraAllowedIpsOf(p.key)],
 			endpoint: p.path
 				? directEndpoint(p.path, wgEndpointOf(p.key), relayEndpoint, endpointsSet)
 				: relayEndpoint,
@@ -130,6 +132,8 @@ export interface ReconcilerOptions {
 	/** Where WireGuard sends to the peer, from its last dump. */
 	wgEndpointOf(key: string): string | undefined;
 	relayEndpointOf(key: string): string | undefined;
+	/** The routed networks a peer carries for us (none when absent). */
+	extraAllowedIpsOf?(key: string): readonly string[];
 	logError(what: string, err: unknown): void;
 }
 
@@ -159,6 +163,7 @@ export class Reconciler {
 					peers,
 					this.options.wgEndpointOf,
 					this.options.relayEndpointOf,
+					this.options.extraAllowedIpsOf,
 				);
 				// Taken before the pass, not after it: a restart or a retry noted while
 				// it runs must survive for the pass it asked for. Given back if it fails.

@@ -106,7 +106,62 @@ export interface DaemonStatus {
    */
   firewall: string;
   /** The relay this peer's connection falls back to ("" when management names none). */
-  relay: ServiceConnection | undefined;
+  relay:
+    | ServiceConnection
+    | undefined;
+  /**
+   * The routes this peer receives (the network map's routes), one per
+   * network; with detail and in --json.
+   */
+  routes: RouteStatus[];
+}
+
+/** One network this peer receives, as `starling routes` shows it. */
+export interface RouteStatus {
+  networkId: string;
+  /** IPv4 CIDR; "0.0.0.0/0" for an exit node. */
+  network: string;
+  exitNode: boolean;
+  /** The router in use: its peer name and key ("" when none). */
+  router: string;
+  routerKey: string;
+  metric: number;
+  /** The kernel route is installed now. */
+  installed: boolean;
+  /** Why this router, or why none (one line). */
+  reason: string;
+  description: string;
+  /** Every router of the network, best first. */
+  routers: RouteRouter[];
+}
+
+export interface RouteRouter {
+  name: string;
+  key: string;
+  metric: number;
+  reachable: boolean;
+  direct: boolean;
+}
+
+export interface RoutesRequest {
+}
+
+export interface RoutesResponse {
+  routes: RouteStatus[];
+  /** "auto", "off" or "use:NAME". */
+  exitNode: string;
+  /** The last error installing kernel routes, one line ("" when none). */
+  error: string;
+}
+
+export interface SetExitNodeRequest {
+  /** "off", "auto", or a name: the exit route's network id or its router's peer name. */
+  name: string;
+}
+
+export interface SetExitNodeResponse {
+  /** The exit node in use after the change ("" when none). */
+  router: string;
 }
 
 export interface PeerStatus {
@@ -890,6 +945,7 @@ function createBaseDaemonStatus(): DaemonStatus {
     peers: [],
     firewall: "",
     relay: undefined,
+    routes: [],
   };
 }
 
@@ -939,6 +995,9 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
     }
     if (message.relay !== undefined) {
       ServiceConnection.encode(message.relay, writer.uint32(122).fork()).join();
+    }
+    for (const v of message.routes) {
+      RouteStatus.encode(v!, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -1076,6 +1135,14 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
             message.relay = ServiceConnection.decode(reader, reader.uint32());
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.routes.push(RouteStatus.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1114,6 +1181,516 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
     message.relay = (object.relay !== undefined && object.relay !== null)
       ? ServiceConnection.fromPartial(object.relay)
       : undefined;
+    message.routes = object.routes?.map((e) => RouteStatus.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRouteStatus(): RouteStatus {
+  return {
+    networkId: "",
+    network: "",
+    exitNode: false,
+    router: "",
+    routerKey: "",
+    metric: 0,
+    installed: false,
+    reason: "",
+    description: "",
+    routers: [],
+  };
+}
+
+export const RouteStatus: MessageFns<RouteStatus> = {
+  encode(message: RouteStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.networkId !== "") {
+      writer.uint32(10).string(message.networkId);
+    }
+    if (message.network !== "") {
+      writer.uint32(18).string(message.network);
+    }
+    if (message.exitNode !== false) {
+      writer.uint32(24).bool(message.exitNode);
+    }
+    if (message.router !== "") {
+      writer.uint32(34).string(message.router);
+    }
+    if (message.routerKey !== "") {
+      writer.uint32(42).string(message.routerKey);
+    }
+    if (message.metric !== 0) {
+      writer.uint32(48).uint32(message.metric);
+    }
+    if (message.installed !== false) {
+      writer.uint32(56).bool(message.installed);
+    }
+    if (message.reason !== "") {
+      writer.uint32(66).string(message.reason);
+    }
+    if (message.description !== "") {
+      writer.uint32(74).string(message.description);
+    }
+    for (const v of message.routers) {
+      RouteRouter.encode(v!, writer.uint32(82).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RouteStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRouteStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.networkId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.network = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.exitNode = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.router = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.routerKey = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.metric = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.installed = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.routers.push(RouteRouter.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RouteStatus>): RouteStatus {
+    return RouteStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RouteStatus>): RouteStatus {
+    const message = createBaseRouteStatus();
+    message.networkId = object.networkId ?? "";
+    message.network = object.network ?? "";
+    message.exitNode = object.exitNode ?? false;
+    message.router = object.router ?? "";
+    message.routerKey = object.routerKey ?? "";
+    message.metric = object.metric ?? 0;
+    message.installed = object.installed ?? false;
+    message.reason = object.reason ?? "";
+    message.description = object.description ?? "";
+    message.routers = object.routers?.map((e) => RouteRouter.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRouteRouter(): RouteRouter {
+  return { name: "", key: "", metric: 0, reachable: false, direct: false };
+}
+
+export const RouteRouter: MessageFns<RouteRouter> = {
+  encode(message: RouteRouter, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    if (message.metric !== 0) {
+      writer.uint32(24).uint32(message.metric);
+    }
+    if (message.reachable !== false) {
+      writer.uint32(32).bool(message.reachable);
+    }
+    if (message.direct !== false) {
+      writer.uint32(40).bool(message.direct);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RouteRouter {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRouteRouter();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.metric = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.reachable = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.direct = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RouteRouter>): RouteRouter {
+    return RouteRouter.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RouteRouter>): RouteRouter {
+    const message = createBaseRouteRouter();
+    message.name = object.name ?? "";
+    message.key = object.key ?? "";
+    message.metric = object.metric ?? 0;
+    message.reachable = object.reachable ?? false;
+    message.direct = object.direct ?? false;
+    return message;
+  },
+};
+
+function createBaseRoutesRequest(): RoutesRequest {
+  return {};
+}
+
+export const RoutesRequest: MessageFns<RoutesRequest> = {
+  encode(_: RoutesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RoutesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRoutesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RoutesRequest>): RoutesRequest {
+    return RoutesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<RoutesRequest>): RoutesRequest {
+    const message = createBaseRoutesRequest();
+    return message;
+  },
+};
+
+function createBaseRoutesResponse(): RoutesResponse {
+  return { routes: [], exitNode: "", error: "" };
+}
+
+export const RoutesResponse: MessageFns<RoutesResponse> = {
+  encode(message: RoutesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.routes) {
+      RouteStatus.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.exitNode !== "") {
+      writer.uint32(18).string(message.exitNode);
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RoutesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRoutesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.routes.push(RouteStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.exitNode = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RoutesResponse>): RoutesResponse {
+    return RoutesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RoutesResponse>): RoutesResponse {
+    const message = createBaseRoutesResponse();
+    message.routes = object.routes?.map((e) => RouteStatus.fromPartial(e)) || [];
+    message.exitNode = object.exitNode ?? "";
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseSetExitNodeRequest(): SetExitNodeRequest {
+  return { name: "" };
+}
+
+export const SetExitNodeRequest: MessageFns<SetExitNodeRequest> = {
+  encode(message: SetExitNodeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetExitNodeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetExitNodeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<SetExitNodeRequest>): SetExitNodeRequest {
+    return SetExitNodeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetExitNodeRequest>): SetExitNodeRequest {
+    const message = createBaseSetExitNodeRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseSetExitNodeResponse(): SetExitNodeResponse {
+  return { router: "" };
+}
+
+export const SetExitNodeResponse: MessageFns<SetExitNodeResponse> = {
+  encode(message: SetExitNodeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.router !== "") {
+      writer.uint32(10).string(message.router);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetExitNodeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetExitNodeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.router = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<SetExitNodeResponse>): SetExitNodeResponse {
+    return SetExitNodeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetExitNodeResponse>): SetExitNodeResponse {
+    const message = createBaseSetExitNodeResponse();
+    message.router = object.router ?? "";
     return message;
   },
 };
@@ -2132,6 +2709,30 @@ export const DaemonServiceService = {
     responseSerialize: (value: NetcheckReport): Buffer => Buffer.from(NetcheckReport.encode(value).finish()),
     responseDeserialize: (value: Buffer): NetcheckReport => NetcheckReport.decode(value),
   },
+  /** The routes this peer receives, the router in use for each and why. */
+  routes: {
+    path: "/starling.v1.DaemonService/Routes" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RoutesRequest): Buffer => Buffer.from(RoutesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RoutesRequest => RoutesRequest.decode(value),
+    responseSerialize: (value: RoutesResponse): Buffer => Buffer.from(RoutesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RoutesResponse => RoutesResponse.decode(value),
+  },
+  /**
+   * Selects the exit node (`starling exit-node use NAME`), turns exit nodes
+   * off, or back to automatic; remembered across restarts. An unknown name is
+   * INVALID_ARGUMENT with one line.
+   */
+  setExitNode: {
+    path: "/starling.v1.DaemonService/SetExitNode" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetExitNodeRequest): Buffer => Buffer.from(SetExitNodeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetExitNodeRequest => SetExitNodeRequest.decode(value),
+    responseSerialize: (value: SetExitNodeResponse): Buffer => Buffer.from(SetExitNodeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetExitNodeResponse => SetExitNodeResponse.decode(value),
+  },
 } as const;
 
 export interface DaemonServiceServer extends UntypedServiceImplementation {
@@ -2153,6 +2754,14 @@ export interface DaemonServiceServer extends UntypedServiceImplementation {
    * and lists the peers without a direct path, each with the reason.
    */
   netcheck: handleUnaryCall<NetcheckRequest, NetcheckReport>;
+  /** The routes this peer receives, the router in use for each and why. */
+  routes: handleUnaryCall<RoutesRequest, RoutesResponse>;
+  /**
+   * Selects the exit node (`starling exit-node use NAME`), turns exit nodes
+   * off, or back to automatic; remembered across restarts. An unknown name is
+   * INVALID_ARGUMENT with one line.
+   */
+  setExitNode: handleUnaryCall<SetExitNodeRequest, SetExitNodeResponse>;
 }
 
 export interface DaemonServiceClient extends Client {
@@ -2241,6 +2850,42 @@ export interface DaemonServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: NetcheckReport) => void,
+  ): ClientUnaryCall;
+  /** The routes this peer receives, the router in use for each and why. */
+  routes(
+    request: RoutesRequest,
+    callback: (error: ServiceError | null, response: RoutesResponse) => void,
+  ): ClientUnaryCall;
+  routes(
+    request: RoutesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RoutesResponse) => void,
+  ): ClientUnaryCall;
+  routes(
+    request: RoutesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RoutesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Selects the exit node (`starling exit-node use NAME`), turns exit nodes
+   * off, or back to automatic; remembered across restarts. An unknown name is
+   * INVALID_ARGUMENT with one line.
+   */
+  setExitNode(
+    request: SetExitNodeRequest,
+    callback: (error: ServiceError | null, response: SetExitNodeResponse) => void,
+  ): ClientUnaryCall;
+  setExitNode(
+    request: SetExitNodeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetExitNodeResponse) => void,
+  ): ClientUnaryCall;
+  setExitNode(
+    request: SetExitNodeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetExitNodeResponse) => void,
   ): ClientUnaryCall;
 }
 
