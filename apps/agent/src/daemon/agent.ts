@@ -62,6 +62,12 @@ export interface AgentOptions {
 	stateDir: StateDir;
 	runner: Runner;
 	logger: Logger;
+	/**
+	 * Tests only: changes each network map before the engine sees it. The
+	 * route lab test adds the `routes` a management of its own branch could
+	 * not compute yet; `service run` never sets it.
+	 */
+	mapFilter?: (map: NetworkMap) => NetworkMap;
 }
 
 /**
@@ -352,7 +358,8 @@ export class Agent {
 					config.managementUrl,
 					this.meta(),
 					{
-						onMap: (map: NetworkMap) => {
+						onMap: (received: NetworkMap) => {
+							const map = this.options.mapFilter ? this.options.mapFilter(received) : received;
 							this.networkMap = map;
 							if (map.self?.address)
 								void device.applyAddresses([map.self.address]).catch(() => undefined);
