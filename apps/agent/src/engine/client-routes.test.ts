@@ -61,7 +61,7 @@ function mapWith(routes: Partial<ClientRoute>[]): NetworkMap {
 	} as unknown as NetworkMap;
 }
 
-function setUp() {
+function setUp(kernelApply?: (w: WantedKernelState) => Promise<void>) {
 	const peers = new Map([
 		[KEY1, fakePeer(KEY1, "r1")],
 		[KEY2, fakePeer(KEY2, "r2")],
@@ -79,6 +79,7 @@ function setUp() {
 			kernel: {
 				apply: async (w) => {
 					applied.push(w);
+					await kernelApply?.(w);
 				},
 			},
 			localNetworks: async () => ["198.18.1.0/24"],
@@ -165,6 +166,29 @@ describe("ClientRoutes", () => {
 			bypass: ["198.18.0.1", "198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.5.1", "198.18.5.2"],
 		});
 		expect(t.routes.allowedIpsOf(KEY2)).toEqual(["0.0.0.0/0"]);
+		await t.routes.stop();
+	});
+
+	it("a failed kernel update is kept for status and tried again after a pause, not on every tick", async () => {
+		let fail = true;
+		const t = setUp(async () => {
+			if (fail) throw new Error("ip: RTNETLINK answers: Operation not permitted");
+		});
+		t.routes.applyMap(mapWith([{ routerKey: KEY1, metric: 10 }]));
+		await t.routes.settled();
+		expect(t.routes.lastError()).toBe("ip: RTNETLINK answers: Operation not permitted");
+		expect(t.routes.status()[0]?.installed).toBe(false);
+		t.at(1_000);
+		t.routes.evaluate();
+		await t.routes.settled();
+		expect(t.applied).toHaveLength(1);
+		fail = false;
+		t.at(2_000);
+		t.routes.evaluate();
+		await t.routes.settled();
+		expect(t.applied).toHaveLength(2);
+		expect(t.routes.lastError()).toBe("");
+		expect(t.routes.status()[0]?.installed).toBe(true);
 		await t.routes.stop();
 	});
 });

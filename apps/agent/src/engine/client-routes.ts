@@ -16,6 +16,8 @@ import type { PeerState } from "./peer-state.js";
 
 /** How often the choice is looked at again (hold times run out, paths change). */
 export const ROUTE_TICK_MS = 200;
+/** How long a failed kernel update waits before it is tried again. */
+const KERNEL_RETRY_MS = 2_000;
 /** How often the machine's own networks are read again. */
 const LOCAL_NETWORKS_EVERY_MS = 10_000;
 
@@ -104,6 +106,7 @@ export class ClientRoutes {
 	private readonly resolved = new Map<string, string[]>();
 	private exitChoice: ExitNodeChoice;
 	private applied = "";
+	private retryAt = 0;
 	private installed = new Set<string>();
 	private applying: Promise<void> = Promise.resolve();
 	private pendingKernel = false;
@@ -157,7 +160,8 @@ export class ClientRoutes {
 	evaluate(): void {
 		if (this.stopped || !this.map) return;
 		const now = this.now();
-		if (now - this.localReadAt >= LOCAL_NETWORKS_EVERY_MS) {
+		// Only while routes exist: an agent without any runs no command here.
+		if (this.routes.length > 0 && now - this.localReadAt >= LOCAL_NETWORKS_EVERY_MS) {
 			this.localReadAt = now;
 			this.options.host.localNetworks().then(
 				(local) => {
@@ -278,6 +282,8 @@ export class ClientRoutes {
 	private applyKernel(wanted: WantedKernelState): void {
 		const key = JSON.stringify(wanted);
 		if (key === this.applied) return;
+		// After a failure, the next attempt waits a little (the tick would retry every 200 ms).
+		if (this.now() < this.retryAt) return;
 		this.applied = key;
 		if (this.pendingKernel) return;
 		this.pendingKernel = true;
@@ -289,10 +295,15 @@ export class ClientRoutes {
 				await this.options.host.kernel.apply(current);
 				this.installed = new Set(current.routes);
 				this.error = "";
+				this.retryAt = 0;
 			} catch (err) {
-				this.error = err instanceof Error ? err.message.split("\n")[0]! : String(err);
-				this.applied = ""; // try again on the next evaluation
-				this.options.logger.error({ error: this.error }, "kernel routes update failed");
+				const error = err instanceof Error ? err.message.split("\n")[0]! : String(err);
+				// One line per new error, not one per retry.
+				if (error !== this.error)
+					this.options.logger.error({ error }, "kernel routes update failed");
+				this.error = error;
+				this.applied = "";
+				this.retryAt = this.now() + KERNEL_RETRY_MS;
 			}
 		});
 	}
