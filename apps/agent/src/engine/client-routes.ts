@@ -105,7 +105,8 @@ export class ClientRoutes {
 	private readonly lost = new Map<string, number | undefined>();
 	private readonly resolved = new Map<string, string[]>();
 	private exitChoice: ExitNodeChoice;
-	private applied = "";
+	/** What the kernel was last given; `up` starts from nothing (its leftovers were cleared). */
+	private applied = JSON.stringify({ routes: [], bypass: [] } satisfies WantedKernelState);
 	private retryAt = 0;
 	private installed = new Set<string>();
 	private applying: Promise<void> = Promise.resolve();
