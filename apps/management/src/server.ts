@@ -15,6 +15,7 @@ import { managementLive, managementReady } from "./metrics/health.js";
 import { createManagementMetrics, type ManagementMetrics } from "./metrics/management-metrics.js";
 import { instrumentStore } from "./metrics/store-timing.js";
 import { buildRestApi } from "./rest/index.js";
+import { GroupCommit } from "./store/group-commit.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import { OutputBudget } from "./sync/output-budget.js";
@@ -70,9 +71,13 @@ export async function startManagement(
 	const serverKey = await getOrCreateServerKey(store, generateKeyPair, new Date()).catch(
 		stopOnError,
 	);
+	// Logins of known peers and Sync sessions come in storms (every agent
+	// reconnecting after an instance died): committed in batches.
+	const peerWrites = new GroupCommit(store);
 	const cluster = await ManagementCluster.register({
 		bus,
 		store,
+		sessionWrites: peerWrites,
 		instanceId: config.instanceId,
 		logger: logger.child({ component: "cluster" }),
 		checkIntervalMs: config.syncCheckMs,
@@ -123,6 +128,7 @@ export async function startManagement(
 		managementServiceDefinition,
 		createManagementService({
 			store,
+			loginWrites: peerWrites,
 			hub,
 			sink,
 			serverKey,

@@ -3,7 +3,7 @@ import { labelForRename, type NewPeer, planRegistration } from "../core/peer-reg
 import { cryptoRandomInt, newId } from "../core/random.js";
 import { hashSecret } from "../core/secrets.js";
 import type { NewAuditEvent, Peer, PeerSystemInfo, SetupKey } from "../domain/types.js";
-import type { Store } from "../store/store.js";
+import type { Store, StoreWrites } from "../store/store.js";
 import { deleteAudited } from "./audit.js";
 import { AppError, notFound, stored } from "./errors.js";
 import type { NetworkChangeSink } from "./events.js";
@@ -25,10 +25,12 @@ export async function loginPeer(
 	sink: NetworkChangeSink,
 	input: LoginInput,
 	now: Date,
+	/** Where the login of a known peer is recorded (a GroupCommit under load); the store by default. */
+	loginWrites: StoreWrites = store,
 ): Promise<{ peer: Peer; registered: boolean }> {
 	const existing = await store.getPeerByPublicKey(input.wgPublicKey);
 	if (existing) {
-		const peer = (await recordPeerLogin(store, existing, input.system, now)) ?? existing;
+		const peer = (await recordPeerLogin(loginWrites, existing, input.system, now)) ?? existing;
 		return { peer, registered: false };
 	}
 	if (!input.setupKey) {
@@ -97,7 +99,7 @@ export async function registerPeer(
 
 /** Records a login of a registered peer (its system info may have changed). */
 export function recordPeerLogin(
-	store: Store,
+	store: StoreWrites,
 	peer: Peer,
 	system: PeerSystemInfo,
 	at: Date,
@@ -110,7 +112,7 @@ export function recordPeerLogin(
  * in one write transaction; undefined when it has been deleted meanwhile.
  */
 function rewritePeer(
-	store: Store,
+	store: StoreWrites,
 	peer: Peer,
 	change: (current: Peer) => Peer,
 ): Promise<Peer | undefined> {

@@ -1,6 +1,6 @@
 import { deadInstances, peerWithSessions } from "../core/sessions.js";
 import type { ManagementInstance, Peer, SyncSession } from "../domain/types.js";
-import type { Store, StoreWriter } from "../store/store.js";
+import type { Store, StoreWriter, StoreWrites } from "../store/store.js";
 
 // Sync sessions and instance heartbeats: the connected state of peers when
 // several management instances share one database. peers.connected is a
@@ -131,7 +131,7 @@ export function deregisterInstance(
  * peer after, or undefined when it was deleted meanwhile.
  */
 export function openSyncSession(
-	store: Store,
+	store: StoreWrites,
 	peer: Peer,
 	session: SyncSession,
 ): Promise<Peer | undefined> {
@@ -151,7 +151,7 @@ export function openSyncSession(
  * peer after, or undefined when it was deleted meanwhile.
  */
 export function closeSyncSession(
-	store: Store,
+	store: StoreWrites,
 	peer: Peer,
 	streamId: string,
 	at: Date,

@@ -10,7 +10,7 @@ import {
 	restoreSyncSessions,
 } from "../app/sessions.js";
 import type { Peer } from "../domain/types.js";
-import type { Store } from "../store/store.js";
+import type { Store, StoreWrites } from "../store/store.js";
 import type { SyncHub, SyncSessions } from "../sync/sync-hub.js";
 import { accountsBehind, reloadForMessage, streamOpenedElsewhere } from "./decisions.js";
 import {
@@ -34,6 +34,8 @@ export interface ClusterOptions {
 	heartbeatIntervalMs: number;
 	/** An instance whose heartbeat is older than this is dead: its sessions are expired. */
 	expireAfterMs: number;
+	/** Where Sync sessions are written (a GroupCommit, so a reconnect storm commits in batches); the store by default. */
+	sessionWrites?: StoreWrites;
 	now?: () => Date;
 }
 
@@ -59,9 +61,11 @@ export class ManagementCluster {
 	private stopBusWatch: (() => void) | undefined;
 	private closed = false;
 	private readonly now: () => Date;
+	private readonly sessionWrites: StoreWrites;
 
 	private constructor(private readonly options: ClusterOptions) {
 		this.now = options.now ?? (() => new Date());
+		this.sessionWrites = options.sessionWrites ?? options.store;
 	}
 
 	/**
@@ -88,7 +92,7 @@ export class ManagementCluster {
 	/** Where the hub records its streams: session rows under this instance, announced on the bus. */
 	readonly sessions: SyncSessions = {
 		open: async (peer: Peer, streamId: string, since: Date) => {
-			const after = await openSyncSession(this.options.store, peer, {
+			const after = await openSyncSession(this.sessionWrites, peer, {
 				streamId,
 				accountId: peer.accountId,
 				peerId: peer.id,
@@ -108,7 +112,7 @@ export class ManagementCluster {
 			return after;
 		},
 		close: async (peer: Peer, streamId: string, at: Date) => {
-			const after = await closeSyncSession(this.options.store, peer, streamId, at);
+			const after = await closeSyncSession(this.sessionWrites, peer, streamId, at);
 			this.accountChanged(peer.accountId);
 			return after;
 		},

@@ -22,7 +22,7 @@ import { type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
 import type { PeerSystemInfo } from "../domain/types.js";
 import { loginFailure } from "../metrics/login-result.js";
 import type { ManagementMetrics } from "../metrics/management-metrics.js";
-import type { Store } from "../store/store.js";
+import type { Store, StoreWrites } from "../store/store.js";
 import { StoreUnavailableError } from "../store/store.js";
 import type { OutputBudget } from "../sync/output-budget.js";
 import type { SyncHub } from "../sync/sync-hub.js";
@@ -30,6 +30,8 @@ import { UndecodableRequest, withSafeDeserializers } from "./safe-definition.js"
 
 export interface ManagementGrpcDeps {
 	store: Store;
+	/** Where logins of known peers are recorded (a GroupCommit in front of the store); the store by default. */
+	loginWrites?: StoreWrites;
 	hub: SyncHub;
 	/** Told of every committed change (the hub, then the other instances). */
 	sink: NetworkChangeSink;
@@ -181,6 +183,7 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 						system: toSystemInfo(body.meta, remoteIp(call.getPeer())),
 					},
 					now(),
+					deps.loginWrites,
 				);
 				const account = await deps.store.getAccount(peer.accountId);
 				if (!account)
@@ -267,7 +270,7 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 				}
 				const meta = body.meta ? toSystemInfo(body.meta, remoteIp(call.getPeer())) : undefined;
 				const current = meta?.hostname
-					? ((await recordPeerLogin(deps.store, peer, meta, now())) ?? peer)
+					? ((await recordPeerLogin(deps.loginWrites ?? deps.store, peer, meta, now())) ?? peer)
 					: peer;
 				if (closed) return;
 				// Backpressure by bytes, not messages: grpc-js buffers 16 messages

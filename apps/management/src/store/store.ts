@@ -190,13 +190,8 @@ export interface StoreWriter extends StoreReader {
 	appendEvents(events: readonly NewAuditEvent[]): Promise<void>;
 }
 
-export interface Store extends StoreReader {
-	/**
-	 * Runs `fn` on one consistent snapshot: every read in it agrees with every
-	 * other (REPEATABLE READ). Concurrent writes commit independently and are
-	 * not seen. `fn` must not call `read`/`write` on the same store (use `tx`).
-	 */
-	read<T>(fn: (tx: StoreReader) => Promise<T>): Promise<T>;
+/** What runs write transactions: the store itself, or a GroupCommit in front of it. */
+export interface StoreWrites {
 	/**
 	 * Runs `fn` as one transaction, SERIALIZABLE with every other write (of
 	 * this instance and of others on the same database): all its changes
@@ -205,5 +200,14 @@ export interface Store extends StoreReader {
 	 * must have no effect outside `tx` before it returns.
 	 */
 	write<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T>;
+}
+
+export interface Store extends StoreReader, StoreWrites {
+	/**
+	 * Runs `fn` on one consistent snapshot: every read in it agrees with every
+	 * other (REPEATABLE READ). Concurrent writes commit independently and are
+	 * not seen. `fn` must not call `read`/`write` on the same store (use `tx`).
+	 */
+	read<T>(fn: (tx: StoreReader) => Promise<T>): Promise<T>;
 	close(): Promise<void>;
 }
