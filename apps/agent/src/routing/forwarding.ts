@@ -14,7 +14,16 @@
  * two small injected interfaces (`ForwardingSysctl`, `ForwardingRecord`).
  */
 
-import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+	closeSync,
+	existsSync,
+	fsyncSync,
+	openSync,
+	readFileSync,
+	renameSync,
+	rmSync,
+	writeSync,
+} from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -160,10 +169,22 @@ export function fileForwardingRecord(
 			return parsed.previous;
 		},
 		save(previous) {
+			// Flushed before the sysctl changes: after a power cut the value is still known.
 			const tmp = `${path}.tmp-${process.pid}`;
-			writeFileSync(tmp, `${JSON.stringify({ key, previous })}\n`, { mode: 0o600 });
-			chmodSync(tmp, 0o600);
+			const fd = openSync(tmp, "w", 0o600);
+			try {
+				writeSync(fd, `${JSON.stringify({ key, previous })}\n`);
+				fsyncSync(fd);
+			} finally {
+				closeSync(fd);
+			}
 			renameSync(tmp, path);
+			const dirFd = openSync(stateDir, "r");
+			try {
+				fsyncSync(dirFd);
+			} finally {
+				closeSync(dirFd);
+			}
 		},
 		clear() {
 			rmSync(path, { force: true });
