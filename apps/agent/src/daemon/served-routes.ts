@@ -42,9 +42,13 @@ export async function removeServedRoutesLeftovers(
 	logger: Logger,
 ): Promise<void> {
 	const forwarding = new Forwarding(procSysctl(), fileForwardingRecord(stateDirPath));
-	if (forwarding.owned) logger.info("giving back net.ipv4.ip_forward changed by an earlier run");
 	const results = await Promise.allSettled([
-		forwarding.restore(),
+		(async () => {
+			// An unreadable record throws here, and the table is still removed.
+			if (forwarding.owned)
+				logger.info("giving back net.ipv4.ip_forward changed by an earlier run");
+			await forwarding.restore();
+		})(),
 		runner("nft", ["-f", "-"], { input: renderRoutingTableRemoval(DEFAULT_ROUTING_TABLE) }),
 	]);
 	const failed = results.find((r) => r.status === "rejected");
