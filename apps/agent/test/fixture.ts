@@ -166,6 +166,9 @@ export class ControlPlane {
 	}
 }
 
+/** The nftables table of `AgentHost.dropUdpFrom`. */
+const UDP_CUT_TABLE = "test-udp-cut";
+
 /** One lab host running the agent daemon, driven through the real CLI. */
 export class AgentHost {
 	daemon: LabProcess | undefined;
@@ -203,6 +206,25 @@ export class AgentHost {
 		return (await this.status()).overlay_address.split("/")[0]!;
 	}
 
+	/**
+	 * Drops UDP from `other` as it arrives here, in an nftables table of the
+	 * test's own (`restoreUdp` removes it). Cut on arrival, as a network that
+	 * loses packets would: an output drop makes the sender's own send fail
+	 * (EPERM), and WireGuard then counts no bytes sent, another case (README, Known limits).
+	 */
+	async dropUdpFrom(other: AgentHost): Promise<void> {
+		await this.host.exec("nft", ["-f", "-"], {
+			input: `table inet ${UDP_CUT_TABLE} {
+	chain input { type filter hook input priority -10; policy accept; ip saddr ${other.host.address} meta l4proto udp drop; }
+}`,
+		});
+	}
+
+	/** Removes what `dropUdpFrom` added. */
+	async restoreUdp(): Promise<void> {
+		await this.host.exec("nft", ["delete", "table", "inet", UDP_CUT_TABLE]);
+	}
+
 	/** The daemon's last log lines, for failure messages. */
 	logs(lines = 40): string {
 		const tail = this.daemon?.output().trim().split("\n").slice(-lines) ?? [];
@@ -221,6 +243,7 @@ export interface PeerJson {
 	remote_candidate_type: string;
 	peer_online: boolean;
 	reason: string;
+	ice: { attempts: number; successes: number; failures: number; last_failure: string };
 }
 
 export interface StatusJson {
