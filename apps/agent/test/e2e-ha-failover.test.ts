@@ -16,14 +16,7 @@
 //    other instance, and a negotiation started after the kill brings the
 //    direct path back once UDP flows again.
 
-import {
-	addRootUplink,
-	Lab,
-	type LabProcess,
-	labSkipReason,
-	type PostgresCluster,
-	startPostgres,
-} from "@starling/lab";
+import { Lab, type LabProcess, labSkipReason } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
 	type HaStack,
@@ -32,8 +25,9 @@ import {
 	type SignalName,
 	startHaStack,
 } from "../../management/test/helpers-failover.js";
+import { postgresForFile } from "../../management/test/helpers-process.js";
 import { connectedPeers } from "../../signal/test/instances.js";
-import { AgentHost, type PeerJson, waitFor } from "./fixture.js";
+import { type AgentHost, agentsBehindRootUplink, type PeerJson, waitFor } from "./fixture.js";
 
 const AGENT_LAN = "198.18.240.0/24";
 const UPLINK_SUBNET = "198.18.241.0/30";
@@ -43,24 +37,23 @@ const PINGS = 150;
 describe.skipIf(labSkipReason)(
 	"agents through management and signal failovers behind HAProxy",
 	() => {
+		// Destroyed after the hooks below (vitest runs afterAll hooks last-registered first).
+		const cluster = postgresForFile();
 		let lab: Lab;
-		let cluster: PostgresCluster;
 		let stack: HaStack;
 		const agents: AgentHost[] = [];
 
 		beforeAll(async () => {
 			lab = await Lab.create("foping");
-			const lan = await lab.lan("lan", AGENT_LAN);
-			const gw = await lab.host("gw", { lan });
-			const uplink = await addRootUplink(lab, gw, { subnet: UPLINK_SUBNET, routes: [AGENT_LAN] });
-			for (const name of ["a", "b"]) {
-				const host = await lab.host(name, { lan });
-				await host.addRoute(UPLINK_SUBNET, gw.address);
-				agents.push(new AgentHost(host));
-			}
-
-			cluster = await startPostgres();
-			stack = await startHaStack(cluster, { proxyAddress: uplink.rootAddress, signal: true });
+			const made = await agentsBehindRootUplink(lab, {
+				lan: AGENT_LAN,
+				uplinkSubnet: UPLINK_SUBNET,
+			});
+			agents.push(...made.agents);
+			stack = await startHaStack(cluster(), {
+				proxyAddress: made.uplink.rootAddress,
+				signal: true,
+			});
 			const key = await stack.rest("POST", "/api/setup-keys", {
 				name: "lab",
 				type: "reusable",
@@ -71,16 +64,9 @@ describe.skipIf(labSkipReason)(
 			expect(key.status).toBe(200);
 			for (const x of agents) {
 				await x.startDaemon();
-				const r = await x.starling([
-					"up",
-					"--management-url",
-					stack.url,
-					"--setup-key",
-					(key.json as { key: string }).key,
-				]);
-				expect(r.exitCode, r.stderr).toBe(0);
+				await x.up(stack.url, (key.json as { key: string }).key);
 			}
-		}, 90_000);
+		}, 150_000);
 
 		afterEach(async (context) => {
 			if (context.task.result?.state !== "fail") return;
@@ -94,7 +80,6 @@ describe.skipIf(labSkipReason)(
 		afterAll(async () => {
 			await lab?.destroy();
 			await stack?.stop();
-			await cluster?.destroy();
 		}, 30_000);
 
 		/** Which instances hold the agents' Sync sessions, from the store's rows. */

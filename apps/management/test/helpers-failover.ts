@@ -36,15 +36,18 @@ export type InstanceName = (typeof INSTANCE_NAMES)[number];
 export const SIGNAL_NAMES = ["signal-1", "signal-2"] as const;
 export type SignalName = (typeof SIGNAL_NAMES)[number];
 
-/** The backends of docker/haproxy/render.mjs, in its order; signal's only when it runs. */
-function haproxyBackends(
-	ports: Record<InstanceName, number>,
-	signals: ReadonlyMap<SignalName, SignalInstance>,
+/**
+ * HAProxy's backends as docker/haproxy/render.mjs writes them, in its order:
+ * management's gRPC and REST over the same servers, and signal's gRPC when
+ * signal instances are given.
+ */
+export function haproxyBackends(
+	management: readonly { name: string; address: string }[],
+	signal: readonly { name: string; instance: SignalInstance }[] = [],
 ): HaproxyBackend[] {
-	const servers = INSTANCE_NAMES.map((n) => ({ name: n, address: `127.0.0.1:${ports[n]}` }));
+	const servers = [...management];
 	// Management answers HTTP/1.1 (REST, /readyz) and gRPC (HTTP/2) on one port.
 	const health = { path: "/readyz", protocol: "h1" } as const;
-	const signal = [...signals].map(([name, instance]) => ({ name, instance }));
 	return [
 		{
 			name: "management_grpc",
@@ -157,7 +160,10 @@ export async function startHaStack(
 		for (const n of INSTANCE_NAMES) running.set(n, await startInstanceProcess(envOf(n), ports[n]));
 		const token = readFileSync(tokenFile, "utf8").trim();
 		const proxy = await startHaproxy({
-			backends: haproxyBackends(ports, signals),
+			backends: haproxyBackends(
+				INSTANCE_NAMES.map((n) => ({ name: n, address: `127.0.0.1:${ports[n]}` })),
+				[...signals].map(([name, instance]) => ({ name, instance })),
+			),
 			checkIntervalMs: 200,
 			address: proxyAddress,
 			port: proxyPort,
