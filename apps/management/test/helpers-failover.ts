@@ -1,7 +1,8 @@
 // The scale-out deployment as real processes for the failover tests: one
 // PostgreSQL database, a nats-server, two management processes (the built
-// binary) and Debian's HAProxy in front of them, as the `ha` compose
-// deployment runs them; agents are real gRPC Sync clients through the proxy,
+// binary), optionally two signal processes, and Debian's HAProxy in front of
+// them, as the `ha` compose deployment runs them; agents are real gRPC Sync
+// clients through the proxy (or real agents, in apps/agent's lab test),
 // each on its own HTTP/2 connection. Every server is stopped by PID after the
 // test; one that cannot start fails the test.
 import { readFileSync } from "node:fs";
