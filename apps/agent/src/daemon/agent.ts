@@ -28,6 +28,7 @@ import { DEFAULT_FIREWALL_TABLE, Firewall, renderFirewallRemoval } from "../netf
 import { FirewallConsumer } from "../netfilter/firewall-consumer.js";
 import { PortRewriter } from "../netfilter/port-rewrite.js";
 import { ExitNodeFile } from "../routing/exit-node.js";
+import type { ForwardingConsumer } from "../routing/forwarding-consumer.js";
 import { KernelRoutes, localNetworks } from "../routing/kernel-routes.js";
 import type { ExitNodeChoice } from "../routing/selection.js";
 import type { Runner } from "../system/exec.js";
@@ -36,6 +37,7 @@ import { selectBackend, type WireGuardBackend } from "../wireguard/backend.js";
 import { WireGuardDevice } from "../wireguard/device.js";
 import { AgentError } from "./agent-error.js";
 import { type BringUpSteps, bringUp } from "./bring-up.js";
+import { removeServedRoutesLeftovers, startServedRoutes } from "./served-routes.js";
 import { describeRefusal, probeCertificate } from "./server-trust.js";
 import type { AgentConfig, StateDir, WireGuardBackendPreference } from "./state-dir.js";
 
@@ -54,6 +56,8 @@ interface Running {
 	backend: WireGuardBackend;
 	engine: Engine;
 	control: ControlLoop;
+	/** This peer as a routing peer (the map's served routes). */
+	servedRoutes: ForwardingConsumer;
 	/** Undoes every step of `up`, last first (see bring-up.ts). */
 	undo(): Promise<void>;
 }
@@ -304,6 +308,13 @@ export class Agent {
 		await device.setMtuAndUp(WIREGUARD_MTU);
 		if (login.self?.address) await device.applyAddresses([login.self.address]);
 
+		const servedRoutes = await startServedRoutes(
+			steps,
+			runner,
+			stateDir.path,
+			config.interfaceName,
+			logger,
+		);
 		const ice = await steps.run(
 			"ice",
 			() => new IceAgent({ logger: logger.child({ component: "ice" }) }),
@@ -330,6 +341,7 @@ export class Agent {
 						resolve: async (host) =>
 							(await lookup(host, { family: 4, all: true })).map((a) => a.address),
 					},
+					consumers: [servedRoutes],
 					signalClients: (url) =>
 						new SignalClient({ url, keyPair, logger: logger.child({ component: "signal" }) }),
 					relays: (url, token) => {
@@ -393,7 +405,7 @@ export class Agent {
 			throw new AgentError("server-not-trusted", describeRefusal("signal", signalUrl, refusal));
 		}
 		await engine.settled();
-		return { config, keyPair, client, login, backend, engine, control };
+		return { config, keyPair, client, login, backend, engine, control, servedRoutes };
 	}
 
 	down(): Promise<void> {
@@ -444,6 +456,16 @@ export class Agent {
 		await new KernelRoutes(this.options.runner, { interfaceName: config.interfaceName })
 			.clear()
 			.catch(() => undefined);
+		await removeServedRoutesLeftovers(
+			this.options.runner,
+			this.options.stateDir.path,
+			this.options.logger,
+		).catch((err) =>
+			this.options.logger.error(
+				{ error: String(err) },
+				"could not give back forwarding or remove the routing table left by an earlier run",
+			),
+		);
 		// Our firewall table, also when the firewall is now disabled (it would block the overlay).
 		await this.options
 			.runner("nft", ["-f", "-"], {
@@ -546,6 +568,7 @@ export class Agent {
 					: "",
 			relay,
 			routes: r ? r.engine.routeStatuses().map(toRouteStatus) : [],
+			servedRoutes: r?.servedRoutes.status() ?? [],
 		};
 	}
 

@@ -114,6 +114,11 @@ export interface DaemonStatus {
    * network; with detail and in --json.
    */
   routes: RouteStatus[];
+  /**
+   * The routes this peer forwards for others (it is their routing peer),
+   * from the map's served_routes; empty when it serves none.
+   */
+  servedRoutes: ServedRouteStatus[];
 }
 
 /** One network this peer receives, as `starling routes` shows it. */
@@ -162,6 +167,23 @@ export interface SetExitNodeRequest {
 export interface SetExitNodeResponse {
   /** The exit node in use after the change ("" when none). */
   router: string;
+}
+
+/** One route this peer forwards, as `starling status` shows it. */
+export interface ServedRouteStatus {
+  routeId: string;
+  /** IPv4 CIDR, e.g. "198.18.10.0/24". */
+  network: string;
+  masquerade: boolean;
+  /** True: only what `rules` allow is forwarded; false: everything from `sources`. */
+  filtered: boolean;
+  /** Valid rules (filtered) or sources (open) in the forwarding table. */
+  ruleCount: number;
+  /**
+   * Why the route is not forwarded ("" when it is): a bad network in the map,
+   * or the forwarding table or sysctl could not be written.
+   */
+  error: string;
 }
 
 export interface PeerStatus {
@@ -946,6 +968,7 @@ function createBaseDaemonStatus(): DaemonStatus {
     firewall: "",
     relay: undefined,
     routes: [],
+    servedRoutes: [],
   };
 }
 
@@ -998,6 +1021,9 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
     }
     for (const v of message.routes) {
       RouteStatus.encode(v!, writer.uint32(130).fork()).join();
+    }
+    for (const v of message.servedRoutes) {
+      ServedRouteStatus.encode(v!, writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -1143,6 +1169,14 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
             message.routes.push(RouteStatus.decode(reader, reader.uint32()));
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.servedRoutes.push(ServedRouteStatus.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1182,6 +1216,7 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
       ? ServiceConnection.fromPartial(object.relay)
       : undefined;
     message.routes = object.routes?.map((e) => RouteStatus.fromPartial(e)) || [];
+    message.servedRoutes = object.servedRoutes?.map((e) => ServedRouteStatus.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1691,6 +1726,121 @@ export const SetExitNodeResponse: MessageFns<SetExitNodeResponse> = {
   fromPartial(object: DeepPartial<SetExitNodeResponse>): SetExitNodeResponse {
     const message = createBaseSetExitNodeResponse();
     message.router = object.router ?? "";
+    return message;
+  },
+};
+
+function createBaseServedRouteStatus(): ServedRouteStatus {
+  return { routeId: "", network: "", masquerade: false, filtered: false, ruleCount: 0, error: "" };
+}
+
+export const ServedRouteStatus: MessageFns<ServedRouteStatus> = {
+  encode(message: ServedRouteStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.routeId !== "") {
+      writer.uint32(10).string(message.routeId);
+    }
+    if (message.network !== "") {
+      writer.uint32(18).string(message.network);
+    }
+    if (message.masquerade !== false) {
+      writer.uint32(24).bool(message.masquerade);
+    }
+    if (message.filtered !== false) {
+      writer.uint32(32).bool(message.filtered);
+    }
+    if (message.ruleCount !== 0) {
+      writer.uint32(40).uint32(message.ruleCount);
+    }
+    if (message.error !== "") {
+      writer.uint32(50).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServedRouteStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServedRouteStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.routeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.network = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.masquerade = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.filtered = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ruleCount = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ServedRouteStatus>): ServedRouteStatus {
+    return ServedRouteStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServedRouteStatus>): ServedRouteStatus {
+    const message = createBaseServedRouteStatus();
+    message.routeId = object.routeId ?? "";
+    message.network = object.network ?? "";
+    message.masquerade = object.masquerade ?? false;
+    message.filtered = object.filtered ?? false;
+    message.ruleCount = object.ruleCount ?? 0;
+    message.error = object.error ?? "";
     return message;
   },
 };
