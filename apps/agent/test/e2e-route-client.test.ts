@@ -84,6 +84,13 @@ describe.skipIf(labSkipReason)("route client (lab)", () => {
 			for (const ips of (await allowedIps(other.host)).values()) expect(ips).not.toContain(OFFICE);
 		}
 		expect(await rl.c.host.ping(rl.h.address, { count: 1, timeoutSeconds: 3 })).toBe(true);
+		// The same in `status --json` (field `routes`) and in the text of `starling routes`.
+		const status = (await rl.c.status()) as unknown as { routes: RouteJson[] };
+		expect(status.routes.find((r) => r.network_id === "office")?.router_key).toBe(rl.keys.r1);
+		const text = await rl.c.cli(["routes"]);
+		expect(text.stdout).toContain(` ${OFFICE} (network 'office'): office LAN`);
+		expect(text.stdout).toMatch(/Why: (best reachable|in use): metric 10, direct/);
+		expect(text.stdout).toMatch(/offered, not applied until selected/);
 	}, 60_000);
 
 	it("cutting R1's uplink moves traffic to R2; R1's return moves it back once", async () => {
