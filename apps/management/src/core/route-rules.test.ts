@@ -36,7 +36,9 @@ const route = (over: Partial<Route>): Route => ({
 });
 
 const refused = (f: () => unknown, message: RegExp) =>
-	expect(f).toThrowError(expect.objectContaining({ name: "RouteRuleError", message: expect.stringMatching(message) }));
+	expect(f).toThrowError(
+		expect.objectContaining({ name: "RouteRuleError", message: expect.stringMatching(message) }),
+	);
 
 const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
 const prefixLen = fc.integer({ min: 0, max: 32 });
@@ -88,7 +90,7 @@ describe("cidrsOverlap", () => {
 				const y = canonicalIpv4Cidr(`${intToIp(b)}/${pb}`);
 				const shorter = Math.min(pa, pb);
 				const mask = shorter === 0 ? 0 : (0xffffffff << (32 - shorter)) >>> 0;
-				expect(cidrsOverlap(x, y)).toBe(((a & mask) >>> 0) === ((b & mask) >>> 0));
+				expect(cidrsOverlap(x, y)).toBe((a & mask) >>> 0 === (b & mask) >>> 0);
 				expect(cidrsOverlap(y, x)).toBe(cidrsOverlap(x, y));
 			}),
 		);
@@ -149,7 +151,10 @@ describe("checkRouteAgainstOthers", () => {
 	it("same network_id: same network, one route per peer", () => {
 		const a = route({ id: "a", peerId: "p1" });
 		checkRouteAgainstOthers(route({ id: "b", peerId: "p2" }), [a]);
-		refused(() => checkRouteAgainstOthers(route({ id: "b", peerId: "p1" }), [a]), /already routes network_id/);
+		refused(
+			() => checkRouteAgainstOthers(route({ id: "b", peerId: "p1" }), [a]),
+			/already routes network_id/,
+		);
 		refused(
 			() => checkRouteAgainstOthers(route({ id: "b", peerId: "p2", network: "10.0.1.0/24" }), [a]),
 			/must route the same network/,
@@ -159,12 +164,18 @@ describe("checkRouteAgainstOthers", () => {
 	it("different network_ids must not overlap, except exit nodes (several allowed)", () => {
 		const a = route({ id: "a", networkId: "lan" });
 		refused(
-			() => checkRouteAgainstOthers(route({ id: "b", networkId: "other", network: "10.0.0.128/25" }), [a]),
+			() =>
+				checkRouteAgainstOthers(route({ id: "b", networkId: "other", network: "10.0.0.128/25" }), [
+					a,
+				]),
 			/overlaps/,
 		);
 		checkRouteAgainstOthers(route({ id: "b", networkId: "other", network: "10.0.1.0/24" }), [a]);
 		const exit1 = route({ id: "e1", networkId: "exit1", network: "0.0.0.0/0" });
-		checkRouteAgainstOthers(route({ id: "e2", networkId: "exit2", network: "0.0.0.0/0" }), [a, exit1]);
+		checkRouteAgainstOthers(route({ id: "e2", networkId: "exit2", network: "0.0.0.0/0" }), [
+			a,
+			exit1,
+		]);
 		checkRouteAgainstOthers(route({ id: "c", networkId: "x", network: "192.168.0.0/16" }), [exit1]);
 	});
 
@@ -207,7 +218,11 @@ describe("routingAfterPeerDeleted", () => {
 			masquerade: true,
 			enabled: true,
 		});
-		const out = routingAfterPeerDeleted("p1", [own, byGroup], [router("x", "p1"), router("y", null)]);
+		const out = routingAfterPeerDeleted(
+			"p1",
+			[own, byGroup],
+			[router("x", "p1"), router("y", null)],
+		);
 		expect(out.disabledRoutes).toEqual([{ ...own, peerId: null, enabled: false }]);
 		expect(out.removedRouters.map((r) => r.id)).toEqual(["x"]);
 	});
@@ -250,6 +265,10 @@ describe("groupUsers with routing", () => {
 				],
 			},
 		});
-		expect(users).toEqual(['route "net" (r1)', 'network resource "db"', 'router of network "office"']);
+		expect(users).toEqual([
+			'route "net" (r1)',
+			'network resource "db"',
+			'router of network "office"',
+		]);
 	});
 });

@@ -30,7 +30,9 @@ export function canonicalIpv4Cidr(text: string): string {
 function parseIpv4Cidr(text: string): Cidr {
 	const trimmed = text.trim();
 	if (trimmed.includes(":")) {
-		throw new RouteRuleError(`${JSON.stringify(text)}: IPv6 networks are not supported (IPv4 only)`);
+		throw new RouteRuleError(
+			`${JSON.stringify(text)}: IPv6 networks are not supported (IPv4 only)`,
+		);
 	}
 	const [ip, prefixText, extra] = trimmed.split("/");
 	if (ip === undefined || prefixText === undefined || extra !== undefined) {
