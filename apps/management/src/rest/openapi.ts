@@ -76,7 +76,8 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
 				},
 				{
 					name: "Networks",
-					description: "Named sets of hosts and subnets, reached through routers, opened by policies",
+					description:
+						"Named sets of hosts and subnets, reached through routers, opened by policies",
 				},
 				{ name: "Users", description: "Users of the account" },
 				{ name: "Tokens", description: "Personal access tokens" },
