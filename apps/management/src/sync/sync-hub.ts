@@ -263,6 +263,15 @@ export class SyncHub implements NetworkChangeSink {
 	}
 
 	/**
+	 * The routing config (routes, networks, resources, routers) held for an
+	 * account, as loaded last; undefined while no agent of it is connected.
+	 * For diagnostics and tests: maps are computed from it.
+	 */
+	heldRoutingConfig(accountId: string): AccessConfig["routing"] | undefined {
+		return this.accounts.get(accountId)?.config.routing;
+	}
+
+	/**
 	 * A Sync stream of the peer opened on another instance at `sinceMs`:
 	 * the stream this instance holds for it, if older, ends as replaced.
 	 */
