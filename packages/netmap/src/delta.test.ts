@@ -45,6 +45,18 @@ const mapArb = (serial: number): fc.Arbitrary<NetworkMap> =>
 			},
 		),
 		firewallRules: fc.constant([]),
+		// A served-route list travels whole (NetworkMapDelta.served_routes replaces it).
+		servedRoutes: fc.array(
+			fc.record({
+				routeId: fc.constantFrom("r1", "r2"),
+				network: fc.constantFrom("198.18.10.0/24", "0.0.0.0/0"),
+				masquerade: fc.boolean(),
+				filtered: fc.boolean(),
+				rules: fc.constant([]),
+				sources: fc.array(fc.constantFrom("100.64.0.1/32", "100.64.0.2/32"), { maxLength: 2 }),
+			}),
+			{ maxLength: 2 },
+		),
 		dnsDomain: fc.constant("starling.internal"),
 		network: fc.constant("100.64.0.0/16"),
 	});

@@ -51,6 +51,7 @@ export function diffNetworkMaps(from: NetworkMap, to: NetworkMap): NetworkMapDel
 		relay: undefined,
 		firewallRules: undefined,
 		firewallChanges: undefined,
+		servedRoutes: undefined,
 	};
 	if (!sameJson(from.self, to.self)) delta.self = to.self;
 	if (!sameJson(from.signal, to.signal)) delta.signal = to.signal;
@@ -61,6 +62,8 @@ export function diffNetworkMaps(from: NetworkMap, to: NetworkMap): NetworkMapDel
 	if (!sameJson(from.firewallRules, to.firewallRules)) {
 		delta.firewallRules = { rules: to.firewallRules };
 	}
+	if (!sameJson(from.servedRoutes, to.servedRoutes))
+		delta.servedRoutes = { routes: to.servedRoutes };
 	return delta;
 }
 
@@ -73,7 +76,8 @@ export function isEmptyDelta(delta: NetworkMapDelta): boolean {
 		delta.stunServers === undefined &&
 		delta.relay === undefined &&
 		delta.firewallRules === undefined &&
-		delta.firewallChanges === undefined
+		delta.firewallChanges === undefined &&
+		delta.servedRoutes === undefined
 	);
 }
 
@@ -111,6 +115,8 @@ export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): N
 			: delta.firewallChanges
 				? applyFirewallRuleChanges(map.firewallRules, delta.firewallChanges)
 				: map.firewallRules,
+		// A served-route list replaces the whole list (what this peer forwards).
+		servedRoutes: delta.servedRoutes ? delta.servedRoutes.routes : map.servedRoutes,
 	};
 }
 
