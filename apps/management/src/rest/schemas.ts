@@ -249,7 +249,10 @@ export const PeerGroup = component(
 		id: z.string(),
 		name: z.string(),
 		peers_count: z.int(),
-		resources_count: doc(z.int(), "Always 0: network resources are not supported"),
+		resources_count: doc(
+			z.int(),
+			"Always 0: a network resource names its groups (its `groups` field); groups do not list resources",
+		),
 	}),
 	"A group, in short",
 );
@@ -438,7 +441,7 @@ export const GroupListQuery = z.object({
 });
 
 const NoResources = emptyOnly(
-	"network resources are not supported",
+	"network resources in a group are not supported here: set a resource's groups under /api/networks/{networkId}/resources",
 	"The group's network resources",
 );
 
@@ -469,7 +472,10 @@ export const GroupResponse = component(
 		id: z.string(),
 		name: z.string(),
 		peers_count: z.int(),
-		resources_count: doc(z.int(), "Always 0: network resources are not supported"),
+		resources_count: doc(
+			z.int(),
+			"Always 0: a network resource names its groups (its `groups` field); groups do not list resources",
+		),
 		issued: doc(z.enum(["api", "integration", "jwt"]), "How the group was made (always api)"),
 		peers: z.array(PeerMinimum),
 		resources: z.array(z.object({ id: z.string(), type: z.string() })),
@@ -533,12 +539,20 @@ const PolicyRuleBody = z
 			"Group ids whose peers accept them",
 		),
 		sourceResource: doc(
-			z.null("network resources are not supported").optional(),
-			"Refused: network resources are not supported",
+			z
+				.null(
+					"network resources as policy sources or destinations are not supported: give the resource a group and name the group",
+				)
+				.optional(),
+			"Refused: name a group of the resource instead",
 		),
 		destinationResource: doc(
-			z.null("network resources are not supported").optional(),
-			"Refused: network resources are not supported",
+			z
+				.null(
+					"network resources as policy sources or destinations are not supported: give the resource a group and name the group",
+				)
+				.optional(),
+			"Refused: name a group of the resource instead",
 		),
 		authorized_groups: doc(
 			z
