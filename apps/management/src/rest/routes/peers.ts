@@ -163,7 +163,9 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 				tags,
 				summary: "Delete a peer",
 				description:
-					"The peer is disconnected from the network; it needs a setup key to register again.",
+					"The peer is disconnected from the network; it needs a setup key to register again. " +
+					"Routes it served alone are disabled and lose their routing peer, and network routers " +
+					"that were this peer are removed, as NetBird does.",
 				params: PeerIdParams,
 				querystring: NoQuery,
 				response: { 200: json(EmptyObject, "Deleted"), ...errorResponses(400, 401, 403, 404) },
