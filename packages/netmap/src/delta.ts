@@ -51,6 +51,8 @@ export function diffNetworkMaps(from: NetworkMap, to: NetworkMap): NetworkMapDel
 		relay: undefined,
 		firewallRules: undefined,
 		firewallChanges: undefined,
+		routes: undefined,
+		servedRoutes: undefined,
 	};
 	if (!sameJson(from.self, to.self)) delta.self = to.self;
 	if (!sameJson(from.signal, to.signal)) delta.signal = to.signal;
@@ -61,6 +63,9 @@ export function diffNetworkMaps(from: NetworkMap, to: NetworkMap): NetworkMapDel
 	if (!sameJson(from.firewallRules, to.firewallRules)) {
 		delta.firewallRules = { rules: to.firewallRules };
 	}
+	if (!sameJson(from.routes, to.routes)) delta.routes = { routes: to.routes };
+	if (!sameJson(from.servedRoutes, to.servedRoutes))
+		delta.servedRoutes = { routes: to.servedRoutes };
 	return delta;
 }
 
@@ -73,14 +78,17 @@ export function isEmptyDelta(delta: NetworkMapDelta): boolean {
 		delta.stunServers === undefined &&
 		delta.relay === undefined &&
 		delta.firewallRules === undefined &&
-		delta.firewallChanges === undefined
+		delta.firewallChanges === undefined &&
+		delta.routes === undefined &&
+		delta.servedRoutes === undefined
 	);
 }
 
 /**
  * Applies a delta to the map at its base serial. Peer order in the result is
  * by public key so that equal maps compare equal. A whole firewall rule list
- * replaces the map's rules; firewall changes are folded into them. Throws
+ * replaces the map's rules; firewall changes are folded into them. Route
+ * lists, when set, replace the map's client and served routes. Throws
  * DeltaGapError when the serials do not line up.
  */
 export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): NetworkMap {
@@ -111,6 +119,8 @@ export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): N
 			: delta.firewallChanges
 				? applyFirewallRuleChanges(map.firewallRules, delta.firewallChanges)
 				: map.firewallRules,
+		routes: delta.routes ? delta.routes.routes : map.routes,
+		servedRoutes: delta.servedRoutes ? delta.servedRoutes.routes : map.servedRoutes,
 	};
 }
 

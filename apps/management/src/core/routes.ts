@@ -120,7 +120,7 @@ export class RouteIndex {
 		for (const k of this.routedEntries(viewer)) {
 			const e = this.entries[k]!;
 			const router = e.routers.find((r) => r.peer === viewer)!;
-			const forwarded = this.forwarded(k);
+			const forwarded = this.forwardedThrough(k);
 			out.push({
 				routeId: e.routeId,
 				network: e.network,
@@ -137,7 +137,7 @@ export class RouteIndex {
 	 * Who may send through entry `k`'s routers: shared by all of them, since a
 	 * router of an entry is never one of its receivers.
 	 */
-	private forwarded(k: number): { rules: FirewallRule[]; sources: string[] } {
+	forwardedThrough(k: number): { rules: FirewallRule[]; sources: string[] } {
 		let cached = this.servedCache[k];
 		if (cached) return cached;
 		const e = this.entries[k]!;
