@@ -20,6 +20,7 @@ import { eventRoutes } from "./routes/events.js";
 import { groupRoutes } from "./routes/groups.js";
 import { peerRoutes } from "./routes/peers.js";
 import { policyRoutes } from "./routes/policies.js";
+import { routeCheckRoutes } from "./routes/route-check.js";
 import { setupKeyRoutes } from "./routes/setup-keys.js";
 import { userAdminRoutes, userSelfServiceRoutes } from "./routes/users.js";
 import { fastSerializerCompiler } from "./serializer.js";
@@ -121,6 +122,7 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 			await admin.register(userAdminRoutes, routeDeps);
 			await admin.register(groupRoutes, routeDeps);
 			await admin.register(policyRoutes, routeDeps);
+			await admin.register(routeCheckRoutes, routeDeps);
 			await admin.register(accountRoutes, routeDeps);
 			await admin.register(eventRoutes, routeDeps);
 		});
