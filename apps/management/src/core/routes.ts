@@ -43,7 +43,8 @@ export class RouteIndex {
 		entries: RouteEntry[],
 	) {
 		this.entries = entries;
-		const n = peers.size;
+		// No routes (most accounts): nothing per peer to allocate.
+		const n = entries.length === 0 ? 0 : peers.size;
 		this.clientEntries = Array.from({ length: n }, () => []);
 		this.servedEntries = Array.from({ length: n }, () => []);
 		this.linkedCache = new Array(n);
@@ -175,6 +176,7 @@ export class RouteIndex {
 	 * receives and the receivers of the routes it serves, ascending, without itself.
 	 */
 	linked(viewer: number): Int32Array {
+		if (this.entries.length === 0) return NONE;
 		let out = this.linkedCache[viewer];
 		if (!out) {
 			const lists: Int32Array[] = [];
@@ -201,6 +203,8 @@ export class RouteIndex {
 		return prefix;
 	}
 }
+
+const NONE = new Int32Array(0);
 
 /** Entries with the same HA key are one network served by several routers. */
 export function haKeyOf(e: Pick<RouteEntry, "networkId" | "network">): string {
