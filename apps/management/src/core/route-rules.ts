@@ -8,6 +8,13 @@ import { type Cidr, cidrContains, formatCidr, IpamError, ipToInt } from "./ipam.
 
 export class RouteRuleError extends Error {
 	override name = "RouteRuleError";
+	/** "conflict": the input is well-formed but clashes with the account's other routes or overlay. */
+	constructor(
+		message: string,
+		readonly kind: "invalid" | "conflict" = "invalid",
+	) {
+		super(message);
+	}
 }
 
 export const MAX_NETWORK_ID_LENGTH = 40;
@@ -111,7 +118,10 @@ export function checkRoutingPeers(peerId: string | null, peerGroups: readonly st
 /** The routed network must not overlap the account's own overlay range (an exit node's 0.0.0.0/0 may). */
 export function checkOutsideOverlay(network: string, overlay: string, what = "network"): void {
 	if (network !== EXIT_NETWORK && cidrsOverlap(network, overlay)) {
-		throw new RouteRuleError(`${what} ${network} overlaps the account's overlay range ${overlay}`);
+		throw new RouteRuleError(
+			`${what} ${network} overlaps the account's overlay range ${overlay}`,
+			"conflict",
+		);
 	}
 }
 
@@ -134,11 +144,13 @@ export function checkRouteAgainstOthers(route: Route, others: readonly Route[]):
 			if (o.network !== route.network) {
 				throw new RouteRuleError(
 					`network_id "${route.networkId}" already routes ${o.network}; routes of one network_id must route the same network`,
+					"conflict",
 				);
 			}
 			if (route.peerId !== null && o.peerId === route.peerId) {
 				throw new RouteRuleError(
 					`peer ${route.peerId} already routes network_id "${route.networkId}" (route ${o.id})`,
+					"conflict",
 				);
 			}
 		} else if (
@@ -148,8 +160,18 @@ export function checkRouteAgainstOthers(route: Route, others: readonly Route[]):
 		) {
 			throw new RouteRuleError(
 				`network ${route.network} overlaps ${o.network} of network_id "${o.networkId}" (route ${o.id}); use the same network_id for several routers of one network`,
+				"conflict",
 			);
 		}
+	}
+}
+
+/** A route reaches the peers of its `groups`; without any it would reach nobody (NetBird refuses it too). */
+export function checkReceivers(groups: readonly string[]): void {
+	if (groups.length === 0) {
+		throw new RouteRuleError(
+			"groups must name at least one group (the peers that receive the route)",
+		);
 	}
 }
 

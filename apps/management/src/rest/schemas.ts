@@ -14,14 +14,14 @@ import { z } from "zod";
 export const restSchemaRegistry = z.registry<{ id?: string | undefined; [key: string]: unknown }>();
 
 /** `schema` with a description in the document (a copy: shared schemas stay bare). */
-function doc<T extends z.ZodType>(schema: T, description: string): T {
+export function doc<T extends z.ZodType>(schema: T, description: string): T {
 	const copy = schema.clone() as T;
 	restSchemaRegistry.add(copy, { description });
 	return copy;
 }
 
 /** Registers `schema` as a named component of the document. */
-function component<T extends z.ZodType>(id: string, schema: T, description: string): T {
+export function component<T extends z.ZodType>(id: string, schema: T, description: string): T {
 	restSchemaRegistry.add(schema, { id, description });
 	return schema;
 }
@@ -50,7 +50,7 @@ function emptyOnly(message: string, description: string) {
 }
 
 /** A display name: trimmed, non-empty, no control characters. */
-function displayName(max: number) {
+export function displayName(max: number) {
 	return z
 		.string()
 		.trim()
@@ -243,7 +243,7 @@ const NotGeolocated = {
 	geoname_id: doc(z.int(), "Always 0: peers are not geolocated"),
 };
 
-const PeerGroup = component(
+export const PeerGroup = component(
 	"GroupMinimum",
 	z.object({
 		id: z.string(),
