@@ -3,6 +3,7 @@ import { checkRoute, type RouteCheckResult } from "../core/route-check.js";
 import type { Account } from "../domain/types.js";
 import type { Store } from "../store/store.js";
 import { notFound } from "./errors.js";
+import { readRoutingConfig } from "./routing.js";
 
 /**
  * Which route and router would carry `address` for the peer, and whether a
@@ -19,12 +20,7 @@ export async function checkRouteForPeer(
 		peers: await tx.listPeers(account.id),
 		groups: await tx.listGroups(account.id),
 		policies: await tx.listPolicies(account.id),
-		routing: {
-			routes: await tx.listRoutes(account.id),
-			networks: await tx.listNetworks(account.id),
-			networkResources: await tx.listNetworkResources(account.id),
-			networkRouters: await tx.listNetworkRouters(account.id),
-		},
+		routing: await readRoutingConfig(tx, account.id),
 	}));
 	const index = AccessIndex.build(account, peers, { groups, policies, routing });
 	const viewer = index.indexOfId(input.peerId);
