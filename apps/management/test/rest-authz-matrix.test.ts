@@ -30,7 +30,9 @@ function expected(route: RouteCase, who: Who): number {
 	if (route.pattern.includes(":")) return 404;
 	if (name === "POST /api/policies/check") return 404;
 	if (name === "POST /api/routes/check") return 404; // our peer id
-	if (name === "POST /api/groups" || name === "POST /api/policies") return 422; // our peer/group ids
+	// Our peer/group ids.
+	if (name === "POST /api/groups" || name === "POST /api/policies" || name === "POST /api/routes")
+		return 422;
 	return 200;
 }
 
@@ -63,10 +65,14 @@ describe("authorization matrix", () => {
 		policyId: "pol",
 		accountId: "a",
 		memberId: "m",
+		routeId: "r",
+		networkId: "n",
+		resourceId: "res",
+		routerId: "rtr",
 	});
 
 	it("covers every route", () => {
-		expect(sample).toHaveLength(35);
+		expect(sample).toHaveLength(57);
 	});
 
 	for (const [i, template] of sample.entries()) {
