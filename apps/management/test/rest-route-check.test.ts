@@ -86,6 +86,19 @@ describe("POST /api/routes/check", () => {
 		expect(router.json.route).toBeNull();
 	});
 
+	it("accessible peers are those of the map: a route links its receivers and routers without any policy", async () => {
+		const policies = await h.request("GET", "/api/policies");
+		for (const p of policies.json) await h.request("DELETE", `/api/policies/${p.id}`);
+		const accessible = async (p: Peer) =>
+			(await h.request("GET", `/api/peers/${p.id}/accessible-peers`)).json
+				.map((x: { id: string }) => x.id)
+				.sort();
+		expect(await accessible(client)).toEqual([r1.id, r2.id].sort());
+		expect(await accessible(r1)).toEqual([client.id]);
+		const listed = (await h.request("GET", "/api/peers")).json;
+		expect(listed.find((p: { id: string }) => p.id === client.id).accessible_peers_count).toBe(2);
+	});
+
 	it("404 for an unknown peer, 400 for a bad address, both as {message, code}", async () => {
 		const unknown = await check({ peer_id: "Unknown000000000000", address: "198.18.10.1" });
 		expect(unknown.status).toBe(404);
