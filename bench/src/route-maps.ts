@@ -179,6 +179,7 @@ function makeRouting(peers: Peer[], random: () => number): RoutingConfig {
 
 /** Builds the index and every peer's full map (dropped as made); returns ms and sizes. */
 function allMaps(peers: Peer[], config: AccessConfig) {
+	const c0 = process.cpuUsage();
 	const t0 = performance.now();
 	const index = AccessIndex.build(account, peers, config);
 	let visible = 0;
@@ -190,11 +191,12 @@ function allMaps(peers: Peer[], config: AccessConfig) {
 		routes += map.routes.length;
 		served += map.servedRoutes.length;
 	}
-	return { ms: performance.now() - t0, index, visible, routes, served };
+	return { ms: performance.now() - t0, cpuMs: cpuMsSince(c0), index, visible, routes, served };
 }
 
 /** The next index after a change and every peer's delta, as the hub pushes (timed); then their bytes (untimed). */
 function changeAndDeltas(base: AccessIndex, peers: Peer[], config: AccessConfig) {
+	const c0 = process.cpuUsage();
 	const t0 = performance.now();
 	const next = AccessIndex.build(account, peers, config, base);
 	const t = new MapTransition(base, next, new Map());
@@ -203,12 +205,19 @@ function changeAndDeltas(base: AccessIndex, peers: Peer[], config: AccessConfig)
 		if (deltaForViewer(next.peerAt(i).wgPublicKey, t, undefined, 1, 2, true)) updated++;
 	}
 	const ms = performance.now() - t0;
+	const cpuMs = cpuMsSince(c0);
 	let bytes = 0;
 	for (let i = 0; i < next.size; i++) {
 		const delta = deltaForViewer(next.peerAt(i).wgPublicKey, t, undefined, 1, 2, true);
 		if (delta) bytes += NetworkMapDelta.encode(delta).finish().length;
 	}
-	return { ms, updated, bytes, routeScope: t.routeScope.size };
+	return { ms, cpuMs, updated, bytes, routeScope: t.routeScope.size };
+}
+
+/** CPU time of this process since `start`: less disturbed than wall time by the machine's other load. */
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+	const used = process.cpuUsage(start);
+	return (used.user + used.system) / 1000;
 }
 
 function gc(): void {
@@ -228,20 +237,26 @@ function main() {
 	);
 	const mapsMs: number[] = [];
 	const baseMs: number[] = [];
+	const mapsCpu: number[] = [];
+	const baseCpu: number[] = [];
 	let sample = allMaps(peers, withRoutes);
 	let baseSample = allMaps(peers, access);
 	for (let r = 0; r < RUNS; r++) {
 		gc();
 		sample = allMaps(peers, withRoutes);
 		mapsMs.push(sample.ms);
+		mapsCpu.push(sample.cpuMs);
 		gc();
 		baseSample = allMaps(peers, access);
 		baseMs.push(baseSample.ms);
+		baseCpu.push(baseSample.cpuMs);
 	}
 
 	log("one route changes (metric, then masquerade); baseline: one policy's port changes");
 	const routeMs: number[] = [];
 	const policyMs: number[] = [];
+	const routeCpu: number[] = [];
+	const policyCpu: number[] = [];
 	const routeRuns: {
 		change: string;
 		ms: number;
@@ -264,6 +279,7 @@ function main() {
 		gc();
 		const c = changeAndDeltas(fresh, peers, { ...access, routing: { ...routing, routes } });
 		routeMs.push(c.ms);
+		routeCpu.push(c.cpuMs);
 		routeRuns.push({
 			change: `${routing.routes[target]!.id}: ${metric ? "metric" : "masquerade"}`,
 			ms: round(c.ms),
@@ -293,6 +309,7 @@ function main() {
 		gc();
 		const b = changeAndDeltas(freshBase, peers, { ...access, policies, routing });
 		policyMs.push(b.ms);
+		policyCpu.push(b.cpuMs);
 		policyRuns.push({
 			change: `${access.policies[policyTarget]!.id} rule 0: port`,
 			ms: round(b.ms),
@@ -316,6 +333,9 @@ function main() {
 		all_maps_without_routes_ms: round(median(baseMs)),
 		all_maps_without_routes_runs_ms: baseMs.map((ms) => round(ms)),
 		all_maps_ratio: round(median(mapsMs) / median(baseMs), 2),
+		all_maps_cpu_ms: round(median(mapsCpu)),
+		all_maps_without_routes_cpu_ms: round(median(baseCpu)),
+		all_maps_cpu_ratio: round(median(mapsCpu) / median(baseCpu), 2),
 		avg_client_routes: round(sample.routes / peerCount, 1),
 		avg_served_routes: round(sample.served / peerCount, 2),
 		avg_visible_peers: round(sample.visible / peerCount, 1),
@@ -325,6 +345,9 @@ function main() {
 		policy_change_ms: round(median(policyMs)),
 		policy_change_runs: policyRuns,
 		route_change_to_policy_change_ratio: round(median(routeMs) / median(policyMs), 2),
+		route_change_cpu_ms: round(median(routeCpu)),
+		policy_change_cpu_ms: round(median(policyCpu)),
+		route_change_to_policy_change_cpu_ratio: round(median(routeCpu) / median(policyCpu), 2),
 		baselines:
 			"all_maps_without_routes: the same account and maps without its routes; policy_change: one policy's port change on the same account with routes, same work (next index + every peer's delta)",
 	};

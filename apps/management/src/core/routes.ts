@@ -36,6 +36,7 @@ export class RouteIndex {
 	private readonly servedEntries: number[][];
 	private readonly linkedCache: (Int32Array | undefined)[];
 	private readonly servedCache: ({ rules: FirewallRule[]; sources: string[] } | undefined)[];
+	private readonly clientCache: (ClientRoute[] | undefined)[];
 	private readonly prefixes: (string | undefined)[];
 
 	private constructor(
@@ -49,6 +50,7 @@ export class RouteIndex {
 		this.servedEntries = Array.from({ length: n }, () => []);
 		this.linkedCache = new Array(n);
 		this.servedCache = new Array(entries.length);
+		this.clientCache = new Array(entries.length);
 		this.prefixes = new Array(n);
 		const servingByHa = new Map<string, Set<number>>();
 		entries.forEach((e, k) => {
@@ -94,25 +96,36 @@ export class RouteIndex {
 
 	/** The routes `viewer` receives, one per (entry, router), sorted by id. */
 	clientRoutes(viewer: number): ClientRoute[] {
-		const out: ClientRoute[] = [];
-		for (const k of this.receivedEntries(viewer)) {
+		const received = this.receivedEntries(viewer);
+		if (received.length === 0) return [];
+		const out = EMPTY_ROUTES.concat(...received.map((k) => this.clientRoutesOf(k)));
+		return received.length === 1 ? out : out.sort((a, b) => compare(a.id, b.id));
+	}
+
+	/** Entry `k`'s ClientRoutes, sorted by id: made once, shared by the maps of all its receivers. */
+	private clientRoutesOf(k: number): ClientRoute[] {
+		let routes = this.clientCache[k];
+		if (!routes) {
 			const e = this.entries[k]!;
-			for (const r of e.routers) {
-				const router = this.peers.peerAt(r.peer);
-				out.push({
-					id: `${e.routeId}:${router.id}`,
-					networkId: e.networkId,
-					network: e.network,
-					routerKey: router.wgPublicKey,
-					metric: r.metric,
-					keepRoute: e.keepRoute,
-					skipAutoApply: e.skipAutoApply,
-					description: e.description,
-					routeId: e.routeId,
-				});
-			}
+			routes = e.routers
+				.map((r): ClientRoute => {
+					const router = this.peers.peerAt(r.peer);
+					return {
+						id: `${e.routeId}:${router.id}`,
+						networkId: e.networkId,
+						network: e.network,
+						routerKey: router.wgPublicKey,
+						metric: r.metric,
+						keepRoute: e.keepRoute,
+						skipAutoApply: e.skipAutoApply,
+						description: e.description,
+						routeId: e.routeId,
+					};
+				})
+				.sort((a, b) => compare(a.id, b.id));
+			this.clientCache[k] = routes;
 		}
-		return out.sort((a, b) => compare(a.id, b.id));
+		return routes;
 	}
 
 	/** The routes `viewer` forwards, sorted by route id. */
@@ -205,6 +218,7 @@ export class RouteIndex {
 }
 
 const NONE = new Int32Array(0);
+const EMPTY_ROUTES: ClientRoute[] = [];
 
 /** Entries with the same HA key are one network served by several routers. */
 export function haKeyOf(e: Pick<RouteEntry, "networkId" | "network">): string {
