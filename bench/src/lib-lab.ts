@@ -569,7 +569,7 @@ export async function startHandMadeWireguard(
 }
 
 /** UDP receive-buffer drops in `host` so far (/proc/net/snmp RcvbufErrors). */
-export async function udpRcvbufErrors(host: Host): Promise<number> {
+export async function udpRcvbufErrors(host: Pick<Host, "exec">): Promise<number> {
 	const { stdout } = await host.exec("cat", ["/proc/net/snmp"]);
 	const lines = stdout.split("\n").filter((l) => l.startsWith("Udp:"));
 	const names = lines[0]!.split(/\s+/);
@@ -584,7 +584,7 @@ export async function udpRcvbufErrors(host: Host): Promise<number> {
  */
 export async function iperf(
 	client: Host,
-	server: Host,
+	server: Pick<Host, "exec">,
 	target: string,
 	seconds: number,
 	reverse: boolean,

@@ -142,10 +142,20 @@ describe.skipIf(labSkipReason)("the release artifact in lab hosts", () => {
 		expect((await a.exec("ip", ["link", "show", "dev", "starling0"])).exitCode).toBe(0);
 	});
 
-	it("uninstall removes what a killed daemon left: interface, wireguard-go, nftables tables, unit; keeps the state", async () => {
+	it("uninstall removes what a killed daemon left: interface, wireguard-go, nftables tables, forwarding, unit; keeps the state", async () => {
 		const a = hosts[0]!;
 		// SIGKILL: the daemon cannot clean up, as after a crash.
 		await daemons.get(a)!.kill("SIGKILL");
+		// What a routing peer killed while serving a route leaves (management
+		// does not hand out routes in this test, so it is laid out by hand):
+		// forwarding on, its record of the machine's value, and its table.
+		expect((await a.exec("cat", ["/proc/sys/net/ipv4/ip_forward"])).stdout.trim()).toBe("0");
+		await a.exec("sh", [
+			"-c",
+			`umask 077; echo '{"key":"net.ipv4.ip_forward","previous":"0"}' > ${ENV.STARLING_DATA_DIR}/ip-forward.json`,
+		]);
+		await a.exec("sysctl", ["-q", "-w", "net.ipv4.ip_forward=1"]);
+		await a.exec("nft", ["add", "table", "inet", "starling-routing"]);
 		const tablesBefore = (await a.exec("nft", ["list", "tables"])).stdout;
 		expect(tablesBefore).toContain("table inet starling-firewall");
 		expect((await a.exec("ip", ["link", "show", "dev", "starling0"])).exitCode).toBe(0);
@@ -159,11 +169,20 @@ describe.skipIf(labSkipReason)("the release artifact in lab hosts", () => {
 		expect(r.exitCode, r.stderr).toBe(0);
 		expect(r.stdout).toContain("Removed the starling service");
 		expect(r.stdout).toContain("Removed interface starling0");
-		const ours = ["starling-paths", "starling-firewall"].filter((t) =>
+		const ours = ["starling-paths", "starling-firewall", "starling-routing"].filter((t) =>
 			tablesBefore.includes(`table inet ${t}\n`),
 		);
 		expect(r.stdout).toContain(`Removed nftables tables: ${ours.join(", ")}`);
 		expect(r.stdout).toContain(`Kept the state in ${ENV.STARLING_DATA_DIR}`);
+		expect(r.stdout).toContain("Gave net.ipv4.ip_forward back");
+		expect((await a.exec("cat", ["/proc/sys/net/ipv4/ip_forward"])).stdout.trim()).toBe("0");
+		expect(
+			(
+				await a.exec("test", ["-e", `${ENV.STARLING_DATA_DIR}/ip-forward.json`], {
+					allowFailure: true,
+				})
+			).exitCode,
+		).not.toBe(0);
 
 		expect(
 			(await a.exec("ip", ["link", "show", "dev", "starling0"], { allowFailure: true })).exitCode,

@@ -114,7 +114,9 @@ export async function startInstanceProcess(
 		output += d.toString();
 	});
 	const url = `http://127.0.0.1:${port}`;
-	for (let i = 0; i < 200; i++) {
+	// A generous start deadline: a loaded machine can take many seconds to start node.
+	const deadline = Date.now() + 30_000;
+	while (Date.now() < deadline) {
 		if (child.exitCode !== null) throw new Error(`management exited early: ${output}`);
 		try {
 			if ((await fetch(`${url}/api/openapi.json`)).ok)

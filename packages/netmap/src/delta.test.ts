@@ -77,6 +77,7 @@ const mapArb = (serial: number): fc.Arbitrary<NetworkMap> =>
 		dnsDomain: fc.constant("starling.internal"),
 		network: fc.constant("100.64.0.0/16"),
 		routes: fc.array(clientRouteArb, { maxLength: 3 }),
+		// Route lists travel whole (NetworkMapDelta.routes / served_routes replace them).
 		servedRoutes: fc.array(servedRouteArb, { maxLength: 2 }),
 	});
 

@@ -119,6 +119,7 @@ export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): N
 			: delta.firewallChanges
 				? applyFirewallRuleChanges(map.firewallRules, delta.firewallChanges)
 				: map.firewallRules,
+		// Route lists replace the whole lists (what this peer reaches, what it forwards).
 		routes: delta.routes ? delta.routes.routes : map.routes,
 		servedRoutes: delta.servedRoutes ? delta.servedRoutes.routes : map.servedRoutes,
 	};

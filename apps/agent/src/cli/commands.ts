@@ -208,6 +208,9 @@ async function serviceAction(args: string[]): Promise<void> {
 			if (report.tablesRemoved.length > 0) {
 				lines.push(`Removed nftables tables: ${report.tablesRemoved.join(", ")}`);
 			}
+			if (report.forwardingRestored) {
+				lines.push("Gave net.ipv4.ip_forward back its value from before the agent changed it");
+			}
 			lines.push(
 				report.statePurged
 					? `Deleted the state in ${stateDir}`

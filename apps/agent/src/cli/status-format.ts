@@ -36,6 +36,14 @@ export function statusToJson(
 			connected: s.relay?.connected ?? false,
 			error: s.relay?.error ?? "",
 		},
+		served_routes: (s.servedRoutes ?? []).map((r) => ({
+			route_id: r.routeId,
+			network: r.network,
+			masquerade: r.masquerade,
+			filtered: r.filtered,
+			rule_count: r.ruleCount,
+			error: r.error,
+		})),
 	};
 	if (detail) out.peers = s.peers.map((p) => peerToJson(p, now));
 	return out;
@@ -134,10 +142,24 @@ export function statusToText(s: DaemonStatus, detail: boolean, now = Date.now())
 		`Public key: ${s.wgPublicKey}`,
 		`Peers count: ${s.peersConnected}/${s.peersTotal} Connected`,
 		`Firewall: ${s.firewall ? cap(s.firewall) : "-"}`,
+		`Serving routes: ${servedRoutesText(s)}`,
 	);
 	return lines.join("\n");
 }
 
 function cap(s: string): string {
 	return s ? s[0]!.toUpperCase() + s.slice(1) : s;
+}
+
+/** "-", or each served route: "198.18.10.0/24 (masquerade, filtered: 2 rules)". */
+function servedRoutesText(s: DaemonStatus): string {
+	const routes = s.servedRoutes ?? [];
+	if (routes.length === 0) return "-";
+	return routes
+		.map((r) =>
+			r.error
+				? `${r.network || r.routeId} (not forwarded: ${r.error})`
+				: `${r.network} (${[r.masquerade ? "masquerade" : "no masquerade", r.filtered ? `filtered: ${r.ruleCount} rules` : `open to ${r.ruleCount} sources`].join(", ")})`,
+		)
+		.join(", ");
 }

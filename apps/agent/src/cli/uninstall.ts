@@ -12,12 +12,18 @@ import { StateDir } from "../daemon/state-dir.js";
 import { statusSocketPath } from "../daemon/status-wire.js";
 import { DEFAULT_FIREWALL_TABLE } from "../netfilter/firewall.js";
 import { DEFAULT_PORT_REWRITE_TABLE } from "../netfilter/port-rewrite.js";
+import { Forwarding, fileForwardingRecord, procSysctl } from "../routing/forwarding.js";
+import { DEFAULT_ROUTING_TABLE } from "../routing/forwarding-table.js";
 import type { Runner } from "../system/exec.js";
 import { assertInterfaceName, socketPathFor } from "../wireguard/backend.js";
 import type { ServiceManager } from "./systemd.js";
 
 /** The nftables tables (family inet) the agent creates. */
-export const AGENT_NFT_TABLES = [DEFAULT_PORT_REWRITE_TABLE, DEFAULT_FIREWALL_TABLE] as const;
+export const AGENT_NFT_TABLES = [
+	DEFAULT_PORT_REWRITE_TABLE,
+	DEFAULT_FIREWALL_TABLE,
+	DEFAULT_ROUTING_TABLE,
+] as const;
 
 export interface UninstallOptions {
 	/** Where the daemon keeps its key and config (the unit's STARLING_DATA_DIR, or the default). */
@@ -33,6 +39,8 @@ export interface UninstallReport {
 	/** The WireGuard interface that was still there and was deleted. */
 	interfaceRemoved?: string;
 	tablesRemoved: string[];
+	/** net.ipv4.ip_forward was given back to the value recorded before the agent changed it. */
+	forwardingRestored: boolean;
 	statePurged: boolean;
 }
 
@@ -86,7 +94,12 @@ export async function uninstallAgent(
 	}
 
 	const unitRemoved = await manager.removeUnit();
-	const report: UninstallReport = { unitRemoved, tablesRemoved: [], statePurged: false };
+	const report: UninstallReport = {
+		unitRemoved,
+		tablesRemoved: [],
+		forwardingRestored: false,
+		statePurged: false,
+	};
 
 	// Missing tools (ip, nft) exit non-zero here, which reads as "nothing to remove".
 	const link = await runner("ip", ["link", "show", "dev", config.interfaceName], {
@@ -104,6 +117,13 @@ export async function uninstallAgent(
 		if (listed.exitCode !== 0) continue;
 		await runner("nft", ["delete", "table", "inet", table]);
 		report.tablesRemoved.push(table);
+	}
+
+	// A routing peer killed while serving routes left forwarding on: its record says what it was.
+	const forwarding = new Forwarding(procSysctl(), fileForwardingRecord(options.stateDir));
+	if (forwarding.owned) {
+		await forwarding.restore();
+		report.forwardingRestored = true;
 	}
 
 	rmSync(options.socketPath, { force: true });

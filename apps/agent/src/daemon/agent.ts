@@ -23,12 +23,14 @@ import { PeerLatency } from "../netcheck/peer-latency.js";
 import { DEFAULT_FIREWALL_TABLE, Firewall, renderFirewallRemoval } from "../netfilter/firewall.js";
 import { FirewallConsumer } from "../netfilter/firewall-consumer.js";
 import { PortRewriter } from "../netfilter/port-rewrite.js";
+import type { ForwardingConsumer } from "../routing/forwarding-consumer.js";
 import type { Runner } from "../system/exec.js";
 import { AGENT_VERSION } from "../version.js";
 import { selectBackend, type WireGuardBackend } from "../wireguard/backend.js";
 import { WireGuardDevice } from "../wireguard/device.js";
 import { AgentError } from "./agent-error.js";
 import { type BringUpSteps, bringUp } from "./bring-up.js";
+import { removeServedRoutesLeftovers, startServedRoutes } from "./served-routes.js";
 import { describeRefusal, probeCertificate } from "./server-trust.js";
 import type { AgentConfig, StateDir, WireGuardBackendPreference } from "./state-dir.js";
 
@@ -47,6 +49,8 @@ interface Running {
 	backend: WireGuardBackend;
 	engine: Engine;
 	control: ControlLoop;
+	/** This peer as a routing peer (the map's served routes). */
+	servedRoutes: ForwardingConsumer;
 	/** Undoes every step of `up`, last first (see bring-up.ts). */
 	undo(): Promise<void>;
 }
@@ -288,6 +292,13 @@ export class Agent {
 		await device.setMtuAndUp(WIREGUARD_MTU);
 		if (login.self?.address) await device.applyAddresses([login.self.address]);
 
+		const servedRoutes = await startServedRoutes(
+			steps,
+			runner,
+			stateDir.path,
+			config.interfaceName,
+			logger,
+		);
 		const ice = await steps.run(
 			"ice",
 			() => new IceAgent({ logger: logger.child({ component: "ice" }) }),
@@ -306,6 +317,7 @@ export class Agent {
 					ice,
 					portRewriter,
 					firewall: firewall && new FirewallConsumer(firewall, engineLogger),
+					consumers: [servedRoutes],
 					signalClients: (url) =>
 						new SignalClient({ url, keyPair, logger: logger.child({ component: "signal" }) }),
 					relays: (url, token) => {
@@ -368,7 +380,7 @@ export class Agent {
 			throw new AgentError("server-not-trusted", describeRefusal("signal", signalUrl, refusal));
 		}
 		await engine.settled();
-		return { config, keyPair, client, login, backend, engine, control };
+		return { config, keyPair, client, login, backend, engine, control, servedRoutes };
 	}
 
 	down(): Promise<void> {
@@ -415,6 +427,16 @@ export class Agent {
 			);
 			await b.deleteInterface(config.interfaceName);
 		}
+		await removeServedRoutesLeftovers(
+			this.options.runner,
+			this.options.stateDir.path,
+			this.options.logger,
+		).catch((err) =>
+			this.options.logger.error(
+				{ error: String(err) },
+				"could not give back forwarding or remove the routing table left by an earlier run",
+			),
+		);
 		// Our firewall table, also when the firewall is now disabled (it would block the overlay).
 		await this.options
 			.runner("nft", ["-f", "-"], {
@@ -516,6 +538,7 @@ export class Agent {
 					? "disabled by operator"
 					: "",
 			relay,
+			servedRoutes: r?.servedRoutes.status() ?? [],
 		};
 	}
 

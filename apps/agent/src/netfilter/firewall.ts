@@ -46,7 +46,7 @@ export const ALLOW_ALL_INBOUND: readonly FirewallRule[] = Object.freeze([
 ]);
 
 /** A validated rule in canonical form. */
-interface CanonicalRule {
+export interface CanonicalRule {
 	/** Network address as an unsigned 32-bit number, and the prefix length. */
 	address: number;
 	prefix: number;
@@ -55,12 +55,12 @@ interface CanonicalRule {
 	ports: { start: number; end: number }[];
 }
 
-function checkTableName(tableName: string): void {
+export function checkTableName(tableName: string): void {
 	if (!TABLE_NAME.test(tableName))
 		throw new Error(`bad nftables table name ${JSON.stringify(tableName)}`);
 }
 
-function checkInterfaceName(name: string): void {
+export function checkInterfaceName(name: string): void {
 	if (!INTERFACE_NAME.test(name)) {
 		throw new Error(`bad interface name ${JSON.stringify(name)} (1-15 letters, digits, _=+.-)`);
 	}
@@ -135,7 +135,7 @@ function formatAddress(address: number): string {
 	return [24, 16, 8, 0].map((shift) => (address >>> shift) & 0xff).join(".");
 }
 
-function formatPrefix(address: number, prefix: number): string {
+export function formatPrefix(address: number, prefix: number): string {
 	return prefix === 32 ? formatAddress(address >>> 0) : `${formatAddress(address >>> 0)}/${prefix}`;
 }
 
@@ -153,7 +153,7 @@ function contains(
  * nested or disjoint, so after sorting by (address, wider first) a prefix is
  * covered iff the last one kept covers it: one pass, O(n log n).
  */
-function reducePrefixes(
+export function reducePrefixes(
 	prefixes: { address: number; prefix: number }[],
 ): { address: number; prefix: number }[] {
 	const sorted = [...prefixes].sort((a, b) => a.address - b.address || a.prefix - b.prefix);
@@ -165,12 +165,15 @@ function reducePrefixes(
 	return kept;
 }
 
-function portsText(ports: { start: number; end: number }[]): string {
+export function portsText(ports: { start: number; end: number }[]): string {
 	return ports.map((p) => (p.start === p.end ? `${p.start}` : `${p.start}-${p.end}`)).join(", ");
 }
 
 /** What follows `ip saddr { … }` for one protocol+ports group. */
-function matchText(protocol: FirewallProtocol, ports: { start: number; end: number }[]): string {
+export function matchText(
+	protocol: FirewallProtocol,
+	ports: { start: number; end: number }[],
+): string {
 	if (protocol === "all") return "";
 	if (ports.length === 0) return ` ip protocol ${protocol}`;
 	return ` ${protocol} dport { ${portsText(ports)} }`;

@@ -97,6 +97,32 @@ export async function registerPeer(
 	);
 }
 
+/**
+ * Records the system info a Sync stream brings, only when it differs from
+ * the stored one (the agent's Login just before usually stored the same):
+ * a reconnect storm then writes once per agent, not twice. The login time
+ * stays; only Login moves it.
+ */
+export async function recordPeerMeta(
+	store: StoreWrites,
+	peer: Peer,
+	system: PeerSystemInfo,
+): Promise<Peer | undefined> {
+	if (sameSystemInfo(peer.system, system)) return peer;
+	return rewritePeer(store, peer, (current) => ({ ...current, system }));
+}
+
+function sameSystemInfo(a: PeerSystemInfo, b: PeerSystemInfo): boolean {
+	return (
+		a.hostname === b.hostname &&
+		a.os === b.os &&
+		a.osVersion === b.osVersion &&
+		a.kernelVersion === b.kernelVersion &&
+		a.agentVersion === b.agentVersion &&
+		a.connectionIp === b.connectionIp
+	);
+}
+
 /** Records a login of a registered peer (its system info may have changed). */
 export function recordPeerLogin(
 	store: StoreWrites,

@@ -96,11 +96,14 @@ export async function heartbeat(
 	now: Date,
 	expireAfterMs: number,
 ): Promise<HeartbeatResult> {
-	const known = await store.write(async (tx) => {
-		const stored = await tx.touchInstance(instanceId, now);
-		if (!stored) await tx.putInstance({ id: instanceId, startedAt: now, heartbeatAt: now });
-		return stored;
-	});
+	const known = await store.write(
+		async (tx) => {
+			const stored = await tx.touchInstance(instanceId, now);
+			if (!stored) await tx.putInstance({ id: instanceId, startedAt: now, heartbeatAt: now });
+			return stored;
+		},
+		{ urgent: true },
+	);
 	const { expired, accounts } = await store.write(async (tx) => {
 		const dead = deadInstances(await tx.listInstances(), instanceId, now, expireAfterMs);
 		const affected: { accountId: string; peerId: string }[] = [];

@@ -17,7 +17,7 @@ import {
 } from "@starling/proto";
 import { AppError } from "../app/errors.js";
 import type { NetworkChangeSink } from "../app/events.js";
-import { deletePeer, loginPeer, recordPeerLogin } from "../app/peers.js";
+import { deletePeer, loginPeer, recordPeerMeta } from "../app/peers.js";
 import { type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
 import type { PeerSystemInfo } from "../domain/types.js";
 import { loginFailure } from "../metrics/login-result.js";
@@ -270,7 +270,7 @@ export function createManagementService(deps: ManagementGrpcDeps): ManagementSer
 				}
 				const meta = body.meta ? toSystemInfo(body.meta, remoteIp(call.getPeer())) : undefined;
 				const current = meta?.hostname
-					? ((await recordPeerLogin(deps.loginWrites ?? deps.store, peer, meta, now())) ?? peer)
+					? ((await recordPeerMeta(deps.loginWrites ?? deps.store, peer, meta)) ?? peer)
 					: peer;
 				if (closed) return;
 				// Backpressure by bytes, not messages: grpc-js buffers 16 messages

@@ -224,6 +224,17 @@ export interface StoreWriter extends StoreReader {
 	appendEvents(events: readonly NewAuditEvent[]): Promise<void>;
 }
 
+export interface WriteOptions {
+	/**
+	 * Goes before this instance's queued writes and reads (PostgreSQL: ahead
+	 * of the write turn and the wait for a pool connection). For the
+	 * instance heartbeat: a backlog of writes must never make a live
+	 * instance look dead to the others. SQLite runs every transaction of an
+	 * instance in call order; they take milliseconds, so it needs no jump.
+	 */
+	urgent?: boolean;
+}
+
 /** What runs write transactions: the store itself, or a GroupCommit in front of it. */
 export interface StoreWrites {
 	/**
@@ -233,7 +244,7 @@ export interface StoreWrites {
 	 * A backend may run `fn` again after a serialization failure, so `fn`
 	 * must have no effect outside `tx` before it returns.
 	 */
-	write<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T>;
+	write<T>(fn: (tx: StoreWriter) => Promise<T>, options?: WriteOptions): Promise<T>;
 }
 
 export interface Store extends StoreReader, StoreWrites {

@@ -153,6 +153,37 @@ describe("PostgresStore", () => {
 		}
 	});
 
+	it("an urgent write (the heartbeat) goes ahead of a backlog of writes and reads", async () => {
+		// A 4 s backlog: 10 writes of 300 ms each, behind them reads filling
+		// the one connection. The heartbeat must not wait for them, or another
+		// instance takes this one for dead (its expiry is 15 s).
+		const dsn = await cluster.createDatabase(undefined, { template: TEMPLATE });
+		const store = await PostgresStore.open(dsn, { poolSize: 1 });
+		try {
+			await store.write((tx) =>
+				tx.putInstance({ id: "i1", startedAt: f.at(), heartbeatAt: f.at() }),
+			);
+			const hold = () => new Promise((r) => setTimeout(r, 300));
+			const backlog = [
+				...Array.from({ length: 10 }, () => store.write(async () => hold())),
+				...Array.from({ length: 5 }, () => store.read(async () => hold())),
+			];
+			await new Promise((r) => setTimeout(r, 50));
+			const t0 = Date.now();
+			const touched = await store.write((tx) => tx.touchInstance("i1", f.at(60)), {
+				urgent: true,
+			});
+			const waited = Date.now() - t0;
+			expect(touched).toBe(true);
+			// It waits only for the transaction holding the one connection.
+			expect(waited).toBeLessThan(1_500);
+			await Promise.all(backlog);
+			expect((await store.listInstances())[0]?.heartbeatAt).toEqual(f.at(60));
+		} finally {
+			await store.close();
+		}
+	}, 30_000);
+
 	it("a write that loses a race runs again on a fresh snapshot; one that never serializes gives up after the bound", async () => {
 		const fresh = await freshPostgres();
 		try {

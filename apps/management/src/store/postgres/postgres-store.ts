@@ -13,6 +13,7 @@ import {
 	StoreReferenceError,
 	StoreUnavailableError,
 	type StoreWriter,
+	type WriteOptions,
 } from "../store.js";
 import { isConnectionFailure, isSerializationFailure, sqlState } from "./errors.js";
 import { POSTGRES_BASELINE } from "./migrations.js";
@@ -36,9 +37,13 @@ class Turns {
 
 	constructor(private readonly size: number) {}
 
-	async take(): Promise<() => void> {
+	/** Waits for a turn; an `urgent` caller goes before everyone waiting. */
+	async take(urgent = false): Promise<() => void> {
 		if (this.active < this.size) this.active += 1;
-		else await new Promise<void>((resolve) => this.waiting.push(resolve));
+		else
+			await new Promise<void>((resolve) =>
+				urgent ? this.waiting.unshift(resolve) : this.waiting.push(resolve),
+			);
 		let given = false;
 		return () => {
 			if (given) return;
@@ -281,14 +286,20 @@ export class PostgresStore extends SingleReads {
 		);
 	}
 
-	async write<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T> {
+	async write<T>(fn: (tx: StoreWriter) => Promise<T>, options?: WriteOptions): Promise<T> {
 		if (this.inside.getStore()) {
 			throw new Error("store.read/write called inside a transaction: use the transaction's reads");
 		}
-		const done = await this.writes.take();
+		const urgent = options?.urgent === true;
+		// An urgent write does not wait for this instance's write turn (it may
+		// then conflict with the write holding it; SERIALIZABLE re-runs the loser).
+		const done = urgent ? () => {} : await this.writes.take();
 		try {
-			return await this.transaction(WRITE_BEGIN, MAX_WRITE_ATTEMPTS, (runner) =>
-				fn(new SqlWriter(postgresDialect, runner)),
+			return await this.transaction(
+				WRITE_BEGIN,
+				MAX_WRITE_ATTEMPTS,
+				(runner) => fn(new SqlWriter(postgresDialect, runner)),
+				urgent,
 			);
 		} finally {
 			done();
@@ -299,6 +310,7 @@ export class PostgresStore extends SingleReads {
 		begin: string,
 		maxAttempts: number,
 		fn: (runner: PostgresRunner) => Promise<T>,
+		urgent = false,
 	): Promise<T> {
 		if (this.inside.getStore()) {
 			throw new Error("store.read/write called inside a transaction: use the transaction's reads");
@@ -307,7 +319,7 @@ export class PostgresStore extends SingleReads {
 		let pause = 2;
 		for (let attempt = 1; ; attempt++) {
 			let client: pg.PoolClient;
-			const giveBack = await this.connections.take();
+			const giveBack = await this.connections.take(urgent);
 			try {
 				client = await this.pool.connect();
 			} catch (err) {

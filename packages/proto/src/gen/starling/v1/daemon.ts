@@ -106,7 +106,31 @@ export interface DaemonStatus {
    */
   firewall: string;
   /** The relay this peer's connection falls back to ("" when management names none). */
-  relay: ServiceConnection | undefined;
+  relay:
+    | ServiceConnection
+    | undefined;
+  /**
+   * The routes this peer forwards for others (it is their routing peer),
+   * from the map's served_routes; empty when it serves none.
+   */
+  servedRoutes: ServedRouteStatus[];
+}
+
+/** One route this peer forwards, as `starling status` shows it. */
+export interface ServedRouteStatus {
+  routeId: string;
+  /** IPv4 CIDR, e.g. "198.18.10.0/24". */
+  network: string;
+  masquerade: boolean;
+  /** True: only what `rules` allow is forwarded; false: everything from `sources`. */
+  filtered: boolean;
+  /** Valid rules (filtered) or sources (open) in the forwarding table. */
+  ruleCount: number;
+  /**
+   * Why the route is not forwarded ("" when it is): a bad network in the map,
+   * or the forwarding table or sysctl could not be written.
+   */
+  error: string;
 }
 
 export interface PeerStatus {
@@ -890,6 +914,7 @@ function createBaseDaemonStatus(): DaemonStatus {
     peers: [],
     firewall: "",
     relay: undefined,
+    servedRoutes: [],
   };
 }
 
@@ -939,6 +964,9 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
     }
     if (message.relay !== undefined) {
       ServiceConnection.encode(message.relay, writer.uint32(122).fork()).join();
+    }
+    for (const v of message.servedRoutes) {
+      ServedRouteStatus.encode(v!, writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -1076,6 +1104,14 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
             message.relay = ServiceConnection.decode(reader, reader.uint32());
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.servedRoutes.push(ServedRouteStatus.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1114,6 +1150,122 @@ export const DaemonStatus: MessageFns<DaemonStatus> = {
     message.relay = (object.relay !== undefined && object.relay !== null)
       ? ServiceConnection.fromPartial(object.relay)
       : undefined;
+    message.servedRoutes = object.servedRoutes?.map((e) => ServedRouteStatus.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseServedRouteStatus(): ServedRouteStatus {
+  return { routeId: "", network: "", masquerade: false, filtered: false, ruleCount: 0, error: "" };
+}
+
+export const ServedRouteStatus: MessageFns<ServedRouteStatus> = {
+  encode(message: ServedRouteStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.routeId !== "") {
+      writer.uint32(10).string(message.routeId);
+    }
+    if (message.network !== "") {
+      writer.uint32(18).string(message.network);
+    }
+    if (message.masquerade !== false) {
+      writer.uint32(24).bool(message.masquerade);
+    }
+    if (message.filtered !== false) {
+      writer.uint32(32).bool(message.filtered);
+    }
+    if (message.ruleCount !== 0) {
+      writer.uint32(40).uint32(message.ruleCount);
+    }
+    if (message.error !== "") {
+      writer.uint32(50).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServedRouteStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServedRouteStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.routeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.network = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.masquerade = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.filtered = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ruleCount = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ServedRouteStatus>): ServedRouteStatus {
+    return ServedRouteStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServedRouteStatus>): ServedRouteStatus {
+    const message = createBaseServedRouteStatus();
+    message.routeId = object.routeId ?? "";
+    message.network = object.network ?? "";
+    message.masquerade = object.masquerade ?? false;
+    message.filtered = object.filtered ?? false;
+    message.ruleCount = object.ruleCount ?? 0;
+    message.error = object.error ?? "";
     return message;
   },
 };
