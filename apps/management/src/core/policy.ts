@@ -399,7 +399,12 @@ export class AccessIndex {
 		if (groups === null) return null;
 		const lists = groups.map((g) => this.members[g]!);
 		const linked = this.routing.linked(viewer);
-		if (linked.length > 0) lists.push(linked);
+		if (linked.length > 0) {
+			// Only the linked peers no rule shows already: most often none, and no list is added.
+			const seen = this.seenGroupsOf(viewer)!;
+			const extra = linked.filter((t) => !this.peerGroups[t]!.some((g) => seen[g] === 1));
+			if (extra.length > 0) lists.push(extra);
+		}
 		return lists;
 	}
 

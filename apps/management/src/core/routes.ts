@@ -32,8 +32,9 @@ export class RouteIndex {
 	readonly entries: readonly RouteEntry[];
 	/** Per entry: audience without the peers routing its HA group, ascending. */
 	readonly receivers: readonly Int32Array[];
-	private readonly clientEntries: number[][];
-	private readonly servedEntries: number[][];
+	/** Per peer: the entries it receives, and those it routes (undefined: none). */
+	private readonly clientEntries: (number[] | undefined)[];
+	private readonly servedEntries: (number[] | undefined)[];
 	private readonly linkedCache: (Int32Array | undefined)[];
 	private readonly servedCache: ({ rules: FirewallRule[]; sources: string[] } | undefined)[];
 	private readonly clientCache: (ClientRoute[] | undefined)[];
@@ -46,27 +47,35 @@ export class RouteIndex {
 		this.entries = entries;
 		// No routes (most accounts): nothing per peer to allocate.
 		const n = entries.length === 0 ? 0 : peers.size;
-		this.clientEntries = Array.from({ length: n }, () => []);
-		this.servedEntries = Array.from({ length: n }, () => []);
+		this.clientEntries = new Array(n);
+		this.servedEntries = new Array(n);
 		this.linkedCache = new Array(n);
 		this.servedCache = new Array(entries.length);
 		this.clientCache = new Array(entries.length);
 		this.prefixes = new Array(n);
-		const servingByHa = new Map<string, Set<number>>();
+		const servingByHa = new Map<string, number[]>();
 		entries.forEach((e, k) => {
-			const serving = servingByHa.get(haKeyOf(e)) ?? new Set<number>();
-			for (const r of e.routers) {
-				serving.add(r.peer);
-				this.servedEntries[r.peer]!.push(k);
+			const key = haKeyOf(e);
+			let serving = servingByHa.get(key);
+			if (!serving) {
+				serving = [];
+				servingByHa.set(key, serving);
 			}
-			servingByHa.set(haKeyOf(e), serving);
+			for (const r of e.routers) {
+				serving.push(r.peer);
+				pushTo(this.servedEntries, r.peer, k);
+			}
 		});
+		// Marks of the peers serving the entry's HA group, set and cleared per entry.
+		const serves = new Uint8Array(n);
 		this.receivers = entries.map((e, k) => {
-			const serving = servingByHa.get(haKeyOf(e))!;
-			const out = e.audience.filter((p) => !serving.has(p));
 			// Without a router the entry carries nothing: offer it to nobody.
-			if (e.routers.length === 0) return new Int32Array(0);
-			for (const p of out) this.clientEntries[p]!.push(k);
+			if (e.routers.length === 0) return NONE;
+			const serving = servingByHa.get(haKeyOf(e))!;
+			for (const p of serving) serves[p] = 1;
+			const out = e.audience.filter((p) => serves[p] === 0);
+			for (const p of serving) serves[p] = 0;
+			for (const p of out) pushTo(this.clientEntries, p, k);
 			return out;
 		});
 	}
@@ -192,12 +201,26 @@ export class RouteIndex {
 		if (this.entries.length === 0) return NONE;
 		let out = this.linkedCache[viewer];
 		if (!out) {
-			const lists: Int32Array[] = [];
-			for (const k of this.receivedEntries(viewer)) {
-				lists.push(Int32Array.from(this.entries[k]!.routers, (r) => r.peer));
+			let size = 0;
+			const received = this.receivedEntries(viewer);
+			const routed = this.routedEntries(viewer);
+			for (const k of received) size += this.entries[k]!.routers.length;
+			for (const k of routed) size += this.receivers[k]!.length;
+			const all = new Int32Array(size);
+			let m = 0;
+			for (const k of received) for (const r of this.entries[k]!.routers) all[m++] = r.peer;
+			for (const k of routed) {
+				all.set(this.receivers[k]!, m);
+				m += this.receivers[k]!.length;
 			}
-			for (const k of this.routedEntries(viewer)) lists.push(this.receivers[k]!);
-			out = unionSorted(lists).filter((p) => p !== viewer);
+			all.sort();
+			// Deduplicate in place, without the viewer.
+			let w = 0;
+			for (let i = 0; i < all.length; i++) {
+				const p = all[i]!;
+				if (p !== viewer && (w === 0 || all[w - 1] !== p)) all[w++] = p;
+			}
+			out = w === 0 ? NONE : all.subarray(0, w);
 			this.linkedCache[viewer] = out;
 		}
 		return out;
@@ -218,6 +241,13 @@ export class RouteIndex {
 }
 
 const NONE = new Int32Array(0);
+
+/** Appends `value` to the list at `at`, made on first use. */
+function pushTo(lists: (number[] | undefined)[], at: number, value: number): void {
+	const list = lists[at];
+	if (list) list.push(value);
+	else lists[at] = [value];
+}
 const EMPTY_ROUTES: ClientRoute[] = [];
 
 /** Entries with the same HA key are one network served by several routers. */
