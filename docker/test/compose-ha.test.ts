@@ -7,24 +7,21 @@
 // API keeps answering, the agents reconnect through HAProxy to management-2
 // and keep pinging. Everything is torn down even on failure.
 
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect as connectHttp2 } from "node:http2";
 import { request as httpsRequest } from "node:https";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AgentHost, waitFor } from "../../apps/agent/test/fixture.js";
 import {
-	addRootUplink,
-	createTestPki,
-	type Host,
-	Lab,
-	labUnavailable,
-} from "../../packages/lab/dist/index.js";
+	type AgentHost,
+	agentsBehindRootUplink,
+	waitFor,
+	waitForPingsBothWays,
+} from "../../apps/agent/test/fixture.js";
+import { createTestPki, Lab, labUnavailable } from "../../packages/lab/dist/index.js";
+import { ComposeProject, run } from "./stack.js";
 
-const ROOT = resolve(__dirname, "../..");
 const PROJECT = "starlingciha";
 /** Apart from compose.test.ts's ranges, so a leftover of one never meets the other. */
 const DOCKER_SUBNET = "198.18.210.0/24";
@@ -33,57 +30,15 @@ const AGENT_LAN = "198.18.212.0/24";
 /** Containers of the deployment: postgres, nats, haproxy, 2 x management, signal, relay, coturn. */
 const CONTAINERS = 11;
 
-interface Run {
-	stdout: string;
-	stderr: string;
-	code: number;
-}
-
-function run(command: string, args: string[], timeoutMs = 180_000): Promise<Run> {
-	return new Promise((resolvePromise) => {
-		execFile(
-			command,
-			args,
-			{ cwd: ROOT, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
-			(err, stdout, stderr) => {
-				const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-				resolvePromise({ stdout, stderr, code });
-			},
-		);
-	});
-}
-
-const workDir = mkdtempSync(join(tmpdir(), "starling-compose-ha-test-"));
-const envFile = join(workDir, "compose.env");
-const tlsDir = join(workDir, "tls");
-
-function compose(args: string[], timeoutMs?: number): Promise<Run> {
-	return run(
-		"docker-compose",
-		[
-			"-p",
-			PROJECT,
-			"-f",
-			"docker/docker-compose.ha.yml",
-			"-f",
-			"docker/test/compose.ci.yml",
-			"--env-file",
-			envFile,
-			...args,
-		],
-		timeoutMs,
-	);
-}
-
-async function mustCompose(args: string[], timeoutMs?: number): Promise<string> {
-	const r = await compose(args, timeoutMs);
-	if (r.code !== 0) throw new Error(`docker-compose ${args.join(" ")} failed: ${r.stderr.trim()}`);
-	return r.stdout;
-}
+const stack = new ComposeProject(PROJECT, [
+	"docker/docker-compose.ha.yml",
+	"docker/test/compose.ci.yml",
+]);
+const tlsDir = join(stack.workDir, "tls");
 
 /** Health of every container of the project, by service name. */
 async function healthByService(): Promise<Map<string, string>> {
-	const ids = (await mustCompose(["ps", "-q"])).trim().split("\n").filter(Boolean);
+	const ids = (await stack.mustCompose(["ps", "-q"])).trim().split("\n").filter(Boolean);
 	if (ids.length === 0) return new Map();
 	const r = await run("docker", [
 		"inspect",
@@ -166,26 +121,20 @@ describe("docker compose `ha` deployment: HAProxy with TLS in front of two of ea
 		if (labUnavailable)
 			throw new Error(`the compose test needs the network lab: ${labUnavailable}`);
 		// A crashed earlier run's stack (the lab sweeps its own namespaces).
-		writeFileSync(
-			envFile,
-			"STARLING_PUBLIC_HOST=cleanup.invalid\nSTARLING_RELAY_SECRET=x\nSTARLING_POSTGRES_PASSWORD=x\n",
-		);
-		await compose(["down", "-v", "--remove-orphans", "--timeout", "5"]);
+		await stack.removeLeftovers({
+			STARLING_PUBLIC_HOST: "cleanup.invalid",
+			STARLING_RELAY_SECRET: "x",
+			STARLING_POSTGRES_PASSWORD: "x",
+		});
 
 		lab = await Lab.create("dkrha");
-		const lan = await lab.lan("lan", AGENT_LAN);
-		const gw: Host = await lab.host("gw", { lan });
-		const uplink = await addRootUplink(lab, gw, { subnet: UPLINK_SUBNET, routes: [AGENT_LAN] });
-		publicHost = uplink.rootAddress;
+		const made = await agentsBehindRootUplink(lab, { lan: AGENT_LAN, uplinkSubnet: UPLINK_SUBNET });
+		agents.push(...made.agents);
+		publicHost = made.uplink.rootAddress;
 		baseUrl = `https://${publicHost}:443`;
-		for (const name of ["a", "b"]) {
-			const host = await lab.host(name, { lan });
-			await host.addRoute(UPLINK_SUBNET, gw.address);
-			agents.push(new AgentHost(host));
-		}
 
 		// The operator's certificate: here from a test CA, for the address agents use.
-		const pki = join(workDir, "pki");
+		const pki = join(stack.workDir, "pki");
 		mkdirSync(pki);
 		const certs = createTestPki(pki, { names: [publicHost] });
 		caFile = certs.caFile;
@@ -197,37 +146,30 @@ describe("docker compose `ha` deployment: HAProxy with TLS in front of two of ea
 			{ mode: 0o600 },
 		);
 
-		writeFileSync(
-			envFile,
-			[
-				`STARLING_PUBLIC_HOST=${publicHost}`,
-				`STARLING_RELAY_SECRET=${randomBytes(24).toString("base64")}`,
-				`STARLING_POSTGRES_PASSWORD=${randomBytes(18).toString("hex")}`,
-				`STARLING_BIND_ADDRESS=${publicHost}`,
-				`STARLING_STUN_BIND_ADDRESS=${publicHost}`,
-				`STARLING_TLS_DIR=${tlsDir}`,
-				`STARLING_CI_SUBNET=${DOCKER_SUBNET}`,
-				`STARLING_IMAGE_PREFIX=${process.env.STARLING_IMAGE_PREFIX ?? "starling-ci"}`,
-				"STARLING_LOG_LEVEL=info",
-				"",
-			].join("\n"),
-		);
+		stack.writeEnv({
+			STARLING_PUBLIC_HOST: publicHost,
+			STARLING_RELAY_SECRET: randomBytes(24).toString("base64"),
+			STARLING_POSTGRES_PASSWORD: randomBytes(18).toString("hex"),
+			STARLING_BIND_ADDRESS: publicHost,
+			STARLING_STUN_BIND_ADDRESS: publicHost,
+			STARLING_TLS_DIR: tlsDir,
+			STARLING_CI_SUBNET: DOCKER_SUBNET,
+			STARLING_IMAGE_PREFIX: process.env.STARLING_IMAGE_PREFIX ?? "starling-ci",
+			STARLING_LOG_LEVEL: "info",
+		});
 		let seconds: number;
 		try {
-			await mustCompose(["up", "-d", "--no-build"], 240_000);
+			await stack.mustCompose(["up", "-d", "--no-build"], 240_000);
 			seconds = await waitHealthy(CONTAINERS);
 		} catch (err) {
 			// Which container is not healthy, and why (the stack is removed in afterAll).
-			console.error((await compose(["ps"])).stdout);
-			console.error((await compose(["logs", "--no-color", "--tail", "30"])).stdout);
+			console.error((await stack.compose(["ps"])).stdout);
+			console.error((await stack.compose(["logs", "--no-color", "--tail", "30"])).stdout);
 			throw err;
 		}
 		console.log(`ha stack healthy ${seconds.toFixed(1)} s after docker-compose up -d returned`);
 
-		const logs = await mustCompose(["logs", "--no-color", "management-1"]);
-		const match = /Admin token \(shown once[^)]*\): (\S+)/.exec(logs);
-		if (!match) throw new Error(`no admin token in management-1's logs:\n${logs}`);
-		adminToken = match[1]!;
+		adminToken = await stack.adminToken("management-1");
 		// The agents trust the test CA as an operator would tell them to.
 		for (const a of agents) await a.startDaemon({ NODE_EXTRA_CA_CERTS: caFile });
 	}, 420_000);
@@ -235,21 +177,15 @@ describe("docker compose `ha` deployment: HAProxy with TLS in front of two of ea
 	afterEach(async (context) => {
 		if (context.task.result?.state !== "fail") return;
 		for (const a of agents) console.error(a.logs());
-		console.error((await compose(["logs", "--no-color", "--tail", "40"])).stdout);
+		console.error((await stack.compose(["logs", "--no-color", "--tail", "40"])).stdout);
 	});
 
 	afterAll(async () => {
-		const down = await compose(["down", "-v", "--remove-orphans", "--timeout", "10"]);
+		const down = await stack.down();
 		await lab?.destroy();
-		rmSync(workDir, { recursive: true, force: true });
+		stack.removeWorkDir();
 		expect(down.code, down.stderr).toBe(0);
-		const left = await run("docker", [
-			"ps",
-			"-aq",
-			"--filter",
-			`label=com.docker.compose.project=${PROJECT}`,
-		]);
-		expect(left.stdout.trim()).toBe("");
+		expect(await stack.leftContainers()).toBe("");
 	});
 
 	it("serves the REST API through HAProxy over https with the test CA, on HTTP/2 and HTTP/1.1", async () => {
@@ -294,23 +230,9 @@ describe("docker compose `ha` deployment: HAProxy with TLS in front of two of ea
 		});
 		expect(key.status).toBe(200);
 		const setupKey = (key.json as { key: string }).key;
-		for (const a of agents) {
-			const r = await a.starling(["up", "--management-url", baseUrl, "--setup-key", setupKey]);
-			expect(r.exitCode, r.stderr).toBe(0);
-		}
+		for (const a of agents) await a.up(baseUrl, setupKey);
 		const [a, b] = agents as [AgentHost, AgentHost];
-		const ipA = await a.overlayIp();
-		const ipB = await b.overlayIp();
-		await waitFor(
-			"a pings b",
-			async () => ((await a.host.ping(ipB, { count: 1, timeoutSeconds: 1 })) ? true : undefined),
-			45_000,
-		);
-		await waitFor(
-			"b pings a",
-			async () => ((await b.host.ping(ipA, { count: 1, timeoutSeconds: 1 })) ? true : undefined),
-			45_000,
-		);
+		const { ipA, ipB } = await waitForPingsBothWays(a, b, 45_000);
 		for (const agent of agents) {
 			const s = await agent.status();
 			expect(s.management.connected).toBe(true);
@@ -327,7 +249,7 @@ describe("docker compose `ha` deployment: HAProxy with TLS in front of two of ea
 			name: "ping-during-kill",
 		});
 		await new Promise((r) => setTimeout(r, 2_000));
-		const id = (await mustCompose(["ps", "-q", "management-1"])).trim();
+		const id = (await stack.mustCompose(["ps", "-q", "management-1"])).trim();
 		const killed = await run("docker", ["kill", id]);
 		expect(killed.code, killed.stderr).toBe(0);
 
@@ -364,7 +286,7 @@ describe("docker compose `ha` deployment: HAProxy with TLS in front of two of ea
 		expect((peers.json as { connected: boolean }[]).every((p) => p.connected)).toBe(true);
 
 		// Started again, it is healthy and back behind HAProxy.
-		await mustCompose(["start", "management-1"]);
+		await stack.mustCompose(["start", "management-1"]);
 		await waitHealthy(CONTAINERS, 60_000);
 		for (let i = 0; i < 4; i++) expect((await api("GET", "/api/peers")).status).toBe(200);
 	}, 180_000);

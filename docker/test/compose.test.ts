@@ -9,17 +9,19 @@
 // with `starling up`, restarted by systemd, upgraded in place, uninstalled.
 // Everything is torn down even on failure.
 
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { basename } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AgentHost, waitFor } from "../../apps/agent/test/fixture.js";
-import { addRootUplink, type Host, Lab, labUnavailable } from "../../packages/lab/dist/index.js";
+import {
+	type AgentHost,
+	agentsBehindRootUplink,
+	waitFor,
+	waitForPingsBothWays,
+} from "../../apps/agent/test/fixture.js";
+import { Lab, labUnavailable } from "../../packages/lab/dist/index.js";
 import { parsePrometheusText } from "../../packages/service-runtime/dist/index.js";
+import { ComposeProject, mustRun, type Run, run } from "./stack.js";
 
-const ROOT = resolve(__dirname, "../..");
 const PROJECT = "starlingci";
 /** The docker network of the stack, the uplink between lab and root namespace, and the agents' LAN. */
 const DOCKER_SUBNET = "198.18.200.0/24";
@@ -29,60 +31,10 @@ const AGENT_LAN = "198.18.202.0/24";
 const SYSTEMD_HOST = `${PROJECT}-systemd-host`;
 const SYSTEMD_HOST_IMAGE = "starling-ci/systemd-host:local";
 
-interface Run {
-	stdout: string;
-	stderr: string;
-	code: number;
-}
-
-function run(command: string, args: string[], timeoutMs = 180_000): Promise<Run> {
-	return new Promise((resolvePromise) => {
-		execFile(
-			command,
-			args,
-			{ cwd: ROOT, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
-			(err, stdout, stderr) => {
-				const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-				resolvePromise({ stdout, stderr, code });
-			},
-		);
-	});
-}
-
-const workDir = mkdtempSync(join(tmpdir(), "starling-compose-test-"));
-const envFile = join(workDir, "compose.env");
-
-/** Our project, files and env file before `args`. */
-function composeArgs(args: string[]): string[] {
-	return [
-		"-p",
-		PROJECT,
-		"-f",
-		"docker/docker-compose.yml",
-		"-f",
-		"docker/test/compose.ci.yml",
-		"--env-file",
-		envFile,
-		...args,
-	];
-}
-
-function compose(args: string[], timeoutMs?: number): Promise<Run> {
-	return run("docker-compose", composeArgs(args), timeoutMs);
-}
-
-/** Runs the command; its stdout, or an error with its stderr when it fails. */
-async function mustRun(command: string, args: string[], timeoutMs?: number): Promise<string> {
-	const r = await run(command, args, timeoutMs);
-	if (r.code !== 0) {
-		throw new Error(`${command} ${args.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
-	}
-	return r.stdout;
-}
-
-function mustCompose(args: string[], timeoutMs?: number): Promise<string> {
-	return mustRun("docker-compose", composeArgs(args), timeoutMs);
-}
+const stack = new ComposeProject(PROJECT, [
+	"docker/docker-compose.yml",
+	"docker/test/compose.ci.yml",
+]);
 
 /** A command in the systemd container. */
 function onSystemdHost(args: string[], timeoutMs?: number): Promise<Run> {
@@ -95,7 +47,7 @@ async function waitHealthy(timeoutMs = 90_000): Promise<number> {
 	await waitFor(
 		"all containers healthy",
 		async () => {
-			const ids = (await mustCompose(["ps", "-q"])).trim().split("\n").filter(Boolean);
+			const ids = (await stack.mustCompose(["ps", "-q"])).trim().split("\n").filter(Boolean);
 			if (ids.length !== 5) return undefined;
 			const r = await run("docker", ["inspect", "-f", "{{.State.Health.Status}}", ...ids]);
 			const states = r.stdout.trim().split("\n");
@@ -149,69 +101,52 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		if (labUnavailable)
 			throw new Error(`the compose test needs the network lab: ${labUnavailable}`);
 		// The lab's own sweep removes namespaces of a crashed run; this the stack.
-		writeFileSync(envFile, "STARLING_PUBLIC_HOST=cleanup.invalid\nSTARLING_RELAY_SECRET=x\n");
 		await run("docker", ["rm", "-f", SYSTEMD_HOST]);
-		await compose(["down", "-v", "--remove-orphans", "--timeout", "5"]);
+		await stack.removeLeftovers({
+			STARLING_PUBLIC_HOST: "cleanup.invalid",
+			STARLING_RELAY_SECRET: "x",
+		});
 
 		lab = await Lab.create("dkr");
-		const lan = await lab.lan("lan", AGENT_LAN);
-		const gw: Host = await lab.host("gw", { lan });
-		const uplink = await addRootUplink(lab, gw, { subnet: UPLINK_SUBNET, routes: [AGENT_LAN] });
-		publicHost = uplink.rootAddress;
+		const made = await agentsBehindRootUplink(lab, { lan: AGENT_LAN, uplinkSubnet: UPLINK_SUBNET });
+		agents.push(...made.agents);
+		publicHost = made.uplink.rootAddress;
 		managementUrl = `http://${publicHost}:33073`;
-		for (const name of ["a", "b"]) {
-			const host = await lab.host(name, { lan });
-			await host.addRoute(UPLINK_SUBNET, gw.address);
-			agents.push(new AgentHost(host));
-		}
 
-		writeFileSync(
-			envFile,
-			[
-				`STARLING_PUBLIC_HOST=${publicHost}`,
-				`STARLING_RELAY_SECRET=${randomBytes(24).toString("base64")}`,
-				`STARLING_BIND_ADDRESS=${publicHost}`,
-				`STARLING_METRICS_BIND_ADDRESS=${publicHost}`,
-				`STARLING_STUN_BIND_ADDRESS=${publicHost}`,
-				`STARLING_CI_SUBNET=${DOCKER_SUBNET}`,
-				`STARLING_IMAGE_PREFIX=${process.env.STARLING_IMAGE_PREFIX ?? "starling-ci"}`,
-				"STARLING_LOG_LEVEL=info",
-				"",
-			].join("\n"),
-		);
-		await mustCompose(["up", "-d", "--no-build"]);
+		stack.writeEnv({
+			STARLING_PUBLIC_HOST: publicHost,
+			STARLING_RELAY_SECRET: randomBytes(24).toString("base64"),
+			STARLING_BIND_ADDRESS: publicHost,
+			STARLING_METRICS_BIND_ADDRESS: publicHost,
+			STARLING_STUN_BIND_ADDRESS: publicHost,
+			STARLING_CI_SUBNET: DOCKER_SUBNET,
+			STARLING_IMAGE_PREFIX: process.env.STARLING_IMAGE_PREFIX ?? "starling-ci",
+			STARLING_LOG_LEVEL: "info",
+		});
+		await stack.mustCompose(["up", "-d", "--no-build"]);
 		const seconds = await waitHealthy();
 		console.log(`stack healthy ${seconds.toFixed(1)} s after docker-compose up -d returned`);
 
 		// The first admin token, shown once on management's stderr.
-		const logs = await mustCompose(["logs", "--no-color", "management"]);
-		const match = /Admin token \(shown once[^)]*\): (\S+)/.exec(logs);
-		if (!match) throw new Error(`no admin token in management's logs:\n${logs}`);
-		adminToken = match[1]!;
+		adminToken = await stack.adminToken("management");
 		for (const a of agents) await a.startDaemon();
 	});
 
 	afterEach(async (context) => {
 		if (context.task.result?.state !== "fail") return;
 		for (const a of agents) console.error(a.logs());
-		console.error((await compose(["logs", "--no-color", "--tail", "60"])).stdout);
+		console.error((await stack.compose(["logs", "--no-color", "--tail", "60"])).stdout);
 		const journal = await onSystemdHost(["journalctl", "--no-pager", "-n", "80", "-u", "starling"]);
 		if (journal.code === 0) console.error(journal.stdout);
 	});
 
 	afterAll(async () => {
 		await run("docker", ["rm", "-f", SYSTEMD_HOST]);
-		const down = await compose(["down", "-v", "--remove-orphans", "--timeout", "10"]);
+		const down = await stack.down();
 		await lab?.destroy();
-		rmSync(workDir, { recursive: true, force: true });
+		stack.removeWorkDir();
 		expect(down.code, down.stderr).toBe(0);
-		const left = await run("docker", [
-			"ps",
-			"-aq",
-			"--filter",
-			`label=com.docker.compose.project=${PROJECT}`,
-		]);
-		expect(left.stdout.trim()).toBe("");
+		expect(await stack.leftContainers()).toBe("");
 	});
 
 	it("agents join with a setup key made over REST and ping each other over the overlay", async () => {
@@ -224,29 +159,9 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		});
 		expect(key.status).toBe(200);
 		const setupKey = (key.json as { key: string }).key;
-		for (const a of agents) {
-			const r = await a.starling([
-				"up",
-				"--management-url",
-				managementUrl,
-				"--setup-key",
-				setupKey,
-			]);
-			expect(r.exitCode, r.stderr).toBe(0);
-		}
+		for (const a of agents) await a.up(managementUrl, setupKey);
 		const [a, b] = agents as [AgentHost, AgentHost];
-		const ipB = await b.overlayIp();
-		const ipA = await a.overlayIp();
-		await waitFor(
-			"a pings b over the overlay",
-			async () => ((await a.host.ping(ipB, { count: 1, timeoutSeconds: 1 })) ? true : undefined),
-			30_000,
-		);
-		await waitFor(
-			"b pings a over the overlay",
-			async () => ((await b.host.ping(ipA, { count: 1, timeoutSeconds: 1 })) ? true : undefined),
-			30_000,
-		);
+		const { ipA, ipB } = await waitForPingsBothWays(a, b, 30_000);
 		for (const agent of agents) {
 			const s = await agent.status();
 			expect(s.management.connected).toBe(true);
@@ -316,7 +231,7 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		});
 		await new Promise((r) => setTimeout(r, 2_000));
 		const restartStarted = Date.now();
-		await mustCompose(["restart", "--timeout", "10"], 120_000);
+		await stack.mustCompose(["restart", "--timeout", "10"], 120_000);
 		const restartSeconds = (Date.now() - restartStarted) / 1000;
 		const healthySeconds = await waitHealthy();
 		console.log(
@@ -347,7 +262,7 @@ describe("docker compose stack with agents in lab namespaces", () => {
 		expect(peersAfter).toEqual(peersBefore);
 		expect([await a.overlayIp(), await b.overlayIp()]).toEqual(ipsBefore);
 		// The token was printed on the first start only: state was found, not recreated.
-		const logs = await mustCompose(["logs", "--no-color", "management"]);
+		const logs = await stack.mustCompose(["logs", "--no-color", "management"]);
 		expect(logs.match(/Admin token \(shown once/g)).toHaveLength(1);
 
 		await pinger.exited;
@@ -365,7 +280,7 @@ describe("docker compose stack with agents in lab namespaces", () => {
 	});
 
 	it("mints a recovery admin token with docker-compose exec", async () => {
-		const out = await mustCompose([
+		const out = await stack.mustCompose([
 			"exec",
 			"-T",
 			"management",

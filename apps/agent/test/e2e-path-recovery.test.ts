@@ -8,27 +8,11 @@ import { Lab, labSkipReason } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentHost, ControlPlane, waitFor } from "./fixture.js";
 
-const BLOCK_TABLE = "test-path-cut";
-
 describe.skipIf(labSkipReason)("path recovery", () => {
 	let lab: Lab;
 	let ctl: ControlPlane;
 	let a: AgentHost;
 	let b: AgentHost;
-
-	/**
-	 * Drops UDP from `other` as it arrives at `on`, in a table of the test's own.
-	 * Cut on arrival, as a network that loses packets would: an output drop
-	 * makes the sender's own send fail (EPERM), and WireGuard then counts no
-	 * bytes sent, which is not the case this test is about (README, Known limits).
-	 */
-	async function cutUdp(on: AgentHost, other: AgentHost): Promise<void> {
-		await on.host.exec("nft", ["-f", "-"], {
-			input: `table inet ${BLOCK_TABLE} {
-	chain input { type filter hook input priority -10; policy accept; ip saddr ${other.host.address} meta l4proto udp drop; }
-}`,
-		});
-	}
 
 	const pathType = async (x: AgentHost) => (await x.status()).peers?.[0]?.path_type;
 
@@ -69,8 +53,8 @@ describe.skipIf(labSkipReason)("path recovery", () => {
 		expect(await a.host.ping(ipOfB, { count: 1, timeoutSeconds: 2 })).toBe(true);
 		// Idle for longer than a probe stays active after traffic (15 s): nothing watches the path.
 		await new Promise((r) => setTimeout(r, 17_000));
-		await cutUdp(a, b);
-		await cutUdp(b, a);
+		await a.dropUdpFrom(b);
+		await b.dropUdpFrom(a);
 		const cutAt = Date.now();
 		await waitFor(
 			"a pings b again (through the relay)",
@@ -85,7 +69,7 @@ describe.skipIf(labSkipReason)("path recovery", () => {
 		// The probe saw it (not WireGuard's 35 s silence check, which this beats by far).
 		expect(a.daemon?.output()).toMatch(/path lost: no answer on the direct path/);
 
-		for (const x of [a, b]) await x.host.exec("nft", ["delete", "table", "inet", BLOCK_TABLE]);
+		for (const x of [a, b]) await x.restoreUdp();
 		await waitFor(
 			"a direct path again",
 			async () => ((await pathType(a)) === "p2p" ? true : undefined),

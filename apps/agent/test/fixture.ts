@@ -1,7 +1,14 @@
 // Shared pieces of the agent's end-to-end tests: the control plane and
 // agents as real processes in lab hosts, and the CLI's JSON status.
 import { resolve } from "node:path";
-import { type Host, type LabProcess, startStunServer } from "@starling/lab";
+import {
+	addRootUplink,
+	type Host,
+	type Lab,
+	type LabProcess,
+	type RootUplink,
+	startStunServer,
+} from "@starling/lab";
 import { expect } from "vitest";
 
 const ROOT = resolve(__dirname, "../../..");
@@ -17,7 +24,9 @@ export const AGENT_ENV = {
 /** Test-only shared secret between management and relay (lab hosts only). */
 const RELAY_SECRET = "lab-relay-secret-0123456789abcdef0123456789";
 
-export { waitFor } from "@starling/lab";
+import { waitFor } from "@starling/lab";
+
+export { waitFor };
 
 /** Management, signal and optionally a relay, as processes in one lab host. */
 export class ControlPlane {
@@ -166,6 +175,9 @@ export class ControlPlane {
 	}
 }
 
+/** The nftables table of `AgentHost.dropUdpFrom`. */
+const UDP_CUT_TABLE = "test-udp-cut";
+
 /** One lab host running the agent daemon, driven through the real CLI. */
 export class AgentHost {
 	daemon: LabProcess | undefined;
@@ -183,6 +195,18 @@ export class AgentHost {
 			env: { ...AGENT_ENV, ...env },
 		});
 		await this.daemon.waitForOutput(/daemon listening/, 10_000);
+	}
+
+	/** `starling up` against this management URL with the setup key; it must succeed. */
+	async up(managementUrl: string, setupKey: string): Promise<void> {
+		const r = await this.starling([
+			"up",
+			"--management-url",
+			managementUrl,
+			"--setup-key",
+			setupKey,
+		]);
+		expect(r.exitCode, r.stderr).toBe(0);
 	}
 
 	starling(args: string[]) {
@@ -203,11 +227,79 @@ export class AgentHost {
 		return (await this.status()).overlay_address.split("/")[0]!;
 	}
 
+	/**
+	 * Drops UDP from `other` as it arrives here, in an nftables table of the
+	 * test's own (`restoreUdp` removes it). Cut on arrival, as a network that
+	 * loses packets would: an output drop makes the sender's own send fail
+	 * (EPERM), and WireGuard then counts no bytes sent, another case (README, Known limits).
+	 */
+	async dropUdpFrom(other: AgentHost): Promise<void> {
+		await this.host.exec("nft", ["-f", "-"], {
+			input: `table inet ${UDP_CUT_TABLE} {
+	chain input { type filter hook input priority -10; policy accept; ip saddr ${other.host.address} meta l4proto udp drop; }
+}`,
+		});
+	}
+
+	/** Removes what `dropUdpFrom` added. */
+	async restoreUdp(): Promise<void> {
+		await this.host.exec("nft", ["delete", "table", "inet", UDP_CUT_TABLE]);
+	}
+
 	/** The daemon's last log lines, for failure messages. */
 	logs(lines = 40): string {
 		const tail = this.daemon?.output().trim().split("\n").slice(-lines) ?? [];
 		return `--- agent ${this.host.name} (last ${tail.length} lines)\n${tail.join("\n")}`;
 	}
+}
+
+/**
+ * Agent hosts (`a`, `b` by default) on one LAN whose gateway host `gw` has a
+ * root uplink, for tests whose servers run in the root namespace (HAProxy,
+ * docker containers): the root namespace routes to the LAN, each agent host
+ * to the uplink's subnet through the gateway.
+ */
+export async function agentsBehindRootUplink(
+	lab: Lab,
+	options: { lan: string; uplinkSubnet: string; names?: string[] },
+): Promise<{ uplink: RootUplink; agents: AgentHost[] }> {
+	const lan = await lab.lan("lan", options.lan);
+	const gw = await lab.host("gw", { lan });
+	const uplink = await addRootUplink(lab, gw, {
+		subnet: options.uplinkSubnet,
+		routes: [options.lan],
+	});
+	const agents: AgentHost[] = [];
+	for (const name of options.names ?? ["a", "b"]) {
+		const host = await lab.host(name, { lan });
+		await host.addRoute(options.uplinkSubnet, gw.address);
+		agents.push(new AgentHost(host));
+	}
+	return { uplink, agents };
+}
+
+/**
+ * Waits until `a` pings `b` over the overlay, then `b` pings `a` (each within
+ * `timeoutMs`); their overlay addresses.
+ */
+export async function waitForPingsBothWays(
+	a: AgentHost,
+	b: AgentHost,
+	timeoutMs: number,
+): Promise<{ ipA: string; ipB: string }> {
+	const ipA = await a.overlayIp();
+	const ipB = await b.overlayIp();
+	for (const [from, to, ip] of [
+		[a, b, ipB],
+		[b, a, ipA],
+	] as const) {
+		await waitFor(
+			`${from.name} pings ${to.name} over the overlay`,
+			async () => ((await from.host.ping(ip, { count: 1, timeoutSeconds: 1 })) ? true : undefined),
+			timeoutMs,
+		);
+	}
+	return { ipA, ipB };
 }
 
 export interface PeerJson {
@@ -221,6 +313,7 @@ export interface PeerJson {
 	remote_candidate_type: string;
 	peer_online: boolean;
 	reason: string;
+	ice: { attempts: number; successes: number; failures: number; last_failure: string };
 }
 
 export interface StatusJson {

@@ -172,8 +172,10 @@ describe.each(BACKENDS)(
 			const expiredMs = Date.now() - t0;
 			expect((await peerByName(b.port, "on-a"))?.connected).toBe(false);
 			expect((await peerByName(b.port, "on-b"))?.connected).toBe(true);
-			// Not before A's heartbeat could have aged past the expiry (its last beat <= 200 ms before the kill).
-			expect(expiredMs).toBeGreaterThanOrEqual(700);
+			// Not at once: only once A's last heartbeat aged past the expiry. That
+			// beat is due 200 ms before the kill but runs late on a loaded machine
+			// (a timer and a write), so the bound leaves it 500 ms.
+			expect(expiredMs).toBeGreaterThanOrEqual(500);
 			console.log(`cluster: kill -9 of A, its peer shown disconnected on B after ${expiredMs} ms`);
 		});
 

@@ -11,10 +11,10 @@
 // - The same with nats-server killed: pushes fall back to the periodic check.
 // A server that cannot start fails the test.
 import { generateKeyPair } from "@starling/crypto";
-import { type PostgresCluster, startPostgres, waitFor } from "@starling/lab";
+import { waitFor } from "@starling/lab";
 import { ManagementClient } from "@starling/management-client";
 import type { NetworkMap } from "@starling/proto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { meta } from "./helpers.js";
 import {
 	type HaStack,
@@ -26,17 +26,12 @@ import {
 	SyncAgent,
 	startHaStack,
 } from "./helpers-failover.js";
+import { postgresForFile } from "./helpers-process.js";
 
 const AGENTS = 6;
 const CHANGES = 20;
 
-let cluster: PostgresCluster;
-beforeAll(async () => {
-	cluster = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-	await cluster?.destroy();
-});
+const cluster = postgresForFile();
 
 let stack: HaStack | undefined;
 const agents: SyncAgent[] = [];
@@ -62,7 +57,7 @@ async function reusableSetupKey(s: HaStack): Promise<string> {
 
 /** Starts the stack and `AGENTS` agents through the proxy, one after the other. */
 async function stackWithAgents(): Promise<{ s: HaStack; key: string }> {
-	const s = await startHaStack(cluster);
+	const s = await startHaStack(cluster());
 	stack = s;
 	const key = await reusableSetupKey(s);
 	for (let i = 0; i < AGENTS; i++) {

@@ -25,6 +25,7 @@ import {
 import { ManagementClient } from "@starling/management-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { meta, tempDir } from "./helpers.js";
+import { haproxyBackends } from "./helpers-failover.js";
 
 const MAIN = resolve(__dirname, "../dist/main.js");
 const requireHere = createRequire(__filename);
@@ -86,19 +87,7 @@ async function killInstance(instance: Instance): Promise<void> {
 }
 
 function backends(): HaproxyBackend[] {
-	const servers = instances.map((i) => ({ name: i.name, address: `127.0.0.1:${i.port}` }));
-	// Management answers HTTP/1.1 (REST, /readyz) and gRPC (HTTP/2) on one port.
-	const health = { path: "/readyz", protocol: "h1" } as const;
-	return [
-		{
-			name: "management_grpc",
-			protocol: "grpc",
-			pathPrefixes: ["/starling.v1.ManagementService/"],
-			servers,
-			health,
-		},
-		{ name: "management_rest", protocol: "http", pathPrefixes: [], servers, health },
-	];
+	return haproxyBackends(instances.map((i) => ({ name: i.name, address: `127.0.0.1:${i.port}` })));
 }
 
 async function restStatus(baseUrl: string, path = "/api/peers"): Promise<number> {

@@ -2,10 +2,8 @@
 // between them: what the cluster tests start, on SQLite and on PostgreSQL.
 // The store is a parameter: a backend gives the environment that points an
 // instance at a fresh database.
-import { type ChildProcess, spawn } from "node:child_process";
-import { resolve } from "node:path";
+import type { ChildProcess } from "node:child_process";
 import {
-	freeLoopbackPort,
 	type NatsServer,
 	type PostgresCluster,
 	startNatsServer,
@@ -14,6 +12,7 @@ import {
 import { loadManagementConfig } from "../src/config.js";
 import { type RunningManagement, startManagement } from "../src/server.js";
 import { silentLogger, tempDir } from "./helpers.js";
+import { spawnManagement } from "./helpers-process.js";
 
 /** A store backend for the cluster tests: the environment of a fresh, empty database. */
 export interface ClusterStoreBackend {
@@ -84,8 +83,6 @@ export interface ManagementProcess {
 	output(): string;
 }
 
-const MAIN = resolve(__dirname, "../dist/main.js");
-
 /**
  * Starts the built binary (`pnpm build` first) as its own process on `port`
  * (default: a free one); resolves once REST answers.
@@ -94,40 +91,16 @@ export async function startInstanceProcess(
 	env: Record<string, string>,
 	port?: number,
 ): Promise<ManagementProcess> {
-	port ??= await freeLoopbackPort();
-	const child = spawn(process.execPath, [MAIN], {
-		env: {
-			...process.env,
-			STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
+	const started = await spawnManagement(
+		{
 			STARLING_MANAGEMENT_METRICS_LISTEN: "off",
 			STARLING_LOG_LEVEL: "warn",
 			...FAST_CLUSTER_ENV,
 			...env,
 		},
-		stdio: ["ignore", "pipe", "pipe"],
-	});
-	let output = "";
-	child.stdout?.on("data", (d: Buffer) => {
-		output += d.toString();
-	});
-	child.stderr?.on("data", (d: Buffer) => {
-		output += d.toString();
-	});
-	const url = `http://127.0.0.1:${port}`;
-	// A generous start deadline: a loaded machine can take many seconds to start node.
-	const deadline = Date.now() + 30_000;
-	while (Date.now() < deadline) {
-		if (child.exitCode !== null) throw new Error(`management exited early: ${output}`);
-		try {
-			if ((await fetch(`${url}/api/openapi.json`)).ok)
-				return { child, port, url, output: () => output };
-		} catch {
-			// not listening yet
-		}
-		await new Promise((r) => setTimeout(r, 50));
-	}
-	child.kill("SIGKILL");
-	throw new Error(`management did not answer on ${url}: ${output}`);
+		{ port },
+	);
+	return { ...started, output: () => started.output().all };
 }
 
 /** A database and a nats-server for a test; `stop` stops both (call it in afterEach). */

@@ -1,7 +1,8 @@
 // The scale-out deployment as real processes for the failover tests: one
 // PostgreSQL database, a nats-server, two management processes (the built
-// binary) and Debian's HAProxy in front of them, as the `ha` compose
-// deployment runs them; agents are real gRPC Sync clients through the proxy,
+// binary), optionally two signal processes, and Debian's HAProxy in front of
+// them, as the `ha` compose deployment runs them; agents are real gRPC Sync
+// clients through the proxy (or real agents, in apps/agent's lab test),
 // each on its own HTTP/2 connection. Every server is stopped by PID after the
 // test; one that cannot start fails the test.
 import { readFileSync } from "node:fs";
@@ -19,6 +20,11 @@ import {
 } from "@starling/lab";
 import { ManagementClient, type SyncStream } from "@starling/management-client";
 import type { NetworkMap } from "@starling/proto";
+import {
+	type SignalInstance,
+	signalHaproxyBackend,
+	startSignalInstance,
+} from "../../signal/test/instances.js";
 import { computeNetworkMap } from "../src/core/network-map.js";
 import { AccessIndex } from "../src/core/policy.js";
 import { PostgresStore } from "../src/store/postgres/postgres-store.js";
@@ -27,9 +33,20 @@ import { type ManagementProcess, startInstanceProcess } from "./helpers-cluster.
 
 export const INSTANCE_NAMES = ["a", "b"] as const;
 export type InstanceName = (typeof INSTANCE_NAMES)[number];
+/** The signal instances, named as in the `ha` compose deployment. */
+export const SIGNAL_NAMES = ["signal-1", "signal-2"] as const;
+export type SignalName = (typeof SIGNAL_NAMES)[number];
 
-function haproxyBackends(ports: Record<InstanceName, number>): HaproxyBackend[] {
-	const servers = INSTANCE_NAMES.map((n) => ({ name: n, address: `127.0.0.1:${ports[n]}` }));
+/**
+ * HAProxy's backends as docker/haproxy/render.mjs writes them, in its order:
+ * management's gRPC and REST over the same servers, and signal's gRPC when
+ * signal instances are given.
+ */
+export function haproxyBackends(
+	management: readonly { name: string; address: string }[],
+	signal: readonly { name: string; instance: SignalInstance }[] = [],
+): HaproxyBackend[] {
+	const servers = [...management];
 	// Management answers HTTP/1.1 (REST, /readyz) and gRPC (HTTP/2) on one port.
 	const health = { path: "/readyz", protocol: "h1" } as const;
 	return [
@@ -40,6 +57,7 @@ function haproxyBackends(ports: Record<InstanceName, number>): HaproxyBackend[] 
 			servers,
 			health,
 		},
+		...(signal.length > 0 ? [signalHaproxyBackend(signal)] : []),
 		{ name: "management_rest", protocol: "http", pathPrefixes: [], servers, health },
 	];
 }
@@ -61,6 +79,10 @@ export interface HaStack {
 	/** Starts the instance again on its port, with its id; resolves once HAProxy has it UP. */
 	restart(name: InstanceName): Promise<void>;
 	rest(method: string, path: string, body?: unknown, base?: string): Promise<RestAnswer>;
+	/** A running signal instance (with `signal: true`; undefined while killed). */
+	signal(name: SignalName): SignalInstance | undefined;
+	/** SIGKILL of a signal instance, resolving once the process is gone. */
+	killSignal(name: SignalName): Promise<void>;
 	/** A store on the same database, for reading what the instances committed. */
 	store(): Promise<PostgresStore>;
 	stop(): Promise<void>;
@@ -81,6 +103,12 @@ export interface HaStackOptions {
 	proxyAddress?: string;
 	/** More settings for both instances (e.g. STARLING_SIGNAL_URL). */
 	env?: Record<string, string>;
+	/**
+	 * Also run two signal instances on the NATS, behind the same HAProxy
+	 * (path prefix `/starling.v1.SignalService/`, as the compose deployment);
+	 * management hands agents the proxy's URL as STARLING_SIGNAL_URL.
+	 */
+	signal?: boolean;
 }
 
 export async function startHaStack(
@@ -99,12 +127,23 @@ export async function startHaStack(
 		cleanups.push(async () => data.remove());
 		const tokenFile = join(data.path, "admin-token");
 		const ports = { a: await freeLoopbackPort(), b: await freeLoopbackPort() };
+		// Chosen before management starts: with signal behind it, the proxy's URL is management's STARLING_SIGNAL_URL.
+		const proxyPort = await freeLoopbackPort();
+		const proxyAddress = options.proxyAddress ?? "127.0.0.1";
+		const signals = new Map<SignalName, SignalInstance>();
+		cleanups.push(async () => {
+			for (const s of signals.values()) await s.kill("SIGKILL");
+		});
+		if (options.signal) {
+			for (const n of SIGNAL_NAMES) signals.set(n, await startSignalInstance(nats.url));
+		}
 		const envOf = (name: InstanceName) => ({
 			STARLING_STORE: "postgres",
 			STARLING_POSTGRES_DSN: dsn,
 			STARLING_NATS_URL: nats.url,
 			STARLING_INSTANCE_ID: name,
 			STARLING_ADMIN_TOKEN_FILE: tokenFile,
+			...(options.signal ? { STARLING_SIGNAL_URL: `http://${proxyAddress}:${proxyPort}` } : {}),
 			...options.env,
 		});
 		const running = new Map<InstanceName, ManagementProcess>();
@@ -122,11 +161,16 @@ export async function startHaStack(
 		for (const n of INSTANCE_NAMES) running.set(n, await startInstanceProcess(envOf(n), ports[n]));
 		const token = readFileSync(tokenFile, "utf8").trim();
 		const proxy = await startHaproxy({
-			backends: haproxyBackends(ports),
+			backends: haproxyBackends(
+				INSTANCE_NAMES.map((n) => ({ name: n, address: `127.0.0.1:${ports[n]}` })),
+				[...signals].map(([name, instance]) => ({ name, instance })),
+			),
 			checkIntervalMs: 200,
-			address: options.proxyAddress,
+			address: proxyAddress,
+			port: proxyPort,
 		});
 		cleanups.push(() => proxy.stop());
+		for (const n of signals.keys()) await proxy.waitForServer("signal_grpc", n, "UP", 15_000);
 		const waitUp = async (name: InstanceName) => {
 			for (const backend of ["management_grpc", "management_rest"]) {
 				await proxy.waitForServer(backend, name, "UP", 15_000);
@@ -177,6 +221,12 @@ export async function startHaStack(
 				await waitUp(name);
 			},
 			rest,
+			signal: (name) => signals.get(name),
+			async killSignal(name) {
+				const s = signals.get(name);
+				signals.delete(name);
+				await s?.kill("SIGKILL");
+			},
 			async store() {
 				const s = await PostgresStore.open(dsn, { poolSize: 2 });
 				stores.push(s);

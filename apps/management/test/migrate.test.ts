@@ -7,12 +7,11 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { encodeKey } from "@starling/crypto";
-import { type PostgresCluster, startPostgres } from "@starling/lab";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { PostgresInspector } from "../src/store/postgres/inspect.js";
 import { PostgresStore } from "../src/store/postgres/postgres-store.js";
 import { dumpRows } from "../src/store/sqlite/inspect.js";
@@ -24,17 +23,11 @@ import {
 	startTestManagement,
 	tempDir,
 } from "./helpers.js";
+import { MAIN, postgresForFile } from "./helpers-process.js";
 
-const MAIN = resolve(__dirname, "../dist/main.js");
 const run = promisify(execFile);
 
-let cluster: PostgresCluster;
-beforeAll(async () => {
-	cluster = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-	await cluster?.destroy();
-});
+const cluster = postgresForFile();
 
 async function migrate(args: string[]) {
 	return run(process.execPath, [MAIN, "migrate", ...args], { timeout: 60_000 }).then(
@@ -104,7 +97,7 @@ describe("starling-management migrate", () => {
 
 			const source = join(dir.path, "management.db");
 			const before = folderHash(dir.path);
-			const dsn = await cluster.createDatabase();
+			const dsn = await cluster().createDatabase();
 			const done = await migrate(["--from", `sqlite:${source}`, "--to", `postgres:${dsn}`]);
 			expect(done.code, done.stderr).toBe(0);
 			const lines = done.stdout.trim().split("\n");
@@ -187,7 +180,7 @@ describe("starling-management migrate", () => {
 			const before = folderHash(dir.path);
 
 			// A target whose schema refuses peers: the copy fails after accounts and users went in.
-			const dsn = await cluster.createDatabase();
+			const dsn = await cluster().createDatabase();
 			(await PostgresStore.open(dsn)).close();
 			const client = new pg.Client({ connectionString: dsn });
 			await client.connect();
@@ -212,14 +205,14 @@ describe("starling-management migrate", () => {
 			expect(folderHash(dir.path)).toBe(before);
 
 			for (const args of [
-				["--to", `postgres:${cluster.dsn("x")}`],
+				["--to", `postgres:${cluster().dsn("x")}`],
 				["--from", `sqlite:${source}`, "--to", "mysql://h/db"],
 				["--from", `sqlite:${source}`, "--to", "postgres:not a url"],
 				[
 					"--from",
 					`sqlite:${join(dir.path, "missing.db")}`,
 					"--to",
-					`postgres:${cluster.dsn("x")}`,
+					`postgres:${cluster().dsn("x")}`,
 				],
 			]) {
 				const r = await migrate(args);

@@ -2,54 +2,25 @@
 // PostgreSQL settings, an unreachable server at start, and the server lost
 // and found again under a running management (REST 503, gRPC UNAVAILABLE,
 // one log line per change, an open Sync stream kept).
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { generateKeyPair } from "@starling/crypto";
-import { type PostgresCluster, startPostgres } from "@starling/lab";
+import { freeLoopbackPort, startPostgres } from "@starling/lab";
 import { type ManagementCallError, ManagementClient } from "@starling/management-client";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { meta, tempDir } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { meta } from "./helpers.js";
+import { MAIN, postgresForFile, trackManagementProcesses } from "./helpers-process.js";
 
-const MAIN = resolve(__dirname, "../dist/main.js");
 const run = promisify(execFile);
-
-const children: ChildProcess[] = [];
-const dirs: ReturnType<typeof tempDir>[] = [];
-let cluster: PostgresCluster;
-
-beforeAll(async () => {
-	cluster = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-	await cluster?.destroy();
-});
-afterEach(async () => {
-	for (const c of children.splice(0)) {
-		if (c.exitCode === null && c.signalCode === null) {
-			c.kill("SIGKILL");
-			await new Promise((r) => c.once("exit", r));
-		}
-	}
-	for (const d of dirs.splice(0)) d.remove();
-});
-
-async function freePort(): Promise<number> {
-	return new Promise((res) => {
-		const s = createServer().listen(0, "127.0.0.1", () => {
-			const a = s.address();
-			s.close(() => res(typeof a === "object" && a ? a.port : 0));
-		});
-	});
-}
+const processes = trackManagementProcesses();
+const cluster = postgresForFile();
 
 /** Runs the binary to its exit; its exit code and stderr. */
 async function runToExit(env: Record<string, string>) {
-	const dir = tempDir();
-	dirs.push(dir);
+	const dir = processes.dir();
 	return run(process.execPath, [MAIN], {
 		env: { ...process.env, STARLING_DATA_DIR: dir.path, ...env },
 		timeout: 30_000,
@@ -88,7 +59,7 @@ describe("management process on PostgreSQL", () => {
 	});
 
 	it("stops with one line naming host:port when PostgreSQL cannot be reached at start", async () => {
-		const port = await freePort();
+		const port = await freeLoopbackPort();
 		const { code, stderr } = await runToExit({
 			STARLING_STORE: "postgres",
 			STARLING_POSTGRES_DSN: `postgres://postgres:s3cret@127.0.0.1:${port}/starling`,
@@ -103,38 +74,18 @@ describe("management process on PostgreSQL", () => {
 	});
 
 	it("two instances starting at once on an empty database: migrated once, one first account, one server key both serve", async () => {
-		const dsn = await cluster.createDatabase();
+		const dsn = await cluster().createDatabase();
 		const started = await Promise.all(
 			[0, 1].map(async () => {
-				const dir = tempDir();
-				dirs.push(dir);
-				const port = await freePort();
-				const child = spawn(process.execPath, [MAIN], {
-					env: {
-						...process.env,
-						STARLING_DATA_DIR: dir.path,
+				const p = await processes.spawn(
+					{
+						STARLING_DATA_DIR: processes.dir().path,
 						STARLING_STORE: "postgres",
 						STARLING_POSTGRES_DSN: dsn,
-						STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
-						STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
 					},
-					stdio: ["ignore", "pipe", "pipe"],
-				});
-				children.push(child);
-				let stdout = "";
-				let stderr = "";
-				child.stdout?.on("data", (d: Buffer) => {
-					stdout += d.toString();
-				});
-				child.stderr?.on("data", (d: Buffer) => {
-					stderr += d.toString();
-				});
-				for (let i = 0; !stdout.includes("management is serving"); i++) {
-					if (child.exitCode !== null) throw new Error(`management exited early: ${stderr}`);
-					if (i > 600) throw new Error(`management did not start within 30 s: ${stderr}`);
-					await new Promise((r) => setTimeout(r, 50));
-				}
-				return { url: `http://127.0.0.1:${port}`, stderr: () => stderr };
+					{ ready: "serving" },
+				);
+				return { url: p.url, stderr: () => p.output().stderr };
 			}),
 		);
 		const tokens = started.flatMap((s) => [...s.stderr().matchAll(/Admin token[^:]*: (stp_\S+)/g)]);
@@ -161,44 +112,27 @@ describe("management process on PostgreSQL", () => {
 	}, 90_000);
 
 	it("PostgreSQL lost under a running management: REST 503, gRPC UNAVAILABLE, one log line each way, back without a restart", async () => {
-		const dir = tempDir();
-		dirs.push(dir);
+		const dir = processes.dir();
 		const tokenFile = join(dir.path, "admin-token");
-		const port = await freePort();
 		// A cluster of its own: it is stopped below.
 		const own = await startPostgres();
 		try {
-			const child = spawn(process.execPath, [MAIN], {
-				env: {
-					...process.env,
+			const p = await processes.spawn(
+				{
 					STARLING_DATA_DIR: dir.path,
 					STARLING_STORE: "postgres",
 					STARLING_POSTGRES_DSN: await own.createDatabase(),
-					STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
-					STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
 					STARLING_ADMIN_TOKEN_FILE: tokenFile,
 				},
-				stdio: ["ignore", "pipe", "pipe"],
-			});
-			children.push(child);
-			let stdout = "";
-			let stderr = "";
-			child.stdout?.on("data", (d: Buffer) => {
-				stdout += d.toString();
-			});
-			child.stderr?.on("data", (d: Buffer) => {
-				stderr += d.toString();
-			});
+				{ ready: "serving" },
+			);
+			const { child, url } = p;
 			child.once("exit", (code) => {
 				if (code !== null && code !== 0)
-					console.error(`management exited ${code}: ${stderr}\n${stdout.slice(-3000)}`);
+					console.error(
+						`management exited ${code}: ${p.output().stderr}\n${p.output().stdout.slice(-3000)}`,
+					);
 			});
-			const url = `http://127.0.0.1:${port}`;
-			for (let i = 0; !stdout.includes("management is serving"); i++) {
-				if (child.exitCode !== null) throw new Error(`management exited early: ${stderr}`);
-				if (i > 600) throw new Error(`management did not start within 30 s: ${stderr}`);
-				await new Promise((r) => setTimeout(r, 50));
-			}
 			const token = readFileSync(tokenFile, "utf8").trim();
 			const auth = { authorization: `Token ${token}`, "content-type": "application/json" };
 			const keyRes = await fetch(`${url}/api/setup-keys`, {
@@ -234,8 +168,9 @@ describe("management process on PostgreSQL", () => {
 			await firstMap;
 			await own.stopServer();
 			const logLines = () =>
-				stdout
-					.split("\n")
+				p
+					.output()
+					.stdout.split("\n")
 					.filter(Boolean)
 					.map((l) => JSON.parse(l) as { msg: string; level: number });
 			for (let i = 0; i < 4; i++) {

@@ -1,75 +1,27 @@
 // The real management binary: first-start bootstrap, the token CLI, config
 // errors, graceful shutdown, and two instances sharing one database.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { createServer } from "node:net";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { generateKeyPair } from "@starling/crypto";
 import { type ManagementCallError, ManagementClient } from "@starling/management-client";
-import { afterEach, describe, expect, it } from "vitest";
-import { meta, tempDir } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { meta } from "./helpers.js";
+import { MAIN, trackManagementProcesses } from "./helpers-process.js";
 import { testStoreEnv } from "./test-store.js";
 
-const MAIN = resolve(__dirname, "../dist/main.js");
 const run = promisify(execFile);
+const processes = trackManagementProcesses();
 
-const children: ChildProcess[] = [];
-const dirs: ReturnType<typeof tempDir>[] = [];
-
-afterEach(async () => {
-	for (const c of children.splice(0)) {
-		if (c.exitCode === null && c.signalCode === null) {
-			c.kill("SIGKILL");
-			await new Promise((r) => c.once("exit", r));
-		}
-	}
-	for (const d of dirs.splice(0)) d.remove();
-});
-
-async function freePort(): Promise<number> {
-	return new Promise((res) => {
-		const s = createServer().listen(0, "127.0.0.1", () => {
-			const a = s.address();
-			s.close(() => res(typeof a === "object" && a ? a.port : 0));
-		});
-	});
-}
-
+/** The binary on the test's store (SQLite in `dataDir`, or a PostgreSQL database), up once REST answers. */
 async function startProcess(dataDir: string, env: Record<string, string> = {}) {
-	const port = await freePort();
-	const child = spawn(process.execPath, [MAIN], {
-		env: {
-			...process.env,
-			STARLING_DATA_DIR: dataDir,
-			...(await testStoreEnv(dataDir)),
-			STARLING_MANAGEMENT_LISTEN: `127.0.0.1:${port}`,
-			STARLING_MANAGEMENT_METRICS_LISTEN: "127.0.0.1:0",
-			...env,
-		},
-		stdio: ["ignore", "pipe", "pipe"],
+	return processes.spawn({
+		STARLING_DATA_DIR: dataDir,
+		...(await testStoreEnv(dataDir)),
+		...env,
 	});
-	children.push(child);
-	let stderr = "";
-	let stdout = "";
-	child.stderr?.on("data", (d: Buffer) => {
-		stderr += d.toString();
-	});
-	child.stdout?.on("data", (d: Buffer) => {
-		stdout += d.toString();
-	});
-	const url = `http://127.0.0.1:${port}`;
-	for (let i = 0; i < 200; i++) {
-		if (child.exitCode !== null) throw new Error(`management exited early: ${stderr}`);
-		try {
-			if ((await fetch(`${url}/api/openapi.json`)).ok) break;
-		} catch {
-			// not yet listening
-		}
-		await new Promise((r) => setTimeout(r, 50));
-	}
-	return { child, port, url, output: () => ({ stderr, stdout }) };
 }
 
 async function createKey(url: string, token: string, type: "one-off" | "reusable") {
@@ -84,8 +36,7 @@ async function createKey(url: string, token: string, type: "one-off" | "reusable
 
 describe("management process", () => {
 	it("prints the first admin token once, writes it 0600 when asked, and never logs it", async () => {
-		const dir = tempDir();
-		dirs.push(dir);
+		const dir = processes.dir();
 		const tokenFile = join(dir.path, "admin-token");
 		const p = await startProcess(dir.path, { STARLING_ADMIN_TOKEN_FILE: tokenFile });
 		const token = /Admin token[^:]*: (stp_\S+)/.exec(p.output().stderr)?.[1];
@@ -137,8 +88,7 @@ describe("management process", () => {
 	});
 
 	it("refuses a bad configuration with one line naming the variable", async () => {
-		const dir = tempDir();
-		dirs.push(dir);
+		const dir = processes.dir();
 		for (const [name, value] of [
 			["STARLING_MANAGEMENT_LISTEN", "nonsense"],
 			["STARLING_NETWORK_RANGE", "100.64.0.1/10"],
@@ -165,8 +115,7 @@ describe("management process", () => {
 	});
 
 	it("two instances on one database (SQLite file or PostgreSQL): a one-off key registers exactly one peer across both", async () => {
-		const dir = tempDir();
-		dirs.push(dir);
+		const dir = processes.dir();
 		const tokenFile = join(dir.path, "admin-token");
 		const a = await startProcess(dir.path, { STARLING_ADMIN_TOKEN_FILE: tokenFile });
 		const b = await startProcess(dir.path);

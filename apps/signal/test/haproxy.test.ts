@@ -6,16 +6,11 @@
 // agents reconnect through the proxy to the other.
 
 import { generateKeyPair, type KeyPair } from "@starling/crypto";
-import {
-	freeLoopbackPort,
-	type RunningHaproxy,
-	startHaproxy,
-	startNatsServer,
-} from "@starling/lab";
+import { type RunningHaproxy, startHaproxy, startNatsServer } from "@starling/lab";
 import { SignalClient } from "@starling/signal-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { nextMessage } from "./helpers.js";
-import { type SignalProcess, startSignalProcess } from "./instances.js";
+import { type SignalInstance, signalHaproxyBackend, startSignalInstance } from "./instances.js";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const cleanup: (() => unknown)[] = [];
@@ -23,14 +18,10 @@ afterEach(async () => {
 	for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-async function instance(natsUrl: string): Promise<SignalProcess & { metricsPort: number }> {
-	const metricsPort = await freeLoopbackPort();
-	const started = await startSignalProcess({
-		STARLING_NATS_URL: natsUrl,
-		STARLING_SIGNAL_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
-	});
+async function instance(natsUrl: string): Promise<SignalInstance> {
+	const started = await startSignalInstance(natsUrl);
 	cleanup.push(() => started.kill("SIGKILL"));
-	return Object.assign(started, { metricsPort });
+	return started;
 }
 
 function client(proxy: RunningHaproxy, keyPair: KeyPair): SignalClient {
@@ -52,17 +43,10 @@ describe("signal behind HAProxy", () => {
 		const instances = await Promise.all([instance(nats.url), instance(nats.url)]);
 		const proxy = await startHaproxy({
 			backends: [
-				{
-					name: "signal_grpc",
-					protocol: "grpc",
-					pathPrefixes: [],
-					servers: instances.map((s, i) => ({
-						name: `signal-${i + 1}`,
-						address: s.url,
-						checkPort: s.metricsPort,
-					})),
-					health: { path: "/readyz", protocol: "h1" },
-				},
+				signalHaproxyBackend(
+					instances.map((instance, i) => ({ name: `signal-${i + 1}`, instance })),
+					[],
+				),
 			],
 		});
 		cleanup.push(() => proxy.stop());

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { freeLoopbackPort, type HaproxyBackend } from "@starling/lab";
 
 export const mainJs = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
@@ -78,6 +79,64 @@ export async function startSignalProcess(env: Record<string, string>): Promise<S
 			return exited;
 		},
 	};
+}
+
+/** A signal instance of a scaled-out deployment: on NATS, with the metrics listener HAProxy checks. */
+export interface SignalInstance extends SignalProcess {
+	/** Port of `/readyz` (HAProxy's health check: the gRPC port has none). */
+	readonly metricsPort: number;
+}
+
+/** Starts one signal instance on the NATS at `natsUrl` (`STARLING_NATS_URL`), `env` on top. */
+export async function startSignalInstance(
+	natsUrl: string,
+	env: Record<string, string> = {},
+): Promise<SignalInstance> {
+	const metricsPort = await freeLoopbackPort();
+	const started = await startSignalProcess({
+		STARLING_NATS_URL: natsUrl,
+		STARLING_SIGNAL_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+		...env,
+	});
+	return Object.assign(started, { metricsPort });
+}
+
+/**
+ * HAProxy's backend for signal instances, as the `ha` compose deployment
+ * has it: gRPC (h2c) to each instance, `/readyz` checked on its metrics port.
+ * `pathPrefixes` [] makes it the default backend (a proxy for signal alone).
+ */
+export function signalHaproxyBackend(
+	servers: readonly { name: string; instance: SignalInstance }[],
+	pathPrefixes: string[] = ["/starling.v1.SignalService/"],
+): HaproxyBackend {
+	return {
+		name: "signal_grpc",
+		protocol: "grpc",
+		pathPrefixes,
+		servers: servers.map(({ name, instance }) => ({
+			name,
+			address: instance.url,
+			checkPort: instance.metricsPort,
+		})),
+		health: { path: "/readyz", protocol: "h1" },
+	};
+}
+
+/**
+ * The keys an instance holds a ready stream for, from its "peer connected"
+ * and "peer disconnected" log lines (the key is the line's `peer`). Counted,
+ * not set: a stream replaced by a newer one of the same key on this instance
+ * logs its end after the newer one's start.
+ */
+export function connectedPeers(instance: SignalProcess): Set<string> {
+	const streams = new Map<string, number>();
+	for (const entry of instance.logs) {
+		if (typeof entry.peer !== "string") continue;
+		const change = entry.msg === "peer connected" ? 1 : entry.msg === "peer disconnected" ? -1 : 0;
+		streams.set(entry.peer, (streams.get(entry.peer) ?? 0) + change);
+	}
+	return new Set([...streams].filter(([, n]) => n > 0).map(([peer]) => peer));
 }
 
 /**

@@ -3,7 +3,7 @@ import { BoxChannel, encodeKey, generateKeyPair } from "@starling/crypto";
 import { createLogger } from "@starling/log";
 import { PeerMessage } from "@starling/proto";
 import { SignalError } from "@starling/signal-client";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
 	type SignalConnection,
 	SignalLink,
@@ -97,8 +97,8 @@ describe("SignalLink", () => {
 		expect(link.status()).toEqual({ url: "http://signal:10000", connected: true, error: "" });
 	});
 
-	it("drops held messages older than the TTL, and those of a peer that left", () => {
-		const { link, clients, advance } = setup();
+	it("drops held messages older than the TTL, reporting them as failed sends, and those of a peer that left", async () => {
+		const { link, clients, advance, failed } = setup();
 		link.follow("http://signal:10000");
 		link.send(otherPeer, offerRequest(1));
 		advance(UNSENT_SIGNAL_TTL_MS + 1);
@@ -108,6 +108,68 @@ describe("SignalLink", () => {
 		link.forget(gone);
 		clients[0]?.ready();
 		expect(clients[0]?.sent.map((s) => openAs(s.body).sessionId)).toEqual([2]);
+		await Promise.resolve();
+		// The state machine hears of the one that was not sent (not of the departed peer's).
+		expect(failed).toEqual([{ sessionId: 1, notFound: false }]);
+	});
+
+	it("reports a message held while signal stays away once its TTL passes, without another send", async () => {
+		vi.useFakeTimers();
+		try {
+			const { link, clients, advance, failed } = setup();
+			link.follow("http://signal:10000");
+			link.send(otherPeer, offerRequest(1));
+			advance(1_000);
+			link.send(otherPeer, offerRequest(2));
+			// Not before its time, and not in the turn of the send that held it.
+			advance(UNSENT_SIGNAL_TTL_MS - 1_001);
+			await vi.advanceTimersByTimeAsync(UNSENT_SIGNAL_TTL_MS - 1);
+			expect(failed).toEqual([]);
+			advance(1);
+			await vi.advanceTimersByTimeAsync(1);
+			expect(failed).toEqual([{ sessionId: 1, notFound: false }]);
+			expect(link.heldCount).toBe(1);
+			advance(1_000);
+			await vi.advanceTimersByTimeAsync(1_000);
+			expect(failed).toEqual([
+				{ sessionId: 1, notFound: false },
+				{ sessionId: 2, notFound: false },
+			]);
+			// Signal comes back: nothing stale goes out.
+			clients[0]?.ready();
+			expect(clients[0]?.sent).toEqual([]);
+		} finally {
+			vi.useRealTimers();
+		}
+	});
+
+	it("reports the oldest held messages pushed out by newer ones", async () => {
+		const { link, failed } = setup();
+		link.follow("http://signal:10000");
+		for (let id = 1; id <= 258; id++) link.send(otherPeer, offerRequest(id));
+		expect(link.heldCount).toBe(256);
+		expect(failed).toEqual([]);
+		await Promise.resolve();
+		expect(failed).toEqual([
+			{ sessionId: 1, notFound: false },
+			{ sessionId: 2, notFound: false },
+		]);
+	});
+
+	it("reports nothing once closed", async () => {
+		vi.useFakeTimers();
+		try {
+			const { link, advance, failed } = setup();
+			link.follow("http://signal:10000");
+			link.send(otherPeer, offerRequest(1));
+			await link.close();
+			advance(UNSENT_SIGNAL_TTL_MS);
+			await vi.advanceTimersByTimeAsync(UNSENT_SIGNAL_TTL_MS);
+			expect(failed).toEqual([]);
+			expect(vi.getTimerCount()).toBe(0);
+		} finally {
+			vi.useRealTimers();
+		}
 	});
 
 	it("reports a failed send, with notFound when signal does not know the peer", async () => {

@@ -6,8 +6,14 @@ import { SignalError } from "@starling/signal-client";
 
 /** Retries of the first signal connection; the client reconnects by itself after that. */
 const SIGNAL_RECONNECT = resolveBackoff({ initialDelayMs: 500, maxDelayMs: 15_000, jitter: 0.5 });
-/** Messages to peers are held this long while signal is (re)connecting. */
+/**
+ * Messages to peers are held this long while signal is (re)connecting; one
+ * still held then is reported as a failed send, as is one pushed out by
+ * MAX_UNSENT newer ones.
+ */
 export const UNSENT_SIGNAL_TTL_MS = 5_000;
+/** Least wait between two looks for expired held messages. */
+const EXPIRY_CHECK_MIN_MS = 50;
 /** Signal messages from peers not (yet) in our map are kept this long, in case the map catches up. */
 export const EARLY_MESSAGE_TTL_MS = 10_000;
 const MAX_UNSENT = 256;
@@ -28,6 +34,13 @@ export interface SignalConnection {
 
 /** Makes a signal client for a URL; the daemon gives the real one, tests a fake. */
 export type SignalClientFactory = (url: string) => SignalConnection;
+
+/** A message to a peer, held while signal is not connected. */
+interface HeldMessage<P> {
+	at: number;
+	peer: P;
+	message: PeerMessage;
+}
 
 /** A peer as the link sees it; the engine passes its own peer objects and gets them back. */
 export interface SignalPeer {
@@ -54,7 +67,11 @@ export interface SignalLinkOptions<P extends SignalPeer> {
  * The agent's link to signal: follows the URL the map names (one client at
  * a time), seals messages to each peer with its key (and opens theirs),
  * holds outgoing messages while signal is connecting, and keeps messages
- * from peers the map does not name yet until it does.
+ * from peers the map does not name yet until it does. No message is dropped
+ * without a word: a send that fails, or a held message that is never sent,
+ * is reported to `onSendFailed`, and the peer's state machine tries again
+ * after its backoff (a reconnect to another signal instance takes a moment,
+ * and a message held past it must not leave the peer waiting for a timeout).
  */
 export class SignalLink<P extends SignalPeer> {
 	private client: SignalConnection | undefined;
@@ -62,7 +79,8 @@ export class SignalLink<P extends SignalPeer> {
 	private error = "";
 	private closed = false;
 	private readonly boxes = new Map<string, BoxChannel>();
-	private unsent: { at: number; peer: P; message: PeerMessage }[] = [];
+	private unsent: HeldMessage<P>[] = [];
+	private expiryTimer: NodeJS.Timeout | undefined;
 	private readonly early = new Map<string, { at: number; messages: PeerMessage[] }>();
 
 	constructor(private readonly options: SignalLinkOptions<P>) {}
@@ -116,8 +134,11 @@ export class SignalLink<P extends SignalPeer> {
 		const client = this.client;
 		const now = this.options.now();
 		if (client?.state !== "ready") {
-			this.unsent = this.unsent.filter((u) => now - u.at < UNSENT_SIGNAL_TTL_MS).slice(-MAX_UNSENT);
+			this.expireHeld(now);
 			this.unsent.push({ at: now, peer, message });
+			const overflow = this.unsent.length - MAX_UNSENT;
+			if (overflow > 0) for (const u of this.unsent.splice(0, overflow)) this.reportUnsent(u);
+			this.armExpiry(now);
 			return;
 		}
 		const sessionId = message.sessionId;
@@ -159,6 +180,8 @@ export class SignalLink<P extends SignalPeer> {
 		const client = this.client;
 		this.client = undefined;
 		this.unsent = [];
+		clearTimeout(this.expiryTimer);
+		this.expiryTimer = undefined;
 		await client?.close();
 	}
 
@@ -172,11 +195,45 @@ export class SignalLink<P extends SignalPeer> {
 	}
 
 	private flushUnsent(): void {
-		const now = this.options.now();
-		const held = this.unsent.filter((u) => now - u.at < UNSENT_SIGNAL_TTL_MS);
+		this.expireHeld(this.options.now());
+		const held = this.unsent;
 		this.unsent = [];
 		for (const u of held)
 			if (this.options.peer(u.peer.key) === u.peer) this.send(u.peer, u.message);
+	}
+
+	/** Reports and removes held messages older than the TTL. */
+	private expireHeld(now: number): void {
+		const expired = this.unsent.filter((u) => now - u.at >= UNSENT_SIGNAL_TTL_MS);
+		if (expired.length === 0) return;
+		this.unsent = this.unsent.filter((u) => now - u.at < UNSENT_SIGNAL_TTL_MS);
+		for (const u of expired) this.reportUnsent(u);
+	}
+
+	/** Looks again when the oldest held message expires, so a message held while signal stays away is reported in time. */
+	private armExpiry(now: number): void {
+		const oldest = this.unsent[0];
+		if (this.expiryTimer || !oldest || this.closed) return;
+		const delay = Math.max(EXPIRY_CHECK_MIN_MS, oldest.at + UNSENT_SIGNAL_TTL_MS - now);
+		this.expiryTimer = setTimeout(() => {
+			this.expiryTimer = undefined;
+			const at = this.options.now();
+			this.expireHeld(at);
+			this.armExpiry(at);
+		}, delay);
+		this.expiryTimer.unref?.();
+	}
+
+	/**
+	 * A held message that will not be sent counts as a failed send. Reported
+	 * after the current turn: send() runs inside the state machine's commands,
+	 * which must not be fed an input while they run.
+	 */
+	private reportUnsent(u: HeldMessage<P>): void {
+		queueMicrotask(() => {
+			if (this.closed || this.options.peer(u.peer.key) !== u.peer) return;
+			this.options.onSendFailed(u.peer, u.message.sessionId, false);
+		});
 	}
 
 	private received(from: Uint8Array, body: Uint8Array): void {
