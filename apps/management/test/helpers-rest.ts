@@ -536,6 +536,13 @@ export function apiRoutes(ids: RouteTargets): RouteCase[] {
 			adminOnly: true,
 		},
 		{
+			method: "POST",
+			pattern: "/api/routes/check",
+			url: "/api/routes/check",
+			body: { peer_id: peerId, address: "198.18.10.1" },
+			adminOnly: true,
+		},
+		{
 			method: "GET",
 			pattern: "/api/policies/:policyId",
 			url: `/api/policies/${policyId}`,

@@ -96,7 +96,7 @@ describe("roles", () => {
 		const member = await h.addUser("user");
 		const before = await h.snapshot();
 		const adminRoutes = routes.filter((r) => r.adminOnly);
-		expect(adminRoutes).toHaveLength(51);
+		expect(adminRoutes).toHaveLength(52);
 		for (const route of adminRoutes) {
 			const res = await h.request(route.method, route.url, {
 				token: member.token,

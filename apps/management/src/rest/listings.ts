@@ -112,11 +112,13 @@ async function buildPeerListing(tx: StoreReader, accountId: string): Promise<Pee
 	const groups = await tx.listGroups(accountId);
 	const peerGroupIds = await tx.listPeerGroupIds(accountId);
 	const policies = await tx.listPolicies(accountId);
+	// With the routes: a peer's accessible peers are those of its map, routers and clients included.
+	const routing = await readRoutingConfig(tx, accountId);
 	const ctx: PeerContext = {
 		account,
 		groups: new Map(groups.map((g) => [g.id, g])),
 		peerGroupIds,
-		access: AccessIndex.build(account, peers, { groups, policies }),
+		access: AccessIndex.build(account, peers, { groups, policies, routing }),
 	};
 	return {
 		peers,

@@ -21,6 +21,7 @@ import { groupRoutes } from "./routes/groups.js";
 import { networkRoutes } from "./routes/networks.js";
 import { peerRoutes } from "./routes/peers.js";
 import { policyRoutes } from "./routes/policies.js";
+import { routeCheckRoutes } from "./routes/route-check.js";
 import { routeRoutes } from "./routes/routes.js";
 import { setupKeyRoutes } from "./routes/setup-keys.js";
 import { userAdminRoutes, userSelfServiceRoutes } from "./routes/users.js";
@@ -124,6 +125,7 @@ export async function buildRestApi(deps: RestApiDeps): Promise<FastifyInstance> 
 			await admin.register(groupRoutes, routeDeps);
 			await admin.register(policyRoutes, routeDeps);
 			await admin.register(routeRoutes, routeDeps);
+			await admin.register(routeCheckRoutes, routeDeps);
 			await admin.register(networkRoutes, routeDeps);
 			await admin.register(accountRoutes, routeDeps);
 			await admin.register(eventRoutes, routeDeps);

@@ -79,7 +79,8 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 				summary: "List the peers a peer can reach",
 				description:
 					"The peers that the account's policies, as they are now, let this peer connect to or be " +
-					"reached from (the peers in its network map).",
+					"reached from, with the routing peers of the routes it receives and, for a routing " +
+					"peer, the peers receiving its routes (the peers in its network map).",
 				params: PeerIdParams,
 				querystring: NoQuery,
 				response: {
