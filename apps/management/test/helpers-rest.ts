@@ -206,6 +206,13 @@ export class RestHarness {
 		return res.json as { id: string; key: string; [k: string]: unknown };
 	}
 
+	/** A request as the owner that must answer 200; its JSON. */
+	async ok(method: "POST" | "PUT", url: string, body: Record<string, unknown>) {
+		const res = await this.request(method, url, { body });
+		if (res.status !== 200) throw new Error(`${method} ${url}: ${res.status} ${res.text}`);
+		return res.json as { id: string; [k: string]: unknown };
+	}
+
 	/** Creates a group through the API (as the owner). */
 	async createGroup(name: string, peers: string[] = []) {
 		const res = await this.request("POST", "/api/groups", { body: { name, peers } });
@@ -347,12 +354,34 @@ export interface RouteTargets {
 	memberId: string;
 	/** A second peer, for the policy check. */
 	otherPeerId: string;
+	/** A route (served by a group of its own, so groupId stays deletable). */
+	routeId: string;
+	/** A network with one resource and one router. */
+	networkId: string;
+	resourceId: string;
+	routerId: string;
 }
+
+/** The network every fixture route routes (one network_id, a router per fixture peer). */
+const FIXTURE_ROUTE = { network_id: "fixture-lan", network: "198.18.200.0/24" };
 
 /** Every /api route but the OpenAPI document, aimed at the given objects. */
 export function apiRoutes(ids: RouteTargets): RouteCase[] {
 	const { keyId, peerId, userId, tokenId, groupId, policyId, accountId, memberId, otherPeerId } =
 		ids;
+	const { routeId, networkId, resourceId, routerId } = ids;
+	const routeBody = {
+		...FIXTURE_ROUTE,
+		description: "lan",
+		enabled: true,
+		peer: peerId,
+		metric: 100,
+		masquerade: true,
+		groups: [groupId],
+	};
+	const resourceBody = { name: "db", address: "198.18.201.9", enabled: true, groups: [groupId] };
+	const routerBody = { peer: peerId, metric: 10, masquerade: true, enabled: true };
+	const net = `/api/networks/${networkId}`;
 	const rule = {
 		name: "r",
 		enabled: true,
@@ -507,6 +536,13 @@ export function apiRoutes(ids: RouteTargets): RouteCase[] {
 			adminOnly: true,
 		},
 		{
+			method: "POST",
+			pattern: "/api/routes/check",
+			url: "/api/routes/check",
+			body: { peer_id: peerId, address: "198.18.10.1" },
+			adminOnly: true,
+		},
+		{
 			method: "GET",
 			pattern: "/api/policies/:policyId",
 			url: `/api/policies/${policyId}`,
@@ -540,6 +576,126 @@ export function apiRoutes(ids: RouteTargets): RouteCase[] {
 			adminOnly: true,
 		},
 		{ method: "GET", pattern: "/api/events/audit", url: "/api/events/audit", adminOnly: true },
+		{ method: "GET", pattern: "/api/routes", url: "/api/routes", adminOnly: true },
+		{
+			method: "POST",
+			pattern: "/api/routes",
+			url: "/api/routes",
+			body: routeBody,
+			adminOnly: true,
+		},
+		{
+			method: "GET",
+			pattern: "/api/routes/:routeId",
+			url: `/api/routes/${routeId}`,
+			adminOnly: true,
+		},
+		{
+			method: "PUT",
+			pattern: "/api/routes/:routeId",
+			url: `/api/routes/${routeId}`,
+			body: { ...routeBody, metric: 200, description: "changed" },
+			adminOnly: true,
+		},
+		{
+			method: "DELETE",
+			pattern: "/api/routes/:routeId",
+			url: `/api/routes/${routeId}`,
+			adminOnly: true,
+		},
+		{ method: "GET", pattern: "/api/networks", url: "/api/networks", adminOnly: true },
+		{
+			method: "POST",
+			pattern: "/api/networks",
+			url: "/api/networks",
+			body: { name: "office", description: "hq" },
+			adminOnly: true,
+		},
+		{
+			method: "GET",
+			pattern: "/api/networks/resources",
+			url: "/api/networks/resources",
+			adminOnly: true,
+		},
+		{
+			method: "GET",
+			pattern: "/api/networks/routers",
+			url: "/api/networks/routers",
+			adminOnly: true,
+		},
+		{ method: "GET", pattern: "/api/networks/:networkId", url: net, adminOnly: true },
+		{
+			method: "PUT",
+			pattern: "/api/networks/:networkId",
+			url: net,
+			body: { name: "renamed", description: "" },
+			adminOnly: true,
+		},
+		{ method: "DELETE", pattern: "/api/networks/:networkId", url: net, adminOnly: true },
+		{
+			method: "GET",
+			pattern: "/api/networks/:networkId/resources",
+			url: `${net}/resources`,
+			adminOnly: true,
+		},
+		{
+			method: "POST",
+			pattern: "/api/networks/:networkId/resources",
+			url: `${net}/resources`,
+			body: resourceBody,
+			adminOnly: true,
+		},
+		{
+			method: "GET",
+			pattern: "/api/networks/:networkId/resources/:resourceId",
+			url: `${net}/resources/${resourceId}`,
+			adminOnly: true,
+		},
+		{
+			method: "PUT",
+			pattern: "/api/networks/:networkId/resources/:resourceId",
+			url: `${net}/resources/${resourceId}`,
+			body: { ...resourceBody, address: "198.18.201.0/28" },
+			adminOnly: true,
+		},
+		{
+			method: "DELETE",
+			pattern: "/api/networks/:networkId/resources/:resourceId",
+			url: `${net}/resources/${resourceId}`,
+			adminOnly: true,
+		},
+		{
+			method: "GET",
+			pattern: "/api/networks/:networkId/routers",
+			url: `${net}/routers`,
+			adminOnly: true,
+		},
+		{
+			method: "POST",
+			pattern: "/api/networks/:networkId/routers",
+			url: `${net}/routers`,
+			body: routerBody,
+			adminOnly: true,
+		},
+		{
+			method: "GET",
+			pattern: "/api/networks/:networkId/routers/:routerId",
+			url: `${net}/routers/${routerId}`,
+			adminOnly: true,
+		},
+		{
+			method: "PUT",
+			pattern: "/api/networks/:networkId/routers/:routerId",
+			url: `${net}/routers/${routerId}`,
+			body: { ...routerBody, metric: 20 },
+			adminOnly: true,
+		},
+		{
+			method: "DELETE",
+			pattern: "/api/networks/:networkId/routers/:routerId",
+			url: `${net}/routers/${routerId}`,
+			adminOnly: true,
+		},
 	];
 }
 
@@ -559,6 +715,29 @@ export async function makeTargets(h: RestHarness): Promise<RouteTargets> {
 		{ sources: [policyGroup.id], destinations: [policyGroup.id] },
 	]);
 	const member = await h.addUser("user");
+	// Routing objects name the policy's group (and the second peer), never `group` or `peer`.
+	const route = await h.ok("POST", "/api/routes", {
+		...FIXTURE_ROUTE,
+		description: "fixture",
+		enabled: true,
+		peer_groups: [policyGroup.id],
+		metric: 100,
+		masquerade: true,
+		groups: [policyGroup.id],
+	});
+	const network = await h.ok("POST", "/api/networks", { name: `fixture network ${newId()}` });
+	const resource = await h.ok("POST", `/api/networks/${network.id}/resources`, {
+		name: "fixture resource",
+		address: "198.18.201.5",
+		enabled: true,
+		groups: [policyGroup.id],
+	});
+	const router = await h.ok("POST", `/api/networks/${network.id}/routers`, {
+		peer: other.id,
+		metric: 100,
+		masquerade: true,
+		enabled: true,
+	});
 	// A token of the owner's for the token routes to act on (not the one the tests use).
 	const { token } = await createPersonalAccessToken(
 		h.store,
@@ -578,5 +757,9 @@ export async function makeTargets(h: RestHarness): Promise<RouteTargets> {
 		policyId: policy.id,
 		accountId: h.account.id,
 		memberId: member.user.id,
+		routeId: route.id,
+		networkId: network.id,
+		resourceId: resource.id,
+		routerId: router.id,
 	};
 }

@@ -90,6 +90,41 @@ describe("starling-management migrate", () => {
 				payload: JSON.stringify({ name: "both", peers: peers.map((p) => p.id) }),
 			});
 			expect(group.statusCode).toBe(200);
+			// Routing rows too (migration 6): a route, a network with a resource and a router.
+			const groupId = (group.json() as { id: string }).id;
+			const post = async (url: string, body: object) => {
+				const res = await m.rest.inject({
+					method: "POST",
+					url,
+					headers: { authorization: `Token ${adminToken}`, "content-type": "application/json" },
+					payload: JSON.stringify(body),
+				});
+				expect(res.statusCode, res.body).toBe(200);
+				return res.json() as { id: string };
+			};
+			await post("/api/routes", {
+				description: "lan",
+				network_id: "lan",
+				enabled: true,
+				peer: peers[0]!.id,
+				network: "198.18.10.0/24",
+				metric: 10,
+				masquerade: true,
+				groups: [groupId],
+			});
+			const network = await post("/api/networks", { name: "office" });
+			await post(`/api/networks/${network.id}/resources`, {
+				name: "db",
+				address: "198.18.20.5",
+				enabled: true,
+				groups: [groupId],
+			});
+			await post(`/api/networks/${network.id}/routers`, {
+				peer_groups: [groupId],
+				metric: 10,
+				masquerade: false,
+				enabled: true,
+			});
 			const serverKey = encodeKey(m.serverKey.publicKey);
 			a.close();
 			b.close();
@@ -117,6 +152,8 @@ describe("starling-management migrate", () => {
 				}
 				expect(original.peers).toHaveLength(2);
 				expect(original.group_peers).toHaveLength(4); // All and "both", two peers each
+				for (const t of ["routes", "networks", "network_resources", "network_routers"])
+					expect(original[t], t).toHaveLength(1);
 
 				// A second run finds the target full and changes nothing.
 				const again = await migrate(["--from", `sqlite:${source}`, "--to", `postgres:${dsn}`]);

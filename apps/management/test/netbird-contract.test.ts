@@ -30,7 +30,11 @@ type Resource =
 	| "personal-access-token"
 	| "personal-access-token-generated"
 	| "account"
-	| "event";
+	| "event"
+	| "route"
+	| "network"
+	| "network-resource"
+	| "network-router";
 
 const schemas = new Map<string, object>();
 const validators = new Map<string, ValidateFunction>();
@@ -85,14 +89,16 @@ async function expectCreateListGetUpdate(
 	update: (created: any) => object,
 ): Promise<void> {
 	const base = `/api/${collection}`;
+	// Operations are named by pattern: a network's id in the path is {networkId}.
+	const pattern = base.replace(/^\/api\/networks\/[^/]+\//, "/api/networks/{networkId}/");
 	const created = await h.request("POST", base, { body: create });
-	expectContract(`POST ${base}`, created, resource);
+	expectContract(`POST ${pattern}`, created, resource);
 	const list = await h.request("GET", base);
-	expectContract(`GET ${base}`, list, resource, { many: true, minItems: 2 });
+	expectContract(`GET ${pattern}`, list, resource, { many: true, minItems: 2 });
 	const item = `${base}/${created.json.id}`;
-	expectContract(`GET ${base}/{${idParam}}`, await h.request("GET", item), resource);
+	expectContract(`GET ${pattern}/{${idParam}}`, await h.request("GET", item), resource);
 	const updated = await h.request("PUT", item, { body: update(created.json) });
-	expectContract(`PUT ${base}/{${idParam}}`, updated, resource);
+	expectContract(`PUT ${pattern}/{${idParam}}`, updated, resource);
 }
 
 /** Every operation of NetBird's API that Starling implements too. */
@@ -123,6 +129,24 @@ const SHARED = [
 	"GET /api/accounts",
 	"PUT /api/accounts/{accountId}",
 	"GET /api/events/audit",
+	"GET /api/routes",
+	"POST /api/routes",
+	"GET /api/routes/{routeId}",
+	"PUT /api/routes/{routeId}",
+	"GET /api/networks",
+	"POST /api/networks",
+	"GET /api/networks/{networkId}",
+	"PUT /api/networks/{networkId}",
+	"GET /api/networks/resources",
+	"GET /api/networks/routers",
+	"GET /api/networks/{networkId}/resources",
+	"POST /api/networks/{networkId}/resources",
+	"GET /api/networks/{networkId}/resources/{resourceId}",
+	"PUT /api/networks/{networkId}/resources/{resourceId}",
+	"GET /api/networks/{networkId}/routers",
+	"POST /api/networks/{networkId}/routers",
+	"GET /api/networks/{networkId}/routers/{routerId}",
+	"PUT /api/networks/{networkId}/routers/{routerId}",
 ];
 
 let h: RestHarness;
@@ -311,6 +335,81 @@ describe("NetBird's response schemas", () => {
 		);
 	});
 
+	it("routes: list, create, get, update; by peer and by peer groups", async () => {
+		const all = await h.allGroupId();
+		const route = {
+			description: "office",
+			network_id: "office",
+			enabled: true,
+			network: "198.18.10.0/24",
+			metric: 9999,
+			masquerade: true,
+			groups: [all],
+			keep_route: true,
+		};
+		await h.request("POST", "/api/routes", { body: { ...route, peer_groups: [all] } });
+		await expectCreateListGetUpdate(
+			"routes",
+			"routeId",
+			"route",
+			{ ...route, peer: peerIds[0], access_control_groups: [] },
+			() => ({ ...route, peer: peerIds[1], metric: 10 }),
+		);
+	});
+
+	it("networks with resources and routers: list, create, get, update", async () => {
+		const all = await h.allGroupId();
+		await h.request("POST", "/api/networks", { body: { name: "first" } });
+		await expectCreateListGetUpdate(
+			"networks",
+			"networkId",
+			"network",
+			{ name: "office", description: "hq" },
+			() => ({ name: "office 2", description: "" }),
+		);
+		const net = (await h.request("GET", "/api/networks")).json[1].id;
+		const resource = {
+			name: "db",
+			description: "",
+			address: "198.18.20.5",
+			enabled: true,
+			groups: [all],
+		};
+		await h.request("POST", `/api/networks/${net}/resources`, {
+			body: { ...resource, name: "lan", address: "198.18.21.0/24" },
+		});
+		await expectCreateListGetUpdate(
+			`networks/${net}/resources`,
+			"resourceId",
+			"network-resource",
+			resource,
+			() => ({ ...resource, address: "198.18.20.6/32" }),
+		);
+		const router = { metric: 100, masquerade: true, enabled: true };
+		await h.request("POST", `/api/networks/${net}/routers`, {
+			body: { ...router, peer_groups: [all] },
+		});
+		await expectCreateListGetUpdate(
+			`networks/${net}/routers`,
+			"routerId",
+			"network-router",
+			{ ...router, peer: peerIds[0] },
+			() => ({ ...router, peer: peerIds[1], metric: 5 }),
+		);
+		expectContract(
+			"GET /api/networks/resources",
+			await h.request("GET", "/api/networks/resources"),
+			"network-resource",
+			{ many: true, minItems: 2 },
+		);
+		expectContract(
+			"GET /api/networks/routers",
+			await h.request("GET", "/api/networks/routers"),
+			"network-router",
+			{ many: true, minItems: 2 },
+		);
+	});
+
 	it("audit events, with every activity code Starling has recorded above", async () => {
 		// A deletion, so that a peer removal is among the events too.
 		expect((await h.request("DELETE", `/api/peers/${peerIds[1]}`)).status).toBe(200);
@@ -356,7 +455,7 @@ describe("the check itself", () => {
 	});
 
 	it("every fixture names the NetBird version it was read from", () => {
-		expect(schemas.size).toBe(11);
+		expect(schemas.size).toBe(15);
 		for (const [name, schema] of schemas) {
 			expect((schema as { $comment?: string }).$comment, name).toMatch(
 				/NetBird v\d+\.\d+\.\d+.*commit [0-9a-f]{40}/,

@@ -268,7 +268,7 @@ describe("policies", () => {
 			[tcpRule([all], [all], { protocol: "sctp" }), /protocol/],
 			[
 				tcpRule([all], [all], { sourceResource: { id: "x", type: "host" } }),
-				/network resources are not supported/,
+				/network resources .*not supported/,
 			],
 		] as const) {
 			const res = await h.request("POST", "/api/policies", {

@@ -96,7 +96,7 @@ describe("roles", () => {
 		const member = await h.addUser("user");
 		const before = await h.snapshot();
 		const adminRoutes = routes.filter((r) => r.adminOnly);
-		expect(adminRoutes).toHaveLength(29);
+		expect(adminRoutes).toHaveLength(52);
 		for (const route of adminRoutes) {
 			const res = await h.request(route.method, route.url, {
 				token: member.token,
@@ -140,7 +140,7 @@ describe("isolation between accounts", () => {
 
 		// Every route naming one of A's objects by id.
 		const byId = routes.filter((r) => r.pattern.includes(":"));
-		expect(byId).toHaveLength(21);
+		expect(byId).toHaveLength(37);
 		for (const token of [b.owner.token, bAdmin.token]) {
 			for (const route of byId) {
 				const res = await h.request(route.method, route.url, { token, body: route.body });

@@ -47,7 +47,90 @@ async function unchanged(fn: () => Promise<void>): Promise<void> {
 	expect(h.sink.total).toBe(events);
 }
 
+const isRoutingRoute = (r: RouteCase) =>
+	r.pattern.startsWith("/api/routes") || r.pattern.startsWith("/api/networks");
+
 const bodyRoutes = () => routes.filter((r) => r.body !== undefined);
+
+/** Bad route, resource and router bodies: each the route's valid body with one thing wrong. */
+function routingBadBodies(): [RouteCase["pattern"], RouteCase["method"], unknown, RegExp][] {
+	const route = (over: Record<string, unknown>) => ({
+		...routes.find((r) => r.pattern === "/api/routes" && r.method === "POST")!.body,
+		...over,
+	});
+	const resource = (over: Record<string, unknown>) => ({
+		...routes.find(
+			(r) => r.pattern === "/api/networks/:networkId/resources" && r.method === "POST",
+		)!.body,
+		...over,
+	});
+	const router = (over: Record<string, unknown>) => ({
+		...routes.find((r) => r.pattern === "/api/networks/:networkId/routers" && r.method === "POST")!
+			.body,
+		...over,
+	});
+	return [
+		["/api/routes", "POST", route({ network: "10.0.0.0/33" }), /prefix length must be 0-32/],
+		["/api/routes", "POST", route({ network: "10.0.0.256/24" }), /not an IPv4 address/],
+		["/api/routes", "POST", route({ network: "fd00::/8" }), /IPv6 networks are not supported/],
+		[
+			"/api/routes",
+			"POST",
+			route({ network: undefined, domains: ["example.com"] }),
+			/domain routes are not supported yet/,
+		],
+		["/api/routes", "POST", route({ network: undefined }), /body\/network: is required/],
+		["/api/routes", "POST", route({ metric: 0 }), /metric must be 1 to 9999/],
+		["/api/routes", "POST", route({ metric: 10000 }), /metric must be 1 to 9999/],
+		["/api/routes", "POST", route({ network_id: "x".repeat(41) }), /body\/network_id/],
+		[
+			"/api/routes",
+			"POST",
+			route({ peer_groups: [groupId] }),
+			/either peer or peer_groups, not both/,
+		],
+		["/api/routes", "POST", route({ peer: undefined }), /give a routing peer/],
+		["/api/routes", "POST", route({ groups: [] }), /body\/groups: at least one group/],
+		[
+			"/api/routes",
+			"POST",
+			route({ skip_auto_apply: true }),
+			/skip_auto_apply applies to exit nodes .* only/,
+		],
+		["/api/routes", "POST", route({ via: "x" }), /Unrecognized key.*via/],
+		["/api/networks", "POST", { name: "" }, /body\/name/],
+		[
+			"/api/networks/:networkId/resources",
+			"POST",
+			resource({ address: "db.example.com" }),
+			/domain resources are not supported yet/,
+		],
+		[
+			"/api/networks/:networkId/resources",
+			"POST",
+			resource({ address: "fd00::1" }),
+			/IPv6 resources are not supported/,
+		],
+		[
+			"/api/networks/:networkId/resources",
+			"POST",
+			resource({ address: "10.1.2" }),
+			/not an IPv4 address/,
+		],
+		[
+			"/api/networks/:networkId/routers",
+			"POST",
+			router({ peer_groups: [groupId] }),
+			/either peer or peer_groups, not both/,
+		],
+		[
+			"/api/networks/:networkId/routers",
+			"POST",
+			router({ metric: -1 }),
+			/metric must be 1 to 9999/,
+		],
+	];
+}
 
 describe("bad bodies", () => {
 	it("missing fields, wrong types and unknown fields are 400s naming the field", async () => {
@@ -180,6 +263,7 @@ describe("bad bodies", () => {
 			["/api/users/:userId/tokens", "POST", { name: "t" }, /body\/expires_in: is required/],
 			["/api/users/:userId/tokens", "POST", { name: "t", expires_in: "7" }, /body\/expires_in/],
 			["/api/users/:userId/tokens", "POST", { name: ["t"], expires_in: 7 }, /body\/name/],
+			...routingBadBodies(),
 		];
 		await unchanged(async () => {
 			for (const [pattern, method, body, message] of cases) {
@@ -233,6 +317,27 @@ describe("bad bodies", () => {
 				],
 			] as const) {
 				expectRefused(await h.request(method, url, { body }), `${method} ${url}`, [422]);
+			}
+		});
+	});
+
+	it("routes clashing with the overlay or another network_id are 409; unknown peers 422", async () => {
+		const post = routes.find((r) => r.pattern === "/api/routes" && r.method === "POST")!;
+		await unchanged(async () => {
+			for (const [over, status, message] of [
+				[{ network: "100.64.0.0/10" }, 409, /overlaps the account's overlay range/],
+				[
+					{ network_id: "other", network: "198.18.200.128/25" },
+					409,
+					/overlaps 198\.18\.200\.0\/24/,
+				],
+				[{ network: "198.18.199.0/24" }, 409, /must route the same network/],
+				[{ peer: "Unknown000000000000" }, 422, /unknown peer/],
+				[{ access_control_groups: ["Unknown000000000000"] }, 422, /unknown group/],
+			] as const) {
+				const res = await h.request("POST", post.url, { body: { ...post.body, ...over } });
+				expectRefused(res, JSON.stringify(over), [status]);
+				expect(res.json.message).toMatch(message);
 			}
 		});
 	});
@@ -426,6 +531,13 @@ describe("fuzzing", () => {
 			"icmp",
 			"100.64.0.0/16",
 			"10.0.0.0/8",
+			"198.18.10.1",
+			"300.1.1.1",
+			"0.0.0.0/0",
+			"198.18.7.0/24",
+			"198.18.7.9",
+			"fd00::/8",
+			"db.example.com",
 		),
 		fc.array(knownIds(), { maxLength: 3 }),
 		fc.array(ruleValue, { maxLength: 2 }),
@@ -466,8 +578,21 @@ describe("fuzzing", () => {
 		"settings",
 		"source_peer_id",
 		"destination_peer_id",
+		"peer_id",
 		"protocol",
 		"port",
+		"network_id",
+		"peer",
+		"peer_groups",
+		"network",
+		"domains",
+		"metric",
+		"masquerade",
+		"groups",
+		"keep_route",
+		"access_control_groups",
+		"skip_auto_apply",
+		"address",
 		"__proto__",
 		"constructor",
 		"junk",
@@ -508,6 +633,10 @@ describe("fuzzing", () => {
 							await h.request("DELETE", `/api/groups/${res.json.id}`);
 						} else if (route.pattern === "/api/policies" && route.method === "POST") {
 							await h.request("DELETE", `/api/policies/${res.json.id}`);
+						} else if (route.method === "POST" && route.pattern.startsWith("/api/routes")) {
+							await h.request("DELETE", `/api/routes/${res.json.id}`);
+						} else if (route.method === "POST" && route.pattern.startsWith("/api/networks")) {
+							await h.request("DELETE", `${route.url}/${res.json.id}`);
 						}
 						return;
 					}
@@ -517,7 +646,9 @@ describe("fuzzing", () => {
 					expect(await h.snapshot()).toBe(before);
 					expect(h.sink.total).toBe(events);
 				}),
-				{ numRuns: 200 },
+				// The ten routing routes share their shapes (routes, resources, routers):
+				// fewer runs each keeps the file inside the suite's time budget.
+				{ numRuns: isRoutingRoute(route) ? 80 : 200 },
 			);
 		}
 		// The generators reach the success path as well as the refusals.

@@ -136,7 +136,7 @@ describe("policies", () => {
 			],
 			[
 				{ ...body, rules: [{ ...rule, destinationResource: { id: "r", type: "host" } }] },
-				/network resources are not supported/,
+				/network resources .*not supported/,
 			],
 			[{ ...body, rules: [{ ...rule, action: "drop" }] }, /drop rules are not supported/],
 			[{ ...body, posture_checks: [] }, /Unrecognized key.*posture_checks/],

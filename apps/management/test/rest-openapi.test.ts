@@ -21,6 +21,10 @@ beforeAll(async () => {
 		policyId: "pol",
 		accountId: "a",
 		memberId: "m",
+		routeId: "r",
+		networkId: "n",
+		resourceId: "res",
+		routerId: "rtr",
 	});
 });
 afterAll(async () => {

@@ -1,4 +1,4 @@
-import type { NetworkMap, RemotePeer } from "@starling/proto";
+import type { ClientRoute, NetworkMap, RemotePeer, ServedRoute } from "@starling/proto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -18,6 +18,35 @@ const peerArb: fc.Arbitrary<RemotePeer> = fc.record({
 	connected: fc.boolean(),
 	lastSeenUnixMs: fc.nat(),
 	peerId: fc.string({ maxLength: 3 }),
+});
+
+const clientRouteArb: fc.Arbitrary<ClientRoute> = fc.record({
+	id: fc.constantFrom("r1:a", "r1:b", "r2:c"),
+	networkId: fc.constantFrom("lan", "exit"),
+	network: fc.constantFrom("198.18.10.0/24", "0.0.0.0/0"),
+	routerKey: fc.constantFrom("a", "b", "c"),
+	metric: fc.integer({ min: 1, max: 9999 }),
+	keepRoute: fc.boolean(),
+	skipAutoApply: fc.boolean(),
+	description: fc.string({ maxLength: 4 }),
+	routeId: fc.constantFrom("r1", "r2"),
+});
+
+const servedRouteArb: fc.Arbitrary<ServedRoute> = fc.record({
+	routeId: fc.constantFrom("r1", "r2"),
+	network: fc.constantFrom("198.18.10.0/24", "0.0.0.0/0"),
+	masquerade: fc.boolean(),
+	filtered: fc.boolean(),
+	rules: fc.array(
+		fc.record({
+			source: fc.constantFrom("100.64.0.1/32", "100.64.0.2/32"),
+			protocol: fc.constantFrom("all", "tcp"),
+			ports: fc.constant([]),
+			policyId: fc.constant("p"),
+		}),
+		{ maxLength: 2 },
+	),
+	sources: fc.array(fc.constantFrom("100.64.0.1/32", "100.64.0.2/32"), { maxLength: 2 }),
 });
 
 const mapArb = (serial: number): fc.Arbitrary<NetworkMap> =>
@@ -45,20 +74,11 @@ const mapArb = (serial: number): fc.Arbitrary<NetworkMap> =>
 			},
 		),
 		firewallRules: fc.constant([]),
-		// A served-route list travels whole (NetworkMapDelta.served_routes replaces it).
-		servedRoutes: fc.array(
-			fc.record({
-				routeId: fc.constantFrom("r1", "r2"),
-				network: fc.constantFrom("198.18.10.0/24", "0.0.0.0/0"),
-				masquerade: fc.boolean(),
-				filtered: fc.boolean(),
-				rules: fc.constant([]),
-				sources: fc.array(fc.constantFrom("100.64.0.1/32", "100.64.0.2/32"), { maxLength: 2 }),
-			}),
-			{ maxLength: 2 },
-		),
 		dnsDomain: fc.constant("starling.internal"),
 		network: fc.constant("100.64.0.0/16"),
+		routes: fc.array(clientRouteArb, { maxLength: 3 }),
+		// Route lists travel whole (NetworkMapDelta.routes / served_routes replace them).
+		servedRoutes: fc.array(servedRouteArb, { maxLength: 2 }),
 	});
 
 describe("network map deltas", () => {
@@ -79,6 +99,37 @@ describe("network map deltas", () => {
 		);
 	});
 
+	it("route lists travel whole when changed and not at all when unchanged", () => {
+		fc.assert(
+			fc.property(
+				mapArb(1),
+				fc.array(clientRouteArb, { minLength: 1, maxLength: 2 }),
+				(a, routes) => {
+					const b = { ...a, serial: 2, routes: [...a.routes, ...routes] };
+					const delta = diffNetworkMaps(a, b);
+					expect(delta.routes).toEqual({ routes: b.routes });
+					expect(delta.servedRoutes).toBeUndefined();
+					expect(isEmptyDelta(delta)).toBe(false);
+					expect(applyNetworkMapDelta(a, delta).routes).toEqual(b.routes);
+					expect(applyNetworkMapDelta(a, delta).servedRoutes).toBe(a.servedRoutes);
+				},
+			),
+		);
+		const map = fc.sample(mapArb(1), 1)[0]!;
+		const cleared = applyNetworkMapDelta(
+			{ ...map, servedRoutes: fc.sample(servedRouteArb, 1) },
+			{
+				baseSerial: 1,
+				serial: 2,
+				upsertedPeers: [],
+				removedPeerKeys: [],
+				servedRoutes: { routes: [] },
+			},
+		);
+		expect(cleared.servedRoutes).toEqual([]);
+		expect(cleared.routes).toBe(map.routes);
+	});
+
 	it("refuses a delta whose base is not the map's serial", () => {
 		const map: NetworkMap = {
 			serial: 5,
@@ -90,6 +141,8 @@ describe("network map deltas", () => {
 			firewallRules: [],
 			dnsDomain: "",
 			network: "",
+			routes: [],
+			servedRoutes: [],
 		};
 		expect(() =>
 			applyNetworkMapDelta(map, diffNetworkMaps({ ...map, serial: 4 }, { ...map, serial: 6 })),

@@ -51,6 +51,7 @@ export function diffNetworkMaps(from: NetworkMap, to: NetworkMap): NetworkMapDel
 		relay: undefined,
 		firewallRules: undefined,
 		firewallChanges: undefined,
+		routes: undefined,
 		servedRoutes: undefined,
 	};
 	if (!sameJson(from.self, to.self)) delta.self = to.self;
@@ -62,6 +63,7 @@ export function diffNetworkMaps(from: NetworkMap, to: NetworkMap): NetworkMapDel
 	if (!sameJson(from.firewallRules, to.firewallRules)) {
 		delta.firewallRules = { rules: to.firewallRules };
 	}
+	if (!sameJson(from.routes, to.routes)) delta.routes = { routes: to.routes };
 	if (!sameJson(from.servedRoutes, to.servedRoutes))
 		delta.servedRoutes = { routes: to.servedRoutes };
 	return delta;
@@ -77,6 +79,7 @@ export function isEmptyDelta(delta: NetworkMapDelta): boolean {
 		delta.relay === undefined &&
 		delta.firewallRules === undefined &&
 		delta.firewallChanges === undefined &&
+		delta.routes === undefined &&
 		delta.servedRoutes === undefined
 	);
 }
@@ -84,7 +87,8 @@ export function isEmptyDelta(delta: NetworkMapDelta): boolean {
 /**
  * Applies a delta to the map at its base serial. Peer order in the result is
  * by public key so that equal maps compare equal. A whole firewall rule list
- * replaces the map's rules; firewall changes are folded into them. Throws
+ * replaces the map's rules; firewall changes are folded into them. Route
+ * lists, when set, replace the map's client and served routes. Throws
  * DeltaGapError when the serials do not line up.
  */
 export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): NetworkMap {
@@ -115,7 +119,8 @@ export function applyNetworkMapDelta(map: NetworkMap, delta: NetworkMapDelta): N
 			: delta.firewallChanges
 				? applyFirewallRuleChanges(map.firewallRules, delta.firewallChanges)
 				: map.firewallRules,
-		// A served-route list replaces the whole list (what this peer forwards).
+		// Route lists replace the whole lists (what this peer reaches, what it forwards).
+		routes: delta.routes ? delta.routes.routes : map.routes,
 		servedRoutes: delta.servedRoutes ? delta.servedRoutes.routes : map.servedRoutes,
 	};
 }

@@ -6,6 +6,7 @@ import type { Store, StoreReader } from "../store/store.js";
 import { AppError, notFound, stored } from "./errors.js";
 import type { NetworkChangeSink } from "./events.js";
 import { assertPeersExist } from "./references.js";
+import { readRoutingConfig } from "./routing.js";
 
 // Groups: the built-in All group (every peer, read-only) and groups that
 // admins make. Peers join groups through the group's peer list, as in
@@ -109,7 +110,8 @@ export async function updateGroup(
 }
 
 /**
- * Refused (422) while a policy, setup key or user names the group. No map
+ * Refused (422) while a policy, setup key, user, route or network resource
+ * or router names the group. No map
  * changes: a group that can be deleted is named by no policy.
  */
 export async function deleteGroup(
@@ -129,6 +131,7 @@ export async function deleteGroup(
 				policies: await tx.listPolicies(accountId),
 				setupKeys: await tx.listSetupKeys(accountId),
 				users: await tx.listUsers(accountId),
+				routing: await readRoutingConfig(tx, accountId),
 			});
 			if (users.length > 0) throw new AppError(422, groupInUseMessage(group.name, users));
 			await tx.deleteGroup(accountId, groupId);

@@ -1,10 +1,10 @@
 import { auditEvent, type Initiator } from "../core/audit.js";
 import { labelForRename, type NewPeer, planRegistration } from "../core/peer-registration.js";
 import { cryptoRandomInt, newId } from "../core/random.js";
+import { routingAfterPeerDeleted } from "../core/route-rules.js";
 import { hashSecret } from "../core/secrets.js";
 import type { NewAuditEvent, Peer, PeerSystemInfo, SetupKey } from "../domain/types.js";
 import type { Store, StoreWrites } from "../store/store.js";
-import { deleteAudited } from "./audit.js";
 import { AppError, notFound, stored } from "./errors.js";
 import type { NetworkChangeSink } from "./events.js";
 
@@ -212,7 +212,10 @@ export async function updatePeer(
 
 /**
  * Deletes a peer; `initiator` is the user (REST) or the peer itself (a
- * logout), recorded in the audit log.
+ * logout), recorded in the audit log. Routing follows NetBird: a route the
+ * peer served alone is disabled and loses its routing peer, a network router
+ * that was the peer is removed (core/route-rules.ts), in the same
+ * transaction, each with its audit event.
  */
 export async function deletePeer(
 	store: Store,
@@ -222,19 +225,46 @@ export async function deletePeer(
 	initiator?: Initiator,
 	now: Date = new Date(),
 ): Promise<Peer> {
-	const peer = await deleteAudited(
-		store,
-		(tx) => tx.getPeer(accountId, peerId),
-		(tx) => tx.deletePeer(accountId, peerId),
-		(p) =>
-			initiator &&
-			auditEvent(accountId, initiator, "user.peer.delete", p.id, now, {
-				name: p.name,
-				ip: p.ip,
-				dns_label: p.dnsLabel,
-			}),
-	);
-	if (!peer) throw notFound("peer");
-	sink.peerRemoved(peer);
-	return peer;
+	const deleted = await store.write(async (tx) => {
+		const peer = await tx.getPeer(accountId, peerId);
+		if (!peer || !(await tx.deletePeer(accountId, peerId))) return undefined;
+		const { disabledRoutes, removedRouters } = routingAfterPeerDeleted(
+			peerId,
+			await tx.listRoutes(accountId),
+			await tx.listNetworkRouters(accountId),
+		);
+		for (const r of disabledRoutes) await tx.updateRoute(r);
+		for (const r of removedRouters) await tx.deleteNetworkRouter(accountId, r.id);
+		const by = initiator ?? { id: peer.id, name: peer.name, email: "" };
+		const events: NewAuditEvent[] = [
+			...disabledRoutes.map((r) =>
+				auditEvent(accountId, by, "route.update", r.id, now, {
+					name: r.networkId,
+					network: r.network,
+					enabled: "false",
+					reason: `routing peer ${peer.name} deleted`,
+				}),
+			),
+			...removedRouters.map((r) =>
+				auditEvent(accountId, by, "network.router.delete", r.id, now, {
+					reason: `routing peer ${peer.name} deleted`,
+				}),
+			),
+		];
+		if (initiator) {
+			events.push(
+				auditEvent(accountId, initiator, "user.peer.delete", peer.id, now, {
+					name: peer.name,
+					ip: peer.ip,
+					dns_label: peer.dnsLabel,
+				}),
+			);
+		}
+		if (events.length > 0) await tx.appendEvents(events);
+		return { peer, routingChanged: disabledRoutes.length + removedRouters.length > 0 };
+	});
+	if (!deleted) throw notFound("peer");
+	sink.peerRemoved(deleted.peer);
+	if (deleted.routingChanged) sink.accessChanged(accountId);
+	return deleted.peer;
 }

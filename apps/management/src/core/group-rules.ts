@@ -1,8 +1,10 @@
-import type { Group, Policy, SetupKey, User } from "../domain/types.js";
+import type { Group, Policy, RoutingConfig, SetupKey, User } from "../domain/types.js";
+import { groupsOfResource, groupsOfRoute, groupsOfRouter } from "./route-rules.js";
 
 // Rules about groups that every store backend shares: names are unique in an
 // account, members and references must exist, and a group still named by a
-// policy, a setup key or a user cannot be deleted.
+// policy, a setup key, a user, a route or a network resource or router cannot
+// be deleted.
 
 /** Group ids a policy's rules name (sources and destinations). */
 export function groupsOfPolicy(p: Policy): string[] {
@@ -24,6 +26,8 @@ export interface GroupReferrers {
 	policies: readonly Policy[];
 	setupKeys: readonly SetupKey[];
 	users: readonly User[];
+	/** Routes, network resources and routers (absent: none). */
+	routing?: RoutingConfig;
 }
 
 /** What still names the group, as readable descriptions ("policy \"web\""), policies first. */
@@ -34,6 +38,17 @@ export function groupUsers(groupId: string, from: GroupReferrers): string[] {
 	for (const k of from.setupKeys)
 		if (k.autoGroups.includes(groupId)) out.push(`setup key "${k.name}"`);
 	for (const u of from.users) if (u.autoGroups.includes(groupId)) out.push(`user "${u.name}"`);
+	const routing = from.routing;
+	if (routing) {
+		for (const r of routing.routes)
+			if (groupsOfRoute(r).includes(groupId)) out.push(`route "${r.networkId}" (${r.id})`);
+		const networkName = new Map(routing.networks.map((n) => [n.id, n.name]));
+		for (const r of routing.networkResources)
+			if (groupsOfResource(r).includes(groupId)) out.push(`network resource "${r.name}"`);
+		for (const r of routing.networkRouters)
+			if (groupsOfRouter(r).includes(groupId))
+				out.push(`router of network "${networkName.get(r.networkId) ?? r.networkId}"`);
+	}
 	return out;
 }
 

@@ -3,7 +3,16 @@ import type { NetworkMap } from "@starling/proto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { accountFixture, peerFixture, policyFixture, ruleFixture } from "../domain/fixtures.js";
-import type { Group, Peer, Policy, PolicyRule, Protocol } from "../domain/types.js";
+import type {
+	Group,
+	NetworkResource,
+	NetworkRouter,
+	Peer,
+	Policy,
+	PolicyRule,
+	Protocol,
+	Route,
+} from "../domain/types.js";
 import { affectedViewers, deltaForViewer, MapTransition } from "./map-updates.js";
 import { computeNetworkMap, type ServiceEndpoints } from "./network-map.js";
 import { type AccessConfig, AccessIndex } from "./policy.js";
@@ -60,7 +69,39 @@ type Op =
 	| { kind: "membership"; pick: number; group: string }
 	| { kind: "policy"; slot: number; rules: PolicyRule[]; enabled: boolean }
 	| { kind: "drop-policy"; slot: number }
+	| { kind: "route"; slot: number; route: RouteOp }
+	| { kind: "drop-route"; slot: number }
+	| { kind: "resource"; slot: number; groups: string[]; prefix: string; enabled: boolean }
+	| { kind: "network-router"; slot: number; router: RouterChoice; metric: number; enabled: boolean }
 	| { kind: "flush" };
+
+/** A routing peer picked among the current peers, or the peers of groups. */
+type RouterChoice = { pick: number } | { groups: string[] };
+interface RouteOp {
+	networkId: string;
+	network: string;
+	router: RouterChoice;
+	groups: string[];
+	accessControlGroups: string[];
+	metric: number;
+	masquerade: boolean;
+	enabled: boolean;
+}
+const NETWORKS = ["198.18.10.0/24", "198.18.11.0/24", "0.0.0.0/0"];
+const routerChoiceArb: fc.Arbitrary<RouterChoice> = fc.oneof(
+	fc.record({ pick: fc.nat() }),
+	fc.record({ groups: fc.uniqueArray(groupChoice, { minLength: 1, maxLength: 2 }) }),
+);
+const routeOpArb: fc.Arbitrary<RouteOp> = fc.record({
+	networkId: fc.constantFrom("a", "b"),
+	network: fc.constantFrom(...NETWORKS),
+	router: routerChoiceArb,
+	groups: fc.uniqueArray(groupChoice, { maxLength: 2 }),
+	accessControlGroups: fc.oneof(fc.constant([]), fc.uniqueArray(groupChoice, { maxLength: 2 })),
+	metric: fc.integer({ min: 1, max: 20 }),
+	masquerade: fc.boolean(),
+	enabled: fc.boolean(),
+});
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
 	{
@@ -98,6 +139,29 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 		at: fc.nat(1e9),
 	}),
 	fc.record({ kind: fc.constant("drop-policy" as const), slot: fc.nat(3) }),
+	{
+		arbitrary: fc.record({
+			kind: fc.constant("route" as const),
+			slot: fc.nat(2),
+			route: routeOpArb,
+		}),
+		weight: 2,
+	},
+	fc.record({ kind: fc.constant("drop-route" as const), slot: fc.nat(2) }),
+	fc.record({
+		kind: fc.constant("resource" as const),
+		slot: fc.nat(1),
+		groups: fc.uniqueArray(groupChoice, { maxLength: 2 }),
+		prefix: fc.constantFrom(...NETWORKS, "198.18.12.7/32"),
+		enabled: fc.boolean(),
+	}),
+	fc.record({
+		kind: fc.constant("network-router" as const),
+		slot: fc.nat(1),
+		router: routerChoiceArb,
+		metric: fc.integer({ min: 1, max: 20 }),
+		enabled: fc.boolean(),
+	}),
 );
 
 interface Agent {
@@ -126,6 +190,17 @@ describe("deltas between snapshots", () => {
 					const peers = new Map<string, Peer>();
 					const members = new Map<string, Set<string>>(GROUPS.map((g) => [g, new Set()]));
 					const policies = new Map<number, Policy>();
+					const routes = new Map<number, Route>();
+					const resources = new Map<number, NetworkResource>();
+					const networkRouters = new Map<number, NetworkRouter>();
+					const bySlot = <T>(m: Map<number, T>) =>
+						[...m.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v);
+					/** The router fields of a route or network router: a current peer, or groups. */
+					const routerFields = (choice: RouterChoice) => {
+						if ("groups" in choice) return { peerId: null, peerGroups: choice.groups };
+						const ids = [...peers.values()].map((p) => p.id);
+						return { peerId: ids[choice.pick % Math.max(1, ids.length)] ?? "gone", peerGroups: [] };
+					};
 					if (withDefault)
 						policies.set(0, policy("default", [rule(["all"], ["all"], { bidirectional: true })]));
 					const config = (): AccessConfig => ({
@@ -142,6 +217,12 @@ describe("deltas between snapshots", () => {
 							),
 						],
 						policies: [...policies.entries()].sort((a, b) => a[0] - b[0]).map(([, p]) => p),
+						routing: {
+							routes: bySlot(routes),
+							networks: [{ id: "office", accountId: account.id, name: "office", description: "" }],
+							networkResources: bySlot(resources),
+							networkRouters: bySlot(networkRouters),
+						},
 					});
 					let current = AccessIndex.build(account, peers.values(), config());
 					const rebuild = () => {
@@ -202,6 +283,8 @@ describe("deltas between snapshots", () => {
 									expect(delta.firewallRules).toBeUndefined();
 									expect(delta.firewallChanges).toBeUndefined();
 									expect(delta.self).toBeUndefined();
+									expect(delta.routes).toBeUndefined();
+									expect(delta.servedRoutes).toBeUndefined();
 									for (const p of delta.upsertedPeers)
 										expect(pending.has(p.wgPublicKey)).toBe(true);
 								}
@@ -258,6 +341,52 @@ describe("deltas between snapshots", () => {
 							rebuild();
 						} else if (op.kind === "drop-policy") {
 							policies.delete(op.slot);
+							rebuild();
+						} else if (op.kind === "route") {
+							const r = op.route;
+							routes.set(op.slot, {
+								id: `rt${op.slot}`,
+								accountId: account.id,
+								description: "",
+								networkId: r.networkId,
+								enabled: r.enabled,
+								...routerFields(r.router),
+								network: r.network,
+								metric: r.metric,
+								masquerade: r.masquerade,
+								groups: r.groups,
+								keepRoute: false,
+								accessControlGroups: r.accessControlGroups,
+								skipAutoApply: false,
+							});
+							rebuild();
+						} else if (op.kind === "drop-route") {
+							routes.delete(op.slot);
+							rebuild();
+						} else if (op.kind === "resource") {
+							resources.set(op.slot, {
+								id: `res${op.slot}`,
+								accountId: account.id,
+								networkId: "office",
+								name: `res${op.slot}`,
+								description: "",
+								address: op.prefix,
+								type: op.prefix.endsWith("/32") ? "host" : "subnet",
+								prefix: op.prefix,
+								enabled: op.enabled,
+								groups: op.groups,
+							});
+							rebuild();
+						} else if (op.kind === "network-router") {
+							networkRouters.set(op.slot, {
+								id: `router${op.slot}`,
+								accountId: account.id,
+								networkId: "office",
+								...routerFields(op.router),
+								metric: op.metric,
+								masquerade: true,
+								enabled: op.enabled,
+							});
 							rebuild();
 						} else if (op.kind === "flush") {
 							flush();
@@ -393,5 +522,86 @@ describe("deltas between snapshots", () => {
 		expect(deltaForViewer(viewer.wgPublicKey, t, full.self, 1, 2)?.self?.fqdn).toBe(
 			"db.starling.internal",
 		);
+	});
+
+	describe("route changes reach only the agents whose routes change", () => {
+		const peers = Array.from({ length: 8 }, (_, i) => makePeer(i));
+		const key = (n: number) => makePeer(n).wgPublicKey;
+		const groups: Group[] = [
+			{ id: "all", accountId: account.id, name: "All", issued: "all", peerIds: [] },
+			{ id: "clients", accountId: account.id, name: "c", issued: "api", peerIds: ["p0", "p1"] },
+			{ id: "lan", accountId: account.id, name: "lan", issued: "api", peerIds: [] },
+		];
+		const route = (over: Partial<Route> = {}): Route => ({
+			id: "rt",
+			accountId: account.id,
+			description: "office",
+			networkId: "office",
+			enabled: true,
+			peerId: "p2",
+			peerGroups: [],
+			network: "198.18.10.0/24",
+			metric: 10,
+			masquerade: true,
+			groups: ["clients"],
+			keepRoute: false,
+			accessControlGroups: [],
+			skipAutoApply: false,
+			...over,
+		});
+		const web = (port: number) =>
+			policy("web", [rule(["clients"], ["lan"], { protocol: "tcp", ports: [port] })]);
+		const index = (routes: Route[], policies: Policy[] = []) =>
+			AccessIndex.build(account, peers, {
+				groups,
+				policies,
+				routing: { routes, networks: [], networkResources: [], networkRouters: [] },
+			});
+		const deltas = (base: AccessIndex, next: AccessIndex) => {
+			const t = new MapTransition(base, next, new Map());
+			return peers.map((_, n) => deltaForViewer(key(n), t, undefined, 1, 2));
+		};
+
+		it("a new route: its receivers get the route and the router, the router its served route and the receivers", () => {
+			const out = deltas(index([]), index([route()]));
+			for (const n of [0, 1]) {
+				expect(out[n]?.routes?.routes.map((r) => r.id)).toEqual(["rt:p2"]);
+				expect(out[n]?.upsertedPeers.map((p) => p.peerId)).toEqual(["p2"]);
+				expect(out[n]?.servedRoutes).toBeUndefined();
+			}
+			expect(out[2]?.servedRoutes?.routes.map((r) => r.routeId)).toEqual(["rt"]);
+			expect(out[2]?.routes).toBeUndefined();
+			expect(out[2]?.upsertedPeers.map((p) => p.peerId).sort()).toEqual(["p0", "p1"]);
+			for (const n of [3, 4, 5, 6, 7]) expect(out[n]).toBeUndefined();
+		});
+
+		it("a masquerade change reaches the router only; a metric change its receivers (and the router, with nothing to send)", () => {
+			const masq = deltas(index([route()]), index([route({ masquerade: false })]));
+			expect(masq[2]?.servedRoutes?.routes[0]?.masquerade).toBe(false);
+			expect(masq.filter((d) => d !== undefined)).toHaveLength(1);
+			const metric = deltas(index([route()]), index([route({ metric: 20 })]));
+			expect(metric[0]?.routes?.routes[0]?.metric).toBe(20);
+			expect(metric[1]?.routes?.routes[0]?.metric).toBe(20);
+			expect(metric.filter((d) => d !== undefined)).toHaveLength(2);
+		});
+
+		it("a policy change behind access control groups reaches the router as new forward rules, nobody else", () => {
+			const acl = route({ accessControlGroups: ["lan"] });
+			const out = deltas(index([acl], [web(80)]), index([acl], [web(443)]));
+			expect(out[2]?.servedRoutes?.routes[0]?.rules.map((r) => r.ports)).toEqual([
+				[{ start: 443, end: 443 }],
+				[{ start: 443, end: 443 }],
+			]);
+			expect(out.filter((d) => d !== undefined)).toHaveLength(1);
+		});
+
+		it("deleting the route withdraws it and the route-only peers, from its receivers and router", () => {
+			const out = deltas(index([route()]), index([]));
+			expect(out[0]?.routes).toEqual({ routes: [] });
+			expect(out[0]?.removedPeerKeys).toEqual([key(2)]);
+			expect(out[2]?.servedRoutes).toEqual({ routes: [] });
+			expect(out[2]?.removedPeerKeys.sort()).toEqual([key(0), key(1)].sort());
+			for (const n of [3, 4, 5, 6, 7]) expect(out[n]).toBeUndefined();
+		});
 	});
 });

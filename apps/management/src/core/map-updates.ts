@@ -3,6 +3,7 @@ import type { NetworkMapDelta, SelfConfig } from "@starling/proto";
 import type { Peer, Policy } from "../domain/types.js";
 import { sameSelf, selfConfigOf } from "./peer-view.js";
 import type { AccessIndex } from "./policy.js";
+import { routeAffectedViewers, routeListsDelta } from "./route-updates.js";
 
 // Deltas between two snapshots of an account, per viewer, without building
 // either map. A viewer's map changes in three ways:
@@ -11,6 +12,9 @@ import type { AccessIndex } from "./policy.js";
 //      and its firewall rules if the peer is one of its explicit sources.
 //   3. Its access changed (a policy or group membership that concerns it):
 //      its visible set and firewall rules are diffed in full.
+//   4. Its routes changed (core/route-updates.ts): its route lists are
+//      compared and sent whole when they differ, and its visible set is
+//      diffed in full (routers and receivers see each other).
 // Case 3 applies only to the viewers in the transition's scope (computed
 // from the two configurations, see `affectedViewers`); everyone else costs
 // O(changed peers). A viewer outside the scope gets nothing unless 1 or 2
@@ -25,6 +29,8 @@ export type PeerChanges = ReadonlyMap<string, Peer | null>;
 export class MapTransition {
 	/** Viewers (peer ids) whose access may differ between base and next, or everyone. */
 	readonly scope: ReadonlySet<string> | "all";
+	/** Viewers (peer ids) whose routes or route-linked peers may differ between base and next. */
+	readonly routeScope: ReadonlySet<string>;
 	private baseToNextCache: Int32Array | undefined;
 
 	constructor(
@@ -33,10 +39,15 @@ export class MapTransition {
 		readonly changed: PeerChanges,
 	) {
 		this.scope = affectedViewers(base, next);
+		this.routeScope = routeAffectedViewers(base, next);
 	}
 
 	inScope(peerId: string): boolean {
 		return this.scope === "all" || this.scope.has(peerId);
+	}
+
+	inRouteScope(peerId: string): boolean {
+		return this.routeScope.has(peerId);
 	}
 
 	/** For each peer of base, its index in next (same key and id), or -1. */
@@ -170,6 +181,8 @@ export function deltaForViewer(
 		relay: undefined,
 		firewallRules: undefined,
 		firewallChanges: undefined,
+		routes: undefined,
+		servedRoutes: undefined,
 	};
 	const accountChanged =
 		base.account.network !== next.account.network ||
@@ -180,8 +193,14 @@ export function deltaForViewer(
 	}
 
 	let checkRules = false;
-	if (vBase === undefined || t.inScope(viewer.id)) {
-		// The viewer's access changed: diff its visible sets in full.
+	const routesMayDiffer = vBase === undefined || t.inRouteScope(viewer.id);
+	if (routesMayDiffer) {
+		const lists = routeListsDelta(base.routing, vBase, next.routing, v);
+		if (lists.routes) delta.routes = { routes: lists.routes };
+		if (lists.servedRoutes) delta.servedRoutes = { routes: lists.servedRoutes };
+	}
+	if (vBase === undefined || t.inScope(viewer.id) || routesMayDiffer) {
+		// The viewer's access or routes changed: diff its visible sets in full.
 		const mapped = t.baseToNext();
 		const after = next.visibleIndices(v);
 		// Sees nobody now (a policy disabled): everyone it saw is removed, one copy.
@@ -253,6 +272,8 @@ export function deltaForViewer(
 		delta.removedPeerKeys.length === 0 &&
 		!delta.self &&
 		!delta.firewallRules &&
-		!delta.firewallChanges;
+		!delta.firewallChanges &&
+		!delta.routes &&
+		!delta.servedRoutes;
 	return empty ? undefined : delta;
 }

@@ -15,7 +15,8 @@ export interface ServiceEndpoints {
 
 /**
  * The full network map of the peer at `viewer` in `index`: the peers its
- * account's policies let it see, and its inbound firewall rules. Pure: same
+ * account's policies and routes let it see, its inbound firewall rules, the
+ * routes it receives and the routes it serves. Pure: same
  * index, same map. Throws when `viewer` is not a peer of the index.
  */
 export function computeNetworkMap(
@@ -37,8 +38,7 @@ export function computeNetworkMap(
 		firewallEnforced: true,
 		dnsDomain: index.account.dnsDomain,
 		network: index.account.network,
-		// Filled by the routes work (core/routes.ts); none until then.
-		routes: [],
-		servedRoutes: [],
+		routes: index.routing.clientRoutes(viewer),
+		servedRoutes: index.routing.servedRoutes(viewer),
 	};
 }

@@ -11,6 +11,10 @@ import type {
 } from "../domain/types.js";
 import { cidrContainsIp, ipToInt, parseCidr } from "./ipam.js";
 import { remotePeerOf } from "./peer-view.js";
+import { canonicalPorts, grantAllows } from "./ports.js";
+import { RouteIndex } from "./routes.js";
+
+export { canonicalPorts, grantAllows };
 
 // Access policy evaluation, pure (no I/O). An AccessIndex is built once per
 // snapshot of an account (peers, groups, policies) and answers, per peer:
@@ -36,43 +40,16 @@ import { remotePeerOf } from "./peer-view.js";
 // whose WireGuard allowed IPs are their /32s, so the two forms admit the
 // same peers; the network form does not change when peers join or leave.)
 // FirewallRule objects are shared between the maps of all peers of an index.
+//
+// Routes (core/routes.ts) add to visibility only: a peer also sees the
+// routers of the routes it receives and the receivers of the routes it
+// serves (`routing`, built on first use). Firewall rules are policies' alone.
 
 export interface AccessConfig {
 	groups: readonly Group[];
 	policies: readonly Policy[];
 	/** The account's routes and networks; absent = none. */
 	routing?: RoutingConfig;
-}
-
-/** Ports of a rule, canonical: sorted, merged, disjoint; empty = every port. */
-export function canonicalPorts(
-	protocol: Protocol,
-	ports: readonly number[],
-	ranges: readonly PortRange[],
-): PortRange[] {
-	if (protocol !== "tcp" && protocol !== "udp") return [];
-	const all = [...ports.map((p) => ({ start: p, end: p })), ...ranges.map((r) => ({ ...r }))].sort(
-		(a, b) => a.start - b.start || a.end - b.end,
-	);
-	const out: PortRange[] = [];
-	for (const r of all) {
-		const last = out.at(-1);
-		if (last && r.start <= last.end + 1) last.end = Math.max(last.end, r.end);
-		else out.push(r);
-	}
-	return out;
-}
-
-/** Whether a grant of `protocol`/`ports` (empty = all) allows `wanted` to `port`. */
-export function grantAllows(
-	protocol: Protocol,
-	ports: readonly PortRange[],
-	wanted: Exclude<Protocol, "all">,
-	port: number,
-): boolean {
-	if (protocol !== "all" && protocol !== wanted) return false;
-	if (wanted === "icmp" || ports.length === 0) return true;
-	return ports.some((r) => port >= r.start && port <= r.end);
 }
 
 /**
@@ -180,6 +157,7 @@ export class AccessIndex {
 	private ruleEpoch = 0;
 
 	private readonly grantsByKey: Map<string, Grant>;
+	private routingCache: RouteIndex | undefined;
 
 	private constructor(
 		account: Account,
@@ -351,13 +329,10 @@ export class AccessIndex {
 	 */
 	visiblePeers(viewer: number): RemotePeer[] {
 		const all = this.allRemotePeers();
-		const groups = this.counterpartGroups(viewer);
-		if (groups === null) return all.toSpliced(viewer, 1);
-		if (groups.length === 0) return [];
-		const visible = this.union(
-			groups.map((g) => this.members[g]!),
-			viewer,
-		);
+		const lists = this.visibleLists(viewer);
+		if (lists === null) return all.toSpliced(viewer, 1);
+		if (lists.length === 0) return [];
+		const visible = this.union(lists, viewer);
 		const out: RemotePeer[] = new Array(visible.length);
 		for (let k = 0; k < visible.length; k++) out[k] = all[visible[k]!]!;
 		return out;
@@ -367,7 +342,7 @@ export class AccessIndex {
 	visibleKeys(viewer: number): string[] {
 		if (!this.keys) this.keys = this.peers.map((p) => p.wgPublicKey);
 		const keys = this.keys;
-		if (this.counterpartGroups(viewer) === null) return keys.toSpliced(viewer, 1);
+		if (this.visibleLists(viewer) === null) return keys.toSpliced(viewer, 1);
 		return Array.from(this.visibleIndices(viewer), (i) => keys[i]!);
 	}
 
@@ -397,6 +372,42 @@ export class AccessIndex {
 		return true;
 	}
 
+	/** Members of a group (All: every peer), ascending indices; empty for an unknown group. */
+	membersOf(groupId: string): Int32Array {
+		const g = this.groupOrdinal.get(groupId);
+		return g === undefined ? EMPTY : this.members[g]!;
+	}
+
+	/** The account's routes over this index's peers and groups, made on first use. */
+	get routing(): RouteIndex {
+		this.routingCache ??= RouteIndex.build(
+			this,
+			this.config.routing,
+			this.config.policies,
+			this.account.id,
+		);
+		return this.routingCache;
+	}
+
+	/**
+	 * Lists whose union (without the viewer) is what `viewer` sees: the
+	 * members of the groups its rules connect it to and the peers its routes
+	 * link it to; null when it sees everyone.
+	 */
+	private visibleLists(viewer: number): Int32Array[] | null {
+		const groups = this.counterpartGroups(viewer);
+		if (groups === null) return null;
+		const lists = groups.map((g) => this.members[g]!);
+		const linked = this.routing.linked(viewer);
+		if (linked.length > 0) {
+			// Only the linked peers no rule shows already: most often none, and no list is added.
+			const seen = this.seenGroupsOf(viewer)!;
+			const extra = linked.filter((t) => !this.peerGroups[t]!.some((g) => seen[g] === 1));
+			if (extra.length > 0) lists.push(extra);
+		}
+		return lists;
+	}
+
 	/** Ids of the peers of this index in the group (All: every peer). */
 	memberIdsOf(groupId: string): string[] {
 		const g = this.groupOrdinal.get(groupId);
@@ -408,39 +419,33 @@ export class AccessIndex {
 		return this.allOrdinal >= 0 && this.groups[this.allOrdinal]!.id === groupId;
 	}
 
-	/** Whether `viewer` may see `target` (indices): some enabled rule connects them. */
+	/** Whether `viewer` sees `target` (indices): some enabled rule or some route connects them. */
 	isVisible(viewer: number, target: number): boolean {
 		if (viewer === target) return false;
 		const seen = this.seenGroupsOf(viewer);
 		if (seen === null) return true;
 		for (const g of this.peerGroups[target]!) if (seen[g] === 1) return true;
-		return false;
+		return this.routing.isLinked(viewer, target);
 	}
 
 	/** The peers `viewer` sees, ascending (map order), without itself. */
 	visibleIndices(viewer: number): Int32Array {
-		const groups = this.counterpartGroups(viewer);
-		if (groups === null) {
+		const lists = this.visibleLists(viewer);
+		if (lists === null) {
 			const out = new Int32Array(Math.max(0, this.peers.length - 1));
 			let k = 0;
 			for (let i = 0; i < this.peers.length; i++) if (i !== viewer) out[k++] = i;
 			return out;
 		}
-		if (groups.length === 0) return EMPTY;
-		return this.union(
-			groups.map((g) => this.members[g]!),
-			viewer,
-		);
+		if (lists.length === 0) return EMPTY;
+		return this.union(lists, viewer);
 	}
 
 	visibleCount(viewer: number): number {
-		const groups = this.counterpartGroups(viewer);
-		if (groups === null) return Math.max(0, this.peers.length - 1);
-		if (groups.length === 0) return 0;
-		return this.union(
-			groups.map((g) => this.members[g]!),
-			viewer,
-		).length;
+		const lists = this.visibleLists(viewer);
+		if (lists === null) return Math.max(0, this.peers.length - 1);
+		if (lists.length === 0) return 0;
+		return this.union(lists, viewer).length;
 	}
 
 	/**

@@ -1,9 +1,12 @@
 import { notFound } from "../app/errors.js";
+import { readRoutingConfig } from "../app/routing.js";
 import { AccessIndex } from "../core/policy.js";
-import type { Peer } from "../domain/types.js";
+import type { Peer, RoutingConfig } from "../domain/types.js";
 import type { Store, StoreReader } from "../store/store.js";
 import { groupJson, type PeerContext, peerJson, policyJson } from "./mappers.js";
 import { RevisionCache } from "./revision-cache.js";
+import { networkJson, resourceJson, routeJson, routerJson } from "./routing-mappers.js";
+import type { NetworkJson, ResourceJson, RouteJson, RouterJson } from "./routing-schemas.js";
 import type { GroupJson, PeerJson, PolicyJson } from "./schemas.js";
 
 // The account-wide answers of the REST API (every peer with its access
@@ -24,6 +27,16 @@ export interface PeerListing {
 	ctx: PeerContext;
 }
 
+/** The account's routes and networks, mapped, each list in creation order. */
+export interface RoutingListing {
+	config: RoutingConfig;
+	routes: RouteJson[];
+	networks: NetworkJson[];
+	/** In the order of config.networkResources / config.networkRouters. */
+	resources: ResourceJson[];
+	routers: RouterJson[];
+}
+
 /**
  * How much the caches keep, in listed items over all accounts: the peer
  * listing of 20,000 peers (peers, their JSON and the access index) is some
@@ -32,6 +45,7 @@ export interface PeerListing {
 const MAX_CACHED_PEERS = 20_000;
 const MAX_CACHED_GROUP_MEMBERS = 100_000;
 const MAX_CACHED_POLICY_RULES = 50_000;
+const MAX_CACHED_ROUTING_OBJECTS = 50_000;
 
 export class AccountListings {
 	private readonly peerCache = new RevisionCache<PeerListing>({
@@ -47,7 +61,16 @@ export class AccountListings {
 		weigh: (policies) => policies.reduce((n, p) => n + 1 + p.rules.length, 0),
 	});
 
+	private readonly routingCache = new RevisionCache<RoutingListing>({
+		maxWeight: MAX_CACHED_ROUTING_OBJECTS,
+		weigh: (l) => 1 + l.routes.length + l.networks.length + l.resources.length + l.routers.length,
+	});
+
 	constructor(private readonly store: Store) {}
+
+	routing(accountId: string): Promise<RoutingListing> {
+		return this.cached(this.routingCache, accountId, buildRoutingListing);
+	}
 
 	peers(accountId: string): Promise<PeerListing> {
 		return this.cached(this.peerCache, accountId, buildPeerListing);
@@ -89,11 +112,13 @@ async function buildPeerListing(tx: StoreReader, accountId: string): Promise<Pee
 	const groups = await tx.listGroups(accountId);
 	const peerGroupIds = await tx.listPeerGroupIds(accountId);
 	const policies = await tx.listPolicies(accountId);
+	// With the routes: a peer's accessible peers are those of its map, routers and clients included.
+	const routing = await readRoutingConfig(tx, accountId);
 	const ctx: PeerContext = {
 		account,
 		groups: new Map(groups.map((g) => [g.id, g])),
 		peerGroupIds,
-		access: AccessIndex.build(account, peers, { groups, policies }),
+		access: AccessIndex.build(account, peers, { groups, policies, routing }),
 	};
 	return {
 		peers,
@@ -113,4 +138,17 @@ async function buildPolicyListing(tx: StoreReader, accountId: string): Promise<P
 	const policies = await tx.listPolicies(accountId);
 	const groups = new Map((await tx.listGroups(accountId)).map((g) => [g.id, g]));
 	return policies.map((p) => policyJson(p, groups));
+}
+
+async function buildRoutingListing(tx: StoreReader, accountId: string): Promise<RoutingListing> {
+	const config = await readRoutingConfig(tx, accountId);
+	const policies = await tx.listPolicies(accountId);
+	const groups = new Map((await tx.listGroups(accountId)).map((g) => [g.id, g]));
+	return {
+		config,
+		routes: config.routes.map(routeJson),
+		networks: config.networks.map((n) => networkJson(n, config, policies, groups)),
+		resources: config.networkResources.map((r) => resourceJson(r, groups)),
+		routers: config.networkRouters.map(routerJson),
+	};
 }

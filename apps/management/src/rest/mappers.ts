@@ -175,7 +175,7 @@ function accessiblePeers(peer: Peer, access: AccessIndex): number {
 /** Groups by id, for naming the groups that rules refer to. */
 export type GroupsById = ReadonlyMap<string, Group>;
 
-function groupMinimum(id: string, groups: GroupsById) {
+export function groupMinimum(id: string, groups: GroupsById) {
 	const g = groups.get(id);
 	return { id, name: g?.name ?? "", peers_count: g?.peerIds.length ?? 0, resources_count: 0 };
 }

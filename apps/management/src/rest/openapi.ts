@@ -70,6 +70,15 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
 				{ name: "Peers", description: "Machines in the network" },
 				{ name: "Groups", description: "Groups of peers, which policies connect" },
 				{ name: "Policies", description: "Who may connect to whom, with which protocol and ports" },
+				{
+					name: "Routes",
+					description: "Networks reached through routing peers, exit nodes (0.0.0.0/0)",
+				},
+				{
+					name: "Networks",
+					description:
+						"Named sets of hosts and subnets, reached through routers, opened by policies",
+				},
 				{ name: "Users", description: "Users of the account" },
 				{ name: "Tokens", description: "Personal access tokens" },
 				{ name: "Accounts", description: "Account settings" },

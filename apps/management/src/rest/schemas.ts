@@ -14,14 +14,14 @@ import { z } from "zod";
 export const restSchemaRegistry = z.registry<{ id?: string | undefined; [key: string]: unknown }>();
 
 /** `schema` with a description in the document (a copy: shared schemas stay bare). */
-function doc<T extends z.ZodType>(schema: T, description: string): T {
+export function doc<T extends z.ZodType>(schema: T, description: string): T {
 	const copy = schema.clone() as T;
 	restSchemaRegistry.add(copy, { description });
 	return copy;
 }
 
 /** Registers `schema` as a named component of the document. */
-function component<T extends z.ZodType>(id: string, schema: T, description: string): T {
+export function component<T extends z.ZodType>(id: string, schema: T, description: string): T {
 	restSchemaRegistry.add(schema, { id, description });
 	return schema;
 }
@@ -50,7 +50,7 @@ function emptyOnly(message: string, description: string) {
 }
 
 /** A display name: trimmed, non-empty, no control characters. */
-function displayName(max: number) {
+export function displayName(max: number) {
 	return z
 		.string()
 		.trim()
@@ -243,13 +243,16 @@ const NotGeolocated = {
 	geoname_id: doc(z.int(), "Always 0: peers are not geolocated"),
 };
 
-const PeerGroup = component(
+export const PeerGroup = component(
 	"GroupMinimum",
 	z.object({
 		id: z.string(),
 		name: z.string(),
 		peers_count: z.int(),
-		resources_count: doc(z.int(), "Always 0: network resources are not supported"),
+		resources_count: doc(
+			z.int(),
+			"Always 0: a network resource names its groups (its `groups` field); groups do not list resources",
+		),
 	}),
 	"A group, in short",
 );
@@ -438,7 +441,7 @@ export const GroupListQuery = z.object({
 });
 
 const NoResources = emptyOnly(
-	"network resources are not supported",
+	"network resources in a group are not supported here: set a resource's groups under /api/networks/{networkId}/resources",
 	"The group's network resources",
 );
 
@@ -469,7 +472,10 @@ export const GroupResponse = component(
 		id: z.string(),
 		name: z.string(),
 		peers_count: z.int(),
-		resources_count: doc(z.int(), "Always 0: network resources are not supported"),
+		resources_count: doc(
+			z.int(),
+			"Always 0: a network resource names its groups (its `groups` field); groups do not list resources",
+		),
 		issued: doc(z.enum(["api", "integration", "jwt"]), "How the group was made (always api)"),
 		peers: z.array(PeerMinimum),
 		resources: z.array(z.object({ id: z.string(), type: z.string() })),
@@ -533,12 +539,20 @@ const PolicyRuleBody = z
 			"Group ids whose peers accept them",
 		),
 		sourceResource: doc(
-			z.null("network resources are not supported").optional(),
-			"Refused: network resources are not supported",
+			z
+				.null(
+					"network resources as policy sources or destinations are not supported: give the resource a group and name the group",
+				)
+				.optional(),
+			"Refused: name a group of the resource instead",
 		),
 		destinationResource: doc(
-			z.null("network resources are not supported").optional(),
-			"Refused: network resources are not supported",
+			z
+				.null(
+					"network resources as policy sources or destinations are not supported: give the resource a group and name the group",
+				)
+				.optional(),
+			"Refused: name a group of the resource instead",
 		),
 		authorized_groups: doc(
 			z

@@ -93,4 +93,28 @@ export abstract class SingleReads implements Store {
 	countSyncSessionsOfPeer(peerId: string) {
 		return this.read((tx) => tx.countSyncSessionsOfPeer(peerId));
 	}
+	listRoutes(accountId: string) {
+		return this.read((tx) => tx.listRoutes(accountId));
+	}
+	getRoute(accountId: string, routeId: string) {
+		return this.read((tx) => tx.getRoute(accountId, routeId));
+	}
+	listNetworks(accountId: string) {
+		return this.read((tx) => tx.listNetworks(accountId));
+	}
+	getNetwork(accountId: string, networkId: string) {
+		return this.read((tx) => tx.getNetwork(accountId, networkId));
+	}
+	listNetworkResources(accountId: string) {
+		return this.read((tx) => tx.listNetworkResources(accountId));
+	}
+	getNetworkResource(accountId: string, resourceId: string) {
+		return this.read((tx) => tx.getNetworkResource(accountId, resourceId));
+	}
+	listNetworkRouters(accountId: string) {
+		return this.read((tx) => tx.listNetworkRouters(accountId));
+	}
+	getNetworkRouter(accountId: string, routerId: string) {
+		return this.read((tx) => tx.getNetworkRouter(accountId, routerId));
+	}
 }

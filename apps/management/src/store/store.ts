@@ -4,11 +4,15 @@ import type {
 	Group,
 	GroupSummary,
 	ManagementInstance,
+	Network,
+	NetworkResource,
+	NetworkRouter,
 	NewAuditEvent,
 	Peer,
 	PeerAddress,
 	PersonalAccessToken,
 	Policy,
+	Route,
 	SetupKey,
 	SyncSession,
 	User,
@@ -94,6 +98,16 @@ export interface StoreReader {
 	listPolicies(accountId: string): Promise<Policy[]>;
 	getPolicy(accountId: string, policyId: string): Promise<Policy | undefined>;
 
+	/** Routes and Networks (migration 6): each list in creation order, all of the account. */
+	listRoutes(accountId: string): Promise<Route[]>;
+	getRoute(accountId: string, routeId: string): Promise<Route | undefined>;
+	listNetworks(accountId: string): Promise<Network[]>;
+	getNetwork(accountId: string, networkId: string): Promise<Network | undefined>;
+	listNetworkResources(accountId: string): Promise<NetworkResource[]>;
+	getNetworkResource(accountId: string, resourceId: string): Promise<NetworkResource | undefined>;
+	listNetworkRouters(accountId: string): Promise<NetworkRouter[]>;
+	getNetworkRouter(accountId: string, routerId: string): Promise<NetworkRouter | undefined>;
+
 	/** Newest first, at most `limit`. */
 	listEvents(accountId: string, limit: number): Promise<AuditEvent[]>;
 
@@ -162,6 +176,26 @@ export interface StoreWriter extends StoreReader {
 	/** Stores name, description, enabled and rules. */
 	updatePolicy(policy: Policy): Promise<boolean>;
 	deletePolicy(accountId: string, policyId: string): Promise<boolean>;
+
+	insertRoute(route: Route): Promise<void>;
+	/** Stores every field but id and accountId. */
+	updateRoute(route: Route): Promise<boolean>;
+	deleteRoute(accountId: string, routeId: string): Promise<boolean>;
+	insertNetwork(network: Network): Promise<void>;
+	/** Stores name and description. */
+	updateNetwork(network: Network): Promise<boolean>;
+	/** Removes the network with its resources and routers. */
+	deleteNetwork(accountId: string, networkId: string): Promise<boolean>;
+	/** StoreReferenceError when the network is not stored. */
+	insertNetworkResource(resource: NetworkResource): Promise<void>;
+	/** Stores every field but id, accountId and networkId; false unless it is in that network. */
+	updateNetworkResource(resource: NetworkResource): Promise<boolean>;
+	deleteNetworkResource(accountId: string, resourceId: string): Promise<boolean>;
+	/** StoreReferenceError when the network is not stored. */
+	insertNetworkRouter(router: NetworkRouter): Promise<void>;
+	/** Stores every field but id, accountId and networkId; false unless it is in that network. */
+	updateNetworkRouter(router: NetworkRouter): Promise<boolean>;
+	deleteNetworkRouter(accountId: string, routerId: string): Promise<boolean>;
 
 	insertPeer(peer: Peer): Promise<void>;
 	/** Stores every field but id, accountId, wgPublicKey, ip, setupKeyId, userId and createdAt. */

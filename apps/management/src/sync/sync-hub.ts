@@ -1,6 +1,7 @@
 import type { Logger } from "@starling/log";
 import type { SelfConfig, SyncResponse } from "@starling/proto";
 import type { NetworkChangeSink } from "../app/events.js";
+import { readRoutingConfig } from "../app/routing.js";
 import { deltaForViewer, MapTransition } from "../core/map-updates.js";
 import { computeNetworkMap, type ServiceEndpoints, selfConfigOf } from "../core/network-map.js";
 import { type AccessConfig, AccessIndex } from "../core/policy.js";
@@ -262,6 +263,15 @@ export class SyncHub implements NetworkChangeSink {
 	}
 
 	/**
+	 * The routing config (routes, networks, resources, routers) held for an
+	 * account, as loaded last; undefined while no agent of it is connected.
+	 * For diagnostics and tests: maps are computed from it.
+	 */
+	heldRoutingConfig(accountId: string): AccessConfig["routing"] | undefined {
+		return this.accounts.get(accountId)?.config.routing;
+	}
+
+	/**
 	 * A Sync stream of the peer opened on another instance at `sinceMs`:
 	 * the stream this instance holds for it, if older, ends as replaced.
 	 */
@@ -354,14 +364,15 @@ export class SyncHub implements NetworkChangeSink {
 						peers: await tx.listPeers(accountId),
 						groups: await tx.listGroups(accountId),
 						policies: await tx.listPolicies(accountId),
+						routing: await readRoutingConfig(tx, accountId),
 					};
 				});
 				if (!snapshot) return undefined;
-				const { account, revision, peers, groups, policies } = snapshot;
+				const { account, revision, peers, groups, policies, routing } = snapshot;
 				const state: AccountState = {
 					account,
 					peers: new Map(peers.map((p) => [p.wgPublicKey, p])),
-					config: { groups, policies },
+					config: { groups, policies, routing },
 					index: undefined,
 					lastIndex: undefined,
 					subscribers: new Map(),
@@ -384,7 +395,8 @@ export class SyncHub implements NetworkChangeSink {
 	}
 
 	/**
-	 * Reloads the account, its peers, groups and policies from one snapshot
+	 * Reloads the account, its peers, groups, policies and routing config
+	 * (routes, networks, resources, routers) from one snapshot
 	 * (one reload at a time) and queues every peer that differs from what is
 	 * held. False when the store could not be read: the held state is kept
 	 * as it was and `reloadNeeded` stays set (the periodic check retries), so
@@ -403,6 +415,7 @@ export class SyncHub implements NetworkChangeSink {
 						peers: await tx.listPeers(id),
 						groups: await tx.listGroups(id),
 						policies: await tx.listPolicies(id),
+						routing: await readRoutingConfig(tx, id),
 					}));
 					// A deleted account keeps its last state until its agents leave.
 					if (!snapshot.account) return true;
@@ -432,6 +445,7 @@ export class SyncHub implements NetworkChangeSink {
 			peers: Peer[];
 			groups: AccessConfig["groups"];
 			policies: AccessConfig["policies"];
+			routing: NonNullable<AccessConfig["routing"]>;
 		},
 	): void {
 		const fresh = new Map(snapshot.peers.map((p) => [p.wgPublicKey, p]));
@@ -454,7 +468,12 @@ export class SyncHub implements NetworkChangeSink {
 			this.setPeer(state, peer);
 			state.pending.set(key, peer);
 		}
-		const config = { groups: snapshot.groups, policies: snapshot.policies };
+		// Routes and networks are part of the config: a change to them rebuilds the index.
+		const config = {
+			groups: snapshot.groups,
+			policies: snapshot.policies,
+			routing: snapshot.routing,
+		};
 		if (
 			JSON.stringify(config) !== JSON.stringify(state.config) ||
 			JSON.stringify(snapshot.account) !== JSON.stringify(state.account)

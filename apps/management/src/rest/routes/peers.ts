@@ -79,7 +79,8 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 				summary: "List the peers a peer can reach",
 				description:
 					"The peers that the account's policies, as they are now, let this peer connect to or be " +
-					"reached from (the peers in its network map).",
+					"reached from, with the routing peers of the routes it receives and, for a routing " +
+					"peer, the peers receiving its routes (the peers in its network map).",
 				params: PeerIdParams,
 				querystring: NoQuery,
 				response: {
@@ -163,7 +164,9 @@ export const peerRoutes: FastifyPluginAsyncZod<RouteDeps> = async (
 				tags,
 				summary: "Delete a peer",
 				description:
-					"The peer is disconnected from the network; it needs a setup key to register again.",
+					"The peer is disconnected from the network; it needs a setup key to register again. " +
+					"Routes it served alone are disabled and lose their routing peer, and network routers " +
+					"that were this peer are removed, as NetBird does.",
 				params: PeerIdParams,
 				querystring: NoQuery,
 				response: { 200: json(EmptyObject, "Deleted"), ...errorResponses(400, 401, 403, 404) },

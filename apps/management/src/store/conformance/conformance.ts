@@ -16,6 +16,7 @@ import { ipToInt, parseCidr } from "../../core/ipam.js";
 import type { Account } from "../../domain/types.js";
 import { type Store, StoreConflictError, StoreReferenceError } from "../store.js";
 import * as f from "./fixtures.js";
+import { describeRoutingConformance } from "./routing.js";
 
 /** A fresh, empty database behind a store, and the means to open more instances on it. */
 export interface FreshStore {
@@ -361,6 +362,10 @@ export function runStoreConformance(name: string, openFreshStore: () => Promise<
 				expect(await store.write((tx) => tx.deletePolicy(acc.id, first.id))).toBe(true);
 				expect((await store.listPolicies(acc.id)).map((p) => p.id)).toEqual([second.id]);
 			});
+		});
+
+		describe("routes and networks", () => {
+			describeRoutingConformance({ store: () => store, seedAccount });
 		});
 
 		describe("account revision", () => {

@@ -4,10 +4,14 @@ import { accountFixture, peerFixture, setupKeyFixture } from "../../domain/fixtu
 import type {
 	Account,
 	Group,
+	Network,
+	NetworkResource,
+	NetworkRouter,
 	NewAuditEvent,
 	Peer,
 	PersonalAccessToken,
 	Policy,
+	Route,
 	SetupKey,
 	User,
 } from "../../domain/types.js";
@@ -131,5 +135,62 @@ export function event(accountId: string, seconds: number, targetId = "t"): NewAu
 		initiatorEmail: "e@example.test",
 		targetId,
 		meta: { n: String(seconds) },
+	};
+}
+
+export function route(accountId: string, over: Partial<Route> = {}): Route {
+	return {
+		id: newId(),
+		accountId,
+		description: "lan",
+		networkId: "office",
+		enabled: true,
+		peerId: null,
+		peerGroups: [],
+		network: "198.18.10.0/24",
+		metric: 100,
+		masquerade: true,
+		groups: [],
+		keepRoute: false,
+		accessControlGroups: [],
+		skipAutoApply: false,
+		...over,
+	};
+}
+
+export function network(accountId: string, over: Partial<Network> = {}): Network {
+	return { id: newId(), accountId, name: `n-${newId()}`, description: "", ...over };
+}
+
+export function networkResource(
+	net: Network,
+	over: Partial<NetworkResource> = {},
+): NetworkResource {
+	return {
+		id: newId(),
+		accountId: net.accountId,
+		networkId: net.id,
+		name: "db",
+		description: "",
+		address: "198.18.20.5",
+		type: "host",
+		prefix: "198.18.20.5/32",
+		enabled: true,
+		groups: [],
+		...over,
+	};
+}
+
+export function networkRouter(net: Network, over: Partial<NetworkRouter> = {}): NetworkRouter {
+	return {
+		id: newId(),
+		accountId: net.accountId,
+		networkId: net.id,
+		peerId: null,
+		peerGroups: [],
+		metric: 100,
+		masquerade: true,
+		enabled: true,
+		...over,
 	};
 }

@@ -1,4 +1,4 @@
-import type { Compilable } from "kysely";
+import { type Compilable, CompiledQuery, type CreateTableBuilder } from "kysely";
 import type { SqlDialect } from "./dialect.js";
 
 // Migrations both backends share, from version 5 on. Up to version 4 the
@@ -58,7 +58,122 @@ export const SHARED_MIGRATIONS: readonly SharedMigration[] = [
 				.where("connected", "=", flag(true)),
 		],
 	},
+	{
+		version: 6,
+		name: "Routes and networks (resources, routers), moving the account revision",
+		// Group lists (peer_groups, groups, access_control_groups) are JSON
+		// text, like a policy's rules and a user's auto_groups: they are read
+		// and written whole with their row, the rule that a group in use cannot
+		// be deleted is core's (core/group-rules.ts) as for policies, and no
+		// query selects by member. Routing peers (peer_id) are plain ids: what
+		// deleting a peer does to them is a domain rule (core/route-rules.ts),
+		// applied by app/peers.ts in the same transaction. Resources and
+		// routers belong to their network (deleted with it, explicitly, in
+		// queries.ts, so that every deleted row moves the revision the same
+		// way on both backends).
+		statements: (dialect) => {
+			const { db, columnType } = dialect;
+			/** PostgreSQL lists "in creation order" by a `seq` identity column; SQLite by rowid. */
+			const ordered = <T extends string>(t: CreateTableBuilder<T, never>) =>
+				dialect.insertionOrder === "seq"
+					? t.addColumn("seq", "bigint", (c) => c.generatedByDefaultAsIdentity())
+					: t;
+			const owned = <T extends string>(t: CreateTableBuilder<T, never>) =>
+				t
+					.addColumn("id", "text", (c) => c.primaryKey())
+					.addColumn("account_id", "text", (c) =>
+						c.notNull().references("accounts.id").onDelete("cascade"),
+					);
+			return [
+				ordered(
+					owned(db.schema.createTable("routes"))
+						.addColumn("network_id", "text", (c) => c.notNull())
+						.addColumn("description", "text", (c) => c.notNull())
+						.addColumn("enabled", columnType.flag, (c) => c.notNull())
+						.addColumn("peer_id", "text")
+						.addColumn("peer_groups", "text", (c) => c.notNull())
+						.addColumn("network", "text", (c) => c.notNull())
+						.addColumn("metric", "integer", (c) => c.notNull())
+						.addColumn("masquerade", columnType.flag, (c) => c.notNull())
+						.addColumn("groups", "text", (c) => c.notNull())
+						.addColumn("keep_route", columnType.flag, (c) => c.notNull())
+						.addColumn("access_control_groups", "text", (c) => c.notNull())
+						.addColumn("skip_auto_apply", columnType.flag, (c) => c.notNull()),
+				),
+				db.schema.createIndex("routes_account").on("routes").column("account_id"),
+				ordered(
+					owned(db.schema.createTable("networks"))
+						.addColumn("name", "text", (c) => c.notNull())
+						.addColumn("description", "text", (c) => c.notNull()),
+				),
+				db.schema.createIndex("networks_account").on("networks").column("account_id"),
+				ordered(
+					owned(db.schema.createTable("network_resources"))
+						.addColumn("network_id", "text", (c) =>
+							c.notNull().references("networks.id").onDelete("cascade"),
+						)
+						.addColumn("name", "text", (c) => c.notNull())
+						.addColumn("description", "text", (c) => c.notNull())
+						.addColumn("address", "text", (c) => c.notNull())
+						.addColumn("type", "text", (c) => c.notNull())
+						.addColumn("prefix", "text", (c) => c.notNull())
+						.addColumn("enabled", columnType.flag, (c) => c.notNull())
+						.addColumn("groups", "text", (c) => c.notNull()),
+				),
+				db.schema
+					.createIndex("network_resources_account")
+					.on("network_resources")
+					.column("account_id"),
+				db.schema
+					.createIndex("network_resources_network")
+					.on("network_resources")
+					.column("network_id"),
+				ordered(
+					owned(db.schema.createTable("network_routers"))
+						.addColumn("network_id", "text", (c) =>
+							c.notNull().references("networks.id").onDelete("cascade"),
+						)
+						.addColumn("peer_id", "text")
+						.addColumn("peer_groups", "text", (c) => c.notNull())
+						.addColumn("metric", "integer", (c) => c.notNull())
+						.addColumn("masquerade", columnType.flag, (c) => c.notNull())
+						.addColumn("enabled", columnType.flag, (c) => c.notNull()),
+				),
+				db.schema.createIndex("network_routers_account").on("network_routers").column("account_id"),
+				db.schema.createIndex("network_routers_network").on("network_routers").column("network_id"),
+				...revisionTriggers(dialect, [
+					"routes",
+					"networks",
+					"network_resources",
+					"network_routers",
+				]),
+			];
+		},
+	},
 ];
+
+/**
+ * The row triggers that move `accounts.revision` on every insert, update
+ * and delete of `tables` (each has `account_id`), one step per row, as the
+ * triggers of migration 4 (SQLite) and of PostgreSQL's baseline do, reusing
+ * the baseline's `starling_bump_revision()`.
+ */
+function revisionTriggers(dialect: SqlDialect, tables: readonly string[]): Compilable[] {
+	const raw = (text: string): Compilable => ({ compile: () => CompiledQuery.raw(text) });
+	return tables.flatMap((table) =>
+		dialect.name === "postgres"
+			? [
+					raw(
+						`CREATE TRIGGER ${table}_revision AFTER INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION starling_bump_revision()`,
+					),
+				]
+			: (["INSERT", "UPDATE", "DELETE"] as const).map((op) =>
+					raw(
+						`CREATE TRIGGER ${table}_${op.toLowerCase()}_revision AFTER ${op} ON ${table} BEGIN UPDATE accounts SET revision = revision + 1 WHERE id = ${op === "DELETE" ? "OLD" : "NEW"}.account_id; END`,
+					),
+				),
+	);
+}
 
 /** The schema version a store is at once every migration is applied. */
 export const LATEST_SCHEMA_VERSION = SHARED_MIGRATIONS.at(-1)?.version ?? BASELINE_VERSION;

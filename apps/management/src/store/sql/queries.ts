@@ -5,17 +5,22 @@ import type {
 	Group,
 	GroupSummary,
 	ManagementInstance,
+	Network,
+	NetworkResource,
+	NetworkRouter,
 	NewAuditEvent,
 	Peer,
 	PeerAddress,
 	PersonalAccessToken,
 	Policy,
+	Route,
 	SetupKey,
 	SyncSession,
 	User,
 } from "../../domain/types.js";
 import type { StoredKeyPair, StoreReader, StoreWriter } from "../store.js";
 import type { SqlDialect } from "./dialect.js";
+import { RoutingQueries } from "./routing-queries.js";
 import {
 	ms,
 	optMs,
@@ -49,12 +54,14 @@ export interface QueryRunner {
  */
 export class SqlReader implements StoreReader {
 	protected readonly db: SqlDialect["db"];
+	protected readonly routing: RoutingQueries;
 
 	constructor(
 		protected readonly dialect: SqlDialect,
 		protected readonly runner: QueryRunner,
 	) {
 		this.db = dialect.db;
+		this.routing = new RoutingQueries(dialect, runner);
 	}
 
 	protected all(query: Compilable): Promise<Row[]> {
@@ -281,6 +288,31 @@ export class SqlReader implements StoreReader {
 				.where("id", "=", policyId),
 		);
 		return row && toPolicy(row);
+	}
+
+	listRoutes(accountId: string): Promise<Route[]> {
+		return this.routing.listRoutes(accountId);
+	}
+	getRoute(accountId: string, routeId: string): Promise<Route | undefined> {
+		return this.routing.getRoute(accountId, routeId);
+	}
+	listNetworks(accountId: string): Promise<Network[]> {
+		return this.routing.listNetworks(accountId);
+	}
+	getNetwork(accountId: string, networkId: string): Promise<Network | undefined> {
+		return this.routing.getNetwork(accountId, networkId);
+	}
+	listNetworkResources(accountId: string): Promise<NetworkResource[]> {
+		return this.routing.listNetworkResources(accountId);
+	}
+	getNetworkResource(accountId: string, id: string): Promise<NetworkResource | undefined> {
+		return this.routing.getNetworkResource(accountId, id);
+	}
+	listNetworkRouters(accountId: string): Promise<NetworkRouter[]> {
+		return this.routing.listNetworkRouters(accountId);
+	}
+	getNetworkRouter(accountId: string, id: string): Promise<NetworkRouter | undefined> {
+		return this.routing.getNetworkRouter(accountId, id);
 	}
 
 	async listEvents(accountId: string, limit: number) {
@@ -639,6 +671,43 @@ export class SqlWriter extends SqlReader implements StoreWriter {
 			this.db.deleteFrom("policies").where("account_id", "=", accountId).where("id", "=", policyId),
 		);
 		return changed > 0;
+	}
+
+	insertRoute(r: Route): Promise<void> {
+		return this.routing.insertRoute(r);
+	}
+	updateRoute(r: Route): Promise<boolean> {
+		return this.routing.updateRoute(r);
+	}
+	deleteRoute(accountId: string, routeId: string): Promise<boolean> {
+		return this.routing.deleteRoute(accountId, routeId);
+	}
+	insertNetwork(n: Network): Promise<void> {
+		return this.routing.insertNetwork(n);
+	}
+	updateNetwork(n: Network): Promise<boolean> {
+		return this.routing.updateNetwork(n);
+	}
+	deleteNetwork(accountId: string, networkId: string): Promise<boolean> {
+		return this.routing.deleteNetwork(accountId, networkId);
+	}
+	insertNetworkResource(r: NetworkResource): Promise<void> {
+		return this.routing.insertNetworkResource(r);
+	}
+	updateNetworkResource(r: NetworkResource): Promise<boolean> {
+		return this.routing.updateNetworkResource(r);
+	}
+	deleteNetworkResource(accountId: string, id: string): Promise<boolean> {
+		return this.routing.deleteNetworkResource(accountId, id);
+	}
+	insertNetworkRouter(r: NetworkRouter): Promise<void> {
+		return this.routing.insertNetworkRouter(r);
+	}
+	updateNetworkRouter(r: NetworkRouter): Promise<boolean> {
+		return this.routing.updateNetworkRouter(r);
+	}
+	deleteNetworkRouter(accountId: string, id: string): Promise<boolean> {
+		return this.routing.deleteNetworkRouter(accountId, id);
 	}
 
 	async insertPeer(p: Peer): Promise<void> {

@@ -6,9 +6,13 @@ import type {
 	Group,
 	GroupSummary,
 	ManagementInstance,
+	Network,
+	NetworkResource,
+	NetworkRouter,
 	Peer,
 	PersonalAccessToken,
 	Policy,
+	Route,
 	SetupKey,
 	SyncSession,
 	User,
@@ -168,5 +172,64 @@ export function toSyncSession(r: Row): SyncSession {
 		peerId: String(r.peer_id),
 		instanceId: String(r.instance_id),
 		since: date(r.since),
+	};
+}
+
+const ids = (v: unknown) => JSON.parse(String(v)) as string[];
+const optId = (v: unknown) => (v === null || v === undefined ? null : String(v));
+
+export function toRoute(r: Row): Route {
+	return {
+		id: String(r.id),
+		accountId: String(r.account_id),
+		description: String(r.description),
+		networkId: String(r.network_id),
+		enabled: bool(r.enabled),
+		peerId: optId(r.peer_id),
+		peerGroups: ids(r.peer_groups),
+		network: String(r.network),
+		metric: Number(r.metric),
+		masquerade: bool(r.masquerade),
+		groups: ids(r.groups),
+		keepRoute: bool(r.keep_route),
+		accessControlGroups: ids(r.access_control_groups),
+		skipAutoApply: bool(r.skip_auto_apply),
+	};
+}
+
+export function toNetwork(r: Row): Network {
+	return {
+		id: String(r.id),
+		accountId: String(r.account_id),
+		name: String(r.name),
+		description: String(r.description),
+	};
+}
+
+export function toNetworkResource(r: Row): NetworkResource {
+	return {
+		id: String(r.id),
+		accountId: String(r.account_id),
+		networkId: String(r.network_id),
+		name: String(r.name),
+		description: String(r.description),
+		address: String(r.address),
+		type: String(r.type) === "host" ? "host" : "subnet",
+		prefix: String(r.prefix),
+		enabled: bool(r.enabled),
+		groups: ids(r.groups),
+	};
+}
+
+export function toNetworkRouter(r: Row): NetworkRouter {
+	return {
+		id: String(r.id),
+		accountId: String(r.account_id),
+		networkId: String(r.network_id),
+		peerId: optId(r.peer_id),
+		peerGroups: ids(r.peer_groups),
+		metric: Number(r.metric),
+		masquerade: bool(r.masquerade),
+		enabled: bool(r.enabled),
 	};
 }

@@ -140,6 +140,55 @@ export interface SyncSessionsTable {
 	since: number;
 }
 
+/** Group lists are JSON text (store/README.md says why). */
+export interface RoutesTable {
+	id: string;
+	account_id: string;
+	network_id: string;
+	description: string;
+	enabled: Flag;
+	peer_id: string | null;
+	peer_groups: string;
+	network: string;
+	metric: number;
+	masquerade: Flag;
+	groups: string;
+	keep_route: Flag;
+	access_control_groups: string;
+	skip_auto_apply: Flag;
+}
+
+export interface NetworksTable {
+	id: string;
+	account_id: string;
+	name: string;
+	description: string;
+}
+
+export interface NetworkResourcesTable {
+	id: string;
+	account_id: string;
+	network_id: string;
+	name: string;
+	description: string;
+	address: string;
+	type: string;
+	prefix: string;
+	enabled: Flag;
+	groups: string;
+}
+
+export interface NetworkRoutersTable {
+	id: string;
+	account_id: string;
+	network_id: string;
+	peer_id: string | null;
+	peer_groups: string;
+	metric: number;
+	masquerade: Flag;
+	enabled: Flag;
+}
+
 export interface SchemaMigrationsTable {
 	version: number;
 	name: string;
@@ -159,6 +208,10 @@ export interface StoreSchema {
 	peers: PeersTable;
 	management_instances: ManagementInstancesTable;
 	sync_sessions: SyncSessionsTable;
+	routes: RoutesTable;
+	networks: NetworksTable;
+	network_resources: NetworkResourcesTable;
+	network_routers: NetworkRoutersTable;
 	schema_migrations: SchemaMigrationsTable;
 }
 
@@ -179,6 +232,10 @@ export const DATA_TABLES = [
 	"group_peers",
 	"policies",
 	"audit_events",
+	"routes",
+	"networks",
+	"network_resources",
+	"network_routers",
 ] as const satisfies readonly (keyof StoreSchema)[];
 
 /** The tables of running instances' state, rebuilt as instances start and agents reconnect (migration 5). */
