@@ -8,12 +8,13 @@
 //   inet 198.18.66.0/24   E (lan leg), X (no agent; UDP echo, "the internet")
 //
 // Real management, signal, relay, STUN, wireguard-go, ICE and kernel routing.
-// What is not real yet: management cannot compute routes on this branch, so
-// C's daemon runs the agent's own Agent with a map filter that adds the
-// `routes` from /var/lib/starling/test-routes.json to every map it receives
-// (the lowest layer that stays real). R1, R2 and E forward with the lab
-// routers' ip_forward and a masquerade table set here (rcli-masq), not with
-// the agent's served-route code.
+// The routes come from management's REST API (`/api/groups`, `/api/routes`:
+// C alone in the group that receives them), so R1, R2 and E also get their
+// served routes and forward with the agent's own code; a masquerade table
+// set here (rcli-masq) is there as well, so that what is measured is the
+// client side. `routes: "map-filter"` is the earlier set-up, for a
+// management without routes: C's daemon runs the agent's Agent with a map
+// filter that adds the routes from /var/lib/starling/test-routes.json.
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Lab } from "@starling/lab";
@@ -52,9 +53,7 @@ stateDir.loadOrCreateKeyPair();
 const logger = createLogger("agent");
 const routesFile = process.env.STARLING_DATA_DIR + "/test-routes.json";
 const mapFilter = (map) => {
-	let routes = [];
-	try { routes = JSON.parse(readFileSync(routesFile, "utf8")); } catch {}
-	return { ...map, routes };
+	try { return { ...map, routes: JSON.parse(readFileSync(routesFile, "utf8")) }; } catch { return map; }
 };
 const agent = new Agent({ stateDir, runner: run, logger, mapFilter });
 const daemon = await startDaemonServer(agent, process.env.STARLING_SOCKET, logger);
@@ -167,7 +166,12 @@ export function clientRoutes(keys: RouteLab["keys"]): object[] {
 	];
 }
 
-export async function setUpRouteLab(lab: Lab): Promise<RouteLab> {
+export type RouteSource = "management" | "map-filter";
+
+export async function setUpRouteLab(
+	lab: Lab,
+	source: RouteSource = "management",
+): Promise<RouteLab> {
 	const core = await lab.lan("core", "198.18.67.0/24");
 	const ul = await lab.lan("ul", "198.18.64.0/24");
 	const office = await lab.lan("office", OFFICE);
@@ -196,13 +200,56 @@ export async function setUpRouteLab(lab: Lab): Promise<RouteLab> {
 		r2: (await r2!.status()).wg_public_key,
 		e: (await e!.status()).wg_public_key,
 	};
-	writeFileSync(join(cHost.stateDir, "test-routes.json"), JSON.stringify(clientRoutes(keys)), {
-		mode: 0o600,
-	});
+	if (source === "map-filter") {
+		writeFileSync(join(cHost.stateDir, "test-routes.json"), JSON.stringify(clientRoutes(keys)), {
+			mode: 0o600,
+		});
+	}
 	const c = new LabAgent(cHost, spawnRouteDaemon(cHost));
 	await c.daemon.waitForOutput(/daemon listening/, 30_000);
 	await c.up(ctl);
+	if (source === "management") await createRoutes(ctl, { c, r1: r1!, r2: r2!, e: e! });
 	return { ctl, gw, c, r1: r1!, r2: r2!, e: e!, r1Router, r2Router, eRouter, h, x, keys };
+}
+
+/** Through management's REST API: group "route-clients" (C only) receives the office routes and the exit node. */
+async function createRoutes(
+	ctl: LabControlPlane,
+	agents: { c: LabAgent; r1: LabAgent; r2: LabAgent; e: LabAgent },
+): Promise<void> {
+	const peers = (await ctl.api("GET", "/api/peers")).json as { id: string; ip: string }[];
+	const idOf = async (a: LabAgent) => {
+		const ip = await a.overlayIp();
+		const peer = peers.find((p) => p.ip === ip);
+		if (!peer) throw new Error(`${a.name}: no peer with ip ${ip} in /api/peers`);
+		return peer.id;
+	};
+	const group = await ctl.api("POST", "/api/groups", {
+		name: "route-clients",
+		peers: [await idOf(agents.c)],
+	});
+	if (group.status !== 200) throw new Error(`POST /api/groups: ${JSON.stringify(group)}`);
+	const groupId = (group.json as { id: string }).id;
+	const routes = [
+		{ networkId: "office", network: OFFICE, peer: await idOf(agents.r1), metric: 10, skip: false },
+		{ networkId: "office", network: OFFICE, peer: await idOf(agents.r2), metric: 20, skip: false },
+		{ networkId: "exit", network: "0.0.0.0/0", peer: await idOf(agents.e), metric: 10, skip: true },
+	];
+	for (const r of routes) {
+		const res = await ctl.api("POST", "/api/routes", {
+			description: r.networkId === "office" ? "office LAN" : "exit",
+			network_id: r.networkId,
+			enabled: true,
+			peer: r.peer,
+			network: r.network,
+			metric: r.metric,
+			masquerade: true,
+			groups: [groupId],
+			keep_route: false,
+			skip_auto_apply: r.skip,
+		});
+		if (res.status !== 200) throw new Error(`POST /api/routes: ${JSON.stringify(res)}`);
+	}
 }
 
 export function spawnRouteDaemon(host: Host): LabProcess {

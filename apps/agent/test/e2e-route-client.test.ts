@@ -1,9 +1,9 @@
 // The agent as a route client, in one lab (bench/src/lib-route-lab.ts draws
-// it): C receives the office network behind R1 (metric 10) and R2 (metric
-// 20), and E as a skip_auto_apply exit node. Real control plane,
-// wireguard-go, ICE and kernel routing; C's routes are added to its maps by
-// a map filter (management computes none on this branch yet), and R1, R2, E
-// forward with a masquerade table the lab sets (see the lab file).
+// it): through management's REST API, C (alone in the receiving group) gets
+// the office network behind R1 (metric 10) and R2 (metric 20), and E as a
+// skip_auto_apply exit node. Real control plane, wireguard-go, ICE and
+// kernel routing; R1, R2 and E forward with their served routes plus a
+// masquerade table the lab sets (see the lab file).
 // Bounds are generous: `pnpm bench route-failover` measures.
 import { Lab, labSkipReason } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
