@@ -18,11 +18,14 @@
 // user sees when nothing breaks; the ratio says how much longer a failover
 // stops traffic.
 // Anchors (issue 13): NetBird's clients ~6-12 s, headscale ~15 s.
-// Route push time (REST call -> kernel route on C) is not measured: no
-// management on this branch serves routes.
-// Usage: pnpm bench route-failover [trials=10]
+// Route push, before the failover trials: POST /api/routes (a new network
+// behind R2 for C's group) -> the kernel route present in C's table (polled
+// every 20 ms), then DELETE -> the route gone; baseline: the same REST
+// call's own response time (the push adds management's map update, the
+// Sync stream and the agent's choice and `ip` run to it). Target p95 <= 1 s.
+// Usage: pnpm bench route-failover [trials=10] [push_trials=10]
 import { log, numberArg, percentile, round } from "./lib-control-plane.js";
-import { loadAverage, runLabBenchmark, sleep } from "./lib-lab.js";
+import { loadAverage, runLabBenchmark, sleep, waitFor } from "./lib-lab.js";
 import {
 	cutUplink,
 	type EchoReply,
@@ -35,6 +38,8 @@ import {
 } from "./lib-route-lab.js";
 
 const trials = numberArg(1, "trials", 10);
+const pushTrials = numberArg(2, "push_trials", 10);
+const PUSH_NETWORK = "198.18.68.0/24";
 const TARGET_MS = 3_000;
 const INTERVAL_MS = 50;
 
@@ -66,6 +71,7 @@ runLabBenchmark("route-failover", "rclirf", async (lab) => {
 	await waitDirect(rl, ["r1", "r2"]);
 	const r1Lan = rl.r1Router.lanAddress;
 	const r2Lan = rl.r2Router.lanAddress;
+	const push = await measurePush(rl);
 	const stream = startEcho(rl, rl.h.address, INTERVAL_MS);
 	const failover: number[] = [];
 	const baseline: number[] = [];
@@ -123,8 +129,97 @@ runLabBenchmark("route-failover", "rclirf", async (lab) => {
 			"R1's uplink back -> first answer through R1 again (includes the 3 s hold and ICE finding the direct path)",
 		target: { failover_p95_ms: TARGET_MS, met: f.p95 <= TARGET_MS },
 		anchors: { netbird_s: "6-12", headscale_s: "~15" },
-		route_push: "not measured: management on this branch does not serve routes yet",
+		route_push: {
+			what: "POST /api/routes -> the route in C's kernel table (ms), and DELETE -> gone",
+			add_ms: summary(push.add),
+			remove_ms: summary(push.remove),
+			baseline: "the POST's own response time, from inside the control host (ms)",
+			rest_ms: summary(push.rest),
+			ratio_p95: round(
+				percentile(
+					[...push.add].sort((a, b) => a - b),
+					95,
+				) /
+					percentile(
+						[...push.rest].sort((a, b) => a - b),
+						95,
+					),
+				1,
+			),
+			target: {
+				add_p95_ms: 1_000,
+				met:
+					percentile(
+						[...push.add].sort((a, b) => a - b),
+						95,
+					) <= 1_000,
+			},
+			load_average: push.loads,
+		},
 		load_average: loads,
 		wall_s: round((Date.now() - started) / 1000, 0),
 	};
 });
+
+/** REST call -> kernel route on C, `pushTrials` times (add, then delete). */
+async function measurePush(
+	rl: Awaited<ReturnType<typeof setUpRouteLab>>,
+): Promise<{ add: number[]; remove: number[]; rest: number[]; loads: number[] }> {
+	const groups = (await rl.ctl.api("GET", "/api/groups?name=route-clients")).json as {
+		id: string;
+	}[];
+	const peers = (await rl.ctl.api("GET", "/api/peers")).json as { id: string; ip: string }[];
+	const r2Ip = await rl.r2.overlayIp();
+	const r2Id = peers.find((p) => p.ip === r2Ip)?.id;
+	if (!groups[0] || !r2Id) throw new Error("route-clients group or R2 not found");
+	const hasRoute = async () =>
+		(await rl.c.host.exec("ip", ["-4", "route", "show", "table", "21332"])).stdout.includes(
+			PUSH_NETWORK,
+		);
+	const add: number[] = [];
+	const remove: number[] = [];
+	const rest: number[] = [];
+	const loads: number[] = [];
+	for (let i = 1; i <= pushTrials; i++) {
+		const at = Date.now();
+		const created = await rl.ctl.api("POST", "/api/routes", {
+			description: "push",
+			network_id: "push",
+			enabled: true,
+			peer: r2Id,
+			network: PUSH_NETWORK,
+			metric: 10,
+			masquerade: true,
+			groups: [groups[0].id],
+			keep_route: false,
+			skip_auto_apply: false,
+		});
+		const restMs = Date.now() - at;
+		if (created.status !== 200) throw new Error(`POST /api/routes: ${JSON.stringify(created)}`);
+		await waitFor(
+			"the pushed route on C",
+			async () => ((await hasRoute()) ? true : undefined),
+			10_000,
+			20,
+		);
+		add.push(Date.now() - at);
+		rest.push(restMs);
+		const id = (created.json as { id: string }).id;
+		const deletedAt = Date.now();
+		const deleted = await rl.ctl.api("DELETE", `/api/routes/${id}`);
+		if (deleted.status !== 200) throw new Error(`DELETE /api/routes: ${JSON.stringify(deleted)}`);
+		await waitFor(
+			"the route gone from C",
+			async () => ((await hasRoute()) ? undefined : true),
+			10_000,
+			20,
+		);
+		remove.push(Date.now() - deletedAt);
+		loads.push(loadAverage());
+		log(
+			`push ${i}/${pushTrials}: add ${add.at(-1)} ms (REST ${restMs} ms), remove ${remove.at(-1)} ms, load ${loads.at(-1)}`,
+		);
+		await sleep(500);
+	}
+	return { add, remove, rest, loads };
+}
