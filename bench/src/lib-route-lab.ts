@@ -9,10 +9,12 @@
 //
 // Real management, signal, relay, STUN, wireguard-go, ICE and kernel routing.
 // The routes come from management's REST API (`/api/groups`, `/api/routes`:
-// C alone in the group that receives them), so R1, R2 and E also get their
-// served routes and forward with the agent's own code; a masquerade table
-// set here (rcli-masq) is there as well, so that what is measured is the
-// client side. `routes: "map-filter"` is the earlier set-up, for a
+// C alone in the group that receives them), so R1, R2 and E get their
+// served routes and forward and masquerade with the agent's own code only
+// (the lab sets no forwarding rules of its own on them). H answers TCP on
+// ports 80 and 22 with the source address it sees, and has a return route
+// to the overlay via R1 (for routes without masquerade).
+// `routes: "map-filter"` is the earlier set-up, for a
 // management without routes: C's daemon runs the agent's Agent with a map
 // filter that adds the routes from /var/lib/starling/test-routes.json.
 import { writeFileSync } from "node:fs";
@@ -128,15 +130,38 @@ export interface RouteLab {
 	h: Host;
 	x: Host;
 	keys: { r1: string; r2: string; e: string };
+	/** Management's group "route-clients" (C alone); "" with the map-filter set-up. */
+	clientsGroup: string;
 }
 
-/** Masquerade from the overlay out of the router's lan leg (stands in for the served route). */
-async function masquerade(r: Router): Promise<void> {
-	await r.exec("nft", ["-f", "-"], {
-		input: `table ip rcli-masq {
-	chain post { type nat hook postrouting priority srcnat; policy accept; oifname "lan" ip saddr 100.64.0.0/10 masquerade; }
-}`,
-	});
+/** Answers each TCP connection on ports 80 and 22 with the source address it came from. */
+const TCP_SERVER = `
+const net = require("net");
+let ready = 0;
+for (const port of [80, 22])
+	net.createServer((s) => s.end(s.remoteAddress + "\\n")).listen(port, "0.0.0.0", () => { if (++ready === 2) console.log("tcp ready"); });
+`;
+
+/**
+ * One TCP connection from `from` to `target`:`port`: "reply <address H saw>",
+ * "timeout" (no answer within timeoutMs) or "error <code>".
+ */
+export async function tcpProbe(
+	from: Host,
+	target: string,
+	port: number,
+	timeoutMs = 3_000,
+): Promise<string> {
+	const script = `
+const s = require("net").connect({ host: ${JSON.stringify(target)}, port: ${port} });
+let data = "";
+s.setTimeout(${timeoutMs}, () => { console.log("timeout"); process.exit(0); });
+s.on("data", (d) => { data += d; });
+s.on("end", () => { console.log("reply " + data.trim()); process.exit(0); });
+s.on("error", (e) => { console.log("error " + e.code); process.exit(0); });
+`;
+	const r = await from.exec(NODE, ["-e", script], { timeoutMs: timeoutMs + 10_000 });
+	return r.stdout.trim();
 }
 
 /** The routes C receives: the office network behind R1 (10) and R2 (20), and E as a skip_auto_apply exit node. */
@@ -183,7 +208,6 @@ export async function setUpRouteLab(
 	const r1Router = await lab.router("r1", { wan: ul, lan: office, nat: "none", wanGateway: gw });
 	const r2Router = await lab.router("r2", { wan: ul, lan: office, nat: "none", wanGateway: gw });
 	const eRouter = await lab.router("e", { wan: ul, lan: inet, nat: "none", wanGateway: gw });
-	for (const r of [r1Router, r2Router, eRouter]) await masquerade(r);
 	const cHost = await lab.host("c", { lan: ul, gateway: gw });
 	const h = await lab.host("h", { lan: office });
 	const x = await lab.host("x", { lan: inet });
@@ -191,6 +215,10 @@ export async function setUpRouteLab(
 		const p = echo.spawn(NODE, ["-e", ECHO_SERVER], { name: `echo-${echo.name}` });
 		await p.waitForOutput(/echo ready/, 10_000);
 	}
+	const tcp = h.spawn(NODE, ["-e", TCP_SERVER], { name: "tcp-h" });
+	await tcp.waitForOutput(/tcp ready/, 10_000);
+	// The way back into the overlay for routes without masquerade.
+	await h.exec("ip", ["route", "add", "100.64.0.0/10", "via", r1Router.lanAddress]);
 	const [r1, r2, e] = await Promise.all(
 		[r1Router, r2Router, eRouter].map((r) => startAgentIn(routerAsHost(r))),
 	);
@@ -208,28 +236,61 @@ export async function setUpRouteLab(
 	const c = new LabAgent(cHost, spawnRouteDaemon(cHost));
 	await c.daemon.waitForOutput(/daemon listening/, 30_000);
 	await c.up(ctl);
-	if (source === "management") await createRoutes(ctl, { c, r1: r1!, r2: r2!, e: e! });
-	return { ctl, gw, c, r1: r1!, r2: r2!, e: e!, r1Router, r2Router, eRouter, h, x, keys };
+	const clientsGroup =
+		source === "management" ? await createRoutes(ctl, { c, r1: r1!, r2: r2!, e: e! }) : "";
+	return {
+		ctl,
+		gw,
+		c,
+		r1: r1!,
+		r2: r2!,
+		e: e!,
+		r1Router,
+		r2Router,
+		eRouter,
+		h,
+		x,
+		keys,
+		clientsGroup,
+	};
 }
 
-/** Through management's REST API: group "route-clients" (C only) receives the office routes and the exit node. */
+/** An agent's peer id in management (found by its overlay address). */
+export async function peerIdOf(ctl: LabControlPlane, a: LabAgent): Promise<string> {
+	const peers = (await ctl.api("GET", "/api/peers")).json as { id: string; ip: string }[];
+	const ip = await a.overlayIp();
+	const peer = peers.find((p) => p.ip === ip);
+	if (!peer) throw new Error(`${a.name}: no peer with ip ${ip} in /api/peers`);
+	return peer.id;
+}
+
+/** A REST call that must answer 200; its JSON. */
+export async function apiOk<T = { id: string }>(
+	ctl: LabControlPlane,
+	method: string,
+	path: string,
+	body?: unknown,
+): Promise<T> {
+	const res = await ctl.api(method, path, body);
+	if (res.status !== 200) throw new Error(`${method} ${path}: ${JSON.stringify(res)}`);
+	return res.json as T;
+}
+
+/**
+ * Through management's REST API: group "route-clients" (C only) receives the
+ * office routes and the exit node. Returns the group's id.
+ */
 async function createRoutes(
 	ctl: LabControlPlane,
 	agents: { c: LabAgent; r1: LabAgent; r2: LabAgent; e: LabAgent },
-): Promise<void> {
-	const peers = (await ctl.api("GET", "/api/peers")).json as { id: string; ip: string }[];
-	const idOf = async (a: LabAgent) => {
-		const ip = await a.overlayIp();
-		const peer = peers.find((p) => p.ip === ip);
-		if (!peer) throw new Error(`${a.name}: no peer with ip ${ip} in /api/peers`);
-		return peer.id;
-	};
-	const group = await ctl.api("POST", "/api/groups", {
-		name: "route-clients",
-		peers: [await idOf(agents.c)],
-	});
-	if (group.status !== 200) throw new Error(`POST /api/groups: ${JSON.stringify(group)}`);
-	const groupId = (group.json as { id: string }).id;
+): Promise<string> {
+	const idOf = (a: LabAgent) => peerIdOf(ctl, a);
+	const groupId = (
+		await apiOk(ctl, "POST", "/api/groups", {
+			name: "route-clients",
+			peers: [await idOf(agents.c)],
+		})
+	).id;
 	const routes = [
 		{ networkId: "office", network: OFFICE, peer: await idOf(agents.r1), metric: 10, skip: false },
 		{ networkId: "office", network: OFFICE, peer: await idOf(agents.r2), metric: 20, skip: false },
@@ -250,6 +311,7 @@ async function createRoutes(
 		});
 		if (res.status !== 200) throw new Error(`POST /api/routes: ${JSON.stringify(res)}`);
 	}
+	return groupId;
 }
 
 export function spawnRouteDaemon(host: Host): LabProcess {

@@ -5,21 +5,24 @@
 // kernel routing; R1, R2 and E forward with their served routes plus a
 // masquerade table the lab sets (see the lab file).
 // Bounds are generous: `pnpm bench route-failover` measures.
-import { Lab, labSkipReason } from "@starling/lab";
+import { type Host, Lab, labSkipReason } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
 	allowedIps,
+	apiOk,
 	CLI,
 	cutUplink,
 	firstReplyVia,
 	kernelState,
 	OFFICE,
 	parseReplies,
+	peerIdOf,
 	type RouteLab,
 	restoreUplink,
 	setUpRouteLab,
 	spawnRouteDaemon,
 	startEcho,
+	tcpProbe,
 	waitDirect,
 } from "../../../bench/src/lib-route-lab.js";
 import { waitFor } from "./fixture.js";
@@ -130,6 +133,266 @@ describe.skipIf(labSkipReason)("route client (lab)", () => {
 			await restoreUplink(rl.r1Router);
 		}
 	}, 240_000);
+
+	// Served routes through management's REST API. R1's office route (and
+	// R2's) are set aside first, so that R1 serves only what each check creates
+	// and C reaches H through nothing else; they come back at the end.
+	describe("served routes and networks from management's REST API", () => {
+		const officeRoutes: Record<string, unknown>[] = [];
+		let hRoute: string;
+		const created: string[] = [];
+
+		/** R1's forwarding state: its `inet starling-routing` table and ip_forward. */
+		const r1State = async () => {
+			const table = await rl.r1Router.exec("nft", ["list", "table", "inet", "starling-routing"], {
+				allowFailure: true,
+			});
+			const ipForward = await rl.r1Router.exec("cat", ["/proc/sys/net/ipv4/ip_forward"]);
+			return {
+				table: table.exitCode === 0 ? table.stdout : "",
+				ipForward: ipForward.stdout.trim(),
+			};
+		};
+		/** The packets counted by R1's drop of what the overlay sends that no rule allows. */
+		const r1Dropped = async () => {
+			const chain = await rl.r1Router.exec("nft", [
+				"list",
+				"chain",
+				"inet",
+				"starling-routing",
+				"from-overlay",
+			]);
+			return Number(/counter packets (\d+) bytes \d+ drop/.exec(chain.stdout)?.[1] ?? Number.NaN);
+		};
+		const hasHRoute = async (a: { host: Host }) =>
+			(await kernelState(a.host)).routes
+				.split("\n")
+				.some((l) => l.startsWith(`${rl.h.address} dev`));
+		const waitHRoute = (a: { host: Host }, present: boolean, timeoutMs = 20_000) =>
+			waitFor(
+				`${a.host.name}: route to H ${present ? "present" : "gone"}`,
+				async () => ((await hasHRoute(a)) === present ? true : undefined),
+				timeoutMs,
+				50,
+			);
+		const group = async (name: string, peers: string[]) =>
+			(await apiOk(rl.ctl, "POST", "/api/groups", { name, peers })).id;
+		const routeBody = (over: Record<string, unknown>) => ({
+			description: "H alone",
+			network_id: "h-host",
+			enabled: true,
+			network: hRoute,
+			metric: 10,
+			masquerade: true,
+			groups: [rl.clientsGroup],
+			keep_route: false,
+			skip_auto_apply: false,
+			...over,
+		});
+
+		beforeAll(async () => {
+			hRoute = `${rl.h.address}/32`;
+			const all = await apiOk<Record<string, unknown>[]>(rl.ctl, "GET", "/api/routes");
+			for (const r of all.filter((r) => r.network_id === "office")) {
+				officeRoutes.push(r);
+				await apiOk(rl.ctl, "DELETE", `/api/routes/${r.id}`);
+			}
+			expect(officeRoutes).toHaveLength(2);
+			await waitFor(
+				"office routes gone from C and R1's table gone",
+				async () =>
+					!(await kernelState(rl.c.host)).routes.includes(OFFICE) && (await r1State()).table === ""
+						? true
+						: undefined,
+				20_000,
+			);
+			expect(await rl.c.host.ping(rl.h.address, { count: 1, timeoutSeconds: 2 })).toBe(false);
+		}, 60_000);
+
+		afterEach(async () => {
+			// What a failed check left, so that the next starts clean: policies,
+			// routes and networks before the groups they use.
+			const order = (p: string) => (p.startsWith("/api/groups/") ? 1 : 0);
+			for (const path of created.reverse().sort((a, b) => order(a) - order(b)))
+				await rl.ctl.api("DELETE", path);
+			created.length = 0;
+		});
+
+		afterAll(async () => {
+			await rl.r1Router.exec("sysctl", ["-q", "-w", "net.ipv4.ip_forward=1"]);
+			for (const r of officeRoutes) {
+				const { id: _id, network_type: _type, ...body } = r;
+				await apiOk(rl.ctl, "POST", "/api/routes", body);
+			}
+		}, 60_000);
+
+		it("masquerade: C reaches H through R1, H sees R1; R1 forwards only while it serves; DELETE gives ip_forward back; then PUT masquerade false: H sees C", async () => {
+			// The machine's own value: R1 did not forward before it served a route.
+			await rl.r1Router.exec("sysctl", ["-q", "-w", "net.ipv4.ip_forward=0"]);
+			expect(await r1State()).toEqual({ table: "", ipForward: "0" });
+			const r1Id = await peerIdOf(rl.ctl, rl.r1);
+			const route = await apiOk(rl.ctl, "POST", "/api/routes", routeBody({ peer: r1Id }));
+			created.push(`/api/routes/${route.id}`);
+			await waitHRoute(rl.c, true);
+			await waitFor("R1 serving", async () => ((await r1State()).table ? true : undefined), 10_000);
+			const on = await r1State();
+			expect(on.ipForward).toBe("1");
+			expect(on.table).toMatch(/masquerade/);
+			expect(await rl.c.host.ping(rl.h.address, { count: 1, timeoutSeconds: 3 })).toBe(true);
+			expect(await tcpProbe(rl.c.host, rl.h.address, 80)).toBe(`reply ${rl.r1Router.lanAddress}`);
+
+			const cIp = await rl.c.overlayIp();
+			await apiOk(
+				rl.ctl,
+				"PUT",
+				`/api/routes/${route.id}`,
+				routeBody({ peer: r1Id, masquerade: false }),
+			);
+			await waitFor(
+				"R1's masquerade gone",
+				async () => (!(await r1State()).table.includes("masquerade") ? true : undefined),
+				10_000,
+			);
+			expect(await tcpProbe(rl.c.host, rl.h.address, 80)).toBe(`reply ${cIp}`);
+			expect(await rl.c.host.ping(rl.h.address, { count: 1, timeoutSeconds: 3 })).toBe(true);
+
+			await apiOk(rl.ctl, "DELETE", `/api/routes/${route.id}`);
+			created.pop();
+			await waitFor(
+				"R1's table gone",
+				async () => ((await r1State()).table === "" ? true : undefined),
+				10_000,
+			);
+			expect((await r1State()).ipForward).toBe("0");
+			await waitHRoute(rl.c, false);
+		}, 90_000);
+
+		it("access_control_groups with a TCP/80 policy: 80 from C passes, 22 is dropped at R1, a receiver outside the sources gets nothing through", async () => {
+			const [r1Id, eId] = await Promise.all([peerIdOf(rl.ctl, rl.r1), peerIdOf(rl.ctl, rl.e)]);
+			// E receives the route too (so it has the kernel route and R1 in its allowed IPs) but is no source of the policy.
+			const outsiders = await group("acl-outsiders", [eId]);
+			created.push(`/api/groups/${outsiders}`);
+			const acg = await group("acl-h", []);
+			created.push(`/api/groups/${acg}`);
+			const policy = await apiOk(rl.ctl, "POST", "/api/policies", {
+				name: "web to H",
+				enabled: true,
+				rules: [
+					{
+						name: "tcp 80",
+						enabled: true,
+						action: "accept",
+						bidirectional: false,
+						protocol: "tcp",
+						ports: ["80"],
+						sources: [rl.clientsGroup],
+						destinations: [acg],
+					},
+				],
+			});
+			created.push(`/api/policies/${policy.id}`);
+			const route = await apiOk(
+				rl.ctl,
+				"POST",
+				"/api/routes",
+				routeBody({
+					peer: r1Id,
+					groups: [rl.clientsGroup, outsiders],
+					access_control_groups: [acg],
+				}),
+			);
+			created.push(`/api/routes/${route.id}`);
+			await waitHRoute(rl.c, true);
+			await waitHRoute(rl.e, true);
+			expect((await allowedIps(rl.e.host)).get(rl.keys.r1)).toContain(rl.h.address);
+			await waitFor("R1 serving", async () => ((await r1State()).table ? true : undefined), 10_000);
+
+			expect(await tcpProbe(rl.c.host, rl.h.address, 80)).toBe(`reply ${rl.r1Router.lanAddress}`);
+			const before22 = await r1Dropped();
+			expect(await tcpProbe(rl.c.host, rl.h.address, 22, 2_000)).toBe("timeout");
+			const after22 = await r1Dropped();
+			expect(after22).toBeGreaterThan(before22);
+			expect(await rl.c.host.ping(rl.h.address, { count: 1, timeoutSeconds: 2 })).toBe(false);
+			// E sends through R1 (the counter moves) and gets no answer.
+			expect(await tcpProbe(rl.e.host, rl.h.address, 80, 2_000)).toBe("timeout");
+			expect(await r1Dropped()).toBeGreaterThan(after22);
+
+			for (const path of [`/api/routes/${route.id}`, `/api/policies/${policy.id}`])
+				await apiOk(rl.ctl, "DELETE", path);
+			created.splice(created.length - 2, 2);
+			await waitHRoute(rl.c, false);
+			await waitHRoute(rl.e, false);
+		}, 90_000);
+
+		it("networks: resource + router + policy give C the route; deleting the policy withdraws it within 2 s; an uncovered resource gets no route", async () => {
+			const r1Id = await peerIdOf(rl.ctl, rl.r1);
+			const net = await apiOk(rl.ctl, "POST", "/api/networks", { name: "lab-office" });
+			created.push(`/api/networks/${net.id}`);
+			const resGroup = await group("res-h", []);
+			created.push(`/api/groups/${resGroup}`);
+			const uncoveredGroup = await group("res-uncovered", []);
+			created.push(`/api/groups/${uncoveredGroup}`);
+			await apiOk(rl.ctl, "POST", `/api/networks/${net.id}/resources`, {
+				name: "H",
+				address: rl.h.address,
+				enabled: true,
+				groups: [resGroup],
+			});
+			// X's address: a resource of the same network no policy covers.
+			await apiOk(rl.ctl, "POST", `/api/networks/${net.id}/resources`, {
+				name: "uncovered",
+				address: rl.x.address,
+				enabled: true,
+				groups: [uncoveredGroup],
+			});
+			await apiOk(rl.ctl, "POST", `/api/networks/${net.id}/routers`, {
+				peer: r1Id,
+				metric: 10,
+				masquerade: true,
+				enabled: true,
+			});
+			const policy = await apiOk(rl.ctl, "POST", "/api/policies", {
+				name: "C to H",
+				enabled: true,
+				rules: [
+					{
+						name: "all",
+						enabled: true,
+						action: "accept",
+						bidirectional: false,
+						protocol: "all",
+						sources: [rl.clientsGroup],
+						destinations: [resGroup],
+					},
+				],
+			});
+			created.push(`/api/policies/${policy.id}`);
+			await waitHRoute(rl.c, true);
+			const r = (await routes()).find((x) => x.network === hRoute);
+			expect(r?.network_id).toBe(net.id);
+			expect(r?.router_key).toBe(rl.keys.r1);
+			expect(r?.installed).toBe(true);
+			expect(await tcpProbe(rl.c.host, rl.h.address, 80)).toBe(`reply ${rl.r1Router.lanAddress}`);
+			expect(await rl.c.host.ping(rl.h.address, { count: 1, timeoutSeconds: 3 })).toBe(true);
+			// The uncovered resource: no kernel route, not in any allowed IPs, not offered.
+			expect((await kernelState(rl.c.host)).routes).not.toContain(rl.x.address);
+			for (const ips of (await allowedIps(rl.c.host)).values())
+				expect(ips).not.toContain(rl.x.address);
+			expect((await routes()).some((x) => x.network.startsWith(`${rl.x.address}/`))).toBe(false);
+			expect(await tcpProbe(rl.c.host, rl.x.address, 80, 1_000)).not.toMatch(/^reply/);
+
+			const deletedAt = Date.now();
+			await apiOk(rl.ctl, "DELETE", `/api/policies/${policy.id}`);
+			created.pop();
+			await waitHRoute(rl.c, false, 5_000);
+			const withdrawMs = Date.now() - deletedAt;
+			console.log(
+				`networks: C's kernel route withdrawn ${withdrawMs} ms after DELETE of the policy`,
+			);
+			expect(withdrawMs).toBeLessThanOrEqual(2_000);
+			expect(await tcpProbe(rl.c.host, rl.h.address, 80, 1_000)).not.toMatch(/^reply/);
+		}, 90_000);
+	});
 
 	it("exit node: selected by name, default route through E, control plane and peers stay on the underlay", async () => {
 		const bad = await rl.c.cli(["exit-node", "use", "no-such-exit"]);
