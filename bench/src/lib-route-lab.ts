@@ -16,7 +16,8 @@
 // to the overlay via R1 (for routes without masquerade).
 // `routes: "map-filter"` is the earlier set-up, for a
 // management without routes: C's daemon runs the agent's Agent with a map
-// filter that adds the routes from /var/lib/starling/test-routes.json.
+// filter that adds the routes from /var/lib/starling/test-routes.json;
+// there the routers serve nothing, so the lab masquerades on them itself.
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Lab } from "@starling/lab";
@@ -134,6 +135,18 @@ export interface RouteLab {
 	clientsGroup: string;
 }
 
+/**
+ * Masquerade from the overlay out of the router's lan leg: only for the
+ * map-filter set-up, where management sends the routers no served routes.
+ */
+async function masquerade(r: Router): Promise<void> {
+	await r.exec("nft", ["-f", "-"], {
+		input: `table ip rcli-masq {
+	chain post { type nat hook postrouting priority srcnat; policy accept; oifname "lan" ip saddr 100.64.0.0/10 masquerade; }
+}`,
+	});
+}
+
 /** Answers each TCP connection on ports 80 and 22 with the source address it came from. */
 const TCP_SERVER = `
 const net = require("net");
@@ -208,6 +221,7 @@ export async function setUpRouteLab(
 	const r1Router = await lab.router("r1", { wan: ul, lan: office, nat: "none", wanGateway: gw });
 	const r2Router = await lab.router("r2", { wan: ul, lan: office, nat: "none", wanGateway: gw });
 	const eRouter = await lab.router("e", { wan: ul, lan: inet, nat: "none", wanGateway: gw });
+	if (source === "map-filter") for (const r of [r1Router, r2Router, eRouter]) await masquerade(r);
 	const cHost = await lab.host("c", { lan: ul, gateway: gw });
 	const h = await lab.host("h", { lan: office });
 	const x = await lab.host("x", { lan: inet });

@@ -2,8 +2,10 @@
 // it): through management's REST API, C (alone in the receiving group) gets
 // the office network behind R1 (metric 10) and R2 (metric 20), and E as a
 // skip_auto_apply exit node. Real control plane, wireguard-go, ICE and
-// kernel routing; R1, R2 and E forward with their served routes plus a
-// masquerade table the lab sets (see the lab file).
+// kernel routing; R1, R2 and E forward and masquerade with their served
+// routes only. The nested suite checks the routing peer's side through the
+// REST API (masquerade on and off, R1's table and ip_forward, access control
+// groups, Networks), with R1 serving only what each check creates.
 // Bounds are generous: `pnpm bench route-failover` measures.
 import { type Host, Lab, labSkipReason } from "@starling/lab";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -400,6 +402,11 @@ describe.skipIf(labSkipReason)("route client (lab)", () => {
 		expect(bad.stderr.trim().split("\n")).toHaveLength(1);
 		expect(bad.stderr).toMatch(/no exit node named 'no-such-exit'/);
 
+		// skip_auto_apply: offered, not applied, until selected (by its network id here).
+		const offered = (await routes()).find((r) => r.network_id === "exit");
+		expect(offered?.network).toBe("0.0.0.0/0");
+		expect(offered?.installed).toBe(false);
+		expect((await kernelState(rl.c.host)).routes).not.toContain("default");
 		const use = await rl.c.cli(["exit-node", "use", "exit"]);
 		expect(use.exitCode, use.stderr).toBe(0);
 		await waitFor(
@@ -437,6 +444,7 @@ describe.skipIf(labSkipReason)("route client (lab)", () => {
 		const off = await rl.c.cli(["exit-node", "off"]);
 		expect(off.exitCode, off.stderr).toBe(0);
 		expect((await kernelState(rl.c.host)).routes).not.toContain("default");
+		expect((await routes()).find((r) => r.network_id === "exit")?.installed).toBe(false);
 		// The choice is remembered (0600).
 		const file = await rl.c.host.exec("stat", ["-c", "%a", "/var/lib/starling/exit-node.json"]);
 		expect(file.stdout.trim()).toBe("600");
