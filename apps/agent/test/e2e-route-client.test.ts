@@ -311,12 +311,12 @@ describe.skipIf(labSkipReason)("route client (lab)", () => {
 
 			expect(await tcpProbe(rl.c.host, rl.h.address, 80)).toBe(`reply ${rl.r1Router.lanAddress}`);
 			const before22 = await r1Dropped();
-			expect(await tcpProbe(rl.c.host, rl.h.address, 22, 2_000)).toBe("timeout");
+			expect(await tcpProbe(rl.c.host, rl.h.address, 22, 1_500)).toBe("timeout");
 			const after22 = await r1Dropped();
 			expect(after22).toBeGreaterThan(before22);
-			expect(await rl.c.host.ping(rl.h.address, { count: 1, timeoutSeconds: 2 })).toBe(false);
+			expect(await rl.c.host.ping(rl.h.address, { count: 1, timeoutSeconds: 1 })).toBe(false);
 			// E sends through R1 (the counter moves) and gets no answer.
-			expect(await tcpProbe(rl.e.host, rl.h.address, 80, 2_000)).toBe("timeout");
+			expect(await tcpProbe(rl.e.host, rl.h.address, 80, 1_500)).toBe("timeout");
 			expect(await r1Dropped()).toBeGreaterThan(after22);
 
 			for (const path of [`/api/routes/${route.id}`, `/api/policies/${policy.id}`])
