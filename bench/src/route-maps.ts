@@ -33,6 +33,7 @@ import {
 	peerFixture,
 	type Route,
 	type RoutingConfig,
+	routeFixture,
 	type ServiceEndpoints,
 } from "@starling/management";
 import { NetworkMapDelta } from "@starling/proto";
@@ -96,20 +97,8 @@ function makeRouting(peers: Peer[], random: () => number): RoutingConfig {
 	const someGroups = () => [
 		...new Set(Array.from({ length: 1 + pick(2) }, () => `g${pick(groupCount)}`)),
 	];
-	const route = (over: Partial<Route> & Pick<Route, "id" | "networkId" | "network">): Route => ({
-		accountId: account.id,
-		description: over.id,
-		enabled: true,
-		peerId: null,
-		peerGroups: [],
-		metric: 10,
-		masquerade: true,
-		groups: [],
-		keepRoute: false,
-		accessControlGroups: [],
-		skipAutoApply: false,
-		...over,
-	});
+	const route = (over: Partial<Route> & Pick<Route, "id" | "networkId" | "network">): Route =>
+		routeFixture({ accountId: account.id, description: over.id, metric: 10, ...over });
 	const routes: Route[] = [];
 	for (let n = 0; n < networkCount; n++) {
 		const groups = someGroups();

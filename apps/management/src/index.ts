@@ -12,6 +12,7 @@ export {
 	accountFixture,
 	peerFixture,
 	policyFixture,
+	routeFixture,
 	ruleFixture,
 	setupKeyFixture,
 } from "./domain/fixtures.js";

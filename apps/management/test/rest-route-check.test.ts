@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../src/core/random.js";
+import { routeFixture } from "../src/domain/fixtures.js";
 import type { Peer, Route } from "../src/domain/types.js";
 import { RestHarness } from "./helpers-rest.js";
 
@@ -12,23 +13,13 @@ let r1: Peer;
 let r2: Peer;
 
 function route(over: Partial<Route>): Route {
-	return {
+	return routeFixture({
 		id: newId(),
 		accountId: h.account.id,
 		description: "office LAN",
 		networkId: "office",
-		enabled: true,
-		peerId: null,
-		peerGroups: [],
-		network: "198.18.10.0/24",
-		metric: 100,
-		masquerade: true,
-		groups: [],
-		keepRoute: false,
-		accessControlGroups: [],
-		skipAutoApply: false,
 		...over,
-	};
+	});
 }
 
 beforeAll(async () => {

@@ -1,6 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { accountFixture, peerFixture, policyFixture, ruleFixture } from "../domain/fixtures.js";
+import {
+	accountFixture,
+	peerFixture,
+	policyFixture,
+	routeFixture,
+	ruleFixture,
+} from "../domain/fixtures.js";
 import type { Group, Peer, Route } from "../domain/types.js";
 import { cidrContainsIp, ipToInt, parseCidr } from "./ipam.js";
 import { AccessIndex } from "./policy.js";
@@ -20,22 +26,7 @@ function peer(n: number, connected = true): Peer {
 }
 
 function route(over: Partial<Route> & Pick<Route, "id">): Route {
-	return {
-		accountId: account.id,
-		description: "",
-		networkId: "lan",
-		enabled: true,
-		peerId: null,
-		peerGroups: [],
-		network: "198.18.10.0/24",
-		metric: 100,
-		masquerade: true,
-		groups: ["all"],
-		keepRoute: false,
-		accessControlGroups: [],
-		skipAutoApply: false,
-		...over,
-	};
+	return routeFixture({ accountId: account.id, groups: ["all"], ...over });
 }
 
 function index(

@@ -1,7 +1,13 @@
 import type { ClientRoute, FirewallRule, ServedRoute } from "@starling/proto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { accountFixture, peerFixture, policyFixture, ruleFixture } from "../domain/fixtures.js";
+import {
+	accountFixture,
+	routeFixture as baseRoute,
+	peerFixture,
+	policyFixture,
+	ruleFixture,
+} from "../domain/fixtures.js";
 import type {
 	Group,
 	Network,
@@ -37,22 +43,12 @@ function group(id: string, peerIds: string[], issued: Group["issued"] = "api"): 
 }
 
 export function routeFixture(over: Partial<Route> & Pick<Route, "id">): Route {
-	return {
+	return baseRoute({
 		accountId: account.id,
 		description: `route ${over.id}`,
 		networkId: "net",
-		enabled: true,
-		peerId: null,
-		peerGroups: [],
-		network: "198.18.10.0/24",
-		metric: 100,
-		masquerade: true,
-		groups: [],
-		keepRoute: false,
-		accessControlGroups: [],
-		skipAutoApply: false,
 		...over,
-	};
+	});
 }
 
 function routing(over: Partial<RoutingConfig>): RoutingConfig {

@@ -1,4 +1,4 @@
-import type { Account, Peer, Policy, PolicyRule, SetupKey } from "./types.js";
+import type { Account, Peer, Policy, PolicyRule, Route, SetupKey } from "./types.js";
 
 // Complete, valid domain objects for tests and benchmarks. Each builder fills
 // every field with a neutral value (nothing enabled, no expiry, empty system
@@ -104,5 +104,29 @@ export function policyFixture(fields: Pick<Policy, "id" | "rules"> & Partial<Pol
 		enabled: true,
 		createdAt: EPOCH,
 		...fields,
+	};
+}
+
+/**
+ * A route "route" of account "acc" to 198.18.10.0/24 ("lan"), enabled, metric
+ * 100, masquerading, with no router, receivers or access control groups yet.
+ */
+export function routeFixture(over: Partial<Route> = {}): Route {
+	return {
+		id: "route",
+		accountId: "acc",
+		description: "",
+		networkId: "lan",
+		enabled: true,
+		peerId: null,
+		peerGroups: [],
+		network: "198.18.10.0/24",
+		metric: 100,
+		masquerade: true,
+		groups: [],
+		keepRoute: false,
+		accessControlGroups: [],
+		skipAutoApply: false,
+		...over,
 	};
 }

@@ -1,6 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { newId } from "../../core/random.js";
-import { accountFixture, peerFixture, setupKeyFixture } from "../../domain/fixtures.js";
+import {
+	accountFixture,
+	peerFixture,
+	routeFixture,
+	setupKeyFixture,
+} from "../../domain/fixtures.js";
 import type {
 	Account,
 	Group,
@@ -139,23 +144,7 @@ export function event(accountId: string, seconds: number, targetId = "t"): NewAu
 }
 
 export function route(accountId: string, over: Partial<Route> = {}): Route {
-	return {
-		id: newId(),
-		accountId,
-		description: "lan",
-		networkId: "office",
-		enabled: true,
-		peerId: null,
-		peerGroups: [],
-		network: "198.18.10.0/24",
-		metric: 100,
-		masquerade: true,
-		groups: [],
-		keepRoute: false,
-		accessControlGroups: [],
-		skipAutoApply: false,
-		...over,
-	};
+	return routeFixture({ id: newId(), accountId, description: "lan", networkId: "office", ...over });
 }
 
 export function network(accountId: string, over: Partial<Network> = {}): Network {
