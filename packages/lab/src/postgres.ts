@@ -200,6 +200,12 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 		} catch {
 			await killServer(pid, dir);
 		}
+		// pg_ctl returns once postmaster.pid is gone, which the postmaster
+		// removes just before it exits: wait for the exit itself, so that a
+		// stopped server is really gone (its port free, its PID unused).
+		const deadline = Date.now() + 5000;
+		while (isRunning(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+		if (isRunning(pid)) await killServer(pid, dir);
 	};
 
 	try {
