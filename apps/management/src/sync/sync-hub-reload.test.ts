@@ -214,5 +214,26 @@ describe("SyncHub reload with a store that fails reads", () => {
 		expect(last?.$case === "delta" ? last.value.removedPeerKeys : []).toEqual([
 			peers[1]!.wgPublicKey,
 		]);
+
+		// A Sync stream of a peer deleted between the caller's read and the
+		// session write (the write finds no peer) ends as deleted, and the
+		// caller's stale copy never reaches the others' maps.
+		const late = new SyncHub({
+			store: base,
+			sessions: { open: async () => undefined, close: async () => undefined },
+			logger: silent,
+			endpoints: { signal: { url: "http://127.0.0.1:10000" }, stunServers: [] },
+			flushDelayMs: 5,
+		});
+		try {
+			const sc = recordingSink();
+			await late.subscribe(peers[1]!, sc);
+			await late.flushAll();
+			expect(sc.ended).toEqual(["deleted"]);
+			expect(sc.updates).toEqual([]);
+			expect(late.stats().streams).toBe(0);
+		} finally {
+			late.close();
+		}
 	});
 });

@@ -157,7 +157,14 @@ export class SyncHub implements NetworkChangeSink {
 	async subscribe(peer: Peer, sink: SyncSink): Promise<() => Promise<void>> {
 		const streamId = newId();
 		const since = this.now();
-		const opened = (await this.options.sessions.open(peer, streamId, since)) ?? peer;
+		const opened = await this.options.sessions.open(peer, streamId, since);
+		if (!opened) {
+			// Deleted between the caller's read and the session write: its
+			// removal has already been pushed, and attaching the caller's copy
+			// would put it back into the others' maps.
+			sink.end("deleted", "this peer has been deleted from the network");
+			return async () => {};
+		}
 		const closeSession = async () => {
 			await this.options.sessions.close(peer, streamId, this.now());
 		};
